@@ -1,0 +1,131 @@
+"""The operator's file of agents and tools (TOML, read with the standard library).
+
+default_agent = "deploybot"
+
+[agents.deploybot]
+module = "agent.examples.deploybot"   # a module with tools(config) -> list[Tool]
+prompt = "deploybot/v1"               # prompts/deploybot/v1.j2
+max_steps = 10
+
+[agents.deploybot.tools.deploy]
+command = ["./deploy.sh", "{tag}", "{env}"]   # or: url = "https://..."
+approvers = ["slack:U0123", "sms:+15551234567", "rest:*"]
+notify = ["sms:+15551234567"]                  # where approval requests go
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.actions import CommandAction, HttpAction
+from agent.context import PROMPTS_DIR, template
+from agent.errors import ConfigError
+from agent.tools import Address, Agent, Tool, ToolFunction
+
+
+class ToolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: list[str] | None = None
+    url: str | None = None
+    method: str = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = 120.0
+    approvers: list[str] = Field(default_factory=list)
+    notify: list[str] = Field(default_factory=list)
+    needs_approval: bool | None = None
+    """Overrides the tool's own default."""
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ToolConfig:
+        if self.command is not None and self.url is not None:
+            raise ValueError("give a command or a url, not both")
+        return self
+
+    def action(self, name: str) -> ToolFunction | None:
+        if self.command is not None:
+            return CommandAction(name, self.command, self.timeout)
+        if self.url is not None:
+            return HttpAction(name, self.url, self.method, self.headers, self.timeout)
+        return None
+
+    def addresses(self, which: list[str]) -> tuple[Address, ...]:
+        return tuple(Address.parse(a) for a in which)
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    module: str
+    prompt: str
+    max_steps: int = Field(default=10, ge=1, le=50)
+    description: str = ""
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Free-form settings for channels (allowed senders, addresses...)."""
+
+
+class FileConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_agent: str | None = None
+    agents: dict[str, AgentConfig]
+
+
+ToolsFactory = Callable[[Mapping[str, ToolConfig]], list[Tool]]
+
+
+def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> Agent:
+    try:
+        module = importlib.import_module(config.module)
+    except ImportError as exc:
+        raise ConfigError(f"agent {name}: cannot import {config.module}: {exc}") from None
+    factory = cast(ToolsFactory | None, getattr(module, "tools", None))
+    if factory is None:
+        raise ConfigError(f"agent {name}: {config.module} has no tools(config) function")
+    try:
+        tools = factory(config.tools)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"agent {name}: {exc}") from None
+    template(config.prompt, prompts)  # fail at start, not on the first message
+    return Agent(
+        name=name,
+        tools={t.name: t for t in tools},
+        prompt=config.prompt,
+        max_steps=config.max_steps,
+        description=config.description,
+        settings=config.settings,
+    )
+
+
+class Registry:
+    """The deployment's agents, and which one a channel uses when nothing says otherwise."""
+
+    def __init__(self, agents: Mapping[str, Agent], default: str) -> None:
+        if default not in agents:
+            raise ConfigError(f"default agent {default!r} is not configured")
+        self.agents = dict(agents)
+        self.default = default
+
+    def get(self, name: str | None) -> Agent | None:
+        return self.agents.get(name or self.default)
+
+
+def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
+    try:
+        raw = tomllib.loads(path.read_text())
+        config = FileConfig.model_validate(raw)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found (SWITCHBOARD_CONFIG)") from None
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not config.agents:
+        raise ConfigError(f"{path}: no agents configured")
+    agents = {name: build_agent(name, ac, prompts) for name, ac in config.agents.items()}
+    return Registry(agents, config.default_agent or next(iter(agents)))

@@ -1,0 +1,31 @@
+"""Errors of the agent core, named after who is at fault, carrying fields rather than prose."""
+
+from __future__ import annotations
+
+from agent.events import LLMErrorKind
+
+
+class AgentError(Exception):
+    """Root of the agent core's errors."""
+
+
+class ToolFailed(AgentError):
+    """A tool refused its arguments or failed while running."""
+
+    def __init__(self, tool: str, error: str) -> None:
+        super().__init__(f"{tool}: {error}")
+        self.tool = tool
+        self.error = error
+
+
+class LLMFailed(AgentError):
+    """The model (or the server in front of it) did not give a usable next step."""
+
+    def __init__(self, kind: LLMErrorKind, error: str) -> None:
+        super().__init__(f"{kind}: {error}")
+        self.kind: LLMErrorKind = kind
+        self.error = error
+
+
+class ConfigError(AgentError):
+    """The operator's configuration is wrong: a missing module, prompt or setting."""

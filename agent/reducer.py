@@ -1,0 +1,124 @@
+"""The stateless reducer: the same events in, the same next step out.
+
+``next_step`` is the only place the LLM is called. ``plan`` is plain code: from the events
+(and the tool-call ledger) it says what deterministic work comes next, if any, before the
+model is asked anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from agent.context import PROMPTS_DIR, render
+from agent.events import (
+    AgentStep,
+    Event,
+    FinalAnswer,
+    HumanRequest,
+    HumanResponse,
+    LLMError,
+    SystemNote,
+    ToolError,
+    ToolResult,
+    UserMessage,
+)
+from agent.llm import LLM
+from agent.steps import Decision, parse_step, response_schema
+from agent.tools import Agent
+
+
+async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision:
+    """Ask the model for the next step of this thread. Raises LLMFailed."""
+    context = render(agent, events, PROMPTS_DIR)
+    raw = await llm.complete(context.messages, response_schema(agent))
+    return parse_step(agent, raw)
+
+
+@dataclass(frozen=True)
+class RunApproved:
+    """An approved call that has not run yet."""
+
+    request: HumanRequest
+    response: HumanResponse
+
+
+@dataclass(frozen=True)
+class RecordRejection:
+    """A rejected call whose rejection has not reached the model yet."""
+
+    request: HumanRequest
+    response: HumanResponse
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A decided step that was never dispatched (its run stopped right after deciding)."""
+
+    step: AgentStep
+
+
+@dataclass(frozen=True)
+class Decide:
+    """New input since the agent last spoke: ask the model."""
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Nothing to do until a human says something."""
+
+
+Action = RunApproved | RecordRejection | Dispatch | Decide | Idle
+
+# Notes that record what happened around the thread, not input the agent must react to.
+_BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
+
+
+def plan(events: Sequence[Event], ledger: Mapping[str, str]) -> Action:
+    """What the deterministic code does next, given the thread so far."""
+    approvals: dict[str, HumanRequest] = {}
+    settled: set[str] = set()
+    for e in events:
+        if isinstance(e, HumanRequest) and e.kind == "approval" and e.call_id:
+            approvals[e.request_id] = e
+        elif isinstance(e, ToolResult | ToolError) and e.call_id:
+            settled.add(e.call_id)
+    for e in events:
+        if not isinstance(e, HumanResponse) or e.request_id not in approvals:
+            continue
+        request = approvals[e.request_id]
+        call = request.call_id or ""
+        if call in settled or call in ledger:
+            continue
+        if e.decision == "approve":
+            return RunApproved(request, e)
+        return RecordRejection(request, e)
+
+    last = _last_significant(events)
+    if last is None:
+        return Idle()
+    if isinstance(last, AgentStep):
+        if last.call_id and (last.call_id in ledger or last.call_id in settled):
+            return Idle()
+        return Dispatch(last)
+    if isinstance(last, UserMessage | ToolResult | ToolError | LLMError):
+        return Decide()
+    if isinstance(last, HumanResponse) and last.decision is None:
+        return Decide()
+    return Idle()
+
+
+def _last_significant(events: Sequence[Event]) -> Event | None:
+    for e in reversed(events):
+        if isinstance(e, SystemNote) and e.kind in _BACKGROUND_NOTES:
+            continue
+        if isinstance(e, HumanResponse) and e.decision is not None:
+            continue  # settled above: its ToolResult is what follows it
+        return e
+    return None
+
+
+def is_paused(events: Sequence[Event]) -> bool:
+    """The agent's last word was to a human (answer, question or approval request)."""
+    last = _last_significant(events)
+    return isinstance(last, FinalAnswer | HumanRequest | SystemNote)

@@ -1,0 +1,361 @@
+"""One run of one thread: decide, dispatch, repeat, a bounded number of times, then pause.
+
+Deterministic code owns the control flow. The model only proposes the next step; tools that
+need approval become approval requests; side-effect tools are recorded in the ledger before
+they run; errors are counted and, three in a row, handed to a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import LLMFailed, ToolFailed
+from agent.events import (
+    AgentStep,
+    Event,
+    FinalAnswer,
+    HumanRequest,
+    LLMError,
+    SystemNote,
+    ToolError,
+    ToolResult,
+    UserMessage,
+)
+from agent.llm import LLM
+from agent.reducer import Dispatch, Idle, RecordRejection, RunApproved, next_step, plan
+from agent.steps import ASK, DONE
+from agent.tools import Agent, Tool
+from store.ids import new_id
+from store.models import Origin, OutboxItem, OutboxKind, RequestRecord, Status
+from store.streams import WorkStream
+from store.threads import Lease, ThreadStore
+
+log = logging.getLogger("switchboard.run")
+
+MAX_CONSECUTIVE_ERRORS = 3
+TOOL_OUTPUT_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    lease_ttl_ms: int = 30_000
+    llm_retry_delay: float = 1.0
+    """Base delay before retrying a rate-limited or unavailable model (doubles each time)."""
+
+
+def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
+    """``deploy(tag='v1.2.3', env='production')``: how a call reads to a human."""
+    args = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    return f"{tool}({args})"
+
+
+class Run:
+    """Advances one leased thread until it pauses. Create one per lease."""
+
+    def __init__(
+        self,
+        lease: Lease,
+        agent: Agent,
+        llm: LLM,
+        store: ThreadStore,
+        settings: RunSettings,
+        ack: tuple[WorkStream, str] | None = None,
+    ) -> None:
+        self.lease = lease
+        self.agent = agent
+        self.llm = llm
+        self.store = store
+        self.settings = settings
+        self.ack = ack
+        self.events: list[Event] = list(lease.events)
+        self.ledger: dict[str, str] = dict(lease.ledger)
+        self.steps = lease.state.steps
+        self.errors = lease.state.errors
+        self._buffer: list[Event] = []
+        self._ledger_buffer: dict[str, str] = {}
+        self._requests: list[RequestRecord] = []
+        self._outbox: list[OutboxItem] = []
+
+    # ---- buffered writes ------------------------------------------------------------------
+    def _append(self, *events: Event) -> None:
+        self._buffer.extend(events)
+        self.events.extend(events)
+
+    def _state(self, status: Status) -> dict[str, str | int]:
+        return {"status": status, "steps": self.steps, "errors": self.errors}
+
+    async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
+        """Commit what is buffered; merge whatever arrived meanwhile. True: lease released."""
+        result = await self.store.commit(
+            self.lease,
+            ttl_ms=self.settings.lease_ttl_ms,
+            events=self._buffer,
+            state=self._state(status),
+            ledger=self._ledger_buffer,
+            requests=self._requests,
+            outbox=self._outbox,
+            release=release,
+            ack=self.ack if release else None,
+        )
+        self._buffer, self._ledger_buffer, self._requests, self._outbox = [], {}, [], []
+        if result.merged:
+            # Input that arrived mid-run is now in the log; the next decision sees it.
+            self.events.extend(result.merged)
+            count = sum(isinstance(e, UserMessage) for e in result.merged)
+            if count:
+                self._append(
+                    SystemNote(
+                        kind="merged_messages",
+                        text=f"{count} message(s) arrived while the agent was working",
+                    )
+                )
+        return result.released
+
+    # ---- the loop -------------------------------------------------------------------------
+    async def go(self) -> None:
+        if self.lease.unpublished:
+            await self.store.publish(self.lease.thread_id, self.lease.unpublished)
+        status: Status = "awaiting_human" if self._recover_unknown_outcomes() else "running"
+        decided = 0
+        while True:
+            if status == "running":
+                action = plan(self.events, self.ledger)
+                if isinstance(action, Idle):
+                    status = _resting_status(self.events)
+                elif isinstance(action, RunApproved):
+                    request = action.request
+                    status = await self._run_tool(
+                        self.agent.tools[request.tool or ""],
+                        request.call_id or "",
+                        request.arguments or {},
+                    )
+                elif isinstance(action, RecordRejection):
+                    self._record_rejection(action)
+                elif isinstance(action, Dispatch):
+                    status = await self._dispatch(action.step)
+                elif decided >= self.agent.max_steps:
+                    status = self._step_limit()
+                else:
+                    decided += 1
+                    status = await self._decide()
+            if status == "running":
+                await self._flush()
+            elif await self._flush(status, release=True):
+                return
+            else:
+                status = "running"  # a human wrote as we paused: go on with it
+
+    def _record_rejection(self, action: RecordRejection) -> None:
+        reason = action.response.comment or "no reason given"
+        self._append(
+            ToolResult(
+                call_id=action.request.call_id or "",
+                tool=action.request.tool or "",
+                output=f"rejected by {action.response.responder}: {reason}",
+                outcome="rejected",
+            )
+        )
+        self.errors = 0
+
+    async def _decide(self) -> Status:
+        try:
+            decision = await next_step(self.agent, self.events, self.llm)
+        except LLMFailed as exc:
+            self._append(LLMError(kind=exc.kind, error=exc.error))
+            if exc.kind == "not_configured":
+                return self._escalate(exc.error, force=True)
+            status = self._count_error(exc.error)
+            if status == "running" and exc.kind in ("rate_limited", "unavailable", "timeout"):
+                await self._flush()
+                await asyncio.sleep(self.settings.llm_retry_delay * 2.0 ** (self.errors - 1))
+            return status
+        self.steps += 1
+        call_id = new_id("call") if decision.intent in self.agent.tools else None
+        step = AgentStep(
+            intent=decision.intent,
+            arguments=decision.arguments,
+            prompt=self.agent.prompt,
+            call_id=call_id,
+        )
+        self._append(step)
+        return await self._dispatch(step)
+
+    async def _dispatch(self, step: AgentStep) -> Status:
+        if step.intent == DONE:
+            text = str(step.arguments.get("message", ""))
+            self._append(FinalAnswer(text=text))
+            self._send("final", text, self.lease.meta.origin)
+            self.errors = 0
+            return "done"
+        if step.intent == ASK:
+            text = str(step.arguments.get("message", ""))
+            self._ask(text)
+            self.errors = 0
+            return "awaiting_human"
+        tool = self.agent.tools.get(step.intent)
+        if tool is None or step.call_id is None:
+            self._append(ToolError(tool=step.intent, error="no such tool"))
+            return self._count_error("no such tool")
+        try:
+            args = tool.validate(step.arguments)
+        except ToolFailed as exc:
+            self._append(ToolError(call_id=step.call_id, tool=tool.name, error=exc.error))
+            return self._count_error(exc.error)
+        if tool.needs_approval:
+            self._request_approval(tool, step.call_id, args.model_dump(mode="json"))
+            return "awaiting_human"
+        return await self._run_tool(tool, step.call_id, step.arguments)
+
+    async def _run_tool(self, tool: Tool, call_id: str, arguments: Mapping[str, Any]) -> Status:
+        try:
+            args = tool.validate(arguments)
+        except ToolFailed as exc:
+            self._append(ToolError(call_id=call_id, tool=tool.name, error=exc.error))
+            return self._count_error(exc.error)
+        if tool.side_effects:
+            # Intent first, durably: after a crash, a call found 'started' goes to a human.
+            self.ledger[call_id] = self._ledger_buffer[call_id] = "started"
+            await self._flush()
+        try:
+            output = await tool.run(args)
+        except ToolFailed as exc:
+            error: str | None = exc.error
+        except Exception as exc:  # a tool's own bug is the thread's error, not the worker's
+            log.warning("tool %s failed on %s", tool.name, self.lease.thread_id, exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            error = None
+        if tool.side_effects:
+            self.ledger[call_id] = self._ledger_buffer[call_id] = "done"
+        if error is not None:
+            self._append(ToolError(call_id=call_id, tool=tool.name, error=error))
+            return self._count_error(error)
+        self._append(ToolResult(call_id=call_id, tool=tool.name, output=output[:TOOL_OUTPUT_LIMIT]))
+        self.errors = 0
+        return "running"
+
+    # ---- pauses -----------------------------------------------------------------------
+    def _send(self, kind: OutboxKind, text: str, to: Origin, **extra: Any) -> None:
+        self._outbox.append(
+            OutboxItem(
+                outbox_id=new_id("out"),
+                thread_id=self.lease.thread_id,
+                kind=kind,
+                text=text,
+                to=to,
+                **extra,
+            )
+        )
+
+    def _ask(self, text: str) -> None:
+        rid = new_id("rq")
+        self._append(HumanRequest(request_id=rid, kind="question", text=text))
+        self._requests.append(
+            RequestRecord(
+                request_id=rid, thread_id=self.lease.thread_id, kind="question", text=text
+            )
+        )
+        self._send("question", text, self.lease.meta.origin, request_id=rid)
+
+    def _request_approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> None:
+        rid = new_id("rq")
+        text = f"Approval needed: {call_text(tool.name, arguments)}"
+        self._append(
+            HumanRequest(
+                request_id=rid,
+                kind="approval",
+                text=text,
+                tool=tool.name,
+                arguments=arguments,
+                call_id=call_id,
+            )
+        )
+        self._requests.append(
+            RequestRecord(
+                request_id=rid,
+                thread_id=self.lease.thread_id,
+                kind="approval",
+                text=text,
+                tool=tool.name,
+                arguments=arguments,
+                call_id=call_id,
+                approvers=[str(a) for a in tool.approvers],
+            )
+        )
+        origin = self.lease.meta.origin
+        targets = [Origin(channel=a.channel, address=a.address) for a in tool.notify] or [origin]
+        for target in targets:
+            self._send(
+                "approval", text, target, request_id=rid, tool=tool.name, arguments=arguments
+            )
+        if origin.channel not in {t.channel for t in targets}:
+            who = ", ".join(str(a) for a in tool.notify)
+            self._send(
+                "notice",
+                f"Waiting for approval from {who}: {call_text(tool.name, arguments)}",
+                origin,
+            )
+
+    def _count_error(self, error: str) -> Status:
+        self.errors += 1
+        if self.errors >= MAX_CONSECUTIVE_ERRORS:
+            return self._escalate(error)
+        return "running"
+
+    def _escalate(self, error: str, *, force: bool = False) -> Status:
+        why = error if force else f"{self.errors} errors in a row, the last: {error}"
+        self._append(SystemNote(kind="escalation", text=why))
+        self._ask(f"I am stuck ({why}). How should I go on?")
+        self.errors = 0
+        return "awaiting_human"
+
+    def _step_limit(self) -> Status:
+        text = (
+            f"I stopped after {self.agent.max_steps} steps without finishing. "
+            "Reply to let me go on."
+        )
+        self._append(SystemNote(kind="step_limit", text=text))
+        self._send("notice", text, self.lease.meta.origin)
+        return "awaiting_human"
+
+    def _recover_unknown_outcomes(self) -> bool:
+        """Calls recorded as started but never finished: a worker died mid-call. Ask, don't redo."""
+        unknown = [cid for cid, s in self.ledger.items() if s == "started"]
+        if not unknown:
+            return False
+        calls = {e.call_id: e for e in self.events if isinstance(e, AgentStep) and e.call_id}
+        for cid in unknown:
+            step = calls.get(cid)
+            name = step.intent if step else "a tool"
+            shown = call_text(name, step.arguments) if step else name
+            self.ledger[cid] = self._ledger_buffer[cid] = "unknown"
+            self._append(
+                ToolResult(
+                    call_id=cid,
+                    tool=name,
+                    outcome="unknown",
+                    output="the worker running this call stopped before it reported back",
+                ),
+                SystemNote(kind="recovered", text=f"{shown} was interrupted; outcome unknown"),
+            )
+            self._ask(
+                f"I started {shown}, but the worker running it stopped before it reported back. "
+                "Please check whether it took effect and tell me.",
+            )
+        return True
+
+
+def _resting_status(events: list[Event]) -> Status:
+    """The status of a thread with nothing to do, from what the agent last said."""
+    for e in reversed(events):
+        if isinstance(e, FinalAnswer):
+            return "done"
+        if isinstance(e, HumanRequest):
+            return "awaiting_human"
+        if isinstance(e, SystemNote) and e.kind in ("escalation", "step_limit", "recovered"):
+            return "awaiting_human"
+    return "idle"

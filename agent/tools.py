@@ -1,0 +1,88 @@
+"""Tools are structured outputs: the model names one and fills its arguments; code validates
+the arguments with the tool's pydantic model and decides whether, and when, it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent.errors import ToolFailed
+
+ToolFunction = Callable[[Any], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Address:
+    """Somebody reachable on a channel: ``slack:U0123``, ``sms:+15551234567``, ``rest:*``."""
+
+    channel: str
+    address: str
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        channel, sep, address = text.partition(":")
+        if not sep or not channel or not address:
+            raise ValueError(f"expected 'channel:address', got {text!r}")
+        return cls(channel=channel.strip().lower(), address=address.strip())
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address}"
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One thing the agent can do.
+
+    ``needs_approval`` tools never run on the model's say-so: the step becomes an approval
+    request, and the tool runs only after an authorized human approves. ``side_effects``
+    tools are recorded in the ledger before they run, so a crash never repeats them silently.
+    """
+
+    name: str
+    description: str
+    args: type[BaseModel]
+    run: ToolFunction
+    needs_approval: bool = False
+    side_effects: bool = True
+    approvers: tuple[Address, ...] = ()
+    """Who may decide an approval. Empty: anyone who can reach the thread's channel."""
+    notify: tuple[Address, ...] = ()
+    """Where approval requests go. Empty: the channel the thread came from."""
+
+    def validate(self, arguments: Mapping[str, Any]) -> BaseModel:
+        try:
+            return self.args.model_validate(dict(arguments))
+        except ValidationError as exc:
+            raise ToolFailed(self.name, compact_validation_error(exc)) from None
+
+    def may_approve(self, who: Address) -> bool:
+        if not self.approvers:
+            return True
+        return any(
+            a.channel == who.channel and a.address in ("*", who.address) for a in self.approvers
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Agent:
+    """A small, focused agent: its tools, its prompt, and how far one run may go."""
+
+    name: str
+    tools: Mapping[str, Tool]
+    prompt: str
+    """Prompt template as ``folder/version``, e.g. ``deploybot/v1``."""
+    max_steps: int = 10
+    description: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+def compact_validation_error(exc: ValidationError) -> str:
+    """One line per problem, no URLs or input echoes: this text goes into the model's context."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,159 @@
+"""Workers: take runnable threads off the runs stream, lease each, and run it until it pauses.
+
+Any worker can advance any thread. An entry is acknowledged only once its run has released
+the lease, so a worker that dies mid-run leaves the entry pending; another worker claims it
+when it has been idle for a lease's length, by which time the lease has run out too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+from agent.config import Registry
+from agent.events import SystemNote
+from agent.llm import LLM
+from agent.runner import Run, RunSettings
+from store.errors import LeaseLost, ThreadNotFound
+from store.ids import new_id
+from store.streams import Entry
+from store.threads import Lease, ThreadStore
+
+log = logging.getLogger("switchboard.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 8
+    run: RunSettings = field(default_factory=RunSettings)
+    block_ms: int = 1000
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{new_id('w')[2:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: ThreadStore,
+        registry: Registry,
+        llm: LLM,
+        *,
+        name: str | None = None,
+        settings: WorkerSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.llm = llm
+        self.name = name or worker_name()
+        self.settings = settings or WorkerSettings()
+
+    @property
+    def ttl_ms(self) -> int:
+        return self.settings.run.lease_ttl_ms
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.store.setup()
+        tasks: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        last_reclaim = 0.0
+        while not stop.is_set():
+            free = self.settings.concurrency - len(tasks)
+            if free <= 0:
+                await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            reclaimed: list[Entry] = []
+            if loop.time() - last_reclaim > self.ttl_ms / 4000:
+                last_reclaim = loop.time()
+                reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
+            fresh = (
+                []
+                if reclaimed
+                else await self.store.runs.read(self.name, free, self.settings.block_ms)
+            )
+            for entry, was_reclaimed in [(e, True) for e in reclaimed] + [
+                (e, False) for e in fresh
+            ]:
+                task = asyncio.create_task(self.handle(entry, reclaimed=was_reclaimed))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def handle(self, entry: Entry, *, reclaimed: bool = False) -> None:
+        thread_id = entry.fields.get("t", "")
+        try:
+            lease = await self.store.acquire(thread_id, self.name, self.ttl_ms)
+        except ThreadNotFound:
+            await self.store.runs.ack(entry.entry_id)
+            return
+        if lease is None:
+            # Another worker holds the thread; it merges whatever woke us before it lets go.
+            # A reclaimed entry stays pending, though: its holder may be dead, its lease not
+            # yet run out.
+            if not reclaimed:
+                await self.store.runs.ack(entry.entry_id)
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(lease, entry))
+        try:
+            await self._run(lease, entry)
+        except LeaseLost:
+            log.warning("lost the lease on %s; another worker has it now", thread_id)
+            await self.store.runs.ack(entry.entry_id)
+        except Exception:
+            log.exception("run of %s failed", thread_id)
+            await self._fail(lease, entry)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _run(self, lease: Lease, entry: Entry) -> None:
+        agent = self.registry.get(lease.meta.agent)
+        ack = (self.store.runs, entry.entry_id)
+        if agent is None:
+            await self.store.commit(
+                lease,
+                ttl_ms=self.ttl_ms,
+                events=[
+                    SystemNote(
+                        kind="escalation", text=f"agent {lease.meta.agent!r} is not configured"
+                    )
+                ],
+                state={"status": "failed"},
+                release=True,
+                merge=False,
+                ack=ack,
+            )
+            return
+        await Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack).go()
+
+    async def _fail(self, lease: Lease, entry: Entry) -> None:
+        """A bug in the run itself: park the thread as failed rather than retry it forever."""
+        try:
+            await self.store.commit(
+                lease,
+                ttl_ms=self.ttl_ms,
+                events=[
+                    SystemNote(kind="escalation", text="internal error while running; see logs")
+                ],
+                state={"status": "failed"},
+                release=True,
+                merge=False,
+                ack=(self.store.runs, entry.entry_id),
+            )
+        except Exception:
+            log.exception("could not mark %s failed", lease.thread_id)
+
+    async def _heartbeat(self, lease: Lease, entry: Entry) -> None:
+        """Keep the lease, and the entry's idle time, fresh while a run takes long."""
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            if not await self.store.extend(lease, self.ttl_ms):
+                return
+            await self.store.runs.touch(self.name, entry.entry_id)

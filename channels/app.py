@@ -1,0 +1,34 @@
+"""The HTTP application: the REST API, health, and whatever channel endpoints are enabled."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from agent.config import Registry
+from channels.rest.api import install_error_handlers, router
+from store.threads import ThreadStore
+
+
+def create_app(
+    client: aioredis.Redis, store: ThreadStore, registry: Registry, *, api_token: str | None
+) -> FastAPI:
+    app = FastAPI(
+        title="Switchboard",
+        summary="Human-in-the-loop agents over Slack, email, SMS and REST.",
+        version="0.1.0",
+    )
+    install_error_handlers(app)
+    app.include_router(router(store, registry, api_token))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """Liveness and Redis reachability."""
+        try:
+            await client.ping()
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "redis": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return app

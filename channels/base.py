@@ -1,0 +1,30 @@
+"""What every channel's outbound side implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from store.models import Delivery, OutboxItem
+
+
+class SendFailed(Exception):
+    """A delivery attempt failed. ``transient``: worth trying again later."""
+
+    def __init__(self, error: str, *, transient: bool, retry_after: float | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    """Delivers outbox items on one channel."""
+
+    channel: str
+    resend_when_unknown: bool
+    """May an attempt whose outcome is unknown (the sender died mid-call) be repeated?
+    True where the provider deduplicates or a repeat is harmless; False for SMS."""
+
+    async def send(self, item: OutboxItem) -> Delivery:
+        """Deliver one item; raise SendFailed on failure."""
+        ...

@@ -1,0 +1,110 @@
+"""The outbox dispatcher: takes pointers off the outbox stream and delivers each item once.
+
+At least once to the channel, once in front of the human: an item is claimed before its
+sender is called and marked sent after, so a redelivered pointer finds it done; an attempt
+cut short by a crash is repeated only where the channel says a repeat is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from channels.base import Sender, SendFailed
+from store.outbox import OutboxStore
+from store.streams import Entry, WorkStream
+
+log = logging.getLogger("switchboard.outbox")
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    concurrency: int = 8
+    claim_ms: int = 60_000
+    max_attempts: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        stream: WorkStream,
+        store: OutboxStore,
+        senders: Mapping[str, Sender],
+        *,
+        name: str,
+        settings: OutboxSettings | None = None,
+    ) -> None:
+        self.stream = stream
+        self.store = store
+        self.senders = dict(senders)
+        self.name = name
+        self.settings = settings or OutboxSettings()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.stream.ensure_group()
+        tasks: set[asyncio.Task[None]] = set()
+        last_reclaim = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            await self.store.move_due()
+            free = self.settings.concurrency - len(tasks)
+            if free <= 0:
+                await asyncio.wait(tasks, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            entries: list[Entry] = []
+            if loop.time() - last_reclaim > self.settings.claim_ms / 2000:
+                last_reclaim = loop.time()
+                entries = await self.stream.reclaim(self.name, self.settings.claim_ms, free)
+            if not entries:
+                entries = await self.stream.read(self.name, free, block_ms=200)
+            for entry in entries:
+                task = asyncio.create_task(self.deliver(entry))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    async def deliver(self, entry: Entry) -> None:
+        try:
+            await self._deliver(entry.fields["t"], entry.fields["o"])
+        except Exception:
+            # Left pending: the entry is reclaimed and tried again after the claim runs out.
+            log.exception("delivering %s failed unexpectedly", entry.fields)
+            return
+        await self.stream.ack(entry.entry_id)
+
+    async def _deliver(self, thread_id: str, outbox_id: str) -> None:
+        claim = await self.store.claim(thread_id, outbox_id, self.settings.claim_ms)
+        if claim is None:
+            return
+        item = claim.item
+        sender = self.senders.get(item.to.channel)
+        if sender is None:
+            await self.store.give_up(item, "failed", f"channel {item.to.channel!r} is not enabled")
+            return
+        if claim.stale and not sender.resend_when_unknown:
+            await self.store.give_up(
+                item, "unknown", "an earlier attempt was interrupted; not sent again"
+            )
+            return
+        try:
+            delivery = await sender.send(item)
+        except SendFailed as exc:
+            if exc.transient and claim.attempt < self.settings.max_attempts:
+                await self.store.retry(item, exc.error, self._delay(claim.attempt, exc.retry_after))
+            else:
+                await self.store.give_up(item, "failed", exc.error)
+            return
+        await self.store.sent(item, delivery)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.settings.max_delay)
+        backoff = self.settings.base_delay * 2.0 ** (attempt - 1)
+        jitter: float = random.uniform(0.8, 1.2)
+        return min(backoff, self.settings.max_delay) * jitter

@@ -1,0 +1,14 @@
+"""REST has nowhere to push to: a message to a REST user is delivered by being recorded on the
+thread, where ``GET /v1/threads/{id}`` shows it."""
+
+from __future__ import annotations
+
+from store.models import Delivery, OutboxItem
+
+
+class RestSender:
+    channel = "rest"
+    resend_when_unknown = True
+
+    async def send(self, item: OutboxItem) -> Delivery:
+        return Delivery(provider_id=item.outbox_id)

@@ -1,0 +1,85 @@
+"""Bootstrap and run Switchboard from a fresh clone with nothing but Python 3.11+.
+
+    python3 dev.py run [main.py arguments]   start the service (API + worker, embedded Redis)
+    python3 dev.py test [pytest arguments]   lint, type-check and run the test suite
+    python3 dev.py bench [bench arguments]   run the benchmarks in bench/
+
+It keeps a virtual environment in .venv and reinstalls only when pyproject.toml changes,
+so the second run starts at once. Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+EXTRAS = {"run": "", "test": "[dev]", "bench": "[dev,bench]"}
+
+
+def _stamp(extras: str) -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    return f"{digest}{extras}"
+
+
+def ensure_env(extras: str) -> None:
+    """Create .venv and install the project (editable) unless it is already current."""
+    if not PYTHON.exists():
+        print("dev.py: creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp_file = VENV / ".switchboard-installed"
+    installed = stamp_file.read_text().splitlines() if stamp_file.exists() else []
+    wanted = _stamp(extras)
+    if wanted in installed:
+        return
+    print(f"dev.py: installing switchboard{extras} into .venv", flush=True)
+    subprocess.run(
+        [
+            str(PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            f".{extras}",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    stamp_file.write_text("\n".join([*installed, wanted]) + "\n")
+
+
+def run(argv: list[str]) -> int:
+    return subprocess.call([str(PYTHON), *argv], cwd=ROOT)
+
+
+def main() -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before anything else checks
+        sys.exit("Switchboard needs Python 3.11 or newer.")
+    if len(sys.argv) < 2 or sys.argv[1] not in EXTRAS:
+        print(__doc__)
+        return 2
+    command, rest = sys.argv[1], sys.argv[2:]
+    ensure_env(EXTRAS[command])
+    if command == "run":
+        return run(["main.py", *rest])
+    if command == "bench":
+        return run(["-m", "bench", *rest])
+    for check in (["-m", "ruff", "check", "."], ["-m", "mypy"]):
+        code = run(check)
+        if code:
+            return code
+    return run(["-m", "pytest", *rest])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Switchboard: run the service.
+
+python main.py            API + worker + outbox in one process (embedded Redis if no REDIS_URL)
+python main.py api        only the HTTP API and channel endpoints
+python main.py worker     only agent workers and outbox senders (scale out: run several)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import sys
+
+import redis.asyncio as aioredis
+import uvicorn
+
+from agent import config
+from agent.errors import ConfigError
+from agent.llm import LLM, NoLLM, OpenAILLM
+from agent.runner import RunSettings
+from agent.settings import Settings
+from agent.worker import Worker, WorkerSettings
+from channels.app import create_app
+from channels.base import Sender
+from channels.outbox import OutboxDispatcher
+from channels.rest.sender import RestSender
+from store import embedded
+from store.outbox import OutboxStore
+from store.threads import ThreadStore
+
+log = logging.getLogger("switchboard")
+
+
+def make_llm(settings: Settings) -> LLM:
+    if not settings.llm_configured:
+        return NoLLM()
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return OpenAILLM(
+        model=settings.switchboard_model,
+        api_key=key,
+        base_url=settings.openai_base_url,
+        timeout=settings.switchboard_llm_timeout,
+    )
+
+
+def senders(settings: Settings) -> dict[str, Sender]:
+    return {"rest": RestSender()}
+
+
+def listen_host(settings: Settings) -> str:
+    """Without an API token, only loopback may reach the API."""
+    if settings.switchboard_api_token is not None:
+        return settings.host
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = settings.host == "localhost"
+    if not loopback:
+        log.warning("HOST=%s ignored: no SWITCHBOARD_API_TOKEN is set", settings.host)
+        return "127.0.0.1"
+    return settings.host
+
+
+async def run(role: str, settings: Settings, redis_url: str) -> None:
+    registry = config.load(settings.switchboard_config)
+    client = aioredis.from_url(redis_url)
+    store = ThreadStore(client)
+    await store.setup()
+    stop = asyncio.Event()
+    jobs = []
+    enabled = senders(settings)
+    log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
+    log.info("channels on: %s", ", ".join(sorted(enabled)))
+    llm = make_llm(settings)
+    if isinstance(llm, NoLLM):
+        log.warning("no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): runs will ask a human")
+    else:
+        log.info("LLM: %s at %s", settings.switchboard_model, settings.openai_base_url or "OpenAI")
+    if role in ("serve", "worker"):
+        worker = Worker(
+            store,
+            registry,
+            llm,
+            settings=WorkerSettings(
+                concurrency=settings.switchboard_worker_concurrency,
+                run=RunSettings(
+                    lease_ttl_ms=settings.switchboard_lease_ttl_ms,
+                    llm_retry_delay=settings.switchboard_llm_retry_delay,
+                ),
+            ),
+        )
+        dispatcher = OutboxDispatcher(
+            store.outbox_stream, OutboxStore(client), enabled, name=worker.name
+        )
+        jobs += [worker.run(stop), dispatcher.run(stop)]
+    if role in ("serve", "api"):
+        token = settings.switchboard_api_token
+        app = create_app(
+            client, store, registry, api_token=token.get_secret_value() if token else None
+        )
+        host = listen_host(settings)
+        if token is None:
+            log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
+
+        async def serve_http() -> None:
+            try:
+                await server.serve()
+            finally:
+                stop.set()
+
+        jobs.append(serve_http())
+    else:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        await client.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("role", nargs="?", default="serve", choices=["serve", "api", "worker"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings()
+    server = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        server = embedded.start_persistent(settings.switchboard_data_dir)
+        redis_url = server.url
+        log.info("embedded Redis at %s (AOF on)", redis_url)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(args.role, settings, redis_url))
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

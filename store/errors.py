@@ -1,0 +1,43 @@
+"""Errors of the store, named after the party at fault."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Root of the store's errors."""
+
+
+class ThreadNotFound(StoreError):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"no thread {thread_id!r}")
+        self.thread_id = thread_id
+
+
+class RequestNotFound(StoreError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"no request {request_id!r}")
+        self.request_id = request_id
+
+
+class RequestAlreadyAnswered(StoreError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id!r} was already answered")
+        self.request_id = request_id
+
+
+class NotAllowed(StoreError):
+    """The responder may not decide this request."""
+
+    def __init__(self, request_id: str, responder: str) -> None:
+        super().__init__(f"{responder} may not answer request {request_id!r}")
+        self.request_id = request_id
+        self.responder = responder
+
+
+class LeaseLost(StoreError):
+    """A worker wrote with a fencing token that is no longer current: its write was refused."""
+
+    def __init__(self, thread_id: str, token: int) -> None:
+        super().__init__(f"lease on {thread_id!r} with token {token} is no longer held")
+        self.thread_id = thread_id
+        self.token = token

@@ -1,0 +1,87 @@
+"""Every Redis key name and TTL, in one place.
+
+A thread's keys carry its id as a hash tag, ``sb:{<thread>}:...``, so one Lua script over
+them stays on one slot of a Redis Cluster. Keys shared by all threads (the work streams and
+indexes) carry their own tags; nothing ever writes a thread key and a shared key in one script.
+"""
+
+from __future__ import annotations
+
+PREFIX = "sb"
+
+
+# ---- one thread -------------------------------------------------------------------------
+def events(thread_id: str) -> str:
+    """LIST of JSON events: the append-only business log. Written only under the lease."""
+    return f"{PREFIX}:{{{thread_id}}}:events"
+
+
+def inbox(thread_id: str) -> str:
+    """LIST of JSON events that arrived from humans, waiting to be merged by the lease holder."""
+    return f"{PREFIX}:{{{thread_id}}}:inbox"
+
+
+def seen(thread_id: str) -> str:
+    """SET of provider message ids already stored: the idempotency record for inbound appends."""
+    return f"{PREFIX}:{{{thread_id}}}:seen"
+
+
+def state(thread_id: str) -> str:
+    """HASH of execution state: status, steps, errors, lease owner / token / deadline."""
+    return f"{PREFIX}:{{{thread_id}}}:state"
+
+
+def meta(thread_id: str) -> str:
+    """HASH of what the thread is: agent, origin channel and its routing, creation time."""
+    return f"{PREFIX}:{{{thread_id}}}:meta"
+
+
+def ledger(thread_id: str) -> str:
+    """HASH call_id -> started | done | unknown: side-effect calls, recorded before they run."""
+    return f"{PREFIX}:{{{thread_id}}}:ledger"
+
+
+def requests(thread_id: str) -> str:
+    """HASH request_id -> JSON record, and request_id + ':status' -> pending | answered."""
+    return f"{PREFIX}:{{{thread_id}}}:requests"
+
+
+def outbox(thread_id: str) -> str:
+    """HASH outbox_id -> JSON item, and outbox_id + ':status' -> delivery state."""
+    return f"{PREFIX}:{{{thread_id}}}:outbox"
+
+
+def thread_keys(thread_id: str) -> list[str]:
+    """All keys of one thread (for MEMORY USAGE, deletion, and scripts)."""
+    return [f(thread_id) for f in (events, inbox, seen, state, meta, ledger, requests, outbox)]
+
+
+# ---- shared -----------------------------------------------------------------------------
+RUNS = f"{PREFIX}:{{work}}:runs"
+"""STREAM of thread ids that have something to do; consumer group RUNS_GROUP."""
+RUNS_GROUP = "workers"
+
+OUTBOX = f"{PREFIX}:{{outbox}}:stream"
+"""STREAM of (thread, outbox id) pointers to deliver; consumer group OUTBOX_GROUP."""
+OUTBOX_GROUP = "senders"
+OUTBOX_RETRY = f"{PREFIX}:{{outbox}}:retry"
+"""ZSET of 'thread|outbox id' scored by the time (ms) the next attempt is due."""
+
+THREADS = f"{PREFIX}:{{index}}:threads"
+"""ZSET of thread ids scored by creation time (ms)."""
+PENDING = f"{PREFIX}:{{index}}:pending"
+"""ZSET of pending request ids scored by creation time (ms)."""
+REQUEST_THREAD = f"{PREFIX}:{{index}}:request-thread"
+"""HASH request id -> thread id."""
+
+
+def ref(channel: str, provider_id: str) -> str:
+    """STRING 'thread|request|outbox id' for a message we sent, by the provider's id of it.
+
+    How a human's reply (Slack thread_ts, email In-Reply-To, an SMS code) finds its thread.
+    """
+    return f"{PREFIX}:ref:{channel}:{provider_id}"
+
+
+REF_TTL_SECONDS = 90 * 24 * 3600
+"""Replies to a message older than this no longer thread by reference."""

@@ -1,0 +1,141 @@
+"""Records that cross the store's boundary: thread metadata and state, requests, outbox items."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.events import Event, JsonObject, utcnow
+
+Status = Literal["idle", "running", "awaiting_human", "done", "failed"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Origin(_Frozen):
+    """Where a thread came from, and what its channel needs to answer in the same place.
+
+    ``route`` is the channel's own routing (Slack channel + thread_ts, email Message-IDs,
+    a phone number pair); the core stores it and hands it back, never reads it.
+    """
+
+    channel: str
+    address: str
+    route: dict[str, str] = Field(default_factory=dict)
+
+
+class ThreadMeta(_Frozen):
+    thread_id: str
+    agent: str
+    origin: Origin
+    created: datetime
+
+
+class ThreadState(_Frozen):
+    """Execution state, kept apart from the events."""
+
+    status: Status = "idle"
+    steps: int = 0
+    errors: int = 0
+    """Consecutive errors; three in a row and the thread asks a human."""
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_until: int = 0
+    """Lease deadline, in Redis server time (ms)."""
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> ThreadState:
+        return cls(
+            status=raw.get("status", "idle"),
+            steps=int(raw.get("steps", 0)),
+            errors=int(raw.get("errors", 0)),
+            lease_owner=raw.get("lease_owner") or None,
+            lease_token=int(raw.get("lease_token", 0)),
+            lease_until=int(raw.get("lease_until", 0)),
+        )
+
+
+class RequestRecord(_Frozen):
+    """A question or an approval waiting for a human; answered once, by an allowed person."""
+
+    request_id: str
+    thread_id: str
+    kind: Literal["question", "approval"]
+    text: str
+    tool: str | None = None
+    arguments: JsonObject | None = None
+    call_id: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    """``channel:address`` of who may decide; empty means anyone on the thread's channel."""
+    created: datetime = Field(default_factory=utcnow)
+
+    def may_answer(self, channel: str, responder: str) -> bool:
+        """Questions take anyone's answer; approvals only an approver's (``rest:*`` = any)."""
+        if self.kind == "question" or not self.approvers:
+            return True
+        for approver in self.approvers:
+            ch, _, address = approver.partition(":")
+            if ch == channel and address in ("*", responder):
+                return True
+        return False
+
+
+class RequestView(_Frozen):
+    """A request with its current status, as the API shows it."""
+
+    request: RequestRecord
+    status: Literal["pending", "answered"]
+
+
+OutboxKind = Literal["message", "question", "approval", "final", "notice"]
+
+
+class OutboxItem(_Frozen):
+    """One message to a human, to be delivered by the sender of ``to.channel``."""
+
+    outbox_id: str
+    thread_id: str
+    kind: OutboxKind
+    text: str
+    to: Origin
+    """Who receives it, on which channel, with that channel's routing."""
+    request_id: str | None = None
+    tool: str | None = None
+    arguments: JsonObject | None = None
+    created: datetime = Field(default_factory=utcnow)
+
+
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "unknown"]
+
+
+class Delivery(_Frozen):
+    """What a channel's sender reports back: the provider's ids for what went out."""
+
+    provider_id: str
+    refs: list[str] = Field(default_factory=list)
+    """Further provider ids a reply may point at (each maps back to the thread and request)."""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutboxView(_Frozen):
+    item: OutboxItem
+    status: DeliveryStatus
+    attempts: int = 0
+    provider_id: str | None = None
+    error: str | None = None
+
+
+class ThreadView(_Frozen):
+    """A whole thread as the API returns it."""
+
+    meta: ThreadMeta
+    state: ThreadState
+    events: list[Event]
+    inbox: list[Event]
+    """Arrived but not yet merged by a worker."""
+    requests: list[RequestView]
+    outbox: list[OutboxView]

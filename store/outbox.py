@@ -1,0 +1,95 @@
+"""Delivery records of the outbox: claim before sending, settle after, retry on a schedule.
+
+A claim is a short lease on one item. A claim that runs out while its sender was calling the
+provider means the outcome is unknown: the item comes back as 'stale', and the channel decides
+whether sending again is safe (provider-side idempotency) or must not happen (SMS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from agent.events import SystemNote, dump_event
+from store import keys, scripts
+from store.models import Delivery, OutboxItem
+
+
+@dataclass(frozen=True)
+class Claim:
+    item: OutboxItem
+    attempt: int
+    stale: bool
+    """A previous attempt was interrupted mid-send: its outcome is unknown."""
+
+
+class OutboxStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._claim = client.register_script(scripts.OUTBOX_CLAIM)
+        self._settle = client.register_script(scripts.OUTBOX_SETTLE)
+        self._due = client.register_script(scripts.RETRY_DUE)
+
+    async def claim(self, thread_id: str, outbox_id: str, claim_ms: int) -> Claim | None:
+        """Claim an item for sending; None if it is done, missing or being sent by another."""
+        reply = await self._claim(keys=[keys.outbox(thread_id)], args=[outbox_id, claim_ms])
+        verdict = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+        if verdict not in ("go", "stale"):
+            return None
+        return Claim(
+            item=OutboxItem.model_validate_json(reply[1]),
+            attempt=int(reply[2]),
+            stale=verdict == "stale",
+        )
+
+    async def sent(self, item: OutboxItem, delivery: Delivery) -> None:
+        """Record what went out, and map the provider's ids back to the thread and request."""
+        pipe = self.redis.pipeline(transaction=False)
+        await self._settle(
+            keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
+            args=[item.outbox_id, "sent", delivery.provider_id, "", ""],
+            client=pipe,
+        )
+        target = f"{item.thread_id}|{item.request_id or ''}|{item.outbox_id}"
+        for provider_id in {delivery.provider_id, *delivery.refs}:
+            pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
+        await pipe.execute()
+
+    async def retry(self, item: OutboxItem, error: str, delay_s: float) -> None:
+        """Put the item back to pending, due again after ``delay_s``."""
+        pipe = self.redis.pipeline(transaction=False)
+        await self._settle(
+            keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
+            args=[item.outbox_id, "pending", "", error[:300], ""],
+            client=pipe,
+        )
+        due = await self.redis.time()
+        due_ms = due[0] * 1000 + due[1] // 1000 + int(delay_s * 1000)
+        pipe.zadd(keys.OUTBOX_RETRY, {f"{item.thread_id}|{item.outbox_id}": due_ms})
+        await pipe.execute()
+
+    async def give_up(self, item: OutboxItem, status: str, error: str) -> None:
+        """A permanent failure (or an unknown outcome): recorded on the item and the thread."""
+        note = SystemNote(
+            kind="delivery_failure",
+            text=f"{item.kind} to {item.to.channel}:{item.to.address} {status}: {error[:200]}",
+        )
+        await self._settle(
+            keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
+            args=[item.outbox_id, status, "", error[:300], dump_event(note)],
+        )
+
+    async def move_due(self, limit: int = 100) -> int:
+        """Put retries whose time has come back on the outbox stream."""
+        return int(await self._due(keys=[keys.OUTBOX_RETRY, keys.OUTBOX], args=[limit]))
+
+    async def lookup_ref(
+        self, channel: str, provider_id: str
+    ) -> tuple[str, str | None, str] | None:
+        """(thread, request or None, outbox id) of a message we sent, by its provider id."""
+        raw = await self.redis.get(keys.ref(channel, provider_id))
+        if raw is None:
+            return None
+        tid, rid, oid = (raw.decode() if isinstance(raw, bytes) else raw).split("|")
+        return tid, rid or None, oid

@@ -1,0 +1,166 @@
+"""The Lua scripts: every multi-key change of a thread happens atomically in one of these.
+
+Each script touches the keys of one thread only (one hash tag), or shared keys of one tag
+only, so each stays on one Cluster slot. Times come from the Redis server's clock, so
+workers on different hosts agree on lease deadlines.
+"""
+
+from __future__ import annotations
+
+# Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
+_PRELUDE = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function push_all(key, items, first, last)
+  local i = first
+  while i <= last do
+    local j = math.min(i + 999, last)
+    redis.call('RPUSH', key, unpack(items, i, j))
+    i = j + 1
+  end
+end
+local function drain(inbox, events)
+  local items = redis.call('LRANGE', inbox, 0, -1)
+  if #items > 0 then
+    push_all(events, items, 1, #items)
+    redis.call('DEL', inbox)
+  end
+  return items
+end
+"""
+
+INBOUND = """
+-- KEYS: inbox seen meta state
+-- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  if ARGV[3] ~= '1' then return -1 end
+  redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
+             'created', ARGV[7])
+  redis.call('HSET', KEYS[4], 'status', 'idle')
+end
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return 1
+"""
+
+ANSWER = """
+-- KEYS: requests inbox
+-- ARGV: request_id event_json
+local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
+if not status then return -1 end
+if status ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'answered')
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
+ACQUIRE = (
+    _PRELUDE
+    + """
+-- KEYS: state inbox events ledger meta
+-- ARGV: owner ttl_ms
+if redis.call('EXISTS', KEYS[5]) == 0 then return {-1} end
+local lease = redis.call('HMGET', KEYS[1], 'lease_owner', 'lease_until')
+if lease[1] and lease[1] ~= '' and tonumber(lease[2] or 0) > now then return {0} end
+local token = redis.call('HINCRBY', KEYS[1], 'lease_token', 1)
+redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', now + tonumber(ARGV[2]))
+local drained = drain(KEYS[2], KEYS[3])
+return {token, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, -1), #drained,
+        redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
+"""
+)
+
+COMMIT = (
+    _PRELUDE
+    + """
+-- KEYS: state events inbox ledger requests outbox
+-- ARGV: token ttl_ms release drain, then four counted groups:
+--       events (json...), state (field value...), ledger (call_id value...),
+--       records for requests/outbox hashes (field value...)
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
+local i = 5
+local n = tonumber(ARGV[i])
+if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+if n > 0 then redis.call('HSET', KEYS[4], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+if n > 0 then redis.call('HSET', KEYS[5], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+if n > 0 then redis.call('HSET', KEYS[6], unpack(ARGV, i + 1, i + n)) end
+local drained = {}
+if ARGV[4] == '1' then drained = drain(KEYS[3], KEYS[2]) end
+if ARGV[3] == '1' and #drained == 0 then
+  redis.call('HSET', KEYS[1], 'lease_owner', '', 'lease_until', 0)
+  return {1, 1, drained}
+end
+redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[2]))
+return {1, 0, drained}
+"""
+)
+
+EXTEND = (
+    _PRELUDE
+    + """
+-- KEYS: state    ARGV: token ttl_ms
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[2]))
+return 1
+"""
+)
+
+OUTBOX_CLAIM = (
+    _PRELUDE
+    + """
+-- KEYS: outbox    ARGV: outbox_id claim_ms
+-- Returns {state, item_json, attempts}; state is 'go', 'stale' (a claim ran out mid-send:
+-- outcome unknown), 'busy', 'done' or 'missing'.
+local id = ARGV[1]
+local item = redis.call('HGET', KEYS[1], id)
+if not item then return {'missing'} end
+local status = redis.call('HGET', KEYS[1], id .. ':s') or 'pending'
+local attempts = tonumber(redis.call('HGET', KEYS[1], id .. ':a') or '0')
+if status == 'sent' or status == 'failed' or status == 'unknown' then return {'done'} end
+local verdict = 'go'
+if status == 'sending' then
+  if tonumber(redis.call('HGET', KEYS[1], id .. ':c') or '0') > now then return {'busy'} end
+  verdict = 'stale'
+end
+redis.call('HSET', KEYS[1], id .. ':s', 'sending', id .. ':c', now + tonumber(ARGV[2]),
+           id .. ':a', attempts + 1)
+return {verdict, item, attempts + 1}
+"""
+)
+
+OUTBOX_SETTLE = """
+-- KEYS: outbox inbox
+-- ARGV: outbox_id status provider_id error note_json
+-- Records how a delivery ended; a failure also leaves a note for the thread's next run.
+redis.call('HSET', KEYS[1], ARGV[1] .. ':s', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':p', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':e', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
+return 1
+"""
+
+RETRY_DUE = (
+    _PRELUDE
+    + """
+-- KEYS: retry_zset outbox_stream    ARGV: limit
+-- Moves due retries back onto the outbox stream.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  local sep = string.find(member, '|', 1, true)
+  redis.call('XADD', KEYS[2], '*', 't', string.sub(member, 1, sep - 1),
+             'o', string.sub(member, sep + 1))
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+)

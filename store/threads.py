@@ -1,0 +1,381 @@
+"""Threads in Redis: inbound appends, answers, leases, fenced commits, and reads.
+
+Humans' input (messages, answers) goes to a thread's inbox, deduplicated by the provider's
+message id. Only the worker holding the thread's lease writes the event log: it merges the
+inbox into the log as it goes, and every one of its writes carries the lease's fencing token,
+checked inside the same script that writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from agent.events import Event, HumanResponse, dump_event, load_events
+from store import keys, scripts
+from store.errors import (
+    LeaseLost,
+    NotAllowed,
+    RequestAlreadyAnswered,
+    RequestNotFound,
+    ThreadNotFound,
+)
+from store.models import (
+    DeliveryStatus,
+    Origin,
+    OutboxItem,
+    OutboxView,
+    RequestRecord,
+    RequestView,
+    ThreadMeta,
+    ThreadState,
+    ThreadView,
+)
+from store.streams import WorkStream
+
+
+@dataclass(frozen=True)
+class NewThread:
+    """What a thread needs when an inbound message creates it."""
+
+    agent: str
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's hold on one thread, with everything it loaded on acquiring it."""
+
+    thread_id: str
+    token: int
+    owner: str
+    meta: ThreadMeta
+    state: ThreadState
+    events: list[Event]
+    merged: int
+    """How many inbox events were merged into the log on acquiring."""
+    ledger: dict[str, str]
+    unpublished: dict[str, Any] | None
+    """Index and outbox pointers a previous run stored but may not have published."""
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    released: bool
+    merged: list[Event] = field(default_factory=list)
+    """Inbox events merged into the log by this commit (they arrived while running)."""
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _hash(flat: Sequence[bytes]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _meta(raw: Mapping[str, str]) -> ThreadMeta:
+    return ThreadMeta(
+        thread_id=raw["thread_id"],
+        agent=raw["agent"],
+        origin=Origin.model_validate_json(raw["origin"]),
+        created=datetime.fromisoformat(raw["created"]),
+    )
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class ThreadStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self.runs = WorkStream(client, keys.RUNS, keys.RUNS_GROUP)
+        self.outbox_stream = WorkStream(client, keys.OUTBOX, keys.OUTBOX_GROUP)
+        self._inbound = client.register_script(scripts.INBOUND)
+        self._answer = client.register_script(scripts.ANSWER)
+        self._acquire = client.register_script(scripts.ACQUIRE)
+        self._commit = client.register_script(scripts.COMMIT)
+        self._extend = client.register_script(scripts.EXTEND)
+
+    async def setup(self) -> None:
+        await self.runs.ensure_group()
+        await self.outbox_stream.ensure_group()
+
+    # ---- input from humans ------------------------------------------------------------
+    async def append_inbound(
+        self,
+        thread_id: str,
+        event: Event,
+        *,
+        dedupe: str | None = None,
+        create: NewThread | None = None,
+    ) -> bool:
+        """Store a human's message once and wake the thread. False: a duplicate.
+
+        Raises ThreadNotFound when the thread does not exist and ``create`` is not given.
+        """
+        args: list[Any] = [dedupe or "", dump_event(event), "1" if create else "0", thread_id]
+        if create:
+            args += [create.agent, create.origin.model_dump_json(), event.at.isoformat()]
+        pipe = self.redis.pipeline(transaction=False)
+        await self._inbound(
+            keys=[
+                keys.inbox(thread_id),
+                keys.seen(thread_id),
+                keys.meta(thread_id),
+                keys.state(thread_id),
+            ],
+            args=args,
+            client=pipe,
+        )
+        # A duplicate still wakes the thread: if the first delivery's wake-up was lost to a
+        # crash between the two commands, the provider's retry repairs it. Extra wake-ups
+        # are cheap: a run with nothing to do ends at once.
+        pipe.xadd(keys.RUNS, {"t": thread_id})
+        if create:
+            pipe.zadd(keys.THREADS, {thread_id: _ms(event.at)}, nx=True)
+        stored, *_ = await pipe.execute()
+        if stored == -1:
+            raise ThreadNotFound(thread_id)
+        return bool(stored == 1)
+
+    async def answer(
+        self, request_id: str, response: HumanResponse, *, check: bool = True
+    ) -> RequestRecord:
+        """Bind one answer to a pending request, once, from an allowed responder."""
+        view = await self.request(request_id)
+        record = view.request
+        if view.status != "pending":
+            raise RequestAlreadyAnswered(request_id)
+        if check and not record.may_answer(response.channel, response.responder):
+            raise NotAllowed(request_id, f"{response.channel}:{response.responder}")
+        tid = record.thread_id
+        pipe = self.redis.pipeline(transaction=False)
+        await self._answer(
+            keys=[keys.requests(tid), keys.inbox(tid)],
+            args=[request_id, dump_event(response)],
+            client=pipe,
+        )
+        pipe.zrem(keys.PENDING, request_id)
+        pipe.xadd(keys.RUNS, {"t": tid})
+        result, *_ = await pipe.execute()
+        if result == 0:
+            raise RequestAlreadyAnswered(request_id)
+        if result == -1:
+            raise RequestNotFound(request_id)
+        return record
+
+    # ---- reads ----------------------------------------------------------------------------
+    async def request(self, request_id: str) -> RequestView:
+        tid = await self.redis.hget(keys.REQUEST_THREAD, request_id)
+        if tid is None:
+            raise RequestNotFound(request_id)
+        views = await self._request_views([(request_id, _text(tid))])
+        if not views:
+            raise RequestNotFound(request_id)
+        return views[0]
+
+    async def pending_requests(self, limit: int = 200) -> list[RequestView]:
+        raw: Any = await self.redis.zrange(keys.PENDING, 0, limit - 1)
+        ids = [_text(r) for r in raw]
+        if not ids:
+            return []
+        tids = await self.redis.hmget(keys.REQUEST_THREAD, ids)
+        views = await self._request_views(
+            [(rid, _text(t)) for rid, t in zip(ids, tids, strict=True) if t is not None]
+        )
+        stale = [v.request.request_id for v in views if v.status != "pending"]
+        if stale:  # the index lags a crash between an answer and its ZREM; heal it here
+            await self.redis.zrem(keys.PENDING, *stale)
+        return [v for v in views if v.status == "pending"]
+
+    async def _request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
+        pipe = self.redis.pipeline(transaction=False)
+        for rid, tid in pairs:
+            pipe.hmget(keys.requests(tid), [rid, f"{rid}:status"])
+        views = []
+        for raw, status in await pipe.execute():
+            if raw is None:
+                continue
+            views.append(
+                RequestView(
+                    request=RequestRecord.model_validate_json(raw),
+                    status="pending" if _text(status or b"pending") == "pending" else "answered",
+                )
+            )
+        return views
+
+    async def thread(self, thread_id: str) -> ThreadView:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.meta(thread_id))
+        pipe.hgetall(keys.state(thread_id))
+        pipe.lrange(keys.events(thread_id), 0, -1)
+        pipe.lrange(keys.inbox(thread_id), 0, -1)
+        pipe.hgetall(keys.requests(thread_id))
+        pipe.hgetall(keys.outbox(thread_id))
+        meta, state, events, inbox, requests, outbox = await pipe.execute()
+        if not meta:
+            raise ThreadNotFound(thread_id)
+        req = {_text(k): _text(v) for k, v in requests.items()}
+        out = {_text(k): _text(v) for k, v in outbox.items()}
+        view = ThreadView(
+            meta=_meta({_text(k): _text(v) for k, v in meta.items()}),
+            state=ThreadState.from_hash({_text(k): _text(v) for k, v in state.items()}),
+            events=load_events(events),
+            inbox=load_events(inbox),
+            requests=[
+                RequestView(
+                    request=RequestRecord.model_validate_json(v),
+                    status="pending" if req.get(f"{k}:status") == "pending" else "answered",
+                )
+                for k, v in req.items()
+                if ":" not in k
+            ],
+            outbox=[
+                OutboxView(
+                    item=OutboxItem.model_validate_json(v),
+                    status=cast(DeliveryStatus, out.get(f"{k}:s", "pending")),
+                    attempts=int(out.get(f"{k}:a", 0)),
+                    provider_id=out.get(f"{k}:p"),
+                    error=out.get(f"{k}:e"),
+                )
+                for k, v in out.items()
+                if ":" not in k
+            ],
+        )
+        # Hashes have no order; show requests and messages in the order they were made.
+        return view.model_copy(
+            update={
+                "requests": sorted(view.requests, key=lambda r: r.request.created),
+                "outbox": sorted(view.outbox, key=lambda o: o.item.created),
+            }
+        )
+
+    async def thread_ids(self, limit: int = 100) -> list[str]:
+        raw: Any = await self.redis.zrevrange(keys.THREADS, 0, limit - 1)
+        return [_text(t) for t in raw]
+
+    # ---- the lease holder's side ----------------------------------------------------------
+    async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
+        """Take the thread's lease (None if another worker holds it) and load the thread."""
+        reply = await self._acquire(
+            keys=[
+                keys.state(thread_id),
+                keys.inbox(thread_id),
+                keys.events(thread_id),
+                keys.ledger(thread_id),
+                keys.meta(thread_id),
+            ],
+            args=[owner, ttl_ms],
+        )
+        if reply[0] == -1:
+            raise ThreadNotFound(thread_id)
+        if reply[0] == 0:
+            return None
+        token, state_flat, events, merged, ledger_flat, meta_flat = reply
+        state = _hash(state_flat)
+        unpublished = state.get("unpublished")
+        return Lease(
+            thread_id=thread_id,
+            token=int(token),
+            owner=owner,
+            meta=_meta(_hash(meta_flat)),
+            state=ThreadState.from_hash(state),
+            events=load_events(events),
+            merged=int(merged),
+            ledger=_hash(ledger_flat),
+            unpublished=json.loads(unpublished) if unpublished else None,
+        )
+
+    async def extend(self, lease: Lease, ttl_ms: int) -> bool:
+        return bool(
+            await self._extend(keys=[keys.state(lease.thread_id)], args=[lease.token, ttl_ms])
+        )
+
+    async def commit(
+        self,
+        lease: Lease,
+        *,
+        ttl_ms: int,
+        events: Sequence[Event] = (),
+        state: Mapping[str, str | int] | None = None,
+        ledger: Mapping[str, str] | None = None,
+        requests: Sequence[RequestRecord] = (),
+        outbox: Sequence[OutboxItem] = (),
+        release: bool = False,
+        merge: bool = True,
+        ack: tuple[WorkStream, str] | None = None,
+    ) -> CommitResult:
+        """Write under the lease, atomically: events, state, ledger, requests, outbox items.
+
+        ``merge`` also moves the inbox into the log (the result says what arrived).
+        ``release`` gives the lease up, unless something arrived: then the caller keeps it
+        and must go on. Raises LeaseLost if another worker has taken the thread over.
+        """
+        tid = lease.thread_id
+        state = dict(state or {})
+        publication: dict[str, Any] | None = None
+        if requests or outbox:
+            publication = {
+                "requests": [[r.request_id, _ms(r.created)] for r in requests],
+                "outbox": [o.outbox_id for o in outbox],
+            }
+            state["unpublished"] = json.dumps(publication)
+        args: list[Any] = [lease.token, ttl_ms, int(release), int(merge)]
+        args += [len(events), *(dump_event(e) for e in events)]
+        flat_state = [x for kv in state.items() for x in kv]
+        args += [len(flat_state), *flat_state]
+        flat_ledger = [x for kv in (ledger or {}).items() for x in kv]
+        args += [len(flat_ledger), *flat_ledger]
+        flat_req: list[Any] = []
+        for r in requests:
+            flat_req += [r.request_id, r.model_dump_json(), f"{r.request_id}:status", "pending"]
+        args += [len(flat_req), *flat_req]
+        flat_out: list[Any] = []
+        for o in outbox:
+            flat_out += [o.outbox_id, o.model_dump_json(), f"{o.outbox_id}:s", "pending"]
+        args += [len(flat_out), *flat_out]
+        reply = await self._commit(
+            keys=[
+                keys.state(tid),
+                keys.events(tid),
+                keys.inbox(tid),
+                keys.ledger(tid),
+                keys.requests(tid),
+                keys.outbox(tid),
+            ],
+            args=args,
+        )
+        if reply[0] == -1:
+            raise LeaseLost(tid, lease.token)
+        result = CommitResult(released=bool(reply[1]), merged=load_events(reply[2]))
+        if publication is not None or ack is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            if publication is not None:
+                self.publish_into(pipe, tid, publication)
+            if ack is not None and result.released:
+                ack[0].ack_into(pipe, ack[1])
+            await pipe.execute()
+        return result
+
+    def publish_into(
+        self, pipe: aioredis.client.Pipeline, thread_id: str, publication: Mapping[str, Any]
+    ) -> None:
+        """Index new requests and hand new outbox items to the senders (idempotent)."""
+        for rid, created_ms in publication.get("requests", []):
+            pipe.zadd(keys.PENDING, {rid: created_ms})
+            pipe.hset(keys.REQUEST_THREAD, rid, thread_id)
+        for oid in publication.get("outbox", []):
+            pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
+        pipe.hdel(keys.state(thread_id), "unpublished")
+
+    async def publish(self, thread_id: str, publication: Mapping[str, Any]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        self.publish_into(pipe, thread_id, publication)
+        await pipe.execute()

@@ -1,0 +1,1 @@
+"""Local stand-ins for outside services, speaking their wire protocols on loopback."""
