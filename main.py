@@ -14,6 +14,8 @@ import ipaddress
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
@@ -27,6 +29,7 @@ from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
 from channels.base import Sender
 from channels.outbox import OutboxDispatcher
+from channels.registry import Channel, Services, build_channels
 from channels.rest.sender import RestSender
 from store import embedded
 from store.outbox import OutboxStore
@@ -45,10 +48,6 @@ def make_llm(settings: Settings) -> LLM:
         base_url=settings.openai_base_url,
         timeout=settings.switchboard_llm_timeout,
     )
-
-
-def senders(settings: Settings) -> dict[str, Sender]:
-    return {"rest": RestSender()}
 
 
 def listen_host(settings: Settings) -> str:
@@ -70,50 +69,16 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     client = aioredis.from_url(redis_url)
     store = ThreadStore(client)
     await store.setup()
+    services = Services(settings, client, store, OutboxStore(client), registry)
+    channels = build_channels(services)
     stop = asyncio.Event()
-    jobs = []
-    enabled = senders(settings)
+    jobs: list[Coroutine[Any, Any, None]] = []
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
-    log.info("channels on: %s", ", ".join(sorted(enabled)))
-    llm = make_llm(settings)
-    if isinstance(llm, NoLLM):
-        log.warning("no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): runs will ask a human")
-    else:
-        log.info("LLM: %s at %s", settings.switchboard_model, settings.openai_base_url or "OpenAI")
+    log.info("channels on: %s", ", ".join(["rest", *(c.name for c in channels)]))
     if role in ("serve", "worker"):
-        worker = Worker(
-            store,
-            registry,
-            llm,
-            settings=WorkerSettings(
-                concurrency=settings.switchboard_worker_concurrency,
-                run=RunSettings(
-                    lease_ttl_ms=settings.switchboard_lease_ttl_ms,
-                    llm_retry_delay=settings.switchboard_llm_retry_delay,
-                ),
-            ),
-        )
-        dispatcher = OutboxDispatcher(
-            store.outbox_stream, OutboxStore(client), enabled, name=worker.name
-        )
-        jobs += [worker.run(stop), dispatcher.run(stop)]
+        jobs += worker_jobs(services, channels, stop)
     if role in ("serve", "api"):
-        token = settings.switchboard_api_token
-        app = create_app(
-            client, store, registry, api_token=token.get_secret_value() if token else None
-        )
-        host = listen_host(settings)
-        if token is None:
-            log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
-
-        async def serve_http() -> None:
-            try:
-                await server.serve()
-            finally:
-                stop.set()
-
-        jobs.append(serve_http())
+        jobs += api_jobs(services, channels, stop)
     else:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -121,7 +86,67 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     try:
         await asyncio.gather(*jobs)
     finally:
+        for channel in channels:
+            for close in channel.closers:
+                await close()
         await client.aclose()
+
+
+def worker_jobs(
+    services: Services, channels: list[Channel], stop: asyncio.Event
+) -> list[Coroutine[Any, Any, None]]:
+    settings = services.settings
+    llm = make_llm(settings)
+    if isinstance(llm, NoLLM):
+        log.warning("no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): runs will ask a human")
+    else:
+        log.info("LLM: %s at %s", settings.switchboard_model, settings.openai_base_url or "OpenAI")
+    worker = Worker(
+        services.store,
+        services.registry,
+        llm,
+        settings=WorkerSettings(
+            concurrency=settings.switchboard_worker_concurrency,
+            run=RunSettings(
+                lease_ttl_ms=settings.switchboard_lease_ttl_ms,
+                llm_retry_delay=settings.switchboard_llm_retry_delay,
+            ),
+        ),
+    )
+    senders: dict[str, Sender] = {"rest": RestSender()}
+    senders.update({c.name: c.sender for c in channels if c.sender is not None})
+    dispatcher = OutboxDispatcher(
+        services.store.outbox_stream, services.outbox, senders, name=worker.name
+    )
+    return [worker.run(stop), dispatcher.run(stop)]
+
+
+def api_jobs(
+    services: Services, channels: list[Channel], stop: asyncio.Event
+) -> list[Coroutine[Any, Any, None]]:
+    settings = services.settings
+    token = settings.switchboard_api_token
+    app = create_app(
+        services.redis,
+        services.store,
+        services.registry,
+        api_token=token.get_secret_value() if token else None,
+    )
+    for channel in channels:
+        if channel.mount is not None:
+            channel.mount(app)
+    host = listen_host(settings)
+    if token is None:
+        log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
+
+    async def serve_http() -> None:
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+
+    return [serve_http(), *(listen(stop) for c in channels for listen in c.listeners)]
 
 
 def main(argv: list[str] | None = None) -> int:

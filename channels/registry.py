@@ -1,0 +1,69 @@
+"""Which channels are on, and what each plugs into the service.
+
+A channel is a package under channels/ with ``build(services) -> Channel | None``: None when
+its settings are absent (the channel is simply off). The service mounts each channel's HTTP
+routes in the API process, hands its sender to the outbox in the worker process, and runs its
+long-lived listeners (an SMTP server, a Socket Mode connection) beside the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from agent.config import Registry
+from agent.settings import Settings
+from channels.base import Sender
+from store.outbox import OutboxStore
+from store.threads import ThreadStore
+
+log = logging.getLogger("switchboard.channels")
+
+# Channel packages, in the order they are reported. REST is always on and lives in the app.
+CHANNEL_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a channel may use: the store to append to, and the configuration."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    store: ThreadStore
+    outbox: OutboxStore
+    registry: Registry
+
+
+@dataclass
+class Channel:
+    name: str
+    sender: Sender | None = None
+    mount: Callable[[FastAPI], None] | None = None
+    listeners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
+    """Long-running inbound tasks, each given the service's stop event."""
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+class ChannelFactory(Protocol):
+    def __call__(self, services: Services) -> Channel | None: ...
+
+
+def build_channels(services: Services, modules: tuple[str, ...] = CHANNEL_MODULES) -> list[Channel]:
+    channels = []
+    for name in modules:
+        factory: ChannelFactory = importlib.import_module(name).build
+        channel = factory(services)
+        if channel is None:
+            log.info("channel %s: off (not configured)", name.rsplit(".", 1)[-1])
+        else:
+            channels.append(channel)
+    return channels
