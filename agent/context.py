@@ -26,6 +26,7 @@ from agent.events import (
     HumanResponse,
     ToolResult,
 )
+from agent.steps import BUILTIN_INTENTS
 from agent.tools import Agent
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -57,6 +58,9 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
                 hidden.add(i - 1)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, HumanResponse) and event.decision == "reject":
+            hidden.add(i)
+        # A question or final answer shows as what was said; the step that chose it repeats it.
+        if isinstance(event, AgentStep) and event.intent in BUILTIN_INTENTS:
             hidden.add(i)
     return [e for i, e in enumerate(events) if i not in hidden]
 

@@ -79,7 +79,7 @@ def step_model(agent: Agent) -> type[BaseModel]:
 
 @cache
 def _schema_text(agent: Agent) -> str:
-    return json.dumps(strict_schema(step_model(agent).model_json_schema()), sort_keys=True)
+    return json.dumps(strict_schema(step_model(agent).model_json_schema()))
 
 
 def response_schema(agent: Agent) -> dict[str, Any]:

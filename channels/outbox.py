@@ -71,14 +71,15 @@ class OutboxDispatcher:
 
     async def deliver(self, entry: Entry) -> None:
         try:
-            await self._deliver(entry.fields["t"], entry.fields["o"])
+            await self.deliver_item(entry.fields["t"], entry.fields["o"])
         except Exception:
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
             log.exception("delivering %s failed unexpectedly", entry.fields)
             return
         await self.stream.ack(entry.entry_id)
 
-    async def _deliver(self, thread_id: str, outbox_id: str) -> None:
+    async def deliver_item(self, thread_id: str, outbox_id: str) -> None:
+        """Deliver one item unless it is done or another sender holds it."""
         claim = await self.store.claim(thread_id, outbox_id, self.settings.claim_ms)
         if claim is None:
             return

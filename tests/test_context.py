@@ -1,0 +1,107 @@
+"""Context rendering: the thread as the model reads it, pinned as golden text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.config import Registry
+from agent.context import render, visible_events
+from agent.events import (
+    AgentStep,
+    Event,
+    FinalAnswer,
+    HumanRequest,
+    HumanResponse,
+    LLMError,
+    SystemNote,
+    ToolError,
+    ToolResult,
+    UserMessage,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+
+THREAD: list[Event] = [
+    UserMessage(channel="slack", sender="U042", text="deploy v1.2.3 to production"),
+    LLMError(kind="invalid_output", error="arguments: Invalid JSON"),
+    AgentStep(intent="list_tags", prompt="deploybot/v1", call_id="c1"),
+    ToolResult(call_id="c1", tool="list_tags", output="v1.2.2\nv1.2.3"),
+    AgentStep(
+        intent="deploy",
+        arguments={"tag": "v1.2.3", "env": "production"},
+        prompt="deploybot/v1",
+        call_id="c2",
+    ),
+    HumanRequest(
+        request_id="r1",
+        kind="approval",
+        text="Approval needed",
+        tool="deploy",
+        arguments={"tag": "v1.2.3", "env": "production"},
+        call_id="c2",
+    ),
+    HumanResponse(
+        request_id="r1",
+        channel="slack",
+        responder="U007",
+        decision="reject",
+        comment="freeze until Monday",
+    ),
+    ToolResult(
+        call_id="c2",
+        tool="deploy",
+        output="rejected by U007: freeze until Monday",
+        outcome="rejected",
+    ),
+    AgentStep(
+        intent="request_more_information",
+        arguments={"message": "Staging instead?"},
+        prompt="deploybot/v1",
+    ),
+    HumanRequest(request_id="r2", kind="question", text="Staging instead?"),
+    HumanResponse(request_id="r2", channel="slack", responder="U042", answer='yes, "staging"'),
+    AgentStep(
+        intent="deploy",
+        arguments={"tag": "v1.2.3", "env": "staging"},
+        prompt="deploybot/v1",
+        call_id="c3",
+    ),
+    ToolError(call_id="c3", tool="deploy", error="exit status 1: connection refused"),
+    SystemNote(kind="merged_messages", text="1 message(s) arrived while the agent was working"),
+]
+
+
+def test_context_matches_golden(registry: Registry) -> None:
+    context = render(registry.agents["deploybot"], THREAD)
+    assert context.prompt == "deploybot/v1"
+    assert [m["role"] for m in context.messages] == ["system", "user"]
+    text = "\n--- system / user ---\n".join(m["content"] for m in context.messages) + "\n"
+    # To accept a deliberate prompt change: write `text` to the golden file and review the diff.
+    assert text == (GOLDEN / "deploybot_v1_context.txt").read_text()
+
+
+def test_same_events_render_the_same(registry: Registry) -> None:
+    agent = registry.agents["deploybot"]
+    assert render(agent, THREAD) == render(agent, list(THREAD))
+
+
+def test_resolved_errors_drop_out_but_current_ones_stay() -> None:
+    shown = visible_events(THREAD)
+    # The LLM error before list_tags succeeded is gone; the latest tool error is still there.
+    assert not any(isinstance(e, LLMError) for e in shown)
+    assert isinstance(shown[-2], ToolError)
+    # A rejection reaches the model as the tool's result only.
+    assert not any(isinstance(e, HumanResponse) and e.decision == "reject" for e in shown)
+
+
+def test_failed_attempt_leaves_with_its_error() -> None:
+    events: list[Event] = [
+        UserMessage(channel="rest", sender="a", text="go"),
+        AgentStep(intent="rollback", arguments={"env": "staging"}, prompt="p", call_id="x"),
+        ToolError(call_id="x", tool="rollback", error="boom"),
+        AgentStep(intent="rollback", arguments={"env": "staging"}, prompt="p", call_id="y"),
+        ToolResult(call_id="y", tool="rollback", output="ok"),
+        FinalAnswer(text="done"),
+    ]
+    shown = visible_events(events)
+    assert [getattr(e, "call_id", None) for e in shown] == [None, "y", "y", None]

@@ -1,0 +1,116 @@
+"""Outbox delivery: retries with backoff, permanent failures on the thread, no blind resends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from agent.events import SystemNote, UserMessage
+from agent.llm import OpenAILLM
+from channels.base import SendFailed
+from channels.outbox import OutboxDispatcher, OutboxSettings
+from channels.rest.sender import RestSender
+from store import keys
+from store.models import Delivery, Origin, OutboxItem
+from store.outbox import OutboxStore
+from store.threads import NewThread, ThreadStore
+from tests.conftest import Service
+from tests.fakes.openai_server import FakeOpenAI, step
+
+
+class FlakySender:
+    """A channel whose provider fails a few times before it accepts."""
+
+    channel = "rest"
+    resend_when_unknown = True
+
+    def __init__(self, failures: list[SendFailed]) -> None:
+        self.failures = failures
+        self.delivered: list[str] = []
+        self.attempts = 0
+
+    async def send(self, item: OutboxItem) -> Delivery:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.delivered.append(item.outbox_id)
+        return Delivery(provider_id=f"p-{item.outbox_id}")
+
+
+async def _launch(service: Service, fake_llm: FakeOpenAI, text: str = "hello") -> str:
+    fake_llm.script(step("done_for_now", message="hi there"))
+    r = await service.api.post("/v1/threads", json={"message": text})
+    return str(r.json()["thread_id"])
+
+
+async def test_transient_failures_are_retried_then_sent_once(
+    service_factory: Callable[..., Awaitable[Service]], llm: OpenAILLM, fake_llm: FakeOpenAI
+) -> None:
+    sender = FlakySender(
+        [
+            SendFailed("HTTP 503", transient=True),
+            SendFailed("rate limited", transient=True, retry_after=0.05),
+        ]
+    )
+    service = await service_factory(llm, senders={"rest": sender})
+    tid = await _launch(service, fake_llm)
+    view = await service.settled(tid, "done")
+    assert sender.attempts == 3
+    assert len(sender.delivered) == 1
+    out = view.outbox[0]
+    assert (out.status, out.attempts, out.provider_id) == ("sent", 3, f"p-{out.item.outbox_id}")
+
+
+async def test_permanent_failure_is_recorded_on_the_thread(
+    service_factory: Callable[..., Awaitable[Service]], llm: OpenAILLM, fake_llm: FakeOpenAI
+) -> None:
+    sender = FlakySender([SendFailed("channel_not_found", transient=False)])
+    service = await service_factory(llm, senders={"rest": sender})
+    tid = await _launch(service, fake_llm)
+
+    def failed(v: object) -> bool:
+        return any(o.status == "failed" for o in v.outbox)  # type: ignore[attr-defined]
+
+    view = await service.wait(tid, failed)
+    assert view.outbox[0].error == "channel_not_found"
+    notes = [e for e in view.inbox + view.events if isinstance(e, SystemNote)]
+    assert notes[-1].kind == "delivery_failure"
+    assert "channel_not_found" in notes[-1].text
+
+
+async def test_interrupted_send_is_not_repeated_where_unsafe(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await store.append_inbound(
+        "t1",
+        UserMessage(channel="rest", sender="a", text="x"),
+        create=NewThread(agent="deploybot", origin=Origin(channel="rest", address="a")),
+    )
+    lease = await store.acquire("t1", "w", 10_000)
+    assert lease is not None
+    item = OutboxItem(
+        outbox_id="o1",
+        thread_id="t1",
+        kind="final",
+        text="hi",
+        to=Origin(channel="rest", address="a"),
+    )
+    await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
+    outbox = OutboxStore(redis_client)
+    # A sender claimed it and died mid-call: the claim runs out with the outcome unknown.
+    assert await outbox.claim("t1", "o1", claim_ms=1) is not None
+
+    class NoRepeat(RestSender):
+        resend_when_unknown = False
+
+    sender = NoRepeat()
+    dispatcher = OutboxDispatcher(
+        store.outbox_stream, outbox, {"rest": sender}, name="t", settings=OutboxSettings(claim_ms=1)
+    )
+    await asyncio.sleep(0.01)
+    await dispatcher.deliver_item("t1", "o1")
+    view = await store.thread("t1")
+    assert view.outbox[0].status == "unknown"
+    assert await redis_client.get(keys.ref("rest", "o1")) is None
