@@ -173,3 +173,37 @@ async def test_message_while_paused_continues_thread(
     assert [r.status for r in view.requests] == ["pending"]  # still answerable
     assert isinstance(view.events[-1], FinalAnswer)
     assert any(isinstance(e, HumanRequest) for e in view.events)
+
+
+async def test_message_during_a_run_is_merged_into_the_next_step(
+    service_factory: object, llm: object, fake_llm: FakeOpenAI, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from agent import config
+    from agent.events import SystemNote
+    from tests.conftest import ROOT
+
+    text = (
+        (ROOT / "switchboard.toml")
+        .read_text()
+        .replace(
+            'command = ["{python}", "-c", "print(\'v1.2.1\\\\nv1.2.2\\\\nv1.2.3\')"]',
+            'command = ["{python}", "-c", "import time; time.sleep(0.5); print(\'v1.2.3\')"]',
+        )
+    )
+    assert "time.sleep" in text
+    cfg = Path(str(tmp_path)) / "slow.toml"
+    cfg.write_text(text)
+    service = await service_factory(llm, reg=config.load(cfg))  # type: ignore[operator]
+    fake_llm.script(step("list_tags"))
+    tid = await _start(service, "what can I deploy?")
+    await service.wait(
+        tid, lambda v: v.state.lease_owner is not None and len(fake_llm.requests) == 1
+    )
+    await service.api.post(f"/v1/threads/{tid}/messages", json={"message": "only staging please"})
+    view = await service.settled(tid, "awaiting_human")
+    second = fake_llm.contexts()[1]
+    assert "only staging please" in second
+    assert '<note kind="merged_messages">' in second
+    assert any(isinstance(e, SystemNote) and e.kind == "merged_messages" for e in view.events)

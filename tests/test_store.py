@@ -70,7 +70,7 @@ async def test_stale_lease_holder_cannot_append(store: ThreadStore) -> None:
         )
     view = await store.thread("t1")
     assert [e.type for e in view.events] == ["user_message"]
-    assert view.state.status == "idle"
+    assert view.state.status == "running"  # the fresh holder's, not the zombie's "done"
     assert view.state.lease_owner == "w2"
     await store.commit(fresh, ttl_ms=1000, events=[SystemNote(kind="timeout", text="ok")])
     assert len((await store.thread("t1")).events) == 2
