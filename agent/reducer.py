@@ -14,7 +14,6 @@ from agent.context import PROMPTS_DIR, render
 from agent.events import (
     AgentStep,
     Event,
-    FinalAnswer,
     HumanRequest,
     HumanResponse,
     LLMError,
@@ -116,9 +115,3 @@ def _last_significant(events: Sequence[Event]) -> Event | None:
             continue  # settled above: its ToolResult is what follows it
         return e
     return None
-
-
-def is_paused(events: Sequence[Event]) -> bool:
-    """The agent's last word was to a human (answer, question or approval request)."""
-    last = _last_significant(events)
-    return isinstance(last, FinalAnswer | HumanRequest | SystemNote)

@@ -7,6 +7,7 @@ multi-step flows (and worker processes started by tests) run without scripting e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -38,7 +39,14 @@ class Raw:
     content: str
 
 
-Scripted = dict[str, Any] | Status | Raw
+@dataclass(frozen=True)
+class Delay:
+    """Answer only after this long (to make the client time out)."""
+
+    seconds: float
+
+
+Scripted = dict[str, Any] | Status | Raw | Delay
 
 
 def step(intent: str, **arguments: Any) -> dict[str, Any]:
@@ -100,6 +108,9 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(body)
             scripted = self._script.popleft() if self._script else None
+        if isinstance(scripted, Delay):
+            await asyncio.sleep(scripted.seconds)
+            scripted = None
         if isinstance(scripted, Status):
             return JSONResponse(
                 {"error": {"message": scripted.message, "type": "error", "code": None}},
