@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from agent.config import Registry
 from channels.rest.api import install_error_handlers, router
 from store.threads import ThreadStore
+
+CONSOLE = Path(__file__).parent / "rest" / "console.html"
 
 
 def create_app(
@@ -21,6 +25,11 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(router(store, registry, api_token))
+
+    @app.get("/", include_in_schema=False)
+    async def console() -> HTMLResponse:
+        """A small web console over the REST API: threads, events, pending requests."""
+        return HTMLResponse(CONSOLE.read_text())
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

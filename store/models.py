@@ -129,6 +129,13 @@ class OutboxView(_Frozen):
     error: str | None = None
 
 
+class ThreadSummary(_Frozen):
+    """One line of a thread list."""
+
+    meta: ThreadMeta
+    state: ThreadState
+
+
 class ThreadView(_Frozen):
     """A whole thread as the API returns it."""
 

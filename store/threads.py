@@ -34,6 +34,7 @@ from store.models import (
     RequestView,
     ThreadMeta,
     ThreadState,
+    ThreadSummary,
     ThreadView,
 )
 from store.streams import WorkStream
@@ -260,6 +261,25 @@ class ThreadStore:
     async def thread_ids(self, limit: int = 100) -> list[str]:
         raw: Any = await self.redis.zrevrange(keys.THREADS, 0, limit - 1)
         return [_text(t) for t in raw]
+
+    async def summaries(self, limit: int = 100) -> list[ThreadSummary]:
+        """The newest threads with their status, newest first."""
+        ids = await self.thread_ids(limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(keys.meta(tid))
+            pipe.hgetall(keys.state(tid))
+        raw = await pipe.execute()
+        result = []
+        for meta, state in zip(raw[::2], raw[1::2], strict=True):
+            if meta:
+                result.append(
+                    ThreadSummary(
+                        meta=_meta({_text(k): _text(v) for k, v in meta.items()}),
+                        state=ThreadState.from_hash({_text(k): _text(v) for k, v in state.items()}),
+                    )
+                )
+        return result
 
     # ---- the lease holder's side ----------------------------------------------------------
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:

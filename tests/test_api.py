@@ -92,3 +92,16 @@ async def test_openapi_is_served(guarded: Service) -> None:
     spec = (await guarded.api.get("/openapi.json")).json()
     assert "/v1/requests/{request_id}" in spec["paths"]
     assert (await guarded.api.get("/docs")).status_code == 200
+
+
+async def test_console_and_thread_list(guarded: Service) -> None:
+    page = await guarded.api.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "/v1/requests?status=pending" in page.text
+    assert "innerHTML" not in page.text  # user text is only ever set as textContent
+    r = await guarded.api.post("/v1/threads", json={"message": "hi", "sender": "bob"}, headers=AUTH)
+    listed = (await guarded.api.get("/v1/threads", headers=AUTH)).json()
+    assert [(t["meta"]["thread_id"], t["meta"]["origin"]["address"]) for t in listed] == [
+        (r.json()["thread_id"], "bob")
+    ]

@@ -17,7 +17,7 @@ from agent.config import Registry
 from agent.events import HumanResponse, UserMessage
 from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
 from store.ids import new_id, thread_id_for
-from store.models import Origin, RequestView, ThreadView
+from store.models import Origin, RequestView, ThreadSummary, ThreadView
 from store.threads import NewThread, ThreadStore
 
 CHANNEL = "rest"
@@ -119,10 +119,10 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
         )
         return ThreadCreated(thread_id=tid, duplicate=not stored)
 
-    @api.get("/threads", response_model=list[str])
-    async def list_threads(limit: int = 100) -> list[str]:
-        """The most recent thread ids, newest first."""
-        return await store.thread_ids(min(max(limit, 1), 1000))
+    @api.get("/threads", response_model=list[ThreadSummary])
+    async def list_threads(limit: int = 100) -> list[ThreadSummary]:
+        """The most recent threads with their status, newest first."""
+        return await store.summaries(min(max(limit, 1), 1000))
 
     @api.get("/threads/{thread_id}", response_model=ThreadOut)
     async def get_thread(thread_id: str) -> ThreadOut:
