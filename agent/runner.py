@@ -307,7 +307,12 @@ class Run:
         return "running"
 
     def _escalate(self, error: str, *, force: bool = False) -> Status:
-        why = error if force else f"{self.errors} errors in a row, the last: {error}"
+        if force:  # not something the model can work around: say what must change
+            self._append(SystemNote(kind="escalation", text=error))
+            self._ask(f"I cannot work on this yet: {error}. Reply here once that is fixed.")
+            self.errors = 0
+            return "awaiting_human"
+        why = f"{self.errors} errors in a row, the last: {error}"
         self._append(SystemNote(kind="escalation", text=why))
         self._ask(f"I am stuck ({why}). How should I go on?")
         self.errors = 0
