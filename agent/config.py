@@ -65,6 +65,8 @@ class AgentConfig(BaseModel):
     module: str
     prompt: str
     max_steps: int = Field(default=10, ge=1, le=50)
+    request_timeout: float | None = Field(default=None, gt=0)
+    """Seconds before an unanswered question or approval expires."""
     description: str = ""
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -99,6 +101,7 @@ def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> 
         tools={t.name: t for t in tools},
         prompt=config.prompt,
         max_steps=config.max_steps,
+        request_timeout=config.request_timeout,
         description=config.description,
         settings=config.settings,
     )

@@ -53,7 +53,7 @@ class ToolResult(_Event):
     call_id: str
     tool: str
     output: str
-    outcome: Literal["ok", "rejected", "unknown"] = "ok"
+    outcome: Literal["ok", "rejected", "expired", "unknown"] = "ok"
 
 
 class ToolError(_Event):
@@ -120,6 +120,8 @@ class SystemNote(_Event):
     type: Literal["system_note"] = "system_note"
     kind: SystemNoteKind
     text: str
+    request_id: str | None = None
+    """For a timeout: the request whose deadline passed."""
 
 
 Event = Annotated[

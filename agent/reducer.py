@@ -51,6 +51,13 @@ class RecordRejection:
 
 
 @dataclass(frozen=True)
+class RecordExpiry:
+    """An approval whose deadline passed with no decision: the call will not run."""
+
+    request: HumanRequest
+
+
+@dataclass(frozen=True)
 class Dispatch:
     """A decided step that was never dispatched (its run stopped right after deciding)."""
 
@@ -67,7 +74,7 @@ class Idle:
     """Nothing to do until a human says something."""
 
 
-Action = RunApproved | RecordRejection | Dispatch | Decide | Idle
+Action = RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
 
 # Notes that record what happened around the thread, not input the agent must react to.
 _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
@@ -83,15 +90,17 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str]) -> Action:
         elif isinstance(e, ToolResult | ToolError) and e.call_id:
             settled.add(e.call_id)
     for e in events:
-        if not isinstance(e, HumanResponse) or e.request_id not in approvals:
-            continue
-        request = approvals[e.request_id]
-        call = request.call_id or ""
-        if call in settled or call in ledger:
-            continue
-        if e.decision == "approve":
-            return RunApproved(request, e)
-        return RecordRejection(request, e)
+        if isinstance(e, HumanResponse) and e.request_id in approvals:
+            request = approvals[e.request_id]
+            if request.call_id in settled or request.call_id in ledger:
+                continue
+            if e.decision == "approve":
+                return RunApproved(request, e)
+            return RecordRejection(request, e)
+        if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id in approvals:
+            request = approvals[e.request_id]
+            if request.call_id not in settled and request.call_id not in ledger:
+                return RecordExpiry(request)
 
     last = _last_significant(events)
     if last is None:
@@ -103,6 +112,8 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str]) -> Action:
     if isinstance(last, UserMessage | ToolResult | ToolError | LLMError):
         return Decide()
     if isinstance(last, HumanResponse) and last.decision is None:
+        return Decide()
+    if isinstance(last, SystemNote) and last.kind == "timeout":
         return Decide()
     return Idle()
 

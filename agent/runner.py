@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.errors import LLMFailed, ToolFailed
@@ -24,9 +25,18 @@ from agent.events import (
     ToolError,
     ToolResult,
     UserMessage,
+    utcnow,
 )
 from agent.llm import LLM
-from agent.reducer import Dispatch, Idle, RecordRejection, RunApproved, next_step, plan
+from agent.reducer import (
+    Dispatch,
+    Idle,
+    RecordExpiry,
+    RecordRejection,
+    RunApproved,
+    next_step,
+    plan,
+)
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
 from store.ids import new_id
@@ -135,6 +145,15 @@ class Run:
                     )
                 elif isinstance(action, RecordRejection):
                     self._record_rejection(action)
+                elif isinstance(action, RecordExpiry):
+                    self._append(
+                        ToolResult(
+                            call_id=action.request.call_id or "",
+                            tool=action.request.tool or "",
+                            output="nobody decided before the deadline; the call did not run",
+                            outcome="expired",
+                        )
+                    )
                 elif isinstance(action, Dispatch):
                     status = await self._dispatch(action.step)
                 elif decided >= self.agent.max_steps:
@@ -256,7 +275,11 @@ class Run:
         self._append(HumanRequest(request_id=rid, kind="question", text=text))
         self._requests.append(
             RequestRecord(
-                request_id=rid, thread_id=self.lease.thread_id, kind="question", text=text
+                request_id=rid,
+                thread_id=self.lease.thread_id,
+                kind="question",
+                text=text,
+                deadline=self._deadline(),
             )
         )
         self._send("question", text, self.lease.meta.origin, request_id=rid)
@@ -284,6 +307,7 @@ class Run:
                 arguments=arguments,
                 call_id=call_id,
                 approvers=[str(a) for a in tool.approvers],
+                deadline=self._deadline(),
             )
         )
         origin = self.lease.meta.origin
@@ -299,6 +323,10 @@ class Run:
                 f"Waiting for approval from {who}: {call_text(tool.name, arguments)}",
                 origin,
             )
+
+    def _deadline(self) -> datetime | None:
+        timeout = self.agent.request_timeout
+        return utcnow() + timedelta(seconds=timeout) if timeout else None
 
     def _count_error(self, error: str) -> Status:
         self.errors += 1

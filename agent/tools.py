@@ -75,6 +75,8 @@ class Agent:
     prompt: str
     """Prompt template as ``folder/version``, e.g. ``deploybot/v1``."""
     max_steps: int = 10
+    request_timeout: float | None = None
+    """Seconds a question or approval may wait before it expires (None: forever)."""
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
 

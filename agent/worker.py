@@ -68,9 +68,10 @@ class Worker:
                 await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
                 continue
             reclaimed: list[Entry] = []
-            if loop.time() - last_reclaim > self.ttl_ms / 4000:
+            if loop.time() - last_reclaim > min(self.ttl_ms / 4000, 1.0):
                 last_reclaim = loop.time()
                 reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
+                await self.store.expire_due()
             fresh = (
                 []
                 if reclaimed

@@ -25,6 +25,12 @@ class RequestAlreadyAnswered(StoreError):
         self.request_id = request_id
 
 
+class RequestExpired(StoreError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id!r} expired before it was answered")
+        self.request_id = request_id
+
+
 class NotAllowed(StoreError):
     """The responder may not decide this request."""
 

@@ -73,6 +73,8 @@ PENDING = f"{PREFIX}:{{index}}:pending"
 """ZSET of pending request ids scored by creation time (ms)."""
 REQUEST_THREAD = f"{PREFIX}:{{index}}:request-thread"
 """HASH request id -> thread id."""
+DEADLINES = f"{PREFIX}:{{index}}:deadlines"
+"""ZSET of pending request ids with a deadline, scored by it (ms)."""
 
 
 def ref(channel: str, provider_id: str) -> str:

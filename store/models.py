@@ -59,6 +59,9 @@ class ThreadState(_Frozen):
         )
 
 
+RequestStatus = Literal["pending", "answered", "expired"]
+
+
 class RequestRecord(_Frozen):
     """A question or an approval waiting for a human; answered once, by an allowed person."""
 
@@ -72,6 +75,8 @@ class RequestRecord(_Frozen):
     approvers: list[str] = Field(default_factory=list)
     """``channel:address`` of who may decide; empty means anyone on the thread's channel."""
     created: datetime = Field(default_factory=utcnow)
+    deadline: datetime | None = None
+    """After this, the request expires unanswered and the agent is told."""
 
     def may_answer(self, channel: str, responder: str) -> bool:
         """Questions take anyone's answer; approvals only an approver's (``rest:*`` = any)."""
@@ -88,7 +93,7 @@ class RequestView(_Frozen):
     """A request with its current status, as the API shows it."""
 
     request: RequestRecord
-    status: Literal["pending", "answered"]
+    status: RequestStatus
 
 
 OutboxKind = Literal["message", "question", "approval", "final", "notice"]

@@ -55,6 +55,17 @@ redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
 
+EXPIRE = """
+-- KEYS: requests inbox
+-- ARGV: request_id note_json
+-- A deadline passed: the request expires unless it was answered first.
+local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
+if status ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'expired')
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
 ACQUIRE = (
     _PRELUDE
     + """

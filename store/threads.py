@@ -9,6 +9,7 @@ checked inside the same script that writes.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +17,13 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from agent.events import Event, HumanResponse, dump_event, load_events
+from agent.events import Event, HumanResponse, SystemNote, dump_event, load_events
 from store import keys, scripts
 from store.errors import (
     LeaseLost,
     NotAllowed,
     RequestAlreadyAnswered,
+    RequestExpired,
     RequestNotFound,
     ThreadNotFound,
 )
@@ -31,6 +33,7 @@ from store.models import (
     OutboxItem,
     OutboxView,
     RequestRecord,
+    RequestStatus,
     RequestView,
     ThreadMeta,
     ThreadState,
@@ -103,6 +106,7 @@ class ThreadStore:
         self._acquire = client.register_script(scripts.ACQUIRE)
         self._commit = client.register_script(scripts.COMMIT)
         self._extend = client.register_script(scripts.EXTEND)
+        self._expire = client.register_script(scripts.EXPIRE)
 
     async def setup(self) -> None:
         await self.runs.ensure_group()
@@ -152,6 +156,8 @@ class ThreadStore:
         """Bind one answer to a pending request, once, from an allowed responder."""
         view = await self.request(request_id)
         record = view.request
+        if view.status == "expired":
+            raise RequestExpired(request_id)
         if view.status != "pending":
             raise RequestAlreadyAnswered(request_id)
         if check and not record.may_answer(response.channel, response.responder):
@@ -164,6 +170,7 @@ class ThreadStore:
             client=pipe,
         )
         pipe.zrem(keys.PENDING, request_id)
+        pipe.zrem(keys.DEADLINES, request_id)
         pipe.xadd(keys.RUNS, {"t": tid})
         result, *_ = await pipe.execute()
         if result == 0:
@@ -207,7 +214,7 @@ class ThreadStore:
             views.append(
                 RequestView(
                     request=RequestRecord.model_validate_json(raw),
-                    status="pending" if _text(status or b"pending") == "pending" else "answered",
+                    status=cast(RequestStatus, _text(status or b"pending")),
                 )
             )
         return views
@@ -233,7 +240,7 @@ class ThreadStore:
             requests=[
                 RequestView(
                     request=RequestRecord.model_validate_json(v),
-                    status="pending" if req.get(f"{k}:status") == "pending" else "answered",
+                    status=cast(RequestStatus, req.get(f"{k}:status", "pending")),
                 )
                 for k, v in req.items()
                 if ":" not in k
@@ -343,7 +350,10 @@ class ThreadStore:
         publication: dict[str, Any] | None = None
         if requests or outbox:
             publication = {
-                "requests": [[r.request_id, _ms(r.created)] for r in requests],
+                "requests": [
+                    [r.request_id, _ms(r.created), _ms(r.deadline) if r.deadline else 0]
+                    for r in requests
+                ],
                 "outbox": [o.outbox_id for o in outbox],
             }
             state["unpublished"] = json.dumps(publication)
@@ -388,12 +398,40 @@ class ThreadStore:
         self, pipe: aioredis.client.Pipeline, thread_id: str, publication: Mapping[str, Any]
     ) -> None:
         """Index new requests and hand new outbox items to the senders (idempotent)."""
-        for rid, created_ms in publication.get("requests", []):
+        for rid, created_ms, deadline_ms in publication.get("requests", []):
             pipe.zadd(keys.PENDING, {rid: created_ms})
             pipe.hset(keys.REQUEST_THREAD, rid, thread_id)
+            if deadline_ms:
+                pipe.zadd(keys.DEADLINES, {rid: deadline_ms})
         for oid in publication.get("outbox", []):
             pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
         pipe.hdel(keys.state(thread_id), "unpublished")
+
+    async def expire_due(self, limit: int = 100) -> int:
+        """Expire pending requests whose deadline has passed; each thread hears of it."""
+        now_ms = int(time.time() * 1000)
+        due: Any = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now_ms, 0, limit)
+        expired = 0
+        for raw in due:
+            rid = _text(raw)
+            tid = await self.redis.hget(keys.REQUEST_THREAD, rid)
+            pipe = self.redis.pipeline(transaction=False)
+            if tid is not None:
+                tid = _text(tid)
+                note = SystemNote(
+                    kind="timeout", request_id=rid, text=f"request {rid} expired without an answer"
+                )
+                await self._expire(
+                    keys=[keys.requests(tid), keys.inbox(tid)],
+                    args=[rid, dump_event(note)],
+                    client=pipe,
+                )
+                pipe.zrem(keys.PENDING, rid)
+                pipe.xadd(keys.RUNS, {"t": tid})
+            pipe.zrem(keys.DEADLINES, rid)
+            result = await pipe.execute()
+            expired += int(tid is not None and result[0] == 1)
+        return expired
 
     async def publish(self, thread_id: str, publication: Mapping[str, Any]) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -207,3 +207,30 @@ async def test_message_during_a_run_is_merged_into_the_next_step(
     assert "only staging please" in second
     assert '<note kind="merged_messages">' in second
     assert any(isinstance(e, SystemNote) and e.kind == "merged_messages" for e in view.events)
+
+
+async def test_unanswered_approval_expires_and_the_model_is_told(
+    service_factory: object, llm: object, fake_llm: FakeOpenAI, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from agent import config
+    from tests.conftest import ROOT
+
+    text = (ROOT / "switchboard.toml").read_text().replace(
+        "max_steps = 10", "max_steps = 10\nrequest_timeout = 0.3"
+    )
+    cfg = Path(str(tmp_path)) / "expiring.toml"
+    cfg.write_text(text)
+    service = await service_factory(llm, reg=config.load(cfg))  # type: ignore[operator]
+    tid = await _start(service, "deploy v1.2.3 to production")
+    view = await service.settled(tid, "done", within=15)
+    assert [r.status for r in view.requests] == ["expired"]
+    results = [e for e in view.events if isinstance(e, ToolResult)]
+    assert [r.outcome for r in results] == ["expired"]
+    assert '<expired tool="deploy">' in fake_llm.contexts()[-1]
+    rid = view.requests[0].request.request_id
+    late = await service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
+    assert late.status_code == 409
+    assert "expired" in late.json()["detail"]
+    assert (await service.api.get("/v1/requests")).json() == []

@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
 from agent.events import HumanResponse, UserMessage
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
+from store.errors import (
+    NotAllowed,
+    RequestAlreadyAnswered,
+    RequestExpired,
+    RequestNotFound,
+    ThreadNotFound,
+)
 from store.ids import new_id, thread_id_for
 from store.models import Origin, RequestView, ThreadSummary, ThreadView
 from store.threads import NewThread, ThreadStore
@@ -204,4 +210,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ThreadNotFound, not_found)
     app.add_exception_handler(RequestNotFound, not_found)
     app.add_exception_handler(RequestAlreadyAnswered, conflict)
+    app.add_exception_handler(RequestExpired, conflict)
     app.add_exception_handler(NotAllowed, forbidden)

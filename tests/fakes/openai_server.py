@@ -65,6 +65,8 @@ def deploy_brain(messages: list[dict[str, str]]) -> dict[str, Any]:
         return step("done_for_now", message="Thanks, noted.")
     if last.startswith('<result tool="deploy">'):
         return step("done_for_now", message=f"Done: {last.split('>', 1)[1].split('<')[0]}")
+    if last.startswith('<expired tool="deploy">'):
+        return step("done_for_now", message="The approval expired, so I did not deploy.")
     if last.startswith('<rejected tool="deploy">'):
         reason = last.split(">", 1)[1].rsplit("<", 1)[0]
         return step("done_for_now", message=f"Not deploying ({reason}).")
