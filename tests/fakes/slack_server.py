@@ -51,7 +51,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Posted] = {}
         self.groups: dict[str, list[str]] = {}
-        self._failures: dict[str, deque[Response]] = defaultdict(deque)
+        self._failures: dict[str, deque[list[Any]]] = defaultdict(deque)
         self._clock = int(time.time())
         self._seq = 0
         app = Starlette(routes=[Route("/api/{method}", self._call, methods=["POST", "GET"])])
@@ -68,12 +68,16 @@ class FakeSlack:
             self.groups.clear()
             self._failures.clear()
 
-    def fail(self, method: str, status: int, *, retry_after: int | None = None) -> None:
-        """The next call of ``method`` answers with this HTTP error."""
+    def fail(
+        self, method: str, status: int, *, retry_after: int | None = None, after: int = 0
+    ) -> None:
+        """A later call of ``method`` (the next one, or the one after ``after`` successes)
+        answers with this HTTP error."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         body = {"ok": False, "error": "ratelimited" if status == 429 else "internal_error"}
+        response = JSONResponse(body, status_code=status, headers=headers)
         with self._lock:
-            self._failures[method].append(JSONResponse(body, status_code=status, headers=headers))
+            self._failures[method].append([after, response])
 
     def called(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -103,7 +107,11 @@ class FakeSlack:
         with self._lock:
             self.calls.append(Call(method, args, token))
             failures = self._failures.get(method)
-            failure = failures.popleft() if failures else None
+            failure = None
+            if failures and failures[0][0] > 0:
+                failures[0][0] -= 1
+            elif failures:
+                failure = failures.popleft()[1]
         if failure is not None:
             return failure
         if method == "apps.connections.open":
@@ -135,6 +143,8 @@ class FakeSlack:
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args["channel"])
+        if channel.startswith("C0GONE"):
+            return {"ok": False, "error": "channel_not_found"}
         if channel.startswith("U"):  # posting to a user id lands in the app's DM with them
             channel = "D" + channel[1:]
         ts = self.next_ts()
