@@ -23,6 +23,7 @@ from starlette.routing import Route
 from tests.fakes.http_server import BackgroundServer
 
 BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
 TEAM = "T0TEAM"
 BOT_USER = "U0BOT"
 BOT_ID = "B0BOT"
@@ -51,6 +52,8 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Posted] = {}
         self.groups: dict[str, list[str]] = {}
+        self.socket_url = ""
+        """Where apps.connections.open sends the app (a FakeSocketMode's url)."""
         self._failures: dict[str, deque[list[Any]]] = defaultdict(deque)
         self._clock = int(time.time())
         self._seq = 0
@@ -66,6 +69,7 @@ class FakeSlack:
             self.calls.clear()
             self.messages.clear()
             self.groups.clear()
+            self.socket_url = ""
             self._failures.clear()
 
     def fail(
@@ -115,7 +119,9 @@ class FakeSlack:
         if failure is not None:
             return failure
         if method == "apps.connections.open":
-            return JSONResponse({"ok": False, "error": "not_allowed_token_type"})
+            if token != APP_TOKEN or not self.socket_url:
+                return JSONResponse({"ok": False, "error": "not_allowed_token_type"})
+            return JSONResponse({"ok": True, "url": self.socket_url})
         if token != BOT_TOKEN:
             return JSONResponse({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
