@@ -33,6 +33,8 @@ class Decided:
     user: str
     at: datetime
     comment: str | None = None
+    channel: str = "slack"
+    """Where the decision was made; a Slack user is shown as a mention."""
 
 
 def _section(text: str) -> Block:
@@ -96,7 +98,10 @@ def decided_text(decided: Decided) -> str:
     epoch = int(decided.at.timestamp())
     fallback = decided.at.strftime("%Y-%m-%d %H:%M UTC")
     when = f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
-    text = f"{verb} by <@{escape(decided.user)}> {when}"
+    who = f"<@{escape(decided.user)}>"
+    if decided.channel != "slack":
+        who = f"{escape(decided.user)} (via {escape(decided.channel)})"
+    text = f"{verb} by {who} {when}"
     if decided.comment:
         text += f": {escape(decided.comment[: SECTION_LIMIT - 200])}"
     return text

@@ -21,6 +21,7 @@ from agent.events import HumanResponse, UserMessage
 from channels.slack import blocks, payloads
 from channels.slack.blocks import Decided
 from channels.slack.payloads import MessageIn, MessageRef
+from channels.slack.sender import failure
 from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
 from store.ids import thread_id_for
 from store.models import Origin, RequestRecord, RequestView, ThreadView
@@ -34,6 +35,7 @@ _API_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
 NOT_AN_APPROVER = "You are not among the approvers of this request, so your click changed nothing."
 ALREADY_DECIDED = "This request was already decided."
 GONE = "This request no longer exists."
+UPDATE_ATTEMPTS = 3
 
 
 class SlackInbound:
@@ -125,6 +127,10 @@ class SlackInbound:
         if refusal is not None or view is None:
             await ack()
             self.later(self._ephemeral(client, ref, click.user, refusal or GONE))
+            if view is not None and view.status == "answered" and click.buttons_shown:
+                # Decided elsewhere (the API, another channel) or the update was lost:
+                # the message still offers buttons, so show the decision on it now.
+                self.later(self._refresh(client, ref, view.request))
             return
         record = view.request
         if click.decision == "reject":
@@ -203,7 +209,8 @@ class SlackInbound:
 
     # ---- calls back to Slack, after the ack ---------------------------------------------
     def later(self, job: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(job)
+        """Run a call back to Slack after the ack; its failure is logged, never raised."""
+        task = asyncio.create_task(_logged(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -215,15 +222,38 @@ class SlackInbound:
     async def _update(
         self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord, outcome: Decided
     ) -> None:
-        try:
-            await client.chat_update(
-                channel=ref.channel,
-                ts=ref.message_ts,
-                text=blocks.decided_text(outcome),
-                blocks=blocks.decided(record.tool or "", record.arguments or {}, outcome),
-            )
-        except _API_ERRORS as exc:
-            log.warning("could not update approval message %s: %s", ref.message_ts, exc)
+        """Show the decision on the approval message, buttons removed (a few tries on 429)."""
+        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+            try:
+                await client.chat_update(
+                    channel=ref.channel,
+                    ts=ref.message_ts,
+                    text=blocks.decided_text(outcome),
+                    blocks=blocks.decided(record.tool or "", record.arguments or {}, outcome),
+                )
+                return
+            except _API_ERRORS as exc:
+                failed = failure(exc, "chat.update")
+                if not failed.transient or attempt == UPDATE_ATTEMPTS:
+                    log.warning("could not update approval message %s: %s", ref.message_ts, exc)
+                    return
+                await asyncio.sleep(min(failed.retry_after or attempt, 30.0))
+
+    async def _refresh(
+        self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord
+    ) -> None:
+        view = await self.store.thread(record.thread_id)
+        for e in [*view.events, *view.inbox]:
+            if isinstance(e, HumanResponse) and e.request_id == record.request_id and e.decision:
+                outcome = Decided(
+                    decision=e.decision,
+                    user=e.responder,
+                    at=e.at,
+                    comment=e.comment,
+                    channel=e.channel,
+                )
+                await self._update(client, ref, record, outcome)
+                return
 
     async def _ephemeral(
         self, client: AsyncWebClient, ref: MessageRef, user: str, text: str
@@ -248,6 +278,13 @@ class SlackInbound:
         except _API_ERRORS as exc:
             log.warning("could not open the reject modal: %s", exc)
             await self._ephemeral(client, ref, user, "Could not open the form; please try again.")
+
+
+async def _logged(job: Coroutine[Any, Any, None]) -> None:
+    try:
+        await job
+    except Exception:
+        log.exception("a call back to Slack failed")
 
 
 def _latest_question(view: ThreadView) -> RequestView | None:

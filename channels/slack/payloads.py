@@ -65,6 +65,8 @@ class Click(_Frozen):
     message_ts: str
     thread_ts: str | None
     trigger_id: str | None
+    buttons_shown: bool = True
+    """Did the clicked message still show our buttons (not yet updated after a decision)?"""
 
 
 class MessageRef(_Frozen):
@@ -152,6 +154,12 @@ def click(body: dict[str, Any]) -> Click | None:
         message_ts=ts,
         thread_ts=container.get("thread_ts") or message.get("thread_ts"),
         trigger_id=body.get("trigger_id"),
+        buttons_shown=any(
+            isinstance(e, dict) and e.get("action_id") in (APPROVE, REJECT)
+            for b in message.get("blocks") or []
+            if isinstance(b, dict) and b.get("type") == "actions"
+            for e in b.get("elements") or []
+        ),
     )
 
 

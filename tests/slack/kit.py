@@ -83,6 +83,7 @@ class SlackKit:
     async def click(
         self, user: str, action_id: str, request_id: str, channel: str, ts: str, thread_ts: str
     ) -> httpx.Response:
+        shown = self.fake.messages.get((channel, ts))
         return await self.interaction(
             {
                 "type": "block_actions",
@@ -99,7 +100,13 @@ class SlackKit:
                 "trigger_id": f"trigger-{user}-{action_id}",
                 "team": {"id": TEAM, "domain": "switchboard-test"},
                 "channel": {"id": channel, "name": "general"},
-                "message": {"type": "message", "ts": ts, "thread_ts": thread_ts},
+                # Slack sends the message as the clicker saw it: its current blocks.
+                "message": {
+                    "type": "message",
+                    "ts": ts,
+                    "thread_ts": thread_ts,
+                    "blocks": shown.blocks if shown else [],
+                },
                 "response_url": "https://hooks.slack.com/actions/never-called",
                 "actions": [
                     {

@@ -204,3 +204,34 @@ async def test_forged_click_is_refused(
     r = await slack_kit.click(ALICE, "sb_approve", rid, GENERAL, approval.ts, root)
     assert r.status_code == 401
     assert [q.status for q in (await service.store.thread(tid)).requests] == ["pending"]
+
+
+async def test_decided_elsewhere_the_slack_message_catches_up_on_a_click(
+    slack_kit: SlackKit,
+    service_factory: ServiceFactory,
+    llm: OpenAILLM,
+    fake_llm: FakeOpenAI,
+    slack_registry: Registry,
+) -> None:
+    service, tid, root, approval = await _deploy_waiting(
+        slack_kit, service_factory, llm, slack_registry
+    )
+    rid = _buttons(approval)[0]["value"]
+    response = HumanResponse(
+        request_id=rid, channel="rest", responder="ops-bot", decision="approve"
+    )
+    await service.store.answer(rid, response, check=False)
+    await service.settled(tid, "done")
+
+    slack_kit.fake.fail("chat.update", 429, retry_after=1)  # the update is retried after 1 s
+    r = await slack_kit.click(ALICE, "sb_approve", rid, GENERAL, approval.ts, root)
+    assert r.status_code == 200
+    await slack_kit.settle()
+    [note] = slack_kit.fake.called("chat.postEphemeral")
+    assert note["text"] == "This request was already decided."
+    assert len(slack_kit.fake.called("chat.update")) == 2
+    updated = slack_kit.fake.messages[(GENERAL, approval.ts)]
+    assert _buttons(updated) == []
+    assert "Approved by ops-bot (via rest)" in _shown(updated)
+    view = await service.store.thread(tid)
+    assert len([e for e in view.events if isinstance(e, ToolResult)]) == 1

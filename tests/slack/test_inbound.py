@@ -10,7 +10,6 @@ from typing import Any
 from agent.events import HumanResponse, UserMessage
 from agent.llm import OpenAILLM
 from channels.rest.sender import RestSender
-from store.errors import ThreadNotFound
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
@@ -176,13 +175,7 @@ async def test_bots_and_edits_are_not_answered(slack_kit: SlackKit, store: Threa
     for event in ignored:
         r = await slack_kit.event(event)
         assert r.status_code == 200, event
-    assert await store.thread_ids() == []
-    for channel_id, ts in [("D0ALICE", t) for t in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6")]:
-        try:
-            await store.thread(thread_of(channel_id, ts))
-        except ThreadNotFound:
-            continue
-        raise AssertionError(f"a thread was made for {ts}")
+    assert await store.thread_ids() == []  # no thread was made for any of them
 
 
 async def test_forged_and_stale_requests_get_401_and_store_nothing(
