@@ -235,3 +235,12 @@ async def test_decided_elsewhere_the_slack_message_catches_up_on_a_click(
     assert "Approved by ops-bot (via rest)" in _shown(updated)
     view = await service.store.thread(tid)
     assert len([e for e in view.events if isinstance(e, ToolResult)]) == 1
+
+
+async def test_click_on_an_unknown_request_is_refused(slack_kit: SlackKit) -> None:
+    r = await slack_kit.click(ALICE, "sb_approve", "rq_gone", GENERAL, "1.000001", "1.000001")
+    assert r.status_code == 200
+    await slack_kit.settle()
+    [note] = slack_kit.fake.called("chat.postEphemeral")
+    assert (note["user"], note["text"]) == (ALICE, "This request no longer exists.")
+    assert slack_kit.fake.called("chat.update") == []

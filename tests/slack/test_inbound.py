@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from agent.events import HumanResponse, UserMessage
 from agent.llm import OpenAILLM
 from channels.rest.sender import RestSender
@@ -203,3 +205,27 @@ async def test_url_verification_and_oversize(slack_kit: SlackKit) -> None:
     assert r.json() == {"challenge": "c-123"}
     big = await slack_kit.post(b"{" + b" " * 300_000 + b"}", "application/json")
     assert big.status_code == 413
+
+
+async def test_no_ack_until_stored_and_the_retry_repairs_it(
+    slack_kit: SlackKit, store: ThreadStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store.append_inbound
+
+    async def redis_down(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(store, "append_inbound", redis_down)
+    root = slack_kit.fake.next_ts()
+    event = mention("deploy v1.2.3 to staging", root)
+    failed = await slack_kit.event(event, event_id="Ev9")
+    assert failed.status_code == 500  # no ack: Slack will retry
+    assert await store.thread_ids() == []
+
+    monkeypatch.setattr(store, "append_inbound", real)
+    retried = await slack_kit.event(event, event_id="Ev9", retry=1)
+    assert retried.status_code == 200
+    view = await store.thread(thread_of(GENERAL, root))
+    assert [e.text for e in view.inbox if isinstance(e, UserMessage)] == [
+        "deploy v1.2.3 to staging"
+    ]
