@@ -1,45 +1,22 @@
-"""What reaches us from Slack, through a bolt AsyncApp: messages, button clicks, the reject
-modal. Every handler writes to the store first and acknowledges after (bolt runs with
-``process_before_response``, so the ack is the listener's return); calls back to Slack that
-can wait (message updates, ephemeral notes, the modal) run after the ack, in the background.
-No model is called here: the worker picks the thread up from the store.
+"""What reaches us from Slack, through one bolt AsyncApp: messages, button clicks, the reject
+modal. bolt runs with ``process_before_response``: a listener's work (the write to the store)
+is done before bolt answers, so the ack always comes after the event is stored, and a failed
+write answers 500 and Slack retries. No model is called here: a worker picks the thread up.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Coroutine
-from typing import Any
-
-import aiohttp
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
-from slack_sdk.errors import SlackApiError
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent.events import HumanResponse, UserMessage
-from channels.slack import blocks, payloads
-from channels.slack.blocks import Decided
-from channels.slack.payloads import MessageIn, MessageRef
-from channels.slack.sender import failure
-from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
-from store.ids import thread_id_for
-from store.models import Origin, RequestRecord, RequestView, ThreadView
-from store.threads import NewThread, ThreadStore
-
-log = logging.getLogger("switchboard.slack")
-
-CHANNEL = "slack"
-_API_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
-
-NOT_AN_APPROVER = "You are not among the approvers of this request, so your click changed nothing."
-ALREADY_DECIDED = "This request was already decided."
-GONE = "This request no longer exists."
-UPDATE_ATTEMPTS = 3
+from channels.slack import payloads
+from channels.slack.decisions import Decisions
+from channels.slack.messages import Messages
+from store.threads import ThreadStore
 
 
 class SlackInbound:
-    """The bolt app and its listeners, bound to the store."""
+    """The bolt app, its listeners bound to the store."""
 
     def __init__(
         self,
@@ -48,270 +25,21 @@ class SlackInbound:
         client: AsyncWebClient,
         signing_secret: str | None,
     ) -> None:
-        self.store = store
-        self.agent = agent
+        self.messages = Messages(store, agent)
+        self.decisions = Decisions(store)
         self.bolt = AsyncApp(
             client=client,
             signing_secret=signing_secret or "",
+            # Socket Mode alone has no HTTP endpoint, and Slack does not sign its envelopes.
             request_verification_enabled=signing_secret is not None,
-            # Listeners run before the response: the event is stored before Slack sees the ack.
             process_before_response=True,
         )
-        self.bolt.event("app_mention")(self.on_message)
-        self.bolt.event("message")(self.on_message)
-        self.bolt.action(payloads.APPROVE)(self.on_click)
-        self.bolt.action(payloads.REJECT)(self.on_click)
-        self.bolt.view(payloads.REASON_VIEW)(self.on_reason)
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    # ---- messages ---------------------------------------------------------------------
-    async def on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        msg = payloads.message(body, context.bot_user_id)
-        if msg is not None:
-            await self.take(msg)
-
-    async def take(self, msg: MessageIn) -> None:
-        """Store a human's message once: an answer to the open question, or a message."""
-        tid = thread_id_for(CHANNEL, msg.conversation)
-        if msg.is_reply and await self._answers_question(tid, msg):
-            return
-        create = None
-        if msg.starts:
-            route = {"team": msg.team, "channel": msg.channel, "thread_ts": msg.thread_ts}
-            origin = Origin(channel=CHANNEL, address=msg.user, route=route)
-            create = NewThread(agent=self.agent, origin=origin)
-        event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
-        try:
-            # ts names the message within its channel, and the thread is per channel: both
-            # copies of a mention (app_mention and message) and every retry share it.
-            await self.store.append_inbound(tid, event, dedupe=msg.ts, create=create)
-        except ThreadNotFound:
-            log.debug("reply in a Slack thread we are not part of: %s", msg.conversation)
-
-    async def _answers_question(self, tid: str, msg: MessageIn) -> bool:
-        """A reply written after the agent's latest question answers it. True: handled."""
-        try:
-            view = await self.store.thread(tid)
-        except ThreadNotFound:
-            return False
-        question = _latest_question(view)
-        if question is None or not _later_than(msg.ts, _posted_ts(view, question)):
-            return False
-        if question.status == "pending":
-            response = HumanResponse(
-                request_id=question.request.request_id,
-                channel=CHANNEL,
-                responder=msg.user,
-                answer=msg.text,
-            )
-            try:
-                await self.store.answer(question.request.request_id, response)
-                return True
-            except RequestAlreadyAnswered:
-                view = await self.store.thread(tid)  # the other copy of this message won
-        return _answered_by(view, question.request.request_id, msg)
-
-    # ---- approval buttons -------------------------------------------------------------
-    async def on_click(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        click = payloads.click(body)
-        if click is None:
-            await ack()
-            return
-        ref = MessageRef(
-            request_id=click.request_id,
-            channel=click.channel,
-            message_ts=click.message_ts,
-            thread_ts=click.thread_ts,
-        )
-        refusal, view = await self._check(client, click.request_id, click.user)
-        if refusal is not None or view is None:
-            await ack()
-            self.later(self._ephemeral(client, ref, click.user, refusal or GONE))
-            if view is not None and view.status == "answered" and click.buttons_shown:
-                # Decided elsewhere (the API, another channel) or the update was lost:
-                # the message still offers buttons, so show the decision on it now.
-                self.later(self._refresh(client, ref, view.request))
-            return
-        record = view.request
-        if click.decision == "reject":
-            await ack()  # the reason comes with the modal; nothing is decided yet
-            modal = blocks.reason_modal(ref, record.tool or "")
-            self.later(self._open(client, click.trigger_id, modal, ref, click.user))
-            return
-        outcome = await self._decide(record, click.user, "approve", None)
-        await ack()
-        if outcome is None:
-            self.later(self._ephemeral(client, ref, click.user, ALREADY_DECIDED))
-        else:
-            self.later(self._update(client, ref, record, outcome))
-
-    async def on_reason(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        reason = payloads.reason(body)
-        if reason is None:
-            await ack(response_action="errors", errors={payloads.REASON_BLOCK: "Give a reason."})
-            return
-        refusal, view = await self._check(client, reason.ref.request_id, reason.user)
-        outcome = None
-        if refusal is None and view is not None:
-            outcome = await self._decide(view.request, reason.user, "reject", reason.reason)
-            refusal = ALREADY_DECIDED if outcome is None else None
-        if view is None or outcome is None:
-            await ack(response_action="errors", errors={payloads.REASON_BLOCK: refusal or GONE})
-            return
-        await ack()
-        self.later(self._update(client, reason.ref, view.request, outcome))
-
-    async def _check(
-        self, client: AsyncWebClient, request_id: str, user: str
-    ) -> tuple[str | None, RequestView | None]:
-        """(refusal, request): why this user cannot decide this request now, if they cannot."""
-        try:
-            view = await self.store.request(request_id)
-        except RequestNotFound:
-            return GONE, None
-        if not await self._may_decide(client, view.request, user):
-            return NOT_AN_APPROVER, view
-        if view.status != "pending":
-            return ALREADY_DECIDED, view
-        return None, view
-
-    async def _may_decide(self, client: AsyncWebClient, record: RequestRecord, user: str) -> bool:
-        if record.may_answer(CHANNEL, user):
-            return True
-        groups = [a.split(":", 1)[1] for a in record.approvers if a.startswith("slack:S")]
-        for group in groups:  # a Slack user group (subteam) id: ask Slack who is in it now
-            try:
-                members = await client.usergroups_users_list(usergroup=group)
-            except _API_ERRORS as exc:
-                log.warning("cannot list user group %s: %s", group, exc)
-                continue
-            if user in (members.get("users") or []):
-                return True
-        return False
-
-    async def _decide(
-        self, record: RequestRecord, user: str, decision: str, comment: str | None
-    ) -> Decided | None:
-        """Bind the decision to the request, once. None: someone decided first."""
-        response = HumanResponse(
-            request_id=record.request_id,
-            channel=CHANNEL,
-            responder=user,
-            decision="approve" if decision == "approve" else "reject",
-            comment=comment,
-        )
-        try:
-            # Permission was checked above (user groups need Slack, which the store cannot ask).
-            await self.store.answer(record.request_id, response, check=False)
-        except RequestAlreadyAnswered:
-            return None
-        return Decided(decision=decision, user=user, at=response.at, comment=comment)
-
-    # ---- calls back to Slack, after the ack ---------------------------------------------
-    def later(self, job: Coroutine[Any, Any, None]) -> None:
-        """Run a call back to Slack after the ack; its failure is logged, never raised."""
-        task = asyncio.create_task(_logged(job))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.bolt.event("app_mention")(self.messages.on_event)
+        self.bolt.event("message")(self.messages.on_event)
+        self.bolt.action(payloads.APPROVE)(self.decisions.on_click)
+        self.bolt.action(payloads.REJECT)(self.decisions.on_click)
+        self.bolt.view(payloads.REASON_VIEW)(self.decisions.on_reason)
 
     async def drain(self) -> None:
         """Wait for the calls back to Slack still under way (at shutdown, and in tests)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10)
-
-    async def _update(
-        self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord, outcome: Decided
-    ) -> None:
-        """Show the decision on the approval message, buttons removed (a few tries on 429)."""
-        for attempt in range(1, UPDATE_ATTEMPTS + 1):
-            try:
-                await client.chat_update(
-                    channel=ref.channel,
-                    ts=ref.message_ts,
-                    text=blocks.decided_text(outcome),
-                    blocks=blocks.decided(record.tool or "", record.arguments or {}, outcome),
-                )
-                return
-            except _API_ERRORS as exc:
-                failed = failure(exc, "chat.update")
-                if not failed.transient or attempt == UPDATE_ATTEMPTS:
-                    log.warning("could not update approval message %s: %s", ref.message_ts, exc)
-                    return
-                await asyncio.sleep(min(failed.retry_after or attempt, 30.0))
-
-    async def _refresh(
-        self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord
-    ) -> None:
-        view = await self.store.thread(record.thread_id)
-        for e in [*view.events, *view.inbox]:
-            if isinstance(e, HumanResponse) and e.request_id == record.request_id and e.decision:
-                outcome = Decided(
-                    decision=e.decision,
-                    user=e.responder,
-                    at=e.at,
-                    comment=e.comment,
-                    channel=e.channel,
-                )
-                await self._update(client, ref, record, outcome)
-                return
-
-    async def _ephemeral(
-        self, client: AsyncWebClient, ref: MessageRef, user: str, text: str
-    ) -> None:
-        try:
-            await client.chat_postEphemeral(
-                channel=ref.channel, user=user, text=text, thread_ts=ref.thread_ts
-            )
-        except _API_ERRORS as exc:
-            log.warning("could not tell %s: %s (%s)", user, text, exc)
-
-    async def _open(
-        self,
-        client: AsyncWebClient,
-        trigger_id: str | None,
-        modal: dict[str, Any],
-        ref: MessageRef,
-        user: str,
-    ) -> None:
-        try:
-            await client.views_open(trigger_id=trigger_id or "", view=modal)
-        except _API_ERRORS as exc:
-            log.warning("could not open the reject modal: %s", exc)
-            await self._ephemeral(client, ref, user, "Could not open the form; please try again.")
-
-
-async def _logged(job: Coroutine[Any, Any, None]) -> None:
-    try:
-        await job
-    except Exception:
-        log.exception("a call back to Slack failed")
-
-
-def _latest_question(view: ThreadView) -> RequestView | None:
-    questions = [r for r in view.requests if r.request.kind == "question"]
-    return questions[-1] if questions else None
-
-
-def _posted_ts(view: ThreadView, question: RequestView) -> str | None:
-    for o in view.outbox:
-        if o.item.request_id == question.request.request_id and o.provider_id:
-            return o.provider_id.rsplit(":", 1)[-1]
-    return None
-
-
-def _later_than(ts: str, other: str | None) -> bool:
-    try:
-        return other is not None and float(ts) > float(other)
-    except ValueError:
-        return False
-
-
-def _answered_by(view: ThreadView, request_id: str, msg: MessageIn) -> bool:
-    """Was the request answered by this very message (an earlier copy of it)?"""
-    return any(
-        isinstance(e, HumanResponse)
-        and e.request_id == request_id
-        and e.responder == msg.user
-        and e.answer == msg.text
-        for e in [*view.events, *view.inbox]
-    )
+        await self.decisions.drain()

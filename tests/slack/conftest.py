@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -11,12 +11,15 @@ import redis.asyncio as aioredis
 
 from agent import config
 from agent.config import Registry
+from agent.llm import OpenAILLM
 from agent.settings import Settings
 from channels.app import create_app
 from channels.registry import Services
+from channels.rest.sender import RestSender
 from channels.slack import SlackSettings, channel
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
+from tests.conftest import Service
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.slack.kit import ALICE, OPS, SECRET, SlackKit
 
@@ -70,3 +73,16 @@ async def slack_kit(
         kit = SlackKit(fake_slack, built, http)
         yield kit
         await kit.settle()
+
+
+@pytest.fixture
+async def slack_service(
+    slack_kit: SlackKit,
+    service_factory: Callable[..., Awaitable[Service]],
+    llm: OpenAILLM,
+    slack_registry: Registry,
+) -> Service:
+    """Worker and outbox in the test's loop, with the Slack channel's sender."""
+    assert slack_kit.channel.sender is not None
+    senders = {"rest": RestSender(), "slack": slack_kit.channel.sender}
+    return await service_factory(llm, reg=slack_registry, senders=senders)

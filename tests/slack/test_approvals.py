@@ -3,36 +3,24 @@ and who may decide. The first test is the issue's "done when" flow, end to end."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent.config import Registry
 from agent.events import FinalAnswer, HumanResponse, ToolResult
-from agent.llm import OpenAILLM
-from channels.rest.sender import RestSender
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import Posted
 from tests.slack.kit import ALICE, GENERAL, MALLORY, OPS, SlackKit, mention, thread_of
 
-ServiceFactory = Callable[..., Awaitable[Service]]
 
-
-async def _deploy_waiting(
-    kit: SlackKit, factory: ServiceFactory, llm: OpenAILLM, reg: Registry
-) -> tuple[Service, str, str, Posted]:
-    """A mention asking to deploy, paused on its approval request: (service, tid, root, msg)."""
-    assert kit.channel.sender is not None
-    service = await factory(
-        llm, reg=reg, senders={"rest": RestSender(), "slack": kit.channel.sender}
-    )
+async def _deploy_waiting(kit: SlackKit, service: Service) -> tuple[str, str, Posted]:
+    """A mention asking to deploy, paused on its approval request: (tid, root ts, message)."""
     root = kit.fake.next_ts()
     r = await kit.event(mention("please deploy v1.2.3 to production", root))
     assert r.status_code == 200, r.text
     tid = thread_of(GENERAL, root)
     await service.settled(tid, "awaiting_human")
     [approval] = kit.fake.thread(GENERAL, root)
-    return service, tid, root, approval
+    return tid, root, approval
 
 
 def _buttons(message: Posted) -> list[dict[str, Any]]:
@@ -50,15 +38,10 @@ def _shown(message: Posted) -> str:
 
 
 async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Registry,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service, tid, root, approval = await _deploy_waiting(
-        slack_kit, service_factory, llm, slack_registry
-    )
+    service = slack_service
+    tid, root, approval = await _deploy_waiting(slack_kit, service)
     # The approval request sits in the Slack thread, with buttons, tool and arguments.
     assert approval.text == "Approval needed: deploy(tag='v1.2.3', env='production')"
     shown = _shown(approval)
@@ -108,15 +91,10 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
 
 
 async def test_reject_asks_for_a_reason_that_reaches_the_model(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Registry,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service, tid, root, approval = await _deploy_waiting(
-        slack_kit, service_factory, llm, slack_registry
-    )
+    service = slack_service
+    tid, root, approval = await _deploy_waiting(slack_kit, service)
     rid = _buttons(approval)[1]["value"]
     r = await slack_kit.click(ALICE, "sb_reject", rid, GENERAL, approval.ts, root)
     assert r.status_code == 200
@@ -151,15 +129,10 @@ async def test_reject_asks_for_a_reason_that_reaches_the_model(
 
 
 async def test_only_approvers_decide_others_get_an_ephemeral_refusal(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Registry,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service, tid, root, approval = await _deploy_waiting(
-        slack_kit, service_factory, llm, slack_registry
-    )
+    service = slack_service
+    tid, root, approval = await _deploy_waiting(slack_kit, service)
     rid = _buttons(approval)[0]["value"]
     slack_kit.fake.groups[OPS] = ["U0BOB"]
     for action in ("sb_approve", "sb_reject"):
@@ -185,15 +158,10 @@ async def test_only_approvers_decide_others_get_an_ephemeral_refusal(
 
 
 async def test_forged_click_is_refused(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Registry,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service, tid, root, approval = await _deploy_waiting(
-        slack_kit, service_factory, llm, slack_registry
-    )
+    service = slack_service
+    tid, root, approval = await _deploy_waiting(slack_kit, service)
     rid = _buttons(approval)[0]["value"]
     real = slack_kit.post
 
@@ -207,15 +175,10 @@ async def test_forged_click_is_refused(
 
 
 async def test_decided_elsewhere_the_slack_message_catches_up_on_a_click(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Registry,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service, tid, root, approval = await _deploy_waiting(
-        slack_kit, service_factory, llm, slack_registry
-    )
+    service = slack_service
+    tid, root, approval = await _deploy_waiting(slack_kit, service)
     rid = _buttons(approval)[0]["value"]
     response = HumanResponse(
         request_id=rid, channel="rest", responder="ops-bot", decision="approve"

@@ -4,36 +4,22 @@ fake Slack Web API in the same Slack thread."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from agent.events import HumanResponse, UserMessage
-from agent.llm import OpenAILLM
-from channels.rest.sender import RestSender
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.slack_server import BOT_ID, BOT_USER
 from tests.slack.kit import ALICE, GENERAL, SlackKit, mention, thread_of
 
-ServiceFactory = Callable[..., Awaitable[Service]]
-
-
-async def _service(factory: ServiceFactory, llm: OpenAILLM, kit: SlackKit, reg: Any) -> Service:
-    assert kit.channel.sender is not None
-    return await factory(llm, reg=reg, senders={"rest": RestSender(), "slack": kit.channel.sender})
-
 
 async def test_mention_gets_an_answer_in_its_thread(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Any,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service = await _service(service_factory, llm, slack_kit, slack_registry)
+    service = slack_service
     fake_llm.script(step("done_for_now", message="Hi! I deploy things <safely> & fast."))
     ts = slack_kit.fake.next_ts()
     r = await slack_kit.event(mention("hello, <#C0OPS|ops> see <https://x.example/a|the docs>", ts))
@@ -56,13 +42,9 @@ async def test_mention_gets_an_answer_in_its_thread(
 
 
 async def test_reply_in_the_thread_continues_it(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Any,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service = await _service(service_factory, llm, slack_kit, slack_registry)
+    service = slack_service
     fake_llm.script(
         step("request_more_information", message="Which tag?"),
         step("done_for_now", message="ok"),
@@ -99,13 +81,9 @@ async def test_reply_in_the_thread_continues_it(
 
 
 async def test_direct_message_starts_a_thread(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Any,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    service = await _service(service_factory, llm, slack_kit, slack_registry)
+    service = slack_service
     fake_llm.script(step("done_for_now", message="Hello in private"))
     ts = slack_kit.fake.next_ts()
     dm = {

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent.config import Registry
-from agent.llm import OpenAILLM
 from channels.base import SendFailed
-from channels.rest.sender import RestSender
 from channels.slack.sender import SlackSender
 from store.models import Origin, OutboxItem
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.slack.kit import ALICE, GENERAL, SlackKit, mention, thread_of
-
-ServiceFactory = Callable[..., Awaitable[Service]]
 
 
 def _sender(fake: FakeSlack) -> SlackSender:
@@ -39,16 +32,9 @@ def _item(text: str, *, channel: str = GENERAL, thread_ts: str | None = "1.00000
 
 
 async def test_rate_limited_post_is_retried_later_and_posted_once(
-    slack_kit: SlackKit,
-    service_factory: ServiceFactory,
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
-    slack_registry: Registry,
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
 ) -> None:
-    assert slack_kit.channel.sender is not None
-    service = await service_factory(
-        llm, reg=slack_registry, senders={"rest": RestSender(), "slack": slack_kit.channel.sender}
-    )
+    service = slack_service
     fake_llm.script(step("done_for_now", message="all good"))
     slack_kit.fake.fail("chat.postMessage", 429, retry_after=1)
     slack_kit.fake.fail("chat.postMessage", 503)
