@@ -33,7 +33,8 @@ def sign(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, 
 @dataclass
 class SlackKit:
     fake: FakeSlack
-    channel: Channel
+    channel: Channel | None
+    """The channel under test, when it runs in this process (None: another process)."""
     http: httpx.AsyncClient
     _events: int = 0
 
@@ -148,7 +149,7 @@ class SlackKit:
 
     async def settle(self) -> None:
         """Wait for the channel's calls back to Slack (updates, ephemerals, modals)."""
-        for close in self.channel.closers:
+        for close in self.channel.closers if self.channel else []:
             await close()
 
 
