@@ -61,7 +61,7 @@ def approval_head(tool: str, arguments: Mapping[str, Any]) -> list[Block]:
     """The tool and its arguments, one per line, readable by a human deciding on them."""
     lines = [f"*Approval needed:* `{escape(tool)}`"]
     lines += [f"• *{escape(name)}:* `{_value(value)}`" for name, value in arguments.items()]
-    return [_section("\n".join(lines))]
+    return sections("\n".join(lines))
 
 
 def approval(request_id: str, tool: str, arguments: Mapping[str, Any]) -> list[Block]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from channels.slack import payloads
+from channels.slack import blocks, payloads
 from channels.slack.markup import escape, normalize, split
 
 BOT = "U0BOT"
@@ -108,3 +108,14 @@ def test_click_and_reason_refuse_what_is_not_ours() -> None:
     meta = json.dumps({"request_id": "rq", "channel": "C1", "message_ts": "1.1"})
     no_state = {"view": {"private_metadata": meta}, "user": {"id": "U1"}}
     assert payloads.reason(no_state) is None
+
+
+def test_approval_blocks_stay_within_slack_limits() -> None:
+    arguments = {f"arg{n}": "v" * 2000 for n in range(20)}
+    built = blocks.approval("rq_1", "deploy", arguments)
+    texts = [b["text"]["text"] for b in built if b["type"] == "section"]
+    assert all(len(t) <= 3000 for t in texts)
+    assert sum(t.count("• *arg") for t in texts) == 20
+    lines = [line for text in texts for line in text.splitlines()]
+    assert all(line.count("v") <= blocks.MAX_ARGUMENT for line in lines)  # each value shortened
+    assert len(built) <= 50
