@@ -19,6 +19,8 @@ from store.threads import NewThread, ThreadStore
 log = logging.getLogger("switchboard.slack")
 
 CHANNEL = "slack"
+CLOCK_SKEW = 5.0
+"""Seconds our clock may lag Slack's when comparing a receive time with a message ts."""
 
 
 class Messages:
@@ -52,27 +54,31 @@ class Messages:
             log.debug("reply in a Slack thread we are not part of: %s", msg.conversation)
 
     async def _answers_question(self, tid: str, msg: MessageIn) -> bool:
-        """A reply written after the agent's latest question answers it. True: handled."""
+        """A reply written after the agent's latest question answers it. True: handled.
+
+        An answer does not pass through the inbound dedupe record, so a copy of a message
+        that already answered (a retry, the app_mention twin) is recognized here instead.
+        """
         try:
             view = await self.store.thread(tid)
         except ThreadNotFound:
             return False
+        if _answered_by(view, msg):
+            return True
         question = _latest_question(view)
-        if question is None or not _later_than(msg.ts, _posted_ts(view, question)):
+        if question is None or question.status != "pending":
             return False
-        if question.status == "pending":
-            response = HumanResponse(
-                request_id=question.request.request_id,
-                channel=CHANNEL,
-                responder=msg.user,
-                answer=msg.text,
-            )
-            try:
-                await self.store.answer(question.request.request_id, response)
-                return True
-            except RequestAlreadyAnswered:
-                view = await self.store.thread(tid)  # the other copy of this message won
-        return _answered_by(view, question.request.request_id, msg)
+        if not _later_than(msg.ts, _posted_ts(view, question)):
+            return False  # written before the question was asked: a message, not an answer
+        rid = question.request.request_id
+        response = HumanResponse(
+            request_id=rid, channel=CHANNEL, responder=msg.user, answer=msg.text
+        )
+        try:
+            await self.store.answer(rid, response)
+        except RequestAlreadyAnswered:  # the other copy of this message may have won
+            return _answered_by(await self.store.thread(tid), msg)
+        return True
 
 
 def _latest_question(view: ThreadView) -> RequestView | None:
@@ -94,12 +100,13 @@ def _later_than(ts: str, other: str | None) -> bool:
         return False
 
 
-def _answered_by(view: ThreadView, request_id: str, msg: MessageIn) -> bool:
-    """Was the request answered by this very message (an earlier copy of it)?"""
+def _answered_by(view: ThreadView, msg: MessageIn) -> bool:
+    """Did an earlier copy of this message answer a question? Same person, same words, and
+    received after this message was written (a later message saying the same is new)."""
     return any(
         isinstance(e, HumanResponse)
-        and e.request_id == request_id
-        and e.responder == msg.user
         and e.answer == msg.text
+        and e.responder == msg.user
+        and _later_than(str(e.at.timestamp() + CLOCK_SKEW), msg.ts)
         for e in [*view.events, *view.inbox]
     )

@@ -207,3 +207,34 @@ async def test_no_ack_until_stored_and_the_retry_repairs_it(
     assert [e.text for e in view.inbox if isinstance(e, UserMessage)] == [
         "deploy v1.2.3 to staging"
     ]
+
+
+async def test_an_answer_is_stored_once_across_retries_and_twins(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    service = slack_service
+    fake_llm.script(
+        step("request_more_information", message="Which tag?"),
+        step("request_more_information", message="Which environment?"),
+        step("done_for_now", message="ok"),
+    )
+    root = slack_kit.fake.next_ts()
+    await slack_kit.event(mention("deploy something", root))
+    tid = thread_of(GENERAL, root)
+    await service.settled(tid, "awaiting_human")
+
+    # The answer mentions the bot, so it arrives twice (message and app_mention)...
+    answer = mention("v1.2.3", slack_kit.fake.next_ts(), thread_ts=root)
+    assert (await slack_kit.event({**answer, "type": "message"})).status_code == 200
+    assert (await slack_kit.event(answer)).status_code == 200
+    view = await service.settled(tid, "awaiting_human")
+    assert [p.text for p in slack_kit.fake.thread(GENERAL, root)][-1] == "Which environment?"
+    # ...and Slack retries it after the agent has asked its next question.
+    assert (await slack_kit.event(answer, retry=1)).status_code == 200
+    await slack_kit.event({**answer, "text": "staging", "ts": slack_kit.fake.next_ts()})
+    view = await service.settled(tid, "done")
+
+    answers = [e for e in view.events if isinstance(e, HumanResponse)]
+    assert [a.answer for a in answers] == ["v1.2.3", "staging"]
+    assert not [e for e in view.events if isinstance(e, UserMessage)][1:]
+    assert [r.status for r in view.requests] == ["answered", "answered"]
