@@ -34,6 +34,7 @@ NOT_AN_APPROVER = "You are not among the approvers of this request, so your clic
 ALREADY_DECIDED = "This request was already decided."
 GONE = "This request no longer exists."
 UPDATE_ATTEMPTS = 3
+DRAIN_SECONDS = 10.0
 
 
 class Decisions:
@@ -150,9 +151,14 @@ class Decisions:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for the calls back to Slack still under way (at shutdown, and in tests)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=10)
+        """Wait for the calls back to Slack still under way (at shutdown, and in tests);
+        what is still running after DRAIN_SECONDS is cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_SECONDS
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        for task in set(self._tasks):
+            task.cancel()
 
     async def _update(
         self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord, outcome: Decided

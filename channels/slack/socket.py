@@ -18,10 +18,14 @@ def listener(
 
     async def socket_mode(stop: asyncio.Event) -> None:
         handler = AsyncSocketModeHandler(bolt, app_token)
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        # The client retries a failed connect until it succeeds (and reconnects by itself
+        # later): let that run beside us, so that it never holds up a shutdown.
+        connecting = asyncio.create_task(handler.connect_async())  # type: ignore[no-untyped-call]
         try:
             await stop.wait()
         finally:
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
             await handler.close_async()  # type: ignore[no-untyped-call]
 
     return socket_mode

@@ -62,3 +62,26 @@ async def test_socket_mode_event_is_stored_then_acknowledged(
         await link.stop()
         for close in built.closers:
             await close()
+
+
+async def test_socket_mode_that_cannot_connect_still_stops(
+    fake_slack: FakeSlack,
+    redis_client: aioredis.Redis,
+    store: ThreadStore,
+    slack_registry: Registry,
+) -> None:
+    settings = SlackSettings(
+        slack_bot_token=BOT_TOKEN, slack_app_token="xapp-revoked", slack_api_url=fake_slack.api_url
+    )
+    services = Services(Settings(), redis_client, store, OutboxStore(redis_client), slack_registry)
+    built = channel(services, settings)
+    assert built is not None
+    [listen] = built.listeners
+    stop = asyncio.Event()
+    task = asyncio.create_task(listen(stop))
+    deadline = time.monotonic() + 5
+    while not [c for c in fake_slack.calls if c.method == "apps.connections.open"]:
+        assert time.monotonic() < deadline, "the listener never asked for a connection"
+        await asyncio.sleep(0.02)
+    stop.set()  # while the client waits to retry the refused connect
+    await asyncio.wait_for(task, 5)
