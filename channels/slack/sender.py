@@ -8,7 +8,6 @@ already posted are remembered, so a retry after a 429 on part two does not repea
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -20,8 +19,6 @@ from channels.base import SendFailed
 from channels.slack import blocks
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
 from store.models import Delivery, OutboxItem
-
-log = logging.getLogger("switchboard.slack")
 
 CHANNEL = "slack"
 
@@ -52,9 +49,7 @@ def failure(exc: Exception, what: str) -> SendFailed:
         data = exc.response.data
         error = str((data.get("error") if isinstance(data, dict) else None) or f"HTTP {status}")
         if status == 429:
-            after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                "retry-after"
-            )
+            after = exc.response.headers.get("Retry-After")  # a case-insensitive mapping
             try:
                 retry_after = float(after) if after is not None else 1.0
             except ValueError:
