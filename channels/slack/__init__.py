@@ -1,0 +1,49 @@
+"""The Slack channel: chat with an agent in a Slack thread, approve its tool calls with buttons.
+
+On when SLACK_BOT_TOKEN is set, with SLACK_SIGNING_SECRET for the Events API at
+POST /slack/events and/or SLACK_APP_TOKEN for Socket Mode.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.errors import ConfigError
+from channels.registry import Channel, Services
+from channels.slack import http, socket
+from channels.slack.inbound import SlackInbound
+from channels.slack.sender import SlackSender
+from channels.slack.settings import SlackSettings
+
+__all__ = ["SlackSettings", "build", "channel"]
+
+
+def build(services: Services) -> Channel | None:
+    return channel(services, SlackSettings())
+
+
+def channel(services: Services, settings: SlackSettings) -> Channel | None:
+    """The channel for these settings; None when no bot token is configured."""
+    if settings.slack_bot_token is None:
+        return None
+    secret = settings.slack_signing_secret
+    app_token = settings.slack_app_token
+    if secret is None and app_token is None:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is set, but neither SLACK_SIGNING_SECRET (Events API over HTTP) "
+            "nor SLACK_APP_TOKEN (Socket Mode)"
+        )
+    agent = services.registry.get(settings.slack_agent)
+    if agent is None:
+        raise ConfigError(f"SLACK_AGENT={settings.slack_agent!r} is not a configured agent")
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    signing_secret = secret.get_secret_value() if secret is not None else None
+    inbound = SlackInbound(services.store, agent.name, client, signing_secret)
+    result = Channel(name="slack", sender=SlackSender(client), closers=[inbound.drain])
+    if signing_secret is not None:
+        result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)
+    if app_token is not None:
+        result.listeners.append(socket.listener(inbound.bolt, app_token.get_secret_value()))
+    return result

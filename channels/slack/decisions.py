@@ -1,0 +1,228 @@
+"""Approve and Reject: the buttons on an approval message and the modal asking why.
+
+The decision is bound to the request in the store before the ack; what can wait (updating
+the message, ephemeral notes, opening the modal) runs after it, in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, Literal
+
+import aiohttp
+from slack_bolt.async_app import AsyncAck
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.events import HumanResponse
+from channels.slack import blocks, payloads
+from channels.slack.blocks import Decided
+from channels.slack.payloads import MessageRef
+from channels.slack.sender import failure
+from store.errors import RequestAlreadyAnswered, RequestNotFound
+from store.models import RequestRecord, RequestView
+from store.threads import ThreadStore
+
+log = logging.getLogger("switchboard.slack")
+
+CHANNEL = "slack"
+_API_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
+
+NOT_AN_APPROVER = "You are not among the approvers of this request, so your click changed nothing."
+ALREADY_DECIDED = "This request was already decided."
+GONE = "This request no longer exists."
+UPDATE_ATTEMPTS = 3
+DRAIN_SECONDS = 10.0
+
+
+class Decisions:
+    """The block_actions and view_submission listeners, and the calls back they start."""
+
+    def __init__(self, store: ThreadStore) -> None:
+        self.store = store
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def on_click(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        click = payloads.click(body)
+        if click is None:
+            await ack()
+            return
+        ref = MessageRef(
+            request_id=click.request_id,
+            channel=click.channel,
+            message_ts=click.message_ts,
+            thread_ts=click.thread_ts,
+        )
+        refusal, view = await self._check(client, click.request_id, click.user)
+        if refusal is not None or view is None:
+            await ack()
+            self.later(self._ephemeral(client, ref, click.user, refusal or GONE))
+            if view is not None and view.status == "answered" and click.buttons_shown:
+                # Decided elsewhere (the API, another channel) or the update was lost:
+                # the message still offers buttons, so show the decision on it now.
+                self.later(self._refresh(client, ref, view.request))
+            return
+        record = view.request
+        if click.decision == "reject":
+            await ack()  # the reason comes with the modal; nothing is decided yet
+            modal = blocks.reason_modal(ref, record.tool or "")
+            self.later(self._open(client, click.trigger_id, modal, ref, click.user))
+            return
+        outcome = await self._decide(record, click.user, "approve", None)
+        await ack()
+        if outcome is None:
+            self.later(self._ephemeral(client, ref, click.user, ALREADY_DECIDED))
+        else:
+            self.later(self._update(client, ref, record, outcome))
+
+    async def on_reason(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        reason = payloads.reason(body)
+        if reason is None:
+            await ack(response_action="errors", errors={payloads.REASON_BLOCK: "Give a reason."})
+            return
+        refusal, view = await self._check(client, reason.ref.request_id, reason.user)
+        outcome = None
+        if refusal is None and view is not None:
+            outcome = await self._decide(view.request, reason.user, "reject", reason.reason)
+            refusal = ALREADY_DECIDED if outcome is None else None
+        if view is None or outcome is None:
+            await ack(response_action="errors", errors={payloads.REASON_BLOCK: refusal or GONE})
+            return
+        await ack()
+        self.later(self._update(client, reason.ref, view.request, outcome))
+
+    async def _check(
+        self, client: AsyncWebClient, request_id: str, user: str
+    ) -> tuple[str | None, RequestView | None]:
+        """(refusal, request): why this user cannot decide this request now, if they cannot."""
+        try:
+            view = await self.store.request(request_id)
+        except RequestNotFound:
+            return GONE, None
+        if not await self._may_decide(client, view.request, user):
+            return NOT_AN_APPROVER, view
+        if view.status != "pending":
+            return ALREADY_DECIDED, view
+        return None, view
+
+    async def _may_decide(self, client: AsyncWebClient, record: RequestRecord, user: str) -> bool:
+        if record.may_answer(CHANNEL, user):
+            return True
+        groups = [a.split(":", 1)[1] for a in record.approvers if a.startswith("slack:S")]
+        for group in groups:  # a Slack user group (subteam) id: ask Slack who is in it now
+            try:
+                members = await client.usergroups_users_list(usergroup=group)
+            except _API_ERRORS as exc:
+                log.warning("cannot list user group %s: %s", group, exc)
+                continue
+            if user in (members.get("users") or []):
+                return True
+        return False
+
+    async def _decide(
+        self,
+        record: RequestRecord,
+        user: str,
+        decision: Literal["approve", "reject"],
+        comment: str | None,
+    ) -> Decided | None:
+        """Bind the decision to the request, once. None: someone decided first."""
+        response = HumanResponse(
+            request_id=record.request_id,
+            channel=CHANNEL,
+            responder=user,
+            decision=decision,
+            comment=comment,
+        )
+        try:
+            # Permission was checked above (user groups need Slack, which the store cannot ask).
+            await self.store.answer(record.request_id, response, check=False)
+        except RequestAlreadyAnswered:
+            return None
+        return Decided(decision=decision, user=user, at=response.at, comment=comment)
+
+    # ---- calls back to Slack, after the ack ---------------------------------------------
+    def later(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run a call back to Slack after the ack; its failure is logged, never raised."""
+        task = asyncio.create_task(_logged(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the calls back to Slack still under way (at shutdown, and in tests);
+        what is still running after DRAIN_SECONDS is cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_SECONDS
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        for task in set(self._tasks):
+            task.cancel()
+
+    async def _update(
+        self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord, outcome: Decided
+    ) -> None:
+        """Show the decision on the approval message, buttons removed (a few tries on 429)."""
+        for attempt in range(1, UPDATE_ATTEMPTS + 1):
+            try:
+                await client.chat_update(
+                    channel=ref.channel,
+                    ts=ref.message_ts,
+                    text=blocks.decided_text(outcome),
+                    blocks=blocks.decided(record.tool or "", record.arguments or {}, outcome),
+                )
+                return
+            except _API_ERRORS as exc:
+                failed = failure(exc, "chat.update")
+                if not failed.transient or attempt == UPDATE_ATTEMPTS:
+                    log.warning("could not update approval message %s: %s", ref.message_ts, exc)
+                    return
+                await asyncio.sleep(min(failed.retry_after or attempt, 30.0))
+
+    async def _refresh(
+        self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord
+    ) -> None:
+        view = await self.store.thread(record.thread_id)
+        for e in [*view.events, *view.inbox]:
+            if isinstance(e, HumanResponse) and e.request_id == record.request_id and e.decision:
+                outcome = Decided(
+                    decision=e.decision,
+                    user=e.responder,
+                    at=e.at,
+                    comment=e.comment,
+                    channel=e.channel,
+                )
+                await self._update(client, ref, record, outcome)
+                return
+
+    async def _ephemeral(
+        self, client: AsyncWebClient, ref: MessageRef, user: str, text: str
+    ) -> None:
+        try:
+            await client.chat_postEphemeral(
+                channel=ref.channel, user=user, text=text, thread_ts=ref.thread_ts
+            )
+        except _API_ERRORS as exc:
+            log.warning("could not tell %s: %s (%s)", user, text, exc)
+
+    async def _open(
+        self,
+        client: AsyncWebClient,
+        trigger_id: str | None,
+        modal: dict[str, Any],
+        ref: MessageRef,
+        user: str,
+    ) -> None:
+        try:
+            await client.views_open(trigger_id=trigger_id or "", view=modal)
+        except _API_ERRORS as exc:
+            log.warning("could not open the reject modal: %s", exc)
+            await self._ephemeral(client, ref, user, "Could not open the form; please try again.")
+
+
+async def _logged(job: Coroutine[Any, Any, None]) -> None:
+    try:
+        await job
+    except Exception:
+        log.exception("a call back to Slack failed")

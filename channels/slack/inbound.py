@@ -1,0 +1,45 @@
+"""What reaches us from Slack, through one bolt AsyncApp: messages, button clicks, the reject
+modal. bolt runs with ``process_before_response``: a listener's work (the write to the store)
+is done before bolt answers, so the ack always comes after the event is stored, and a failed
+write answers 500 and Slack retries. No model is called here: a worker picks the thread up.
+"""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels.slack import payloads
+from channels.slack.decisions import Decisions
+from channels.slack.messages import Messages
+from store.threads import ThreadStore
+
+
+class SlackInbound:
+    """The bolt app, its listeners bound to the store."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        agent: str,
+        client: AsyncWebClient,
+        signing_secret: str | None,
+    ) -> None:
+        self.messages = Messages(store, agent)
+        self.decisions = Decisions(store)
+        self.bolt = AsyncApp(
+            client=client,
+            signing_secret=signing_secret or "",
+            # Socket Mode alone has no HTTP endpoint, and Slack does not sign its envelopes.
+            request_verification_enabled=signing_secret is not None,
+            process_before_response=True,
+        )
+        self.bolt.event("app_mention")(self.messages.on_event)
+        self.bolt.event("message")(self.messages.on_event)
+        self.bolt.action(payloads.APPROVE)(self.decisions.on_click)
+        self.bolt.action(payloads.REJECT)(self.decisions.on_click)
+        self.bolt.view(payloads.REASON_VIEW)(self.decisions.on_reason)
+
+    async def drain(self) -> None:
+        """Wait for the calls back to Slack still under way (at shutdown, and in tests)."""
+        await self.decisions.drain()

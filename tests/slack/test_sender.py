@@ -1,0 +1,112 @@
+"""Slack out: the sender against the fake Web API; rate limits and faults through the outbox."""
+
+from __future__ import annotations
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels.base import SendFailed
+from channels.slack.sender import SlackSender
+from store.models import Origin, OutboxItem
+from tests.conftest import Service
+from tests.fakes.openai_server import FakeOpenAI, step
+from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
+from tests.slack.kit import ALICE, GENERAL, SlackKit, mention, thread_of
+
+
+def _sender(fake: FakeSlack) -> SlackSender:
+    return SlackSender(AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url))
+
+
+def _item(text: str, *, channel: str = GENERAL, thread_ts: str | None = "1.000001") -> OutboxItem:
+    route = {"team": "T0TEAM", "channel": channel}
+    if thread_ts:
+        route["thread_ts"] = thread_ts
+    return OutboxItem(
+        outbox_id="out_test",
+        thread_id="th_test",
+        kind="final",
+        text=text,
+        to=Origin(channel="slack", address=ALICE, route=route),
+    )
+
+
+async def test_rate_limited_post_is_retried_later_and_posted_once(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    service = slack_service
+    fake_llm.script(step("done_for_now", message="all good"))
+    slack_kit.fake.fail("chat.postMessage", 429, retry_after=1)
+    slack_kit.fake.fail("chat.postMessage", 503)
+    root = slack_kit.fake.next_ts()
+    await slack_kit.event(mention("status?", root))
+    view = await service.settled(thread_of(GENERAL, root), "done")
+
+    [out] = view.outbox
+    assert (out.status, out.attempts) == ("sent", 3)
+    assert len(slack_kit.fake.called("chat.postMessage")) == 3
+    assert [p.text for p in slack_kit.fake.thread(GENERAL, root)] == ["all good"]
+
+
+async def test_errors_map_to_transient_or_permanent(fake_slack: FakeSlack) -> None:
+    sender = _sender(fake_slack)
+    fake_slack.fail("chat.postMessage", 429, retry_after=7)
+    with pytest.raises(SendFailed) as limited:
+        await sender.send(_item("hi"))
+    assert (limited.value.transient, limited.value.retry_after) == (True, 7.0)
+    fake_slack.fail("chat.postMessage", 500)
+    with pytest.raises(SendFailed) as down:
+        await sender.send(_item("hi"))
+    assert (down.value.transient, down.value.retry_after) == (True, None)
+    with pytest.raises(SendFailed) as gone:
+        await sender.send(_item("hi", channel="C0GONE"))
+    assert gone.value.transient is False
+    assert "channel_not_found" in gone.value.error
+    assert fake_slack.messages == {}
+
+
+async def test_long_text_is_split_and_a_retry_does_not_repeat_parts(fake_slack: FakeSlack) -> None:
+    sender = _sender(fake_slack)
+    paragraph = "word " * 199 + "end\n"  # 1,000 characters
+    text = paragraph * 60 + "<last> & final"
+    fake_slack.fail("chat.postMessage", 429, retry_after=1, after=1)  # part two is refused once
+    with pytest.raises(SendFailed):
+        await sender.send(_item(text))
+    delivery = await sender.send(_item(text))
+
+    posted = fake_slack.thread(GENERAL, "1.000001")
+    assert len(posted) == 2  # part one was not posted again
+    assert all(len(p.text) <= 39_000 for p in posted)
+    assert all(len(b["text"]["text"]) <= 3000 for p in posted for b in p.blocks)
+    assert posted[-1].text.endswith("&lt;last&gt; &amp; final")
+    joined = "".join(p.text for p in posted).replace("\n", "")
+    assert joined.count("end") == 60
+    assert delivery.provider_id == f"{GENERAL}:{posted[0].ts}"
+    assert delivery.refs == [f"{GENERAL}:{posted[1].ts}"]
+
+
+async def test_approval_to_a_notify_user_goes_to_their_dm(fake_slack: FakeSlack) -> None:
+    item = OutboxItem(
+        outbox_id="out_a",
+        thread_id="th_a",
+        kind="approval",
+        text="Approval needed: deploy(tag='v1.2.3', env='production')",
+        to=Origin(channel="slack", address=ALICE),
+        request_id="rq_1",
+        tool="deploy",
+        arguments={"tag": "v1.2.3", "env": "production"},
+    )
+    delivery = await _sender(fake_slack).send(item)
+    [posted] = fake_slack.messages.values()
+    assert posted.channel == "D0ALICE"
+    assert posted.thread_ts is None
+    assert delivery.provider_id == f"D0ALICE:{posted.ts}"
+    assert any(b["type"] == "actions" for b in posted.blocks)
+
+
+async def test_question_invites_a_reply_in_the_thread(fake_slack: FakeSlack) -> None:
+    item = _item("Which environment?").model_copy(update={"kind": "question", "request_id": "rq"})
+    await _sender(fake_slack).send(item)
+    [posted] = fake_slack.messages.values()
+    assert posted.text == "Which environment?"
+    assert posted.blocks[-1]["elements"][0]["text"] == "Reply in this thread to answer."
