@@ -124,6 +124,10 @@ class Inbound:
             raise Refused("550 5.1.7 the message has no From address we can read")
         recipients = [r for r in [await self.recipient(a) for a in rcpt_tos] if r is not None]
         message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
+        if await self.outbox.lookup_ref(CHANNEL, message_id) is not None:
+            # Stored before (a redelivery), or one of our own mails come back: nothing to do.
+            # This also catches a repeated answer, which the inbox's dedupe never sees.
+            return DUPLICATE
         token = next((r.ref for r in recipients if r.ref is not None), None)
         found = await self._thread_of(mail, token)
         if found is None:
