@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import smtplib
 import socket
+import subprocess
 import time
+from pathlib import Path
 
+import aiosmtplib
 import pytest
 import redis.asyncio as aioredis
 
 from agent.config import Registry
 from agent.settings import Settings
 from channels.email.sender import Relay
+from channels.email.server import SmtpServer, tls_context
 from channels.email.settings import EmailSettings
 from channels.registry import CHANNEL_MODULES, Services, build_channels
 from store.ids import thread_id_for
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
-from tests.email_helpers import AGENT, mail
+from tests.email_helpers import AGENT, EmailHarness, mail
 
 pytest_plugins = ("tests.email_fixtures",)
 
@@ -94,3 +99,58 @@ def test_relay_url() -> None:
     assert Relay.parse("smtps://relay.example.com").port == 465
     with pytest.raises(ValueError, match="SMTP_RELAY_URL"):
         Relay.parse("http://relay.example.com")
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[str, str]:
+    """A self-signed certificate and key, made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+async def test_starttls_when_a_certificate_is_configured(
+    email: EmailHarness, store: ThreadStore, certificate: tuple[str, str]
+) -> None:
+    server = SmtpServer(
+        email.parts.inbound,
+        "127.0.0.1",
+        0,
+        hostname="sb.test",
+        max_bytes=64 * 1024,
+        tls=tls_context(*certificate),
+    )
+    await server.start()
+    try:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, start_tls=False)
+        async with client:
+            await client.ehlo()
+            assert client.supports_extension("starttls")
+            await client.starttls(validate_certs=False)
+            await client.send_message(mail("hello over tls"))
+    finally:
+        await server.stop()
+    view = await store.thread(thread_id_for("email", "m1@example.com"))
+    assert view.inbox[0].text == "hello over tls"  # type: ignore[union-attr]

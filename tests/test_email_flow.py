@@ -251,3 +251,25 @@ async def test_outbound_failures_are_transient_or_permanent(
     with pytest.raises(SendFailed) as down:
         await sender.send(item)
     assert down.value.transient
+
+
+async def test_question_answered_by_reply_and_reply_to_our_mail(
+    email: EmailHarness, email_service: Service, store: ThreadStore
+) -> None:
+    await email.send(mail("hello there"))
+    await email_service.settled(FIRST, "awaiting_human")
+    question = await email.capture.next()
+    assert "What would you like me to do?" in question.text
+    assert "APPROVE" not in question.text
+    # Bob (allowed by domain) answers from his own client, to the agent's address: the
+    # In-Reply-To of our mail finds the thread and the question it asked.
+    answer = reply_to(question, "nothing for now", "m2@example.com")
+    del answer["To"], answer["From"]  # type: ignore[attr-defined]
+    answer["To"], answer["From"] = AGENT, BOB  # type: ignore[index]
+    await email.send(answer)  # type: ignore[arg-type]
+    view = await email_service.settled(FIRST, "done")
+    [response] = [e for e in view.events if isinstance(e, HumanResponse)]
+    assert (response.responder, response.answer) == (BOB, "nothing for now")
+    final = await email.capture.next()
+    assert "Thanks, noted." in final.text
+    assert question.header("Message-ID") in final.header("References")

@@ -198,3 +198,27 @@ async def test_store_failure_answers_451(email: EmailHarness, redis_client: aior
     finally:
         await server.stop()
         await dead.aclose()
+
+
+async def test_subject_only_mail_and_empty_reply(email: EmailHarness, store: ThreadStore) -> None:
+    msg = mail("", subject="deploy v1.2.3 to staging")
+    await email.send(msg)
+    [first] = messages((await store.thread(FIRST)).inbox)
+    assert first.text == "deploy v1.2.3 to staging"
+    empty = mail(
+        "\n> quoted only\n",
+        to=await email.token(FIRST),
+        subject="Re: deploy",
+        message_id="m2@example.com",
+    )
+    with pytest.raises(smtplib.SMTPDataError) as caught:
+        await email.send(empty)
+    assert caught.value.smtp_code == 550
+
+
+async def test_html_only_mail_over_smtp(email: EmailHarness, store: ThreadStore) -> None:
+    msg = mail("")
+    msg.set_content("<p>please <b>deploy</b> v1.2.3 to production</p>", subtype="html")
+    await email.asend(msg, ALICE, [AGENT])
+    [first] = messages((await store.thread(FIRST)).inbox)
+    assert first.text == "please deploy v1.2.3 to production"

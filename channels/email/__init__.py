@@ -3,6 +3,18 @@
 Mail to ``<agent>@EMAIL_DOMAIN`` starts a thread; replies continue it through the signed
 ``reply+<token>@EMAIL_DOMAIN`` address we set as Reply-To (or by In-Reply-To / References);
 an approver answers an approval with APPROVE or REJECT, or with a one-click link.
+
+Environment: EMAIL_DOMAIN (on/off), SMTP_LISTEN, SMTP_RELAY_URL, EMAIL_TRUSTED_AUTHSERV_IDS,
+EMAIL_SECRET, EMAIL_MAX_BYTES, SMTP_TLS_CERT / SMTP_TLS_KEY, PUBLIC_BASE_URL (links); see
+settings.py. Per agent, in switchboard.toml::
+
+    [agents.deploybot.settings]
+    email_senders = ["alice@example.com", "@example.com"]   # who may write; unset: anyone
+    email_addresses = ["deploy@example.com"]   # default: deploybot@EMAIL_DOMAIN
+    email_domains = ["deploy.example.com"]     # every address there reaches this agent
+
+    [agents.deploybot.tools.deploy]
+    approvers = ["email:alice@example.com"]    # may approve by reply (authenticated) or link
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from store.outbox import OutboxStore
 from store.threads import NewThread, ThreadStore
 
 log = logging.getLogger("switchboard.email")
+_RE = re.compile(r"^\s*((re|fwd?|aw|sv|antw)\s*:\s*)+", re.I)
 
 CHANNEL = "email"
 OK = "250 2.0.0 OK: stored"
@@ -114,7 +116,11 @@ class Inbound:
     # ---- the message ----------------------------------------------------------------------
     async def receive(self, mail_from: str | None, rcpt_tos: list[str], raw: bytes) -> str:
         """Verify, translate and store one message; the SMTP answer to give."""
-        mail = parse(raw, mail_from)
+        try:
+            mail = parse(raw, mail_from)
+        except Exception:  # the parser is lenient; what still breaks it will not get better
+            log.warning("unparseable mail from %s", mail_from, exc_info=True)
+            raise Refused("554 5.6.0 the message could not be parsed") from None
         if mail.noise is not None:
             log.info("ignored mail from %s: %s", mail.sender or mail_from, mail.noise.reason)
             if mail.noise.kind == "bounce" and mail.noise.failed:
@@ -142,7 +148,7 @@ class Inbound:
             if answered is not None:
                 return answered
         event = UserMessage(
-            channel=CHANNEL, sender=mail.sender, text=mail.content(), message_id=message_id
+            channel=CHANNEL, sender=mail.sender, text=_text(mail), message_id=message_id
         )
         stored = await self.store.append_inbound(view.meta.thread_id, event, dedupe=message_id)
         await self._remember(message_id, view.meta.thread_id)
@@ -183,7 +189,7 @@ class Inbound:
             },
         )
         event = UserMessage(
-            channel=CHANNEL, sender=mail.sender, text=mail.content(), message_id=message_id
+            channel=CHANNEL, sender=mail.sender, text=_text(mail, first=True), message_id=message_id
         )
         stored = await self.store.append_inbound(
             thread_id, event, dedupe=message_id, create=NewThread(agent.name, origin)
@@ -217,7 +223,7 @@ class Inbound:
             return None
         if record.kind == "question":
             response = HumanResponse(
-                request_id=request_id, channel=CHANNEL, responder=mail.sender, answer=mail.content()
+                request_id=request_id, channel=CHANNEL, responder=mail.sender, answer=_text(mail)
             )
         else:
             decision = read_decision(mail.reply)
@@ -270,3 +276,12 @@ class Inbound:
                 if sent.item.outbox_id == hit[2] and sent.status == "sent":
                     why = noise.diagnostic or "the receiving server returned the message"
                     await self.outbox.give_up(sent.item, "failed", f"bounced: {why}")
+
+
+def _text(mail: ParsedMail, *, first: bool = False) -> str:
+    """What the human said: the fresh reply; for a first mail, else its subject (a request
+    may be all subject). A reply's subject only repeats ours."""
+    text = mail.content() or (_RE.sub("", mail.subject).strip() if first else "")
+    if not text:
+        raise Refused("550 5.6.0 the message is empty")
+    return text
