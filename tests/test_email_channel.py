@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from agent.config import Registry
 from agent.settings import Settings
 from channels.email.sender import Relay
-from channels.email.server import SmtpServer, tls_context
+from channels.email.server import Credentials, SmtpServer, tls_context
 from channels.email.settings import EmailSettings
 from channels.registry import CHANNEL_MODULES, Services, build_channels
 from store.ids import thread_id_for
@@ -154,3 +154,48 @@ async def test_starttls_when_a_certificate_is_configured(
         await server.stop()
     view = await store.thread(thread_id_for("email", "m1@example.com"))
     assert view.inbox[0].text == "hello over tls"  # type: ignore[union-attr]
+
+
+async def test_auth_required_when_configured(
+    email: EmailHarness, store: ThreadStore, certificate: tuple[str, str]
+) -> None:
+    server = SmtpServer(
+        email.parts.inbound,
+        "127.0.0.1",
+        0,
+        hostname="sb.test",
+        max_bytes=64 * 1024,
+        tls=tls_context(*certificate),
+        auth=Credentials("relay", "s3cret"),
+    )
+    await server.start()
+    try:
+        plain = aiosmtplib.SMTP(hostname="127.0.0.1", port=server.port, start_tls=False)
+        async with plain:
+            with pytest.raises(aiosmtplib.SMTPSenderRefused) as caught:
+                await plain.send_message(mail("no tls, no login"))
+            assert caught.value.code == 530
+        for password, accepted in (("wrong", False), ("s3cret", True)):
+            client = aiosmtplib.SMTP(
+                hostname="127.0.0.1", port=server.port, start_tls=True, validate_certs=False
+            )
+            async with client:
+                if not accepted:
+                    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+                        await client.login("relay", password)
+                    continue
+                await client.login("relay", password)
+                await client.send_message(mail("hello with a login"))
+    finally:
+        await server.stop()
+    view = await store.thread(thread_id_for("email", "m1@example.com"))
+    assert view.inbox[0].text == "hello with a login"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="STARTTLS"):
+        SmtpServer(
+            email.parts.inbound,
+            "127.0.0.1",
+            0,
+            hostname="sb.test",
+            max_bytes=1024,
+            auth=Credentials("relay", "s3cret"),
+        )

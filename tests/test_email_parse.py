@@ -204,3 +204,24 @@ def test_link_tokens_are_signed_and_expire() -> None:
     body, _, mac = token.partition(".")
     assert signer.read_link_token(body[:-2] + "xx." + mac, now=0) is None
     assert signer.read_link_token("garbage", now=0) is None
+
+
+GMAIL_HTML = (
+    '<div dir="ltr">APPROVE</div><br><div class="gmail_quote"><div dir="ltr" '
+    'class="gmail_attr">On Tue, Nov 24, 2026 at 10:02 AM Deploybot &lt;<a href="mailto:'
+    'deploybot@sb.test">deploybot@sb.test</a>&gt; wrote:<br></div><blockquote '
+    'class="gmail_quote">Approval needed</blockquote></div>'
+)
+OUTLOOK_HTML = (
+    '<div>APPROVE</div><div><br></div><hr style="display:inline-block;width:98%">'
+    '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri"><b>From:</b> Deploybot '
+    "&lt;deploybot@sb.test&gt;<br><b>Sent:</b> Tuesday, November 24, 2026 10:02 AM<br>"
+    "<b>To:</b> Alice &lt;alice@example.com&gt;<br><b>Subject:</b> Re: Deploy please</font>"
+    "<div>&nbsp;</div></div><div>Approval needed</div>"
+)
+
+
+@pytest.mark.parametrize("html", [GMAIL_HTML, OUTLOOK_HTML], ids=["gmail", "outlook"])
+def test_quotes_are_stripped_from_html_only_replies(html: str) -> None:
+    mail = parse(raw("text/html; charset=utf-8", html.encode()))
+    assert mail.reply == "APPROVE"

@@ -5,7 +5,8 @@ Mail to ``<agent>@EMAIL_DOMAIN`` starts a thread; replies continue it through th
 an approver answers an approval with APPROVE or REJECT, or with a one-click link.
 
 Environment: EMAIL_DOMAIN (on/off), SMTP_LISTEN, SMTP_RELAY_URL, EMAIL_TRUSTED_AUTHSERV_IDS,
-EMAIL_SECRET, EMAIL_MAX_BYTES, SMTP_TLS_CERT / SMTP_TLS_KEY, PUBLIC_BASE_URL (links); see
+EMAIL_SECRET, EMAIL_MAX_BYTES, SMTP_TLS_CERT / SMTP_TLS_KEY (STARTTLS), SMTP_AUTH_USER /
+SMTP_AUTH_PASSWORD (AUTH required, over TLS), PUBLIC_BASE_URL (links); see
 settings.py. Per agent, in switchboard.toml::
 
     [agents.deploybot.settings]
@@ -27,7 +28,7 @@ from fastapi import FastAPI
 from channels.email.inbound import Inbound
 from channels.email.links import router
 from channels.email.sender import EmailSender, Relay
-from channels.email.server import SmtpServer, tls_context
+from channels.email.server import Credentials, SmtpServer, tls_context
 from channels.email.settings import EmailSettings
 from channels.email.tokens import Keyring
 from channels.registry import Channel, Services
@@ -78,6 +79,11 @@ def assemble(services: Services, settings: EmailSettings, domain: str) -> EmailP
         hostname=settings.smtp_hostname or domain,
         max_bytes=settings.email_max_bytes,
         tls=tls_context(settings.smtp_tls_cert, settings.smtp_tls_key),
+        auth=(
+            Credentials(settings.smtp_auth_user, settings.smtp_auth_password.get_secret_value())
+            if settings.smtp_auth_user and settings.smtp_auth_password
+            else None
+        ),
     )
     sender = None
     if settings.smtp_relay_url is not None:

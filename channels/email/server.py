@@ -9,14 +9,35 @@ controller does it inside its thread, and nothing loop-bound is shared.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import ssl
+from dataclasses import dataclass
+from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from channels.email.inbound import Inbound
 
 log = logging.getLogger("switchboard.email")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The one login the server accepts, when AUTH is required (only over TLS)."""
+
+    user: str
+    password: str
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and hmac.compare_digest(data.login, self.user.encode())
+            and hmac.compare_digest(data.password, self.password.encode())
+        )
+        return AuthResult(success=ok, handled=False)
 
 
 class SmtpServer:
@@ -31,13 +52,17 @@ class SmtpServer:
         hostname: str,
         max_bytes: int,
         tls: ssl.SSLContext | None = None,
+        auth: Credentials | None = None,
     ) -> None:
+        if auth is not None and tls is None:
+            raise ValueError("SMTP AUTH needs STARTTLS: set SMTP_TLS_CERT and SMTP_TLS_KEY")
         self.handler = handler
         self.host = host
         self.port = port
         self.hostname = hostname
         self.max_bytes = max_bytes
         self.tls = tls
+        self.auth = auth
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -49,6 +74,10 @@ class SmtpServer:
             hostname=self.hostname,
             ident="Switchboard ESMTP",
             tls_context=self.tls,
+            require_starttls=self.tls is not None and self.auth is not None,
+            authenticator=self.auth,
+            auth_required=self.auth is not None,
+            auth_require_tls=True,
             loop=self._loop,
         )
 

@@ -35,6 +35,9 @@ class EmailSettings(BaseSettings):
     smtp_tls_cert: str | None = None
     smtp_tls_key: str | None = None
     """Certificate and key to offer STARTTLS on the inbound server (both or neither)."""
+    smtp_auth_user: str | None = None
+    smtp_auth_password: SecretStr | None = None
+    """When both are set, the inbound server requires STARTTLS and then this login."""
     smtp_timeout_s: float = 30.0
 
     @field_validator("email_trusted_authserv_ids", mode="before")
