@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 
 import aiosmtplib
@@ -222,3 +223,16 @@ async def test_html_only_mail_over_smtp(email: EmailHarness, store: ThreadStore)
     await email.asend(msg, ALICE, [AGENT])
     [first] = messages((await store.thread(FIRST)).inbox)
     assert first.text == "please deploy v1.2.3 to production"
+
+
+async def test_concurrent_redeliveries_are_stored_once(
+    email: EmailHarness, store: ThreadStore
+) -> None:
+    msg = mail("hello")
+    await asyncio.gather(
+        email.send(msg),
+        email.send(msg),
+        email.asend(msg, ALICE, [AGENT]),
+        email.asend(msg, ALICE, [AGENT]),
+    )
+    assert len(messages((await store.thread(FIRST)).inbox)) == 1
