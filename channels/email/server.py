@@ -21,6 +21,12 @@ from channels.email.inbound import Inbound
 
 log = logging.getLogger("switchboard.email")
 
+# aiosmtpd logs every connection and command at INFO; keep its warnings, unless the operator
+# has chosen a level for its logger.
+_AIOSMTPD_LOG = logging.getLogger("mail.log")
+if _AIOSMTPD_LOG.level == logging.NOTSET:
+    _AIOSMTPD_LOG.setLevel(logging.WARNING)
+
 
 @dataclass(frozen=True)
 class Credentials:
