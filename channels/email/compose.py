@@ -52,10 +52,12 @@ def thread_mail(view: ThreadView, channel: str) -> ThreadMail:
         if sent.status == "sent" and sent.item.to.channel == channel and sent.provider_id:
             dated.append((sent.item.created.timestamp(), sent.provider_id, False))
     dated.sort()
-    for _, mid, _inbound in dated:
+    # A mail that came without a Message-ID is known by a digest, which no client could cite.
+    dated = [d for d in dated if "@" in d[1]]
+    for _, mid, _ in dated:
         if mid not in chain:
             chain.append(mid)
-    inbound = [mid for _, mid, mine in dated if mine]
+    inbound = [mid for _, mid, theirs in dated if theirs]
     parent = inbound[-1] if inbound else (chain[-1] if chain else None)
     if len(chain) > MAX_REFERENCES:  # keep the first (the thread's root) and the latest
         chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
