@@ -67,3 +67,31 @@ async def test_approval_goes_to_the_approver(email: EmailHarness, email_service:
     assert [r.output for r in runs] == ["deployed v1.2.3 to production"]
     final = await email.capture.next()
     assert final.rcpt_tos == [ALICE]
+
+
+async def test_a_rest_thread_is_approved_by_mail(
+    email: EmailHarness, email_service: Service
+) -> None:
+    r = await email_service.api.post(
+        "/v1/threads", json={"message": "deploy v1.2.3 to staging", "sender": "ci"}
+    )
+    tid = r.json()["thread_id"]
+    await email_service.settled(tid, "awaiting_human")
+    approval = await email.capture.next()
+    assert approval.rcpt_tos == [BOB]
+    assert approval.header("From") == "Deploybot <deploybot@sb.test>"
+    assert approval.header("Subject") == "Approval needed: deploy(tag='v1.2.3', env='staging')"
+    assert approval.header("In-Reply-To") == ""
+    answer = mail(
+        "approve",
+        sender=BOB,
+        to=approval.header("Reply-To"),
+        subject="Re: Approval needed",
+        message_id="m9@example.com",
+        headers={"Authentication-Results": passed()},
+    )
+    await email.send(answer)
+    view = await email_service.settled(tid, "done")
+    runs = [e for e in view.events if isinstance(e, ToolResult) and e.tool == "deploy"]
+    assert [r.output for r in runs] == ["deployed v1.2.3 to staging"]
+    assert [o.item.to.channel for o in view.outbox] == ["email", "rest", "rest"]

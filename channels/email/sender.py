@@ -16,6 +16,7 @@ from agent.config import Registry
 from channels.base import SendFailed
 from channels.email.compose import Outgoing, build, reply_subject, thread_mail
 from channels.email.tokens import Decision, Keyring
+from channels.email.trust import patterns
 from store.errors import RequestNotFound
 from store.models import Delivery, OutboxItem
 from store.threads import ThreadStore
@@ -80,7 +81,7 @@ class EmailSender:
         view = await self.store.thread(item.thread_id)
         thread = thread_mail(view, CHANNEL)
         route = view.meta.origin.route if view.meta.origin.channel == CHANNEL else {}
-        from_address = route.get("agent_address") or f"{view.meta.agent}@{self.domain}"
+        from_address = route.get("agent_address") or self._address(view.meta.agent)
         signer = await self.keyring.signer()
         text = item.text
         links: list[tuple[str, str]] = []
@@ -99,6 +100,12 @@ class EmailSender:
             references=thread.chain,
             links=links,
         )
+
+    def _address(self, agent_name: str) -> str:
+        """The agent's own address: its first configured one, else ``<agent>@domain``."""
+        agent = self.registry.get(agent_name)
+        own = patterns(agent.settings, "email_addresses") if agent else None
+        return own[0] if own else f"{agent_name}@{self.domain}"
 
     async def _links(self, request_id: str, recipient: str) -> list[tuple[str, str]]:
         """One-click links, for a recipient who may decide, when we know our public URL."""
