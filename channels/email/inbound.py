@@ -1,0 +1,287 @@
+"""Received mail into the store: recipients checked at RCPT, the message stored before 250.
+
+The SMTP conversation is the webhook of this channel: it verifies (recipient, sender,
+authentication), translates the message into an event, appends it, and answers. 5xx refuses
+for good (nothing is stored); 4xx asks the sending server to try again later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config import Registry
+from agent.events import HumanResponse, UserMessage
+from channels.email.noise import Noise
+from channels.email.parse import ParsedMail, parse
+from channels.email.tokens import Keyring, ReplyRef
+from channels.email.trust import address_matches, authenticated, patterns, read_decision
+from store import keys
+from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
+from store.ids import thread_id_for
+from store.models import Origin, RequestRecord, ThreadView
+from store.outbox import OutboxStore
+from store.threads import NewThread, ThreadStore
+
+log = logging.getLogger("switchboard.email")
+_RE = re.compile(r"^\s*((re|fwd?|aw|sv|antw)\s*:\s*)+", re.I)
+
+CHANNEL = "email"
+OK = "250 2.0.0 OK: stored"
+IGNORED = "250 2.0.0 OK: automatic message, not answered"
+DUPLICATE = "250 2.0.0 OK: already stored"
+TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
+
+
+class Refused(Exception):
+    """The message is refused for good; ``reply`` is the SMTP answer (5xx)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An accepted recipient: an agent's own address, or a signed reply address."""
+
+    address: str
+    agent: str | None = None
+    ref: ReplyRef | None = None
+
+
+class Inbound:
+    """The aiosmtpd handler (``handle_RCPT``, ``handle_DATA``) of the inbound server."""
+
+    def __init__(
+        self,
+        store: ThreadStore,
+        outbox: OutboxStore,
+        registry: Registry,
+        keyring: Keyring,
+        *,
+        domain: str,
+        trusted_authserv_ids: list[str],
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.registry = registry
+        self.keyring = keyring
+        self.domain = domain.lower()
+        self.trusted = trusted_authserv_ids
+        self._addresses: dict[str, str] = {}
+        self._domains: dict[str, str] = {}
+        for name, agent in registry.agents.items():
+            own = patterns(agent.settings, "email_addresses") or [f"{name}@{self.domain}"]
+            self._addresses.update(dict.fromkeys(own, name))
+            self._domains.update(
+                {d.lstrip("@"): name for d in patterns(agent.settings, "email_domains") or []}
+            )
+
+    # ---- recipients -----------------------------------------------------------------------
+    async def recipient(self, address: str) -> Recipient | None:
+        """Who this address is, or None: we accept mail for nobody else (never a relay)."""
+        address = address.strip().lower()
+        local, _, domain = address.rpartition("@")
+        if local.startswith("reply+") and domain == self.domain:
+            ref = (await self.keyring.signer()).read_reply_token(local[len("reply+") :])
+            return Recipient(address, ref=ref) if ref else None
+        agent = self._addresses.get(address) or self._domains.get(domain)
+        return Recipient(address, agent=agent) if agent else None
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if await self.recipient(address) is None:
+            return f"550 5.1.1 <{address}>: no such recipient here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or b""
+        try:
+            return await self.receive(envelope.mail_from, envelope.rcpt_tos, raw)
+        except Refused as exc:
+            log.info("refused mail from %s: %s", envelope.mail_from, exc.reply)
+            return exc.reply
+        except Exception:
+            # Redis down, a timeout, a bug: the sending server keeps the mail and retries.
+            log.exception("storing mail from %s failed", envelope.mail_from)
+            return TRY_LATER
+
+    # ---- the message ----------------------------------------------------------------------
+    async def receive(self, mail_from: str | None, rcpt_tos: list[str], raw: bytes) -> str:
+        """Verify, translate and store one message; the SMTP answer to give."""
+        try:
+            mail = parse(raw, mail_from)
+        except Exception:  # the parser is lenient; what still breaks it will not get better
+            log.warning("unparseable mail from %s", mail_from, exc_info=True)
+            raise Refused("554 5.6.0 the message could not be parsed") from None
+        if mail.noise is not None:
+            log.info("ignored mail from %s: %s", mail.sender or mail_from, mail.noise.reason)
+            if mail.noise.kind == "bounce" and mail.noise.failed:
+                await self._record_bounce(mail.noise)
+            return IGNORED
+        if not mail.sender:
+            raise Refused("550 5.1.7 the message has no From address we can read")
+        recipients = [r for r in [await self.recipient(a) for a in rcpt_tos] if r is not None]
+        message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
+        if await self.outbox.lookup_ref(CHANNEL, message_id) is not None:
+            # Stored before (a redelivery), or one of our own mails come back: nothing to do.
+            # This also catches a repeated answer, which the inbox's dedupe never sees.
+            return DUPLICATE
+        token = next((r.ref for r in recipients if r.ref is not None), None)
+        found = await self._thread_of(mail, token)
+        if found is None:
+            agent = next((r for r in recipients if r.agent is not None), None)
+            if agent is None:
+                raise Refused("550 5.1.1 this reply address points at nothing any more")
+            return await self._start(mail, message_id, agent)
+        view, request_id = found
+        self._check_sender(mail.sender, view)
+        if request_id is not None:
+            answered = await self._answer(mail, message_id, request_id, token)
+            if answered is not None:
+                return answered
+        event = UserMessage(
+            channel=CHANNEL, sender=mail.sender, text=_text(mail), message_id=message_id
+        )
+        stored = await self.store.append_inbound(view.meta.thread_id, event, dedupe=message_id)
+        await self._remember(message_id, view.meta.thread_id)
+        return OK if stored else DUPLICATE
+
+    async def _thread_of(
+        self, mail: ParsedMail, token: ReplyRef | None
+    ) -> tuple[ThreadView, str | None] | None:
+        """The thread a reply continues: by its reply token, else by the ids it answers."""
+        if token is not None:
+            try:
+                return await self.store.thread(token.thread_id), token.request_id
+            except ThreadNotFound:
+                raise Refused("550 5.1.1 this reply address points at nothing any more") from None
+        for parent in mail.parents:
+            hit = await self.outbox.lookup_ref(CHANNEL, parent)
+            if hit is not None:
+                try:
+                    return await self.store.thread(hit[0]), hit[1]
+                except ThreadNotFound:
+                    continue
+        return None
+
+    async def _start(self, mail: ParsedMail, message_id: str, to: Recipient) -> str:
+        agent = self.registry.agents[to.agent or ""]
+        allowed = patterns(agent.settings, "email_senders")
+        if allowed is not None and not address_matches(mail.sender, allowed):
+            raise Refused(f"550 5.7.1 <{mail.sender}> may not write to {to.address}")
+        thread_id = thread_id_for(CHANNEL, message_id)
+        origin = Origin(
+            channel=CHANNEL,
+            address=mail.sender,
+            route={
+                "message_id": message_id,
+                "subject": mail.subject,
+                "references": " ".join(mail.references),
+                "agent_address": to.address,
+            },
+        )
+        event = UserMessage(
+            channel=CHANNEL, sender=mail.sender, text=_text(mail, first=True), message_id=message_id
+        )
+        stored = await self.store.append_inbound(
+            thread_id, event, dedupe=message_id, create=NewThread(agent.name, origin)
+        )
+        await self._remember(message_id, thread_id)
+        return OK if stored else DUPLICATE
+
+    def _check_sender(self, sender: str, view: ThreadView) -> None:
+        """On a thread: its starter, the agent's allowed senders, and the tools' approvers."""
+        agent = self.registry.agents.get(view.meta.agent)
+        if sender == view.meta.origin.address.lower() or agent is None:
+            return
+        allowed = patterns(agent.settings, "email_senders")
+        if allowed is None or address_matches(sender, allowed):
+            return
+        approvers = {str(a).lower() for t in agent.tools.values() for a in t.approvers}
+        if f"{CHANNEL}:{sender}" in approvers:
+            return
+        raise Refused(f"550 5.7.1 <{sender}> may not write to this thread")
+
+    async def _answer(
+        self, mail: ParsedMail, message_id: str, request_id: str, token: ReplyRef | None
+    ) -> str | None:
+        """Answer the request a reply points at; None: not an answer, store it as a message."""
+        try:
+            view = await self.store.request(request_id)
+        except RequestNotFound:
+            return None
+        record = view.request
+        if view.status != "pending":
+            return None
+        if record.kind == "question":
+            response = HumanResponse(
+                request_id=request_id, channel=CHANNEL, responder=mail.sender, answer=_text(mail)
+            )
+        else:
+            decision = read_decision(mail.reply)
+            if decision is None:
+                return None
+            self._check_approver(mail, record, token)
+            response = HumanResponse(
+                request_id=request_id,
+                channel=CHANNEL,
+                responder=mail.sender,
+                decision=decision[0],
+                comment=decision[1],
+            )
+        try:
+            await self.store.answer(request_id, response)
+        except RequestAlreadyAnswered:
+            return DUPLICATE
+        await self._remember(message_id, record.thread_id)
+        return OK
+
+    def _check_approver(
+        self, mail: ParsedMail, record: RequestRecord, token: ReplyRef | None
+    ) -> None:
+        if token is None or token.request_id != record.request_id:
+            raise Refused("550 5.7.1 approvals are accepted only as replies to the approval mail")
+        if not record.may_answer(CHANNEL, mail.sender):
+            raise Refused(f"550 5.7.1 <{mail.sender}> is not an approver of this request")
+        if not authenticated(mail.auth_results, mail.sender, self.trusted):
+            raise Refused(
+                f"550 5.7.1 approval refused: mail from <{mail.sender}> did not pass DKIM or DMARC"
+            )
+
+    async def _remember(self, message_id: str, thread_id: str) -> None:
+        """Map a received Message-ID to its thread, so replies that cite it find the thread."""
+        await self.store.redis.set(
+            keys.ref(CHANNEL, message_id), f"{thread_id}||", ex=keys.REF_TTL_SECONDS, nx=True
+        )
+
+    async def _record_bounce(self, noise: Noise) -> None:
+        """A failed delivery of our own mail: recorded on its thread and its outbox item."""
+        for message_id in noise.bounced:
+            hit = await self.outbox.lookup_ref(CHANNEL, message_id)
+            if hit is None or not hit[2]:
+                continue
+            try:
+                view = await self.store.thread(hit[0])
+            except ThreadNotFound:
+                continue
+            for sent in view.outbox:
+                if sent.item.outbox_id == hit[2] and sent.status == "sent":
+                    why = noise.diagnostic or "the receiving server returned the message"
+                    await self.outbox.give_up(sent.item, "failed", f"bounced: {why}")
+
+
+def _text(mail: ParsedMail, *, first: bool = False) -> str:
+    """What the human said: the fresh reply; for a first mail, else its subject (a request
+    may be all subject). A reply's subject only repeats ours."""
+    text = mail.content() or (_RE.sub("", mail.subject).strip() if first else "")
+    if not text:
+        raise Refused("550 5.6.0 the message is empty")
+    return text

@@ -1,0 +1,166 @@
+"""Reading a received mail: pure functions from the raw bytes to a small frozen record.
+
+Standard library parsing with ``policy=default``; text/plain preferred, HTML-only mail turned
+into text with inscriptis; broken or unknown charsets decoded leniently instead of failing;
+attachments listed, never inlined; quoted history and signatures cut with mail-parser-reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.utils import getaddresses
+
+from inscriptis import get_text
+from mailparser_reply import EmailReplyParser
+
+from channels.email.noise import Noise, classify
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+_REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    size: int
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.content_type}, {self.size} bytes)"
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    """What the channel needs from one received message."""
+
+    message_id: str | None
+    """Without angle brackets, as it is compared everywhere (None: the mail had none)."""
+    sender: str
+    """The From address, lower case ('' if there is none we can read)."""
+    subject: str
+    text: str
+    """The whole body as text."""
+    reply: str
+    """The body without quoted history and signature: what the human just wrote."""
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    noise: Noise | None = None
+    """Why this mail must not start or advance a thread (auto-reply, list, bounce...)."""
+    auth_results: list[str] = field(default_factory=list)
+    """Raw Authentication-Results header values, newest (topmost) first."""
+
+    @property
+    def parents(self) -> list[str]:
+        """Message-IDs this mail answers, the most direct first."""
+        seen: list[str] = []
+        for mid in [*self.in_reply_to, *reversed(self.references)]:
+            if mid not in seen:
+                seen.append(mid)
+        return seen
+
+    def content(self) -> str:
+        """The event text: the fresh reply, and a line naming any attachments."""
+        lines = [self.reply] if self.reply else []
+        if self.attachments:
+            lines.append("[attached: " + "; ".join(a.describe() for a in self.attachments) + "]")
+        return "\n".join(lines)
+
+
+def message_ids(value: str | None) -> list[str]:
+    """The ids in a Message-ID / In-Reply-To / References header, brackets removed."""
+    return _MSGID.findall(str(value or ""))
+
+
+def parse(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
+    """Parse one message. Never raises on odd input: odd parts become empty text."""
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    ids = message_ids(_header(msg, "Message-ID"))
+    text = body_text(msg)
+    return ParsedMail(
+        message_id=ids[0] if ids else None,
+        sender=_sender(msg),
+        subject=" ".join(_header(msg, "Subject").split()),
+        text=text,
+        reply=strip_reply(text),
+        in_reply_to=message_ids(_header(msg, "In-Reply-To")),
+        references=message_ids(_header(msg, "References")),
+        attachments=attachments(msg),
+        noise=classify(msg, envelope_sender),
+        auth_results=[str(v) for v in msg.get_all("Authentication-Results") or []],
+    )
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except (ValueError, IndexError, TypeError):  # a header too broken for its parser
+        return ""
+    return str(value) if value is not None else ""
+
+
+def _sender(msg: Message) -> str:
+    pairs = getaddresses([_header(msg, "From")])
+    for _, address in pairs:
+        if "@" in address:
+            return address.strip().lower()
+    return ""
+
+
+def decode_text(part: Message) -> str:
+    """A text part's content, whatever its declared charset says."""
+    try:
+        content = part.get_content()  # type: ignore[attr-defined]
+        if isinstance(content, str):
+            return content
+    except (LookupError, UnicodeError, ValueError, AssertionError):
+        pass  # unknown charset or undecodable bytes: fall back below
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        # cp1252 maps nearly every byte; what it cannot map becomes U+FFFD
+        return payload.decode("cp1252", errors="replace")
+
+
+def body_text(msg: EmailMessage) -> str:
+    """The readable body: text/plain if there is one, else the HTML part as text."""
+    body = msg.get_body(preferencelist=("plain", "html"))
+    if body is None:
+        return ""
+    text = decode_text(body)
+    if body.get_content_subtype() == "html":
+        text = get_text(text)
+    return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n")).strip()
+
+
+def attachments(msg: EmailMessage) -> list[Attachment]:
+    found = []
+    for part in msg.iter_attachments():
+        payload = part.get_payload(decode=True)
+        found.append(
+            Attachment(
+                name=part.get_filename() or "unnamed",
+                content_type=part.get_content_type(),
+                size=len(payload) if isinstance(payload, bytes) else 0,
+            )
+        )
+    return found
+
+
+def strip_reply(text: str) -> str:
+    """What the human wrote above the quoted history, without their signature."""
+    if not text:
+        return ""
+    replies = _REPLY_PARSER.read(text).replies
+    fresh = replies[0].body if replies else text
+    lines = fresh.split("\n")
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith(">")):
+        lines.pop()  # a trailing quote block the parser did not recognise by its header
+    return "\n".join(lines).strip()

@@ -1,0 +1,117 @@
+"""The inbound SMTP server, on the service's own event loop.
+
+aiosmtpd's ``Controller`` would run the server in a thread with a loop of its own, and the
+Redis client the handler uses belongs to the service's loop: sharing it across loops breaks.
+So the protocol class is served with ``loop.create_server`` on the running loop, the way the
+controller does it inside its thread, and nothing loop-bound is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from channels.email.inbound import Inbound
+
+log = logging.getLogger("switchboard.email")
+
+# aiosmtpd logs every connection and command at INFO; keep its warnings, unless the operator
+# has chosen a level for its logger.
+_AIOSMTPD_LOG = logging.getLogger("mail.log")
+if _AIOSMTPD_LOG.level == logging.NOTSET:
+    _AIOSMTPD_LOG.setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The one login the server accepts, when AUTH is required (only over TLS)."""
+
+    user: str
+    password: str
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and hmac.compare_digest(data.login, self.user.encode())
+            and hmac.compare_digest(data.password, self.password.encode())
+        )
+        return AuthResult(success=ok, handled=False)
+
+
+class SmtpServer:
+    """Listens on ``host:port`` (port 0: any free port, see ``port`` after ``start``)."""
+
+    def __init__(
+        self,
+        handler: Inbound,
+        host: str,
+        port: int,
+        *,
+        hostname: str,
+        max_bytes: int,
+        tls: ssl.SSLContext | None = None,
+        auth: Credentials | None = None,
+    ) -> None:
+        if auth is not None and tls is None:
+            raise ValueError("SMTP AUTH needs STARTTLS: set SMTP_TLS_CERT and SMTP_TLS_KEY")
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.hostname = hostname
+        self.max_bytes = max_bytes
+        self.tls = tls
+        self.auth = auth
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _protocol(self) -> SMTP:
+        return SMTP(
+            self.handler,
+            data_size_limit=self.max_bytes,
+            enable_SMTPUTF8=True,
+            hostname=self.hostname,
+            ident="Switchboard ESMTP",
+            tls_context=self.tls,
+            require_starttls=self.tls is not None and self.auth is not None,
+            authenticator=self.auth,
+            auth_required=self.auth is not None,
+            auth_require_tls=True,
+            loop=self._loop,
+        )
+
+    async def start(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        log.info("SMTP server listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The channel's listener: serve until the service stops."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """A server context for STARTTLS, when a certificate is configured."""
+    if not cert or not key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
