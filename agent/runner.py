@@ -316,7 +316,8 @@ class Run:
             self._send(
                 "approval", text, target, request_id=rid, tool=tool.name, arguments=arguments
             )
-        if origin.channel not in {t.channel for t in targets}:
+        # The requester hears that the approval went elsewhere (another channel or person).
+        if (origin.channel, origin.address) not in {(t.channel, t.address) for t in targets}:
             who = ", ".join(str(a) for a in tool.notify)
             self._send(
                 "notice",

@@ -75,10 +75,16 @@ class OutboxStore:
             kind="delivery_failure",
             text=f"{item.kind} to {item.to.channel}:{item.to.address} {status}: {error[:200]}",
         )
+        pipe = self.redis.pipeline(transaction=False)
         await self._settle(
             keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
             args=[item.outbox_id, status, "", error[:300], dump_event(note)],
+            client=pipe,
         )
+        # Wake the thread so the note is merged into its log now; the note alone does not
+        # make the agent decide anything (see agent.reducer), so this costs no model call.
+        pipe.xadd(keys.RUNS, {"t": item.thread_id})
+        await pipe.execute()
 
     async def move_due(self, limit: int = 100) -> int:
         """Put retries whose time has come back on the outbox stream."""

@@ -35,8 +35,12 @@ async def test_approval_goes_to_the_approver(email: EmailHarness, email_service:
     tid = thread_id_for("email", "m1@example.com")
     await email.send(mail("please deploy v1.2.3 to production"))
     await email_service.settled(tid, "awaiting_human")
-    approval = await email.capture.next()
+    first, second = await email.capture.next(), await email.capture.next()
+    approval, notice = (first, second) if first.rcpt_tos == [BOB] else (second, first)
     assert approval.rcpt_tos == [BOB]
+    # Alice, who asked, hears that the approval went to someone else.
+    assert notice.rcpt_tos == [ALICE]
+    assert "Waiting for approval from email:bob@example.com" in notice.text
     assert "Reply APPROVE" in approval.text
     assert "Approve: https://" in approval.text
     # Bob was not on the thread, but the mail still belongs to it (its References).
