@@ -58,13 +58,16 @@ def capacity(budget: int, enc: Encoding) -> int:
 
 def fit(body: str, tail: str = "", budget: int = 2, link: str | None = None) -> str:
     """``body`` + ``tail`` in at most ``budget`` segments; a shortened body ends in '...' and
-    the link (to the whole text) goes before the tail, which is always kept."""
+    the link (to the whole text) goes before the tail, which is always kept. When the link
+    would leave too little of the body, it is left out."""
     whole = body + tail
     if segments(whole) <= budget:
         return whole
-    more = f"{ELLIPSIS} {link}" if link else ELLIPSIS
-    enc = encoding(whole + more)
-    room = capacity(budget, enc) - length(more + tail, enc)
+    for more in ([f"{ELLIPSIS} {link}"] if link else []) + [ELLIPSIS]:
+        enc = encoding(whole + more)
+        room = capacity(budget, enc) - length(more + tail, enc)
+        if room >= capacity(budget, enc) // 3 or more == ELLIPSIS:
+            break
     kept: list[str] = []
     used = 0
     for c in body:
