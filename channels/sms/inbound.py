@@ -6,11 +6,13 @@ thread) or in a short reply to the texter; the agent itself runs later, in a wor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from agent.config import Registry
 from agent.events import HumanResponse, UserMessage
 from agent.runner import call_text
+from agent.tools import Agent
 from channels.sms import parse
 from channels.sms.fallback import Fallback
 from channels.sms.parse import Decision, InboundSms, StatusReport
@@ -26,6 +28,18 @@ log = logging.getLogger("switchboard.sms")
 
 CHANNEL = "sms"
 FAILED = frozenset({"failed", "undelivered"})
+REF_WAIT_TRIES = 10
+REF_WAIT_PAUSE = 0.2
+
+
+def known_senders(agent: Agent) -> frozenset[str]:
+    """Who may start or continue a thread by text: the agent's ``sms_senders`` setting
+    (``"*"``: anyone), plus every number its tools name as approver or notify target."""
+    listed = agent.settings.get("sms_senders", [])
+    numbers = {str(n) for n in listed} if isinstance(listed, list) else set()
+    for tool in agent.tools.values():
+        numbers |= {a.address for a in (*tool.approvers, *tool.notify) if a.channel == CHANNEL}
+    return frozenset(numbers)
 
 
 def _what(p: Pending) -> str:
@@ -80,13 +94,14 @@ class SmsInbound:
             return None  # a YES that re-subscribes is not also an approval
         if word is not None and word.kind == "help":
             return None  # Twilio answers HELP itself
+        if not sms.body.strip():
+            return "Only text is understood here."
         decision = parse.decision(sms.body)
         if decision is not None:
             pending = await self.state.pending(number)
             if pending:
                 return await self._decide(number, decision, pending)
-        await self._message(sms)
-        return None
+        return await self._message(sms)
 
     async def _decide(self, number: str, decision: Decision, pending: list[Pending]) -> str:
         if decision.code is not None:
@@ -121,8 +136,14 @@ class SmsInbound:
         done = "Approved" if decision.verdict == "approve" else "Rejected"
         return f"{done}: {_what(chosen)}."
 
-    async def _message(self, sms: InboundSms) -> None:
+    async def _message(self, sms: InboundSms) -> str | None:
         """A text that decides nothing: the next message of this number's thread."""
+        agent = self.registry.get(None)
+        assert agent is not None  # the registry checks its default exists
+        allowed = known_senders(agent)
+        if "*" not in allowed and sms.sender not in allowed:
+            log.info("text from unknown number %s refused", sms.sender)
+            return "This number is not set up to talk to the agent."
         tid = thread_id_for(CHANNEL, f"{sms.to}:{sms.sender}")
         event = UserMessage(
             channel=CHANNEL, sender=sms.sender, text=sms.body, message_id=sms.message_sid
@@ -132,14 +153,21 @@ class SmsInbound:
             tid,
             event,
             dedupe=sms.message_sid,
-            create=NewThread(agent=self.registry.default, origin=origin),
+            create=NewThread(agent=agent.name, origin=origin),
         )
+        return None
 
     async def status(self, report: StatusReport) -> None:
         """A delivery status callback: a failed text is recorded and its request moves on."""
         if report.status not in FAILED:
             return
         found = await self.outbox.lookup_ref(CHANNEL, report.message_sid)
+        for _ in range(REF_WAIT_TRIES):
+            if found is not None:
+                break
+            # A quick failure can beat the sender's own record of the SID by a moment.
+            await asyncio.sleep(REF_WAIT_PAUSE)
+            found = await self.outbox.lookup_ref(CHANNEL, report.message_sid)
         if found is None or not await self.state.claim_failure(report.message_sid):
             return
         tid, rid, oid = found

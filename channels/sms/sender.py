@@ -76,6 +76,8 @@ class TwilioSender:
             raise SendFailed(f"Twilio unreachable: {exc}", transient=True) from None
         except (httpx.HTTPError, TwilioException) as exc:
             # It may have gone out: without an idempotency key, a retry could send it twice.
+            # The approval is offered on the origin too, in case the phone never got it.
+            self._fall_back(item, f"the text to {number} may not have arrived")
             raise SendFailed(f"outcome unknown: {exc}"[:300], transient=False) from None
         return Delivery(
             provider_id=str(message.sid),
@@ -109,6 +111,8 @@ class TwilioSender:
         if exc.code == OPTED_OUT_ERROR:
             await self.state.opt_out(number)
             self._fall_back(item, f"{number} opted out of SMS")
+        else:
+            self._fall_back(item, f"the text to {number} failed: {error}")
         return SendFailed(error, transient=False)
 
     def _fall_back(self, item: OutboxItem, reason: str) -> None:

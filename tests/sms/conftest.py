@@ -20,6 +20,7 @@ from channels.registry import Channel, Services
 from channels.rest.sender import RestSender
 from channels.sms import build_channel
 from channels.sms.settings import SmsSettings
+from store.models import ThreadView
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.conftest import Service
@@ -30,6 +31,8 @@ TOKEN = "test-auth-token-0123456789abcdef"
 OURS = "+15005550006"
 APPROVER = "+15551230001"
 OTHER = "+15551230002"
+TALKER = "+15551230009"
+"""Not an approver: allowed to talk to the agent by the agent's ``sms_senders`` setting."""
 PUBLIC = "https://switchboard.example.com"
 
 _TOML = """
@@ -38,6 +41,9 @@ default_agent = "deploybot"
 [agents.deploybot]
 module = "agent.examples.deploybot"
 prompt = "deploybot/v1"
+
+[agents.deploybot.settings]
+sms_senders = {senders}
 
 [agents.deploybot.tools.list_tags]
 command = ["{{python}}", "-c", "print('v1.2.3')"]
@@ -69,6 +75,15 @@ def _twilio_server() -> Iterator[FakeTwilio]:
 def fake_twilio(_twilio_server: FakeTwilio) -> FakeTwilio:
     _twilio_server.reset()
     return _twilio_server
+
+
+def approval_to(channel: str) -> Callable[[ThreadView], bool]:
+    """Until the thread has an approval item addressed to ``channel``."""
+
+    def check(view: ThreadView) -> bool:
+        return any(o.item.kind == "approval" and o.item.to.channel == channel for o in view.outbox)
+
+    return check
 
 
 def sign(url: str, params: dict[str, str]) -> str:
@@ -147,6 +162,7 @@ async def sms_factory(
         approvers: tuple[str, ...] = (f"sms:{APPROVER}", "rest:*"),
         notify: tuple[str, ...] = (f"sms:{APPROVER}",),
         budget: int = 2,
+        senders: tuple[str, ...] = (TALKER,),
     ) -> Sms:
         runs = tmp_path / f"deploys-{len(made)}.txt"
         toml = tmp_path / f"switchboard-{len(made)}.toml"
@@ -156,6 +172,7 @@ async def sms_factory(
                 runs=runs,
                 approvers=list(approvers).__repr__().replace("'", '"'),
                 notify=list(notify).__repr__().replace("'", '"'),
+                senders=list(senders).__repr__().replace("'", '"'),
             )
         )
         registry = config.load(toml)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from agent.events import FinalAnswer, HumanResponse, SystemNote, ToolResult
-from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, Sms
+from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, Sms, approval_to
 
 Factory = Callable[..., Awaitable[Sms]]
 
@@ -152,10 +152,7 @@ async def test_failed_delivery_escalates_to_the_origin(sms_factory: Factory) -> 
     r = await sms.status(sent["Sid"], "undelivered", "30003")
     assert r.status_code == 204
 
-    def rerouted(v: object) -> bool:
-        return any(o.item.kind == "approval" and o.item.to.channel == "rest" for o in v.outbox)  # type: ignore[attr-defined]
-
-    await sms.service.wait(tid, rerouted)
+    await sms.service.wait(tid, approval_to("rest"))
     view = await sms.service.settled(tid, "awaiting_human")
     by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
     assert by_channel["sms"].status == "failed"

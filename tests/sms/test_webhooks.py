@@ -9,7 +9,7 @@ from channels.sms import segments
 from store.ids import thread_id_for
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.twilio_server import Fail
-from tests.sms.conftest import APPROVER, OURS, PUBLIC, Sms, sign
+from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, Sms, approval_to, sign
 
 Factory = Callable[..., Awaitable[Sms]]
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -60,19 +60,29 @@ async def test_a_text_starts_and_continues_the_numbers_thread(
     assert r.status_code == 200
     assert r.text == EMPTY
     assert r.headers["content-type"].startswith("application/xml")
-    dup = await sms.text("+15551230009", "hi there", sid="SM" + "1" * 32)
+    dup = await sms.text(TALKER, "hi there", sid="SM" + "1" * 32)
     assert dup.text == EMPTY
 
-    tid = thread_id_for("sms", f"{OURS}:+15551230009")
+    tid = thread_id_for("sms", f"{OURS}:{TALKER}")
     view = await sms.service.settled(tid, "done")
-    assert view.meta.origin.address == "+15551230009"
+    assert view.meta.origin.address == TALKER
     assert [e.text for e in view.events if isinstance(e, UserMessage)] == ["hi there"]
-    assert sms.fake.sent_to("+15551230009") == ["Hello! What should I deploy?"]
+    assert sms.fake.sent_to(TALKER) == ["Hello! What should I deploy?"]
 
     fake_llm.script(step("done_for_now", message="You're welcome."))
-    await sms.text("+15551230009", "thanks")
+    await sms.text(TALKER, "thanks")
     view = await sms.service.settled(tid, "done")
     assert [e.text for e in view.events if isinstance(e, UserMessage)] == ["hi there", "thanks"]
+
+
+async def test_unknown_number_and_empty_texts_are_refused(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    r = await sms.text("+15557770000", "deploy v1.2.3 to production")
+    assert r.status_code == 200
+    assert "not set up to talk to the agent" in r.text
+    r = await sms.text(TALKER, "", NumMedia="1")
+    assert "Only text" in r.text
+    assert await sms.store.thread_ids() == []
 
 
 async def test_long_unicode_answer_is_cut_to_the_segment_budget(
@@ -81,10 +91,10 @@ async def test_long_unicode_answer_is_cut_to_the_segment_budget(
     sms = await sms_factory(budget=2)
     answer = "Déploiement terminé ✅ " + "résumé des étapes " * 30
     fake_llm.script(step("done_for_now", message=answer))
-    await sms.text("+15551230009", "status?")
-    tid = thread_id_for("sms", f"{OURS}:+15551230009")
+    await sms.text(TALKER, "status?")
+    tid = thread_id_for("sms", f"{OURS}:{TALKER}")
     view = await sms.service.settled(tid, "done")
-    [body] = sms.fake.sent_to("+15551230009")
+    [body] = sms.fake.sent_to(TALKER)
     assert segments.encoding(body) == "ucs2"
     assert segments.segments(body) <= 2
     assert body.startswith("Déploiement terminé ✅ résumé")
@@ -102,13 +112,7 @@ async def test_stop_then_request_is_not_sent_and_falls_back(sms_factory: Factory
     )
     tid = r.json()["thread_id"]
 
-    def rerouted(v: object) -> bool:
-        return any(
-            o.item.kind == "approval" and o.item.to.channel == "rest"
-            for o in v.outbox  # type: ignore[attr-defined]
-        )
-
-    await sms.service.wait(tid, rerouted)
+    await sms.service.wait(tid, approval_to("rest"))
     view = await sms.service.settled(tid, "awaiting_human")
     assert sms.fake.attempts == 0
     by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
@@ -138,13 +142,7 @@ async def test_stop_moves_an_already_pending_request(sms_factory: Factory) -> No
     await sms.service.settled(tid, "awaiting_human")
     await sms.text(APPROVER, "unsubscribe")
 
-    def rerouted(v: object) -> bool:
-        return any(
-            o.item.kind == "approval" and o.item.to.channel == "rest"
-            for o in v.outbox  # type: ignore[attr-defined]
-        )
-
-    view = await sms.service.wait(tid, rerouted)
+    view = await sms.service.wait(tid, approval_to("rest"))
     assert [r.status for r in view.requests] == ["pending"]
     # A YES from the opted-out number re-subscribes it; it decides nothing.
     await sms.text(APPROVER, "yes")
@@ -172,7 +170,10 @@ async def test_permanent_error_is_not_retried(sms_factory: Factory) -> None:
         "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
     )
     tid = r.json()["thread_id"]
-    view = await sms.service.wait(tid, lambda v: any(o.status == "failed" for o in v.outbox))
+
+    await sms.service.wait(tid, approval_to("rest"))
+    view = await sms.service.settled(tid, "awaiting_human")
     assert sms.fake.attempts == 1
-    [approval] = [o for o in view.outbox if o.item.kind == "approval"]
-    assert "21211" in (approval.error or "")
+    by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
+    assert by_channel["sms"].status == "failed"
+    assert "21211" in (by_channel["sms"].error or "")
