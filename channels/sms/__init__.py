@@ -1,7 +1,17 @@
 """The SMS channel (Twilio): approve by text message, from any thread's channel.
 
-On when TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER and PUBLIC_BASE_URL are
-set (the last because webhook signatures are computed over the public URL).
+Configuration (environment or .env); the channel is off unless the first four are set:
+
+| name | what |
+|---|---|
+| `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` | the account; the token also signs webhooks |
+| `TWILIO_FROM_NUMBER` | our number, E.164; point its messaging webhook at /twilio/sms |
+| `PUBLIC_BASE_URL` | the URL Twilio calls; signatures are computed over it |
+| `TWILIO_API_URL` | only to point the client elsewhere (tests) |
+| `SMS_SEGMENT_BUDGET` | longer texts are shortened to this many segments (default 2) |
+
+In switchboard.toml, a tool's ``approvers`` / ``notify`` take ``"sms:+15551234567"``; the
+agent's ``settings.sms_senders`` lists further numbers allowed to talk to it (``"*"``: all).
 """
 
 from __future__ import annotations

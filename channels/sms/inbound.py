@@ -36,9 +36,15 @@ def known_senders(agent: Agent) -> frozenset[str]:
     """Who may start or continue a thread by text: the agent's ``sms_senders`` setting
     (``"*"``: anyone), plus every number its tools name as approver or notify target."""
     listed = agent.settings.get("sms_senders", [])
-    numbers = {str(n) for n in listed} if isinstance(listed, list) else set()
+    written = {str(n) for n in listed} if isinstance(listed, list) else set()
     for tool in agent.tools.values():
-        numbers |= {a.address for a in (*tool.approvers, *tool.notify) if a.channel == CHANNEL}
+        written |= {a.address for a in (*tool.approvers, *tool.notify) if a.channel == CHANNEL}
+    numbers = set()
+    for n in written:
+        try:
+            numbers.add(n if n == "*" else parse.e164(n))
+        except parse.PayloadError:
+            log.warning("agent %s: %r is not a phone number; ignored", agent.name, n)
     return frozenset(numbers)
 
 

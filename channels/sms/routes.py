@@ -50,7 +50,8 @@ class Webhooks:
 
     async def verified_form(self, request: Request) -> dict[str, str]:
         """The signed form, or Refused."""
-        if int(request.headers.get("content-length") or 0) > MAX_REQUEST:
+        declared = request.headers.get("content-length") or "0"
+        if not declared.isdigit() or int(declared) > MAX_REQUEST:
             raise Refused(413, "request too large")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
