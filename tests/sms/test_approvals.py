@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from agent.events import FinalAnswer, HumanResponse, SystemNote, ToolResult
-from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, Sms, approval_to
+from agent.events import FinalAnswer, HumanResponse, SystemNote, ToolResult, UserMessage
+from store.ids import thread_id_for
+from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, TALKER, Sms, approval_to
 
 Factory = Callable[..., Awaitable[Sms]]
 
@@ -51,8 +52,16 @@ async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory)
     assert "deployed v1.2.3 to production" in final.item.text
     assert len(sms.fake.messages) == 1  # the final answer went to REST, not to the phone
 
-    # A second YES decides nothing: no request is waiting, so it is a message to the agent.
+    # A second YES decides nothing: no request is waiting, so it is a message to the agent,
+    # on the phone's own thread.
+    r = await sms.text(APPROVER, "YES")
+    assert "<Message>" not in r.text
+    phone_thread = thread_id_for("sms", f"{OURS}:{APPROVER}")
+    phone = await sms.service.settled(phone_thread, "awaiting_human")
+    assert [e.text for e in phone.events if isinstance(e, UserMessage)] == ["YES"]
+    assert sms.fake.sent_to(APPROVER)[-1] == "What would you like me to do?"
     assert sms.deploys() == 1
+    assert len((await sms.store.thread(tid)).events) == len(view.events)
 
 
 async def test_reject_with_reason(sms_factory: Factory) -> None:
@@ -170,4 +179,20 @@ async def test_failed_delivery_escalates_to_the_origin(sms_factory: Factory) -> 
     r = await sms.service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
     assert r.status_code == 200
     await sms.service.settled(tid, "done")
+    assert sms.deploys() == 1
+
+
+async def test_sms_thread_asks_and_answers_on_the_phone(sms_factory: Factory) -> None:
+    sms = await sms_factory(approvers=(f"sms:{TALKER}",), notify=())
+    await sms.text(TALKER, "please deploy v1.2.3 to staging")
+    tid = thread_id_for("sms", f"{OURS}:{TALKER}")
+    await sms.service.settled(tid, "awaiting_human")
+    [ask] = sms.fake.sent_to(TALKER)
+    assert ask.startswith("Approval needed: deploy(tag='v1.2.3', env='staging')")
+
+    r = await sms.text(TALKER, "Y")
+    assert "Approved" in r.text
+    view = await sms.service.settled(tid, "done")
+    assert sms.fake.sent_to(TALKER)[-1] == "Done: deployed v1.2.3 to staging"
+    assert [o.item.kind for o in view.outbox] == ["approval", "final"]
     assert sms.deploys() == 1
