@@ -48,5 +48,9 @@ def build_channel(services: Services, settings: SmsSettings, public_base_url: st
     inbound = SmsInbound(services.store, services.outbox, state, services.registry, fallback)
     hooks = Webhooks(inbound, settings.twilio_auth_token.get_secret_value(), public_base_url)
     return Channel(
-        name="sms", sender=sender, mount=hooks.mount, closers=[sender.close, fallback.close]
+        name="sms",
+        sender=sender,
+        mount=hooks.mount,
+        listeners=[fallback.sweep],
+        closers=[sender.close, fallback.close],
     )

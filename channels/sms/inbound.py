@@ -89,7 +89,7 @@ class SmsInbound:
             await self.state.opt_out(number)
             for p in await self.state.pending(number):
                 await self.state.forget(number, p)
-                self.fallback.soon(
+                await self.fallback.soon(
                     p.request.request_id,
                     Origin(channel=CHANNEL, address=number),
                     f"{number} opted out of SMS",
@@ -189,7 +189,7 @@ class SmsInbound:
             await self.state.opt_out(item.to.address)
         await self.outbox.give_up(item, "failed", why)
         if rid is not None and item.kind == "approval":
-            self.fallback.soon(rid, item.to, f"the text to {item.to.address}: {why}")
+            await self.fallback.soon(rid, item.to, f"the text to {item.to.address}: {why}")
         else:
             # Nothing to reroute: wake the thread so the failure note joins its log.
             await self.store.redis.xadd(core_keys.RUNS, {"t": tid})

@@ -19,6 +19,11 @@ OPTED_OUT = f"{PREFIX}:{{sms}}:opted-out"
 """HASH number -> ISO time it texted STOP (or a synonym). Nothing is sent there until START."""
 
 
+REROUTES = f"{PREFIX}:{{sms}}:reroutes"
+"""ZSET of pending approvals to move off an unreachable phone (JSON job), scored by when the
+sweeper should try again (ms); removed once moved, or once there is nothing left to move."""
+
+
 def inbound_seen(message_sid: str) -> str:
     """STRING marking an inbound MessageSid as handled: Twilio's retries are stored once."""
     return f"{PREFIX}:{{sms}}:seen:{message_sid}"

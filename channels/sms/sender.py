@@ -59,7 +59,7 @@ class TwilioSender:
         except PayloadError as exc:
             raise SendFailed(str(exc), transient=False) from None
         if await self.state.opted_out(number):
-            self._fall_back(item, f"{number} opted out of SMS")
+            await self._fall_back(item, f"{number} opted out of SMS")
             raise SendFailed(f"{number} has opted out of SMS (STOP)", transient=False)
         body = await self.render(item, number)
         try:
@@ -77,7 +77,7 @@ class TwilioSender:
         except (httpx.HTTPError, TwilioException) as exc:
             # It may have gone out: without an idempotency key, a retry could send it twice.
             # The approval is offered on the origin too, in case the phone never got it.
-            self._fall_back(item, f"the text to {number} may not have arrived")
+            await self._fall_back(item, f"the text to {number} may not have arrived")
             raise SendFailed(f"outcome unknown: {exc}"[:300], transient=False) from None
         return Delivery(
             provider_id=str(message.sid),
@@ -110,12 +110,12 @@ class TwilioSender:
             )
         if exc.code == OPTED_OUT_ERROR:
             await self.state.opt_out(number)
-            self._fall_back(item, f"{number} opted out of SMS")
+            await self._fall_back(item, f"{number} opted out of SMS")
         else:
-            self._fall_back(item, f"the text to {number} failed: {error}")
+            await self._fall_back(item, f"the text to {number} failed: {error}")
         return SendFailed(error, transient=False)
 
-    def _fall_back(self, item: OutboxItem, reason: str) -> None:
+    async def _fall_back(self, item: OutboxItem, reason: str) -> None:
         if item.kind != "approval" or not item.request_id:
             return
         outbox_key = core_keys.outbox(item.thread_id)
@@ -127,7 +127,7 @@ class TwilioSender:
                 status.decode() if isinstance(status, bytes) else status
             ) in ("failed", "unknown", "sent")
 
-        self.fallback.soon(item.request_id, item.to, reason, after=recorded)
+        await self.fallback.soon(item.request_id, item.to, reason, after=recorded)
 
     async def close(self) -> None:
         await self.http.close()
