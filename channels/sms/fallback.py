@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.events import SystemNote
+from agent.events import Event, SystemNote
 from channels.sms import keys
 from store import keys as core_keys
 from store.errors import RequestNotFound, ThreadNotFound
@@ -157,6 +157,15 @@ class Fallback:
             return False
         if lease.unpublished:
             await self.store.publish(lease.thread_id, lease.unpublished)
+        marker = f"Approval {request_id} "
+        if any(
+            isinstance(e, SystemNote) and e.kind == "escalation" and marker in e.text
+            for e in lease.events
+        ):
+            # Moved already (a sweeper racing the first attempt, or a second phone failing):
+            # under the lease this check cannot race, so the origin gets it once.
+            await self._release(lease)
+            return True
         origin = lease.meta.origin
         same = origin.channel == unreachable.channel and origin.address == unreachable.address
         outbox = []
@@ -177,18 +186,22 @@ class Fallback:
                     arguments=record.arguments,
                 )
             )
+        await self._release(lease, events=[SystemNote(kind="escalation", text=text)], outbox=outbox)
+        return True
+
+    async def _release(
+        self,
+        lease: Lease,
+        events: list[Event] | None = None,
+        outbox: list[OutboxItem] | None = None,
+    ) -> None:
         result = await self.store.commit(
-            lease,
-            ttl_ms=LEASE_MS,
-            events=[SystemNote(kind="escalation", text=text)],
-            outbox=outbox,
-            release=True,
+            lease, ttl_ms=LEASE_MS, events=events or [], outbox=outbox or [], release=True
         )
         while not result.released:  # something arrived just now: merge it, then let go
             result = await self.store.commit(lease, ttl_ms=LEASE_MS, release=True)
         # Whatever the commits merged from the inbox is the worker's to act on.
         await self.redis.xadd(core_keys.RUNS, {"t": lease.thread_id})
-        return True
 
     async def _acquire(self, thread_id: str) -> Lease | None:
         owner = new_id("sms-fallback")

@@ -33,6 +33,11 @@ async def test_sweeper_finishes_a_reroute_left_by_a_crash(sms_factory: Factory) 
     view = await sms.service.wait(tid, approval_to("rest"))
     assert "phone lost" in view.outbox[-1].item.text
     assert await sms.store.redis.zcard(keys.REROUTES) == 0
+    # A second job for the same request (a racing sweeper, another phone) sends nothing more.
+    assert await fallback.reroute(rid, PHONE, "twice")
+    await sms.service.settled(tid, "awaiting_human")
+    rest = [o for o in (await sms.store.thread(tid)).outbox if o.item.to.channel == "rest"]
+    assert [o.item.kind for o in rest] == ["notice", "approval"]
     # Once the request is answered, a stale job has nothing left to do and is dropped.
     await sms.store.redis.zadd(keys.REROUTES, {Reroute(rid, PHONE, "again").dump(): 0})
     await sms.service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
