@@ -79,7 +79,6 @@ class Webhooks:
             methods=["POST"],
             tags=["sms"],
             summary="Twilio messaging webhook",
-            include_in_schema=True,
         )
         app.add_api_route(
             "/twilio/status",

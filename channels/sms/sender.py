@@ -71,7 +71,7 @@ class TwilioSender:
             )
         except TwilioRestException as exc:
             raise await self._refused(item, number, exc) from None
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # The request never reached Twilio: sending again cannot double a text.
             raise SendFailed(f"Twilio unreachable: {exc}", transient=True) from None
         except (httpx.HTTPError, TwilioException) as exc:

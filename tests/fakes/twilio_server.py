@@ -7,6 +7,7 @@ StatusCallback) and HTTP basic auth; answers 201 with the message's JSON, or an 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import threading
@@ -33,12 +34,19 @@ class Fail:
     retry_after: str | None = None
 
 
+@dataclass(frozen=True)
+class Slow:
+    """Accept the next message, but answer only after ``seconds`` (a lost response)."""
+
+    seconds: float
+
+
 class FakeTwilio:
     def __init__(self, account_sid: str, auth_token: str) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._lock = threading.Lock()
-        self._script: deque[Fail] = deque()
+        self._script: deque[Fail | Slow] = deque()
         self.messages: list[dict[str, str]] = []
         """Every accepted message, as the form Twilio received."""
         self.attempts = 0
@@ -53,7 +61,7 @@ class FakeTwilio:
     def url(self) -> str:
         return self.server.url
 
-    def fail(self, *failures: Fail) -> None:
+    def fail(self, *failures: Fail | Slow) -> None:
         with self._lock:
             self._script.extend(failures)
 
@@ -89,7 +97,7 @@ class FakeTwilio:
         with self._lock:
             self.attempts += 1
             scripted = self._script.popleft() if self._script else None
-        if scripted is not None:
+        if isinstance(scripted, Fail):
             extra = {"Retry-After": scripted.retry_after} if scripted.retry_after else {}
             return self._error(scripted.status, scripted.code, scripted.message, **extra)
         if not form.get("To") or not form.get("Body") or not form.get("From"):
@@ -97,6 +105,8 @@ class FakeTwilio:
         sid = "SM" + secrets.token_hex(16)
         with self._lock:
             self.messages.append({**form, "Sid": sid})
+        if isinstance(scripted, Slow):
+            await asyncio.sleep(scripted.seconds)
         return JSONResponse(self._resource(sid, form), status_code=201)
 
     def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:

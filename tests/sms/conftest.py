@@ -162,6 +162,8 @@ async def sms_factory(
         approvers: tuple[str, ...] = (f"sms:{APPROVER}", "rest:*"),
         notify: tuple[str, ...] = (f"sms:{APPROVER}",),
         budget: int = 2,
+        sms_timeout: float = 15.0,
+        api_url: str | None = None,
         senders: tuple[str, ...] = (TALKER,),
     ) -> Sms:
         runs = tmp_path / f"deploys-{len(made)}.txt"
@@ -187,8 +189,9 @@ async def sms_factory(
             twilio_account_sid=ACCOUNT,
             twilio_auth_token=TOKEN,
             twilio_from_number=OURS,
-            twilio_api_url=fake_twilio.url,
+            twilio_api_url=api_url or fake_twilio.url,
             sms_segment_budget=budget,
+            sms_timeout=sms_timeout,
         )
         channel = build_channel(services, settings, PUBLIC)
         assert channel.sender is not None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from agent.events import FinalAnswer, SystemNote, UserMessage
+from channels.base import SendFailed
 from channels.sms import segments
+from store.embedded import free_port
 from store.ids import thread_id_for
+from store.models import Origin, OutboxItem
 from tests.fakes.openai_server import FakeOpenAI, step
-from tests.fakes.twilio_server import Fail
+from tests.fakes.twilio_server import Fail, Slow
 from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, Sms, approval_to, sign
 
 Factory = Callable[..., Awaitable[Sms]]
@@ -177,3 +182,34 @@ async def test_permanent_error_is_not_retried(sms_factory: Factory) -> None:
     by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
     assert by_channel["sms"].status == "failed"
     assert "21211" in (by_channel["sms"].error or "")
+
+
+async def test_lost_response_is_not_sent_again(sms_factory: Factory) -> None:
+    """Twilio took the message but the answer never came: no blind resend, the origin asks."""
+    sms = await sms_factory(sms_timeout=0.3)
+    sms.fake.fail(Slow(2))
+    r = await sms.service.api.post(
+        "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
+    )
+    tid = r.json()["thread_id"]
+    await sms.service.wait(tid, approval_to("rest"))
+    view = await sms.service.settled(tid, "awaiting_human")
+    assert sms.fake.attempts == 1
+    by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
+    assert "outcome unknown" in (by_channel["sms"].error or "")
+
+
+async def test_unreachable_twilio_is_retried(sms_factory: Factory) -> None:
+    """Nothing reached Twilio (connection refused): safe to try again, and it is."""
+    sms = await sms_factory(api_url=f"http://127.0.0.1:{free_port()}")
+    item = OutboxItem(
+        outbox_id="out_x",
+        thread_id="th_x",
+        kind="final",
+        text="hi",
+        to=Origin(channel="sms", address=APPROVER),
+    )
+    assert sms.channel.sender is not None
+    with pytest.raises(SendFailed) as failed:
+        await sms.channel.sender.send(item)
+    assert failed.value.transient
