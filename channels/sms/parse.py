@@ -96,11 +96,16 @@ def _first_error(exc: ValidationError) -> str:
 
 
 # ---- what a text means -------------------------------------------------------------------
+KeywordKind = Literal["opt_out", "opt_in", "help"]
+# Advanced Opt-Out names the keyword's kind itself (OptOutType), whatever the word was.
+_OPT_OUT_TYPES: dict[str, KeywordKind] = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}
+
+
 @dataclass(frozen=True)
 class Keyword:
     """A compliance keyword (STOP, START, HELP and their synonyms)."""
 
-    kind: Literal["opt_out", "opt_in", "help"]
+    kind: KeywordKind
 
 
 @dataclass(frozen=True)
@@ -113,9 +118,9 @@ class Decision:
 
 
 def keyword(sms: InboundSms) -> Keyword | None:
-    if sms.opt_out_type in ("STOP", "START", "HELP"):
-        kind = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}[sms.opt_out_type]
-        return Keyword(kind)  # type: ignore[arg-type]
+    told = _OPT_OUT_TYPES.get(sms.opt_out_type or "")
+    if told is not None:
+        return Keyword(told)
     word = sms.body.strip().upper()
     if word in OPT_OUT:
         return Keyword("opt_out")

@@ -8,10 +8,10 @@ import pytest
 
 from agent.events import FinalAnswer, SystemNote, UserMessage
 from channels.base import SendFailed
-from channels.sms import segments
+from channels.sms import inbound, segments
 from store.embedded import free_port
 from store.ids import thread_id_for
-from store.models import Origin, OutboxItem
+from store.models import Origin, OutboxItem, ThreadView
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.twilio_server import Fail, Slow
 from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, Sms, approval_to, sign
@@ -213,3 +213,28 @@ async def test_unreachable_twilio_is_retried(sms_factory: Factory) -> None:
     with pytest.raises(SendFailed) as failed:
         await sms.channel.sender.send(item)
     assert failed.value.transient
+
+
+async def test_failed_answer_is_recorded_on_the_thread(
+    sms_factory: Factory, fake_llm: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbound, "REF_WAIT_PAUSE", 0.01)
+    sms = await sms_factory()
+    fake_llm.script(step("done_for_now", message="All good."))
+    await sms.text(TALKER, "status?")
+    tid = thread_id_for("sms", f"{OURS}:{TALKER}")
+    await sms.service.settled(tid, "done")
+    [sent] = sms.fake.messages
+    assert (await sms.status(sent["Sid"], "delivered")).status_code == 204
+    assert (await sms.status(sent["Sid"], "failed", "30006")).status_code == 204
+
+    def noted(v: ThreadView) -> bool:
+        return any(isinstance(e, SystemNote) and e.kind == "delivery_failure" for e in v.events)
+
+    await sms.service.wait(tid, noted)
+    view = await sms.service.settled(tid, "done")
+    [final] = view.outbox
+    assert final.status == "failed"
+    assert "30006" in (final.error or "")
+    # An unknown SID (not ours, or long expired) is acknowledged and ignored.
+    assert (await sms.status("SM" + "f" * 32, "failed", "30006")).status_code == 204
