@@ -27,7 +27,7 @@ from store.threads import ThreadStore
 log = logging.getLogger("switchboard.channels")
 
 # Channel packages, in the order they are reported. REST is always on and lives in the app.
-CHANNEL_MODULES: tuple[str, ...] = ("channels.slack", "channels.email")
+CHANNEL_MODULES: tuple[str, ...] = ("channels.slack", "channels.email", "channels.sms")
 
 
 @dataclass(frozen=True)

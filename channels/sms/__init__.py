@@ -1,0 +1,56 @@
+"""The SMS channel (Twilio): approve by text message, from any thread's channel.
+
+Configuration (environment or .env); the channel is off unless the first four are set:
+
+| name | what |
+|---|---|
+| `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN` | the account; the token also signs webhooks |
+| `TWILIO_FROM_NUMBER` | our number, E.164; point its messaging webhook at /twilio/sms |
+| `PUBLIC_BASE_URL` | the URL Twilio calls; signatures are computed over it |
+| `TWILIO_API_URL` | only to point the client elsewhere (tests) |
+| `SMS_SEGMENT_BUDGET` | longer texts are shortened to this many segments (default 2) |
+
+In switchboard.toml, a tool's ``approvers`` / ``notify`` take ``"sms:+15551234567"``; the
+agent's ``settings.sms_senders`` lists further numbers allowed to talk to it (``"*"``: all).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from channels.registry import Channel, Services
+from channels.sms.fallback import Fallback
+from channels.sms.inbound import SmsInbound
+from channels.sms.routes import Webhooks
+from channels.sms.sender import TwilioSender
+from channels.sms.settings import SmsSettings
+from channels.sms.state import SmsState
+
+log = logging.getLogger("switchboard.sms")
+
+
+def build(services: Services) -> Channel | None:
+    settings = SmsSettings()
+    if not settings.configured:
+        return None
+    if not services.settings.public_base_url:
+        log.warning("channel sms: off; PUBLIC_BASE_URL is needed to check Twilio's signatures")
+        return None
+    return build_channel(services, settings, services.settings.public_base_url)
+
+
+def build_channel(services: Services, settings: SmsSettings, public_base_url: str) -> Channel:
+    """The channel from explicit settings (tests build it this way)."""
+    assert settings.twilio_auth_token is not None
+    state = SmsState(services.redis, services.store)
+    fallback = Fallback(services.store)
+    sender = TwilioSender(settings, public_base_url, state, fallback)
+    inbound = SmsInbound(services.store, services.outbox, state, services.registry, fallback)
+    hooks = Webhooks(inbound, settings.twilio_auth_token.get_secret_value(), public_base_url)
+    return Channel(
+        name="sms",
+        sender=sender,
+        mount=hooks.mount,
+        listeners=[fallback.sweep],
+        closers=[sender.close, fallback.close],
+    )

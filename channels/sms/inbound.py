@@ -1,0 +1,195 @@
+"""What an inbound text does: a decision on a pending approval, an opt-out, or a message.
+
+Each path ends in the store (an answer bound to its request, a message on the number's
+thread) or in a short reply to the texter; the agent itself runs later, in a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent.config import Registry
+from agent.events import HumanResponse, UserMessage
+from agent.runner import call_text
+from agent.tools import Agent
+from channels.sms import parse
+from channels.sms.fallback import Fallback
+from channels.sms.parse import Decision, InboundSms, StatusReport
+from channels.sms.state import Pending, SmsState
+from store import keys as core_keys
+from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
+from store.ids import thread_id_for
+from store.models import Origin
+from store.outbox import OutboxStore
+from store.threads import NewThread, ThreadStore
+
+log = logging.getLogger("switchboard.sms")
+
+CHANNEL = "sms"
+FAILED = frozenset({"failed", "undelivered"})
+REF_WAIT_TRIES = 10
+REF_WAIT_PAUSE = 0.2
+
+
+def known_senders(agent: Agent) -> frozenset[str]:
+    """Who may start or continue a thread by text: the agent's ``sms_senders`` setting
+    (``"*"``: anyone), plus every number its tools name as approver or notify target."""
+    listed = agent.settings.get("sms_senders", [])
+    written = {str(n) for n in listed} if isinstance(listed, list) else set()
+    for tool in agent.tools.values():
+        written |= {a.address for a in (*tool.approvers, *tool.notify) if a.channel == CHANNEL}
+    numbers = set()
+    for n in written:
+        try:
+            numbers.add(n if n == "*" else parse.e164(n))
+        except parse.PayloadError:
+            log.warning("agent %s: %r is not a phone number; ignored", agent.name, n)
+    return frozenset(numbers)
+
+
+def _what(p: Pending) -> str:
+    r = p.request
+    return call_text(r.tool, r.arguments or {}) if r.tool else r.text[:60]
+
+
+class SmsInbound:
+    def __init__(
+        self,
+        store: ThreadStore,
+        outbox: OutboxStore,
+        state: SmsState,
+        registry: Registry,
+        fallback: Fallback,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.state = state
+        self.registry = registry
+        self.fallback = fallback
+
+    async def text(self, sms: InboundSms) -> str | None:
+        """Handle one text once; the reply for the texter, if any."""
+        if not await self.state.claim_inbound(sms.message_sid):
+            return None  # Twilio retried a text we have (or are) handling
+        try:
+            reply = await self._handle(sms)
+        except BaseException:
+            await self.state.release_inbound(sms.message_sid)
+            raise
+        await self.state.done_inbound(sms.message_sid)
+        return reply
+
+    async def _handle(self, sms: InboundSms) -> str | None:
+        number = sms.sender
+        word = parse.keyword(sms)
+        opted_out = await self.state.opted_out(number)
+        if word is not None and word.kind == "opt_out":
+            # Twilio itself confirms the opt-out to the texter; we only stop using the number.
+            await self.state.opt_out(number)
+            for p in await self.state.pending(number):
+                await self.state.forget(number, p)
+                await self.fallback.soon(
+                    p.request.request_id,
+                    Origin(channel=CHANNEL, address=number),
+                    f"{number} opted out of SMS",
+                )
+            return None
+        if word is not None and word.kind == "opt_in" and (opted_out or sms.opt_out_type):
+            await self.state.opt_in(number)
+            return None  # a YES that re-subscribes is not also an approval
+        if word is not None and word.kind == "help":
+            return None  # Twilio answers HELP itself
+        if not sms.body.strip():
+            return "Only text is understood here."
+        decision = parse.decision(sms.body)
+        if decision is not None:
+            pending = await self.state.pending(number)
+            if pending:
+                return await self._decide(number, decision, pending)
+        return await self._message(sms)
+
+    async def _decide(self, number: str, decision: Decision, pending: list[Pending]) -> str:
+        if decision.code is not None:
+            chosen = next((p for p in pending if p.code == decision.code), None)
+            if chosen is None:
+                waiting = ", ".join(f"{p.code} ({_what(p)})" for p in pending)
+                return f"No request {decision.code} is waiting for you. Waiting: {waiting}."
+        elif len(pending) == 1:
+            chosen = pending[0]
+        else:
+            listed = "; ".join(f"{p.code}: {_what(p)}" for p in pending)
+            return (
+                f"{len(pending)} requests are waiting. Reply YES <code>, or NO <code> and a "
+                f"reason. {listed}"
+            )
+        record = chosen.request
+        response = HumanResponse(
+            request_id=record.request_id,
+            channel=CHANNEL,
+            responder=number,
+            decision=decision.verdict,
+            comment=decision.comment,
+        )
+        try:
+            await self.store.answer(record.request_id, response)
+        except NotAllowed:
+            return f"You are not allowed to decide {_what(chosen)}. Nothing was changed."
+        except (RequestAlreadyAnswered, RequestNotFound):
+            await self.state.forget(number, chosen)
+            return f"{_what(chosen)} was already decided. Nothing was changed."
+        await self.state.forget(number, chosen)
+        done = "Approved" if decision.verdict == "approve" else "Rejected"
+        return f"{done}: {_what(chosen)}."
+
+    async def _message(self, sms: InboundSms) -> str | None:
+        """A text that decides nothing: the next message of this number's thread."""
+        agent = self.registry.get(None)
+        assert agent is not None  # the registry checks its default exists
+        allowed = known_senders(agent)
+        if "*" not in allowed and sms.sender not in allowed:
+            log.info("text from unknown number %s refused", sms.sender)
+            return "This number is not set up to talk to the agent."
+        tid = thread_id_for(CHANNEL, f"{sms.to}:{sms.sender}")
+        event = UserMessage(
+            channel=CHANNEL, sender=sms.sender, text=sms.body, message_id=sms.message_sid
+        )
+        origin = Origin(channel=CHANNEL, address=sms.sender, route={"from": sms.to})
+        await self.store.append_inbound(
+            tid,
+            event,
+            dedupe=sms.message_sid,
+            create=NewThread(agent=agent.name, origin=origin),
+        )
+        return None
+
+    async def status(self, report: StatusReport) -> None:
+        """A delivery status callback: a failed text is recorded and its request moves on."""
+        if report.status not in FAILED:
+            return
+        found = await self.outbox.lookup_ref(CHANNEL, report.message_sid)
+        for _ in range(REF_WAIT_TRIES):
+            if found is not None:
+                break
+            # A quick failure can beat the sender's own record of the SID by a moment.
+            await asyncio.sleep(REF_WAIT_PAUSE)
+            found = await self.outbox.lookup_ref(CHANNEL, report.message_sid)
+        if found is None or not await self.state.claim_failure(report.message_sid):
+            return
+        tid, rid, oid = found
+        try:
+            view = await self.store.thread(tid)
+        except ThreadNotFound:
+            return
+        item = next((o.item for o in view.outbox if o.item.outbox_id == oid), None)
+        if item is None:
+            return
+        why = f"Twilio reported {report.status} (error {report.error_code or 'none'})"
+        if report.error_code == str(parse.OPTED_OUT_ERROR):
+            await self.state.opt_out(item.to.address)
+        await self.outbox.give_up(item, "failed", why)
+        if rid is not None and item.kind == "approval":
+            await self.fallback.soon(rid, item.to, f"the text to {item.to.address}: {why}")
+        else:
+            # Nothing to reroute: wake the thread so the failure note joins its log.
+            await self.store.redis.xadd(core_keys.RUNS, {"t": tid})

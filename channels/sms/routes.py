@@ -1,0 +1,111 @@
+"""Twilio's webhooks: POST /twilio/sms (texts in) and POST /twilio/status (delivery reports).
+
+Every request is checked against X-Twilio-Signature, computed over the URL Twilio was given:
+PUBLIC_BASE_URL + path, not the URL this process sees behind a proxy. Forged or unsigned
+requests get 403 and nothing is stored. Texts are answered at once with TwiML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, Response
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.sms import parse
+from channels.sms.inbound import SmsInbound
+
+MAX_REQUEST = 64 * 1024
+XML = "application/xml"
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def twiml(reply: str | None = None) -> Response:
+    """``<Response/>``, or a ``<Message>`` back to the texter."""
+    answer = MessagingResponse()
+    if reply:
+        answer.message(reply)
+    return Response(str(answer), media_type=XML)
+
+
+class Webhooks:
+    def __init__(self, inbound: SmsInbound, auth_token: str, public_base_url: str) -> None:
+        self.inbound = inbound
+        self.validator = RequestValidator(auth_token)
+        self.public = public_base_url.rstrip("/")
+
+    async def verified_form(self, request: Request) -> dict[str, str]:
+        """The signed form, or Refused."""
+        declared = request.headers.get("content-length") or "0"
+        if not declared.isdigit() or int(declared) > MAX_REQUEST:
+            raise Refused(413, "request too large")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise Refused(415, "expected a form-encoded body")
+        body = await request.body()
+        if len(body) > MAX_REQUEST:
+            raise Refused(413, "request too large")
+        try:  # parsed here: form parsing in Starlette would need python-multipart
+            form = ImmutableMultiDict(parse_qsl(body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise Refused(400, "the body is not UTF-8") from None
+        signature = request.headers.get(SIGNATURE_HEADER)
+        url = self.public + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        if not signature or not self.validator.validate(url, form, signature, algorithm):
+            raise Refused(403, "missing or invalid X-Twilio-Signature")
+        return {k: str(v) for k, v in form.multi_items()}
+
+    def mount(self, app: FastAPI) -> None:
+        app.add_api_route(
+            "/twilio/sms",
+            self._guard(self.sms),
+            methods=["POST"],
+            tags=["sms"],
+            summary="Twilio messaging webhook",
+        )
+        app.add_api_route(
+            "/twilio/status",
+            self._guard(self.status),
+            methods=["POST"],
+            tags=["sms"],
+            summary="Twilio delivery status callback",
+        )
+
+    def _guard(
+        self, handler: Callable[[dict[str, str]], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                form = await self.verified_form(request)
+                return await handler(form)
+            except Refused as exc:
+                return Response(exc.reason, status_code=exc.status, media_type="text/plain")
+            except parse.PayloadError as exc:
+                return Response(str(exc), status_code=400, media_type="text/plain")
+
+        return endpoint
+
+    async def sms(self, form: dict[str, str]) -> Response:
+        reply = await self.inbound.text(parse.inbound(form))
+        return twiml(reply)
+
+    async def status(self, form: dict[str, str]) -> Response:
+        await self.inbound.status(parse.status_report(form))
+        return Response(status_code=204)

@@ -1,0 +1,109 @@
+"""What the SMS channel remembers per phone number: approval codes, opt-outs, handled SIDs.
+
+SMS has no thread id a reply could carry: a number's pending approvals are told apart by a
+short code, kept here per number and pruned once their request is answered anywhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from agent.events import utcnow
+from channels.sms import keys
+from store.errors import RequestNotFound
+from store.models import RequestRecord
+from store.threads import ThreadStore
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An approval waiting for one number's answer, and the code that names it there."""
+
+    code: str
+    request: RequestRecord
+
+
+class SmsState:
+    def __init__(self, client: aioredis.Redis, store: ThreadStore) -> None:
+        self.redis = client
+        self.store = store
+
+    # ---- approval codes ------------------------------------------------------------------
+    async def code_for(self, number: str, request_id: str) -> str:
+        """The request's code on this number; the same one on every attempt to send it."""
+        key = keys.codes(number)
+        existing = await self.redis.hget(key, f"rq:{request_id}")
+        if existing is not None:
+            return _text(existing)
+        while True:
+            code = f"{1000 + secrets.randbelow(9000)}"
+            if await self.redis.hsetnx(key, code, request_id):
+                await self.redis.hset(key, f"rq:{request_id}", code)
+                return code
+
+    async def pending(self, number: str) -> list[Pending]:
+        """Approvals sent to this number and still unanswered, oldest first."""
+        key = keys.codes(number)
+        raw: dict[Any, Any] = await self.redis.hgetall(key)
+        entries = {_text(k): _text(v) for k, v in raw.items()}
+        found: list[Pending] = []
+        stale: list[str] = []
+        for code, rid in entries.items():
+            if code.startswith("rq:"):
+                continue
+            try:
+                view = await self.store.request(rid)
+            except RequestNotFound:
+                view = None
+            if view is None or view.status != "pending":
+                stale += [code, f"rq:{rid}"]
+            else:
+                found.append(Pending(code, view.request))
+        if stale:
+            await self.redis.hdel(key, *stale)
+        return sorted(found, key=lambda p: p.request.created)
+
+    async def forget(self, number: str, pending: Pending) -> None:
+        await self.redis.hdel(keys.codes(number), pending.code, f"rq:{pending.request.request_id}")
+
+    # ---- opt-out -------------------------------------------------------------------------
+    async def opt_out(self, number: str) -> None:
+        await self.redis.hset(keys.OPTED_OUT, number, utcnow().isoformat())
+
+    async def opt_in(self, number: str) -> bool:
+        """True if the number had opted out."""
+        return bool(await self.redis.hdel(keys.OPTED_OUT, number))
+
+    async def opted_out(self, number: str) -> bool:
+        return bool(await self.redis.hexists(keys.OPTED_OUT, number))
+
+    # ---- handled once --------------------------------------------------------------------
+    async def claim_inbound(self, message_sid: str) -> bool:
+        """False: this MessageSid was handled (or is being handled) already."""
+        return bool(
+            await self.redis.set(
+                keys.inbound_seen(message_sid), "claimed", nx=True, ex=keys.CLAIM_TTL_SECONDS
+            )
+        )
+
+    async def done_inbound(self, message_sid: str) -> None:
+        await self.redis.set(keys.inbound_seen(message_sid), "done", ex=keys.SEEN_TTL_SECONDS)
+
+    async def release_inbound(self, message_sid: str) -> None:
+        """Handling failed: let Twilio's retry try again."""
+        await self.redis.delete(keys.inbound_seen(message_sid))
+
+    async def claim_failure(self, message_sid: str) -> bool:
+        return bool(
+            await self.redis.set(
+                keys.failure_seen(message_sid), "1", nx=True, ex=keys.SEEN_TTL_SECONDS
+            )
+        )

@@ -1,0 +1,136 @@
+"""A fake Twilio REST API: the Messages resource, in Twilio's wire format.
+
+POST /2010-04-01/Accounts/{AccountSid}/Messages.json with a form body (To, From, Body,
+StatusCallback) and HTTP basic auth; answers 201 with the message's JSON, or an error JSON
+{code, message, more_info, status}. The real twilio client talks to it over loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.fakes.http_server import BackgroundServer
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Answer the next create with this HTTP error (and Twilio error code)."""
+
+    status: int
+    code: int
+    message: str = "scripted failure"
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True)
+class Slow:
+    """Accept the next message, but answer only after ``seconds`` (a lost response)."""
+
+    seconds: float
+
+
+class FakeTwilio:
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self._lock = threading.Lock()
+        self._script: deque[Fail | Slow] = deque()
+        self.messages: list[dict[str, str]] = []
+        """Every accepted message, as the form Twilio received."""
+        self.attempts = 0
+        app = Starlette(
+            routes=[
+                Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"])
+            ]
+        )
+        self.server = BackgroundServer(app)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def fail(self, *failures: Fail | Slow) -> None:
+        with self._lock:
+            self._script.extend(failures)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self.messages.clear()
+            self.attempts = 0
+
+    def sent_to(self, number: str) -> list[str]:
+        with self._lock:
+            return [m["Body"] for m in self.messages if m["To"] == number]
+
+    def _error(self, status: int, code: int, message: str, **headers: str) -> JSONResponse:
+        return JSONResponse(
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status_code=status,
+            headers=headers,
+        )
+
+    async def _create(self, request: Request) -> JSONResponse:
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if request.headers.get("authorization") != f"Basic {expected}":
+            return self._error(401, 20003, "Authenticate")
+        if request.path_params["sid"] != self.account_sid:
+            return self._error(404, 20404, "The requested resource was not found")
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        with self._lock:
+            self.attempts += 1
+            scripted = self._script.popleft() if self._script else None
+        if isinstance(scripted, Fail):
+            extra = {"Retry-After": scripted.retry_after} if scripted.retry_after else {}
+            return self._error(scripted.status, scripted.code, scripted.message, **extra)
+        if not form.get("To") or not form.get("Body") or not form.get("From"):
+            return self._error(400, 21604, "A 'To' phone number is required.")
+        sid = "SM" + secrets.token_hex(16)
+        with self._lock:
+            self.messages.append({**form, "Sid": sid})
+        if isinstance(scripted, Slow):
+            await asyncio.sleep(scripted.seconds)
+        return JSONResponse(self._resource(sid, form), status_code=201)
+
+    def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "body": form["Body"],
+            "date_created": "Tue, 24 Nov 2026 10:00:00 +0000",
+            "date_sent": None,
+            "date_updated": "Tue, 24 Nov 2026 10:00:00 +0000",
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": form["From"],
+            "messaging_service_sid": None,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {
+                "media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}/Media.json"
+            },
+            "to": form["To"],
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+        }

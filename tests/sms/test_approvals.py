@@ -1,0 +1,198 @@
+"""Approvals by text message, end to end: REST thread, fake Twilio, signed webhooks, worker."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from agent.events import FinalAnswer, HumanResponse, SystemNote, ToolResult, UserMessage
+from store.ids import thread_id_for
+from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, TALKER, Sms, approval_to
+
+Factory = Callable[..., Awaitable[Sms]]
+
+
+async def _rest_thread(sms: Sms, text: str = "deploy v1.2.3 to production") -> str:
+    r = await sms.service.api.post("/v1/threads", json={"message": text, "sender": "alice"})
+    assert r.status_code == 201, r.text
+    return str(r.json()["thread_id"])
+
+
+async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory) -> None:
+    """Done when: REST asks -> phone gets it via Twilio -> signed YES -> runs once -> REST."""
+    sms = await sms_factory()
+    tid = await _rest_thread(sms)
+    view = await sms.service.settled(tid, "awaiting_human")
+
+    [sent] = sms.fake.messages
+    assert sent["To"] == APPROVER
+    assert sent["From"] == OURS
+    assert sent["StatusCallback"] == f"{PUBLIC}/twilio/status"
+    assert "deploy(tag='v1.2.3', env='production')" in sent["Body"]
+    assert sent["Body"].endswith("Reply YES, or NO and a reason.")
+    approval = next(o for o in view.outbox if o.item.kind == "approval")
+    assert approval.item.to.channel == "sms"
+    assert approval.provider_id == sent["Sid"]
+    # The REST caller is told where the approval went.
+    assert [o.item.to.channel for o in view.outbox if o.item.kind == "notice"] == ["rest"]
+
+    r = await sms.text(APPROVER, "yes")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/xml")
+    assert "<Message>Approved: deploy(tag='v1.2.3', env='production').</Message>" in r.text
+
+    view = await sms.service.settled(tid, "done")
+    assert sms.deploys() == 1
+    [result] = [e for e in view.events if isinstance(e, ToolResult)]
+    assert result.output == "deployed v1.2.3 to production"
+    [response] = [e for e in view.events if isinstance(e, HumanResponse)]
+    assert (response.channel, response.responder, response.decision) == ("sms", APPROVER, "approve")
+    final = view.outbox[-1]
+    assert (final.item.kind, final.item.to.channel, final.status) == ("final", "rest", "sent")
+    assert "deployed v1.2.3 to production" in final.item.text
+    assert len(sms.fake.messages) == 1  # the final answer went to REST, not to the phone
+
+    # A second YES decides nothing: no request is waiting, so it is a message to the agent,
+    # on the phone's own thread.
+    r = await sms.text(APPROVER, "YES")
+    assert "<Message>" not in r.text
+    phone_thread = thread_id_for("sms", f"{OURS}:{APPROVER}")
+    phone = await sms.service.settled(phone_thread, "awaiting_human")
+    assert [e.text for e in phone.events if isinstance(e, UserMessage)] == ["YES"]
+    assert sms.fake.sent_to(APPROVER)[-1] == "What would you like me to do?"
+    assert sms.deploys() == 1
+    assert len((await sms.store.thread(tid)).events) == len(view.events)
+
+
+async def test_reject_with_reason(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+
+    r = await sms.text(APPROVER, "NO freeze until Monday")
+    assert "Rejected" in r.text
+    view = await sms.service.settled(tid, "done")
+    assert sms.deploys() == 0
+    [result] = [e for e in view.events if isinstance(e, ToolResult)]
+    assert result.outcome == "rejected"
+    assert "freeze until Monday" in result.output
+    assert "freeze until Monday" in [e for e in view.events if isinstance(e, FinalAnswer)][-1].text
+
+
+async def test_two_pending_requests_need_their_codes(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    first = await _rest_thread(sms, "deploy v1.2.3 to production")
+    await sms.service.settled(first, "awaiting_human")
+    second = await _rest_thread(sms, "deploy v1.2.4 to staging")
+    await sms.service.settled(second, "awaiting_human")
+
+    one, two = sms.fake.sent_to(APPROVER)
+    assert "Reply YES, or NO" in one
+    code2 = re.search(r"Reply YES (\d{4}), or NO \1 and a reason\.$", two)
+    assert code2, two
+
+    # YES alone is ambiguous now: the reply lists the codes, nothing is decided.
+    r = await sms.text(APPROVER, "YES")
+    assert "2 requests are waiting" in r.text
+    codes = dict(re.findall(r"(\d{4}): (deploy\(tag='v[\d.]+')", r.text))
+    assert codes[code2.group(1)] == "deploy(tag='v1.2.4'"
+    code1 = next(c for c, what in codes.items() if "v1.2.3" in what)
+    assert all(r.status == "pending" for r in (await sms.store.thread(first)).requests)
+
+    r = await sms.text(APPROVER, "no 9999")
+    assert "No request 9999 is waiting" in r.text
+
+    r = await sms.text(APPROVER, f"Yes {code2.group(1)}")
+    assert "Approved: deploy(tag='v1.2.4', env='staging')" in r.text
+    r = await sms.text(APPROVER, f"n {code1} not on a Friday")
+    assert "Rejected: deploy(tag='v1.2.3', env='production')" in r.text
+
+    v1 = await sms.service.settled(first, "done")
+    v2 = await sms.service.settled(second, "done")
+    assert [e.outcome for e in v1.events if isinstance(e, ToolResult)] == ["rejected"]
+    assert [e.output for e in v2.events if isinstance(e, ToolResult)] == [
+        "deployed v1.2.4 to staging"
+    ]
+    assert sms.deploys() == 1
+
+
+async def test_unauthorized_number_is_told_and_nothing_changes(sms_factory: Factory) -> None:
+    sms = await sms_factory(
+        approvers=(f"sms:{APPROVER}",), notify=(f"sms:{APPROVER}", f"sms:{OTHER}")
+    )
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    assert len(sms.fake.sent_to(OTHER)) == 1
+
+    r = await sms.text(OTHER, "YES")
+    assert r.status_code == 200
+    assert "not allowed" in r.text
+    view = await sms.store.thread(tid)
+    assert [r.status for r in view.requests] == ["pending"]
+    assert not view.inbox
+    assert not [e for e in view.events if isinstance(e, HumanResponse)]
+
+    await sms.text(APPROVER, "YES")
+    await sms.service.settled(tid, "done")
+    assert sms.deploys() == 1
+
+
+async def test_duplicate_message_sid_is_handled_once(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+
+    first = await sms.text(APPROVER, "YES", sid="SM" + "d" * 32)
+    again = await sms.text(APPROVER, "YES", sid="SM" + "d" * 32)
+    assert "Approved" in first.text
+    assert "<Message>" not in again.text  # not "already decided": it is the same text
+    await sms.service.settled(tid, "done")
+    assert sms.deploys() == 1
+
+
+async def test_failed_delivery_escalates_to_the_origin(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    [sent] = sms.fake.messages
+
+    forged = await sms.status(sent["Sid"], "undelivered", "30003", signature="bogus")
+    assert forged.status_code == 403
+    r = await sms.status(sent["Sid"], "undelivered", "30003")
+    assert r.status_code == 204
+
+    await sms.service.wait(tid, approval_to("rest"))
+    view = await sms.service.settled(tid, "awaiting_human")
+    by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
+    assert by_channel["sms"].status == "failed"
+    assert "undelivered" in (by_channel["sms"].error or "")
+    assert by_channel["rest"].status == "sent"
+    notes = [e.kind for e in view.events if isinstance(e, SystemNote)]
+    assert "delivery_failure" in notes
+    assert "escalation" in notes
+    # The same callback again changes nothing more.
+    await sms.status(sent["Sid"], "undelivered", "30003")
+    view = await sms.service.settled(tid, "awaiting_human")
+    assert len([o for o in view.outbox if o.item.kind == "approval"]) == 2
+
+    rid = view.requests[0].request.request_id
+    r = await sms.service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
+    assert r.status_code == 200
+    await sms.service.settled(tid, "done")
+    assert sms.deploys() == 1
+
+
+async def test_sms_thread_asks_and_answers_on_the_phone(sms_factory: Factory) -> None:
+    sms = await sms_factory(approvers=(f"sms:{TALKER}",), notify=())
+    await sms.text(TALKER, "please deploy v1.2.3 to staging")
+    tid = thread_id_for("sms", f"{OURS}:{TALKER}")
+    await sms.service.settled(tid, "awaiting_human")
+    [ask] = sms.fake.sent_to(TALKER)
+    assert ask.startswith("Approval needed: deploy(tag='v1.2.3', env='staging')")
+
+    r = await sms.text(TALKER, "Y")
+    assert "Approved" in r.text
+    view = await sms.service.settled(tid, "done")
+    assert sms.fake.sent_to(TALKER)[-1] == "Done: deployed v1.2.3 to staging"
+    assert [o.item.kind for o in view.outbox] == ["approval", "final"]
+    assert sms.deploys() == 1
