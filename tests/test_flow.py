@@ -217,8 +217,10 @@ async def test_unanswered_approval_expires_and_the_model_is_told(
     from agent import config
     from tests.conftest import ROOT
 
-    text = (ROOT / "switchboard.toml").read_text().replace(
-        "max_steps = 10", "max_steps = 10\nrequest_timeout = 0.3"
+    text = (
+        (ROOT / "switchboard.toml")
+        .read_text()
+        .replace("max_steps = 10", "max_steps = 10\nrequest_timeout = 0.3")
     )
     cfg = Path(str(tmp_path)) / "expiring.toml"
     cfg.write_text(text)

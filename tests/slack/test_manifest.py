@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from channels.slack import SlackSettings, http
+from channels.slack import http
 
 PACKAGE = Path(__file__).resolve().parents[2] / "channels" / "slack"
 
@@ -36,9 +36,3 @@ def test_manifest_scopes_cover_the_methods_we_call() -> None:
     assert {"app_mentions:read", "chat:write", "im:history", "channels:history"} <= scopes
     assert "usergroups:read" in scopes  # usergroups.users.list, for group approvers
     assert _manifest()["features"]["bot_user"]["display_name"]
-
-
-def test_readme_names_every_setting() -> None:
-    readme = (PACKAGE / "README.md").read_text()
-    for name in SlackSettings.model_fields:
-        assert f"`{name.upper()}`" in readme
