@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import smtplib
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -20,9 +15,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from store.embedded import free_port
-from tests.conftest import ROOT
 from tests.email_helpers import AGENT, ALICE, REGISTRY_TOML, mail
 from tests.fakes.openai_server import FakeOpenAI
+from tests.process import service_process
 
 
 class _Inbox:
@@ -56,46 +51,25 @@ def service(
     tmp_path: Path, fake_llm: FakeOpenAI, relay: tuple[_Inbox, int]
 ) -> Iterator[tuple[str, int]]:
     http_port, smtp_port = free_port(), free_port()
-    config = tmp_path / "switchboard.toml"
-    config.write_text(REGISTRY_TOML)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REDIS_", "SWITCHBOARD_", "OPENAI_", "EMAIL_", "SMTP_"))
-    }
     base = f"http://127.0.0.1:{http_port}"
-    env.update(
-        PORT=str(http_port),
-        SWITCHBOARD_DATA_DIR=str(tmp_path / "data"),
-        SWITCHBOARD_CONFIG=str(config),
-        OPENAI_BASE_URL=fake_llm.base_url,
-        OPENAI_API_KEY="test-key",
-        SWITCHBOARD_MODEL="fake-model",
-        PUBLIC_BASE_URL=base,
-        EMAIL_DOMAIN="sb.test",
-        SMTP_LISTEN=f"127.0.0.1:{smtp_port}",
-        SMTP_RELAY_URL=f"smtp://127.0.0.1:{relay[1]}",
-    )
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "main.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while b"SMTP server listening" not in log_path.read_bytes():
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "service did not start"
-                time.sleep(0.1)
-            yield base, smtp_port
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    assert "channels on: rest, email" in log_path.read_text()
+    env = {
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "SWITCHBOARD_MODEL": "fake-model",
+        "PUBLIC_BASE_URL": base,
+        "EMAIL_DOMAIN": "sb.test",
+        "SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
+        "SMTP_RELAY_URL": f"smtp://127.0.0.1:{relay[1]}",
+    }
+    with service_process(
+        tmp_path,
+        env,
+        config=REGISTRY_TOML,
+        port=http_port,
+        ready=lambda s: "SMTP server listening" in s.log(),
+    ) as running:
+        yield base, smtp_port
+    assert "channels on: rest, email" in running.log()
 
 
 def test_deploy_by_mail_approved_by_link(

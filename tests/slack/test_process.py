@@ -4,70 +4,43 @@ channel registry, reached over real HTTP, talking to the fake Slack Web API."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from store.embedded import free_port
 from tests.conftest import ROOT
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack, Posted
+from tests.process import ServiceProcess, service_process
 from tests.slack.kit import ALICE, GENERAL, SECRET, SlackKit, mention
 
 
 @pytest.fixture
-async def served(
+def slack_service(
     tmp_path: Path, fake_llm: FakeOpenAI, fake_slack: FakeSlack
-) -> AsyncIterator[SlackKit]:
+) -> Iterator[ServiceProcess]:
     config = (ROOT / "switchboard.toml").read_text()
     config = config.replace('approvers = ["rest:*"]', f'approvers = ["slack:{ALICE}"]')
-    (tmp_path / "switchboard.toml").write_text(config)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SWITCHBOARD_"))}
-    env.update(
-        PORT=str(port),
-        SWITCHBOARD_DATA_DIR=str(tmp_path / "data"),
-        SWITCHBOARD_CONFIG=str(tmp_path / "switchboard.toml"),
-        OPENAI_BASE_URL=fake_llm.base_url,
-        OPENAI_API_KEY="test-key",
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-    )
-    env.pop("SLACK_APP_TOKEN", None)
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(ROOT / "main.py"),
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.returncode is None, log_path.read_text()
-                assert time.monotonic() < deadline, "service did not start"
-                await asyncio.sleep(0.1)
-            yield SlackKit(fake_slack, None, http)
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 15)
-    assert "channels on: rest, slack" in log_path.read_text()
+    env = {
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+    }
+    # Started from another directory: prompts and config must not depend on the cwd.
+    with service_process(tmp_path, env, config=config, cwd=tmp_path) as service:
+        yield service
+    assert "channels on: rest, slack" in service.log()
+
+
+@pytest.fixture
+async def served(slack_service: ServiceProcess, fake_slack: FakeSlack) -> AsyncIterator[SlackKit]:
+    async with httpx.AsyncClient(base_url=slack_service.base) as http:
+        yield SlackKit(fake_slack, None, http)
 
 
 async def _posted(fake: FakeSlack, root: str, count: int) -> list[Posted]:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from store.embedded import free_port
-from tests.conftest import ROOT
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.twilio_server import FakeTwilio
+from tests.process import ServiceProcess, poll, service_process
 from tests.sms.conftest import ACCOUNT, APPROVER, OURS, PUBLIC, TOKEN, sign
 
 _CONFIG = f"""
@@ -39,66 +33,25 @@ command = ["{{python}}", "-c", "print('rolled back')"]
 @pytest.fixture
 def running(
     tmp_path: Path, fake_llm: FakeOpenAI, fake_twilio: FakeTwilio
-) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    (tmp_path / "switchboard.toml").write_text(_CONFIG)
+) -> Iterator[ServiceProcess]:
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("REDIS_", "SWITCHBOARD_", "OPENAI_", "TWILIO_", "PUBLIC_"))
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "PUBLIC_BASE_URL": PUBLIC,
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM_NUMBER": OURS,
+        "TWILIO_API_URL": fake_twilio.url,
     }
-    env.update(
-        PORT=str(port),
-        SWITCHBOARD_DATA_DIR=str(tmp_path / "data"),
-        SWITCHBOARD_CONFIG=str(tmp_path / "switchboard.toml"),
-        OPENAI_BASE_URL=fake_llm.base_url,
-        OPENAI_API_KEY="test-key",
-        PUBLIC_BASE_URL=PUBLIC,
-        TWILIO_ACCOUNT_SID=ACCOUNT,
-        TWILIO_AUTH_TOKEN=TOKEN,
-        TWILIO_FROM_NUMBER=OURS,
-        TWILIO_API_URL=fake_twilio.url,
-    )
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "main.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _poll(lambda: httpx.get(f"{base}/healthz").status_code == 200, process, log_path)
-        yield base, log_path
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with service_process(tmp_path, env, config=_CONFIG) as service:
+        yield service
 
 
-def _poll(
-    check: Any, process: subprocess.Popen[bytes] | None = None, log: Path | None = None
-) -> Any:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            result = check()
-        except httpx.TransportError:
-            result = None
-        if result:
-            return result
-        if process is not None and log is not None:
-            assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.05)
-
-
-def test_run_command_with_sms(running: tuple[str, Path], fake_twilio: FakeTwilio) -> None:
-    base, log = running
+def test_run_command_with_sms(running: ServiceProcess, fake_twilio: FakeTwilio) -> None:
+    base = running.base
     r = httpx.post(f"{base}/v1/threads", json={"message": "deploy v1.2.3 to production"})
     tid = r.json()["thread_id"]
-    _poll(lambda: fake_twilio.sent_to(APPROVER))
+    poll(lambda: fake_twilio.sent_to(APPROVER))
 
     form = {"MessageSid": "SM" + "e" * 32, "From": APPROVER, "To": OURS, "Body": "YES"}
     signature = sign(f"{PUBLIC}/twilio/sms", form)
@@ -110,6 +63,6 @@ def test_run_command_with_sms(running: tuple[str, Path], fake_twilio: FakeTwilio
         body = httpx.get(f"{base}/v1/threads/{tid}").json()
         return body if body["state"]["status"] == "done" else None
 
-    thread = _poll(done)
+    thread = poll(done)
     assert thread["events"][-1]["text"] == "Done: deployed v1.2.3"
-    assert "channels on: rest, sms" in log.read_text()
+    assert "channels on: rest, sms" in running.log()
