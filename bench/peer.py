@@ -108,12 +108,15 @@ async def _phases(graph: Any, n: int, inflight: int) -> dict[str, Any]:
             assert out["messages"][-1]["content"].startswith("Deployed"), out
             lat2.append(time.monotonic() - t)
 
+    cpu0 = time.process_time()
     t0 = time.monotonic()
     await asyncio.gather(*(start(i) for i in range(n)))
     t1 = time.monotonic()
     await asyncio.gather(*(resume(i) for i in range(n)))
     t2 = time.monotonic()
+    cpu = time.process_time() - cpu0
     return {
+        "worker_cpu_ms_per_thread": round(cpu * 1000 / n, 3),
         "phase1": summary(lat1, t1 - t0, n),
         "phase2": summary(lat2, t2 - t1, n),
         "round_trip": summary([], t2 - t0, n),

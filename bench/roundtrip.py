@@ -38,6 +38,7 @@ class Deliveries(asyncio.DatagramProtocol):
 
     ready: int = 0
     trips: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     approvals: dict[str, tuple[str, float]] = field(default_factory=dict)
     finals: dict[str, float] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -52,8 +53,10 @@ class Deliveries(asyncio.DatagramProtocol):
         kind, tid, rid, at = data.decode().split(" ")
         if kind == "ready":
             self.ready += 1
+            self.cpu.append(-float(rid))  # CPU spent starting up is not the workload's
         elif kind == "trips":
             self.trips.append(int(float(at)))
+            self.cpu.append(float(rid))
         elif kind == "approval":
             self.approvals[tid] = (rid, float(at))
         elif kind == "final":
@@ -198,6 +201,7 @@ async def run_roundtrip(
         "phase1": phase1,
         "phase2": phase2,
         "round_trip": summary([], (t1 - t0) + (t3 - t2), n),
+        "worker_cpu_ms_per_thread": round(sum(reports.cpu) * 1000 / n, 3),
         "round_trips_per_thread": round((driver_trips + sum(reports.trips)) / n, 1),
         "round_trips_note": "client-side writes (commands or pipelines), driver + workers",
         "redis_commands_per_thread": round((sum(c1.values()) + sum(c2.values())) / n, 1),

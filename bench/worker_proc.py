@@ -60,10 +60,11 @@ async def serve(url: str, port: int, concurrency: int) -> None:
     dispatcher = OutboxDispatcher(
         store.outbox_stream, OutboxStore(client), {"rest": sender}, name=worker.name
     )
-    sender._sock.sendto(b"ready - - 0", sender._to)
+    sender._sock.sendto(f"ready - {time.process_time()} 0".encode(), sender._to)
     await asyncio.gather(worker.run(stop), dispatcher.run(stop))
     await client.aclose()
-    sender._sock.sendto(f"trips - - {RoundTrips.count}".encode(), sender._to)
+    cpu = time.process_time()
+    sender._sock.sendto(f"trips - {cpu} {RoundTrips.count}".encode(), sender._to)
 
 
 def main() -> None:
