@@ -148,12 +148,14 @@ def run_ingest(
     port = free_port()
     env = {**os.environ, "REDIS_URL": target.url, "PORT": str(port), "HOST": "127.0.0.1"}
     env.pop("SWITCHBOARD_API_TOKEN", None)
+    log = ROOT / "bench" / "results" / "ingest-api.log"
+    log.parent.mkdir(exist_ok=True)
     api = subprocess.Popen(
         [sys.executable, "main.py", "api"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("w"),
     )
     results = []
     client = redis.Redis.from_url(target.url)
