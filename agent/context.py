@@ -26,7 +26,7 @@ from agent.events import (
     HumanResponse,
     ToolResult,
 )
-from agent.steps import BUILTIN_INTENTS
+from agent.steps import ASK, DONE
 from agent.tools import Agent
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -59,10 +59,21 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, HumanResponse) and event.decision == "reject":
             hidden.add(i)
-        # A question or final answer shows as what was said; the step that chose it repeats it.
-        if isinstance(event, AgentStep) and event.intent in BUILTIN_INTENTS:
+        # What the agent said or asked is shown once, as said or asked: the step that chose
+        # it carries the same text again (a step whose message never went out stays).
+        if _spoken_by_next(events, i):
             hidden.add(i)
     return [e for i, e in enumerate(events) if i not in hidden]
+
+
+def _spoken_by_next(events: Sequence[Event], i: int) -> bool:
+    step = events[i]
+    if not isinstance(step, AgentStep) or i + 1 >= len(events):
+        return False
+    after = events[i + 1]
+    if step.intent == DONE:
+        return isinstance(after, FinalAnswer)
+    return step.intent == ASK and isinstance(after, HumanRequest) and after.kind == "question"
 
 
 def _attr(value: Any) -> str:

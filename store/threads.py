@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from agent.events import Event, HumanResponse, SystemNote, dump_event, load_events
 from store import keys, scripts
@@ -111,6 +113,35 @@ class ThreadStore:
     async def setup(self) -> None:
         await self.runs.ensure_group()
         await self.outbox_stream.ensure_group()
+        for script in (self._inbound, self._answer):
+            await self.redis.script_load(script.script)
+
+    async def _script_then(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[Any],
+        then: Callable[[aioredis.client.Pipeline], None],
+    ) -> list[Any]:
+        """A script and the commands ``then`` adds, in one pipeline: one round trip.
+
+        redis-py checks a pipeline's scripts with SCRIPT EXISTS before every execute, a round
+        trip of its own; we call the script by its SHA instead. Should Redis have lost it (a
+        restart), the script is loaded and the whole pipeline runs again: the commands after
+        the script are wake-ups and index updates, which tolerate running twice.
+        """
+        for attempt in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            then(pipe)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            if not isinstance(results[0], NoScriptError) or attempt:
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                return results
+            await self.redis.script_load(script.script)
+        raise AssertionError("unreachable")
 
     # ---- input from humans ------------------------------------------------------------
     async def append_inbound(
@@ -128,24 +159,22 @@ class ThreadStore:
         args: list[Any] = [dedupe or "", dump_event(event), "1" if create else "0", thread_id]
         if create:
             args += [create.agent, create.origin.model_dump_json(), event.at.isoformat()]
-        pipe = self.redis.pipeline(transaction=False)
-        await self._inbound(
-            keys=[
-                keys.inbox(thread_id),
-                keys.seen(thread_id),
-                keys.meta(thread_id),
-                keys.state(thread_id),
-            ],
-            args=args,
-            client=pipe,
-        )
-        # A duplicate still wakes the thread: if the first delivery's wake-up was lost to a
-        # crash between the two commands, the provider's retry repairs it. Extra wake-ups
-        # are cheap: a run with nothing to do ends at once.
-        pipe.xadd(keys.RUNS, {"t": thread_id})
-        if create:
-            pipe.zadd(keys.THREADS, {thread_id: _ms(event.at)}, nx=True)
-        stored, *_ = await pipe.execute()
+
+        def then(pipe: aioredis.client.Pipeline) -> None:
+            # A duplicate still wakes the thread: if the first delivery's wake-up was lost to
+            # a crash between the two commands, the provider's retry repairs it. Extra
+            # wake-ups are cheap: a run with nothing to do ends at once.
+            pipe.xadd(keys.RUNS, {"t": thread_id})
+            if create:
+                pipe.zadd(keys.THREADS, {thread_id: _ms(event.at)}, nx=True)
+
+        thread_keys = [
+            keys.inbox(thread_id),
+            keys.seen(thread_id),
+            keys.meta(thread_id),
+            keys.state(thread_id),
+        ]
+        stored, *_ = await self._script_then(self._inbound, thread_keys, args, then)
         if stored == -1:
             raise ThreadNotFound(thread_id)
         return bool(stored == 1)
@@ -163,16 +192,18 @@ class ThreadStore:
         if check and not record.may_answer(response.channel, response.responder):
             raise NotAllowed(request_id, f"{response.channel}:{response.responder}")
         tid = record.thread_id
-        pipe = self.redis.pipeline(transaction=False)
-        await self._answer(
-            keys=[keys.requests(tid), keys.inbox(tid)],
-            args=[request_id, dump_event(response)],
-            client=pipe,
+
+        def then(pipe: aioredis.client.Pipeline) -> None:
+            pipe.zrem(keys.PENDING, request_id)
+            pipe.zrem(keys.DEADLINES, request_id)
+            pipe.xadd(keys.RUNS, {"t": tid})
+
+        result, *_ = await self._script_then(
+            self._answer,
+            [keys.requests(tid), keys.inbox(tid)],
+            [request_id, dump_event(response)],
+            then,
         )
-        pipe.zrem(keys.PENDING, request_id)
-        pipe.zrem(keys.DEADLINES, request_id)
-        pipe.xadd(keys.RUNS, {"t": tid})
-        result, *_ = await pipe.execute()
         if result == 0:
             raise RequestAlreadyAnswered(request_id)
         if result == -1:
