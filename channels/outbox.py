@@ -13,8 +13,11 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+
 from channels.base import Sender, SendFailed
 from store.outbox import OutboxStore
+from store.scripts import Then
 from store.streams import Entry, WorkStream
 
 log = logging.getLogger("switchboard.outbox")
@@ -47,6 +50,7 @@ class OutboxDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.stream.ensure_group()
+        await self.store.setup()
         tasks: set[asyncio.Task[None]] = set()
         last_reclaim = 0.0
         loop = asyncio.get_running_loop()
@@ -70,38 +74,48 @@ class OutboxDispatcher:
             await asyncio.wait(tasks, timeout=10)
 
     async def deliver(self, entry: Entry) -> None:
+        def ack(pipe: aioredis.client.Pipeline) -> None:
+            self.stream.ack_into(pipe, entry.entry_id)
+
         try:
-            await self.deliver_item(entry.fields["t"], entry.fields["o"])
+            settled = await self.deliver_item(entry.fields["t"], entry.fields["o"], ack=ack)
         except Exception:
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
             log.exception("delivering %s failed unexpectedly", entry.fields)
             return
-        await self.stream.ack(entry.entry_id)
+        if not settled:
+            await self.stream.ack(entry.entry_id)
 
-    async def deliver_item(self, thread_id: str, outbox_id: str) -> None:
-        """Deliver one item unless it is done or another sender holds it."""
+    async def deliver_item(self, thread_id: str, outbox_id: str, ack: Then | None = None) -> bool:
+        """Deliver one item unless it is done or another sender holds it.
+
+        ``ack`` rides along with the write that settles the item; returns whether it did
+        (False: nothing was settled, the caller acknowledges on its own).
+        """
         claim = await self.store.claim(thread_id, outbox_id, self.settings.claim_ms)
         if claim is None:
-            return
+            return False
         item = claim.item
         sender = self.senders.get(item.to.channel)
         if sender is None:
-            await self.store.give_up(item, "failed", f"channel {item.to.channel!r} is not enabled")
-            return
+            error = f"channel {item.to.channel!r} is not enabled"
+            await self.store.give_up(item, "failed", error, ack)
+            return True
         if claim.stale and not sender.resend_when_unknown:
-            await self.store.give_up(
-                item, "unknown", "an earlier attempt was interrupted; not sent again"
-            )
-            return
+            error = "an earlier attempt was interrupted; not sent again"
+            await self.store.give_up(item, "unknown", error, ack)
+            return True
         try:
             delivery = await sender.send(item)
         except SendFailed as exc:
             if exc.transient and claim.attempt < self.settings.max_attempts:
-                await self.store.retry(item, exc.error, self._delay(claim.attempt, exc.retry_after))
+                delay = self._delay(claim.attempt, exc.retry_after)
+                await self.store.retry(item, exc.error, delay, ack)
             else:
-                await self.store.give_up(item, "failed", exc.error)
-            return
-        await self.store.sent(item, delivery)
+                await self.store.give_up(item, "failed", exc.error, ack)
+            return True
+        await self.store.sent(item, delivery, ack)
+        return True
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -7,6 +7,7 @@ whether sending again is safe (provider-side idempotency) or must not happen (SM
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -31,6 +32,11 @@ class OutboxStore:
         self._settle = client.register_script(scripts.OUTBOX_SETTLE)
         self._due = client.register_script(scripts.RETRY_DUE)
 
+    async def setup(self) -> None:
+        """Load the scripts, so the first settle is not a NOSCRIPT round trip."""
+        for script in (self._claim, self._settle, self._due):
+            await self.redis.script_load(script.script)
+
     async def claim(self, thread_id: str, outbox_id: str, claim_ms: int) -> Claim | None:
         """Claim an item for sending; None if it is done, missing or being sent by another."""
         reply = await self._claim(keys=[keys.outbox(thread_id)], args=[outbox_id, claim_ms])
@@ -43,48 +49,64 @@ class OutboxStore:
             stale=verdict == "stale",
         )
 
-    async def sent(self, item: OutboxItem, delivery: Delivery) -> None:
-        """Record what went out, and map the provider's ids back to the thread and request."""
-        pipe = self.redis.pipeline(transaction=False)
-        await self._settle(
-            keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
-            args=[item.outbox_id, "sent", delivery.provider_id, "", ""],
-            client=pipe,
+    async def _settle_then(
+        self, item: OutboxItem, args: list[str | bytes], also: list[scripts.Then | None]
+    ) -> None:
+        def then(pipe: aioredis.client.Pipeline) -> None:
+            for add in also:
+                if add is not None:
+                    add(pipe)
+
+        await scripts.run_then(
+            self.redis,
+            self._settle,
+            [keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
+            [item.outbox_id, *args],
+            then,
         )
+
+    async def sent(
+        self, item: OutboxItem, delivery: Delivery, ack: scripts.Then | None = None
+    ) -> None:
+        """Record what went out, and map the provider's ids back to the thread and request.
+
+        ``ack`` adds the caller's stream acknowledgement to the same round trip.
+        """
         target = f"{item.thread_id}|{item.request_id or ''}|{item.outbox_id}"
-        for provider_id in {delivery.provider_id, *delivery.refs}:
-            pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
-        await pipe.execute()
 
-    async def retry(self, item: OutboxItem, error: str, delay_s: float) -> None:
+        def refs(pipe: aioredis.client.Pipeline) -> None:
+            for provider_id in {delivery.provider_id, *delivery.refs}:
+                pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
+
+        await self._settle_then(item, ["sent", delivery.provider_id, "", ""], [refs, ack])
+
+    async def retry(
+        self, item: OutboxItem, error: str, delay_s: float, ack: scripts.Then | None = None
+    ) -> None:
         """Put the item back to pending, due again after ``delay_s``."""
-        pipe = self.redis.pipeline(transaction=False)
-        await self._settle(
-            keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
-            args=[item.outbox_id, "pending", "", error[:300], ""],
-            client=pipe,
-        )
-        due = await self.redis.time()
-        due_ms = due[0] * 1000 + due[1] // 1000 + int(delay_s * 1000)
-        pipe.zadd(keys.OUTBOX_RETRY, {f"{item.thread_id}|{item.outbox_id}": due_ms})
-        await pipe.execute()
+        # This host's clock, not the server's: a retry a little early or late is harmless.
+        due_ms = int((time.time() + delay_s) * 1000)
 
-    async def give_up(self, item: OutboxItem, status: str, error: str) -> None:
+        def schedule(pipe: aioredis.client.Pipeline) -> None:
+            pipe.zadd(keys.OUTBOX_RETRY, {f"{item.thread_id}|{item.outbox_id}": due_ms})
+
+        await self._settle_then(item, ["pending", "", error[:300], ""], [schedule, ack])
+
+    async def give_up(
+        self, item: OutboxItem, status: str, error: str, ack: scripts.Then | None = None
+    ) -> None:
         """A permanent failure (or an unknown outcome): recorded on the item and the thread."""
         note = SystemNote(
             kind="delivery_failure",
             text=f"{item.kind} to {item.to.channel}:{item.to.address} {status}: {error[:200]}",
         )
-        pipe = self.redis.pipeline(transaction=False)
-        await self._settle(
-            keys=[keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
-            args=[item.outbox_id, status, "", error[:300], dump_event(note)],
-            client=pipe,
-        )
-        # Wake the thread so the note is merged into its log now; the note alone does not
-        # make the agent decide anything (see agent.reducer), so this costs no model call.
-        pipe.xadd(keys.RUNS, {"t": item.thread_id})
-        await pipe.execute()
+
+        def wake(pipe: aioredis.client.Pipeline) -> None:
+            # The note is merged into the log at once; a note alone makes the agent decide
+            # nothing (see agent.reducer), so this costs no model call.
+            pipe.xadd(keys.RUNS, {"t": item.thread_id})
+
+        await self._settle_then(item, [status, "", error[:300], dump_event(note)], [wake, ack])
 
     async def move_due(self, limit: int = 100) -> int:
         """Put retries whose time has come back on the outbox stream."""

@@ -7,6 +7,45 @@ workers on different hosts agree on lease deadlines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+Then = Callable[[aioredis.client.Pipeline], None]
+
+
+async def run_then(
+    client: aioredis.Redis,
+    script: AsyncScript,
+    keys: list[str],
+    args: list[Any],
+    then: Then | None = None,
+) -> list[Any]:
+    """A script and the commands ``then`` adds, in one pipeline: one round trip.
+
+    redis-py checks a pipeline's scripts with SCRIPT EXISTS before every execute, a round
+    trip of its own; we call the script by its SHA instead. Should Redis have lost it (a
+    restart), the script is loaded and the whole pipeline runs again: the commands ``then``
+    adds are wake-ups, index updates and acknowledgements, which tolerate running twice.
+    """
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        if then is not None:
+            then(pipe)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        if not isinstance(results[0], NoScriptError) or attempt:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+        await client.script_load(script.script)
+    raise AssertionError("unreachable")
+
+
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
 _PRELUDE = """
 redis.replicate_commands()

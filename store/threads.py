@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from agent.events import Event, HumanResponse, SystemNote, dump_event, load_events
 from store import keys, scripts
@@ -116,33 +114,6 @@ class ThreadStore:
         for script in (self._inbound, self._answer):
             await self.redis.script_load(script.script)
 
-    async def _script_then(
-        self,
-        script: AsyncScript,
-        keys: list[str],
-        args: list[Any],
-        then: Callable[[aioredis.client.Pipeline], None],
-    ) -> list[Any]:
-        """A script and the commands ``then`` adds, in one pipeline: one round trip.
-
-        redis-py checks a pipeline's scripts with SCRIPT EXISTS before every execute, a round
-        trip of its own; we call the script by its SHA instead. Should Redis have lost it (a
-        restart), the script is loaded and the whole pipeline runs again: the commands after
-        the script are wake-ups and index updates, which tolerate running twice.
-        """
-        for attempt in range(2):
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-            then(pipe)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-            if not isinstance(results[0], NoScriptError) or attempt:
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                return results
-            await self.redis.script_load(script.script)
-        raise AssertionError("unreachable")
-
     # ---- input from humans ------------------------------------------------------------
     async def append_inbound(
         self,
@@ -174,7 +145,7 @@ class ThreadStore:
             keys.meta(thread_id),
             keys.state(thread_id),
         ]
-        stored, *_ = await self._script_then(self._inbound, thread_keys, args, then)
+        stored, *_ = await scripts.run_then(self.redis, self._inbound, thread_keys, args, then)
         if stored == -1:
             raise ThreadNotFound(thread_id)
         return bool(stored == 1)
@@ -198,7 +169,8 @@ class ThreadStore:
             pipe.zrem(keys.DEADLINES, request_id)
             pipe.xadd(keys.RUNS, {"t": tid})
 
-        result, *_ = await self._script_then(
+        result, *_ = await scripts.run_then(
+            self.redis,
             self._answer,
             [keys.requests(tid), keys.inbox(tid)],
             [request_id, dump_event(response)],
@@ -446,22 +418,27 @@ class ThreadStore:
         for raw in due:
             rid = _text(raw)
             tid = await self.redis.hget(keys.REQUEST_THREAD, rid)
-            pipe = self.redis.pipeline(transaction=False)
-            if tid is not None:
-                tid = _text(tid)
-                note = SystemNote(
-                    kind="timeout", request_id=rid, text=f"request {rid} expired without an answer"
-                )
-                await self._expire(
-                    keys=[keys.requests(tid), keys.inbox(tid)],
-                    args=[rid, dump_event(note)],
-                    client=pipe,
-                )
+            if tid is None:  # the request's thread is gone: drop the deadline
+                await self.redis.zrem(keys.DEADLINES, rid)
+                continue
+            tid = _text(tid)
+            note = SystemNote(
+                kind="timeout", request_id=rid, text=f"request {rid} expired without an answer"
+            )
+
+            def then(pipe: aioredis.client.Pipeline, rid: str = rid, tid: str = tid) -> None:
                 pipe.zrem(keys.PENDING, rid)
+                pipe.zrem(keys.DEADLINES, rid)
                 pipe.xadd(keys.RUNS, {"t": tid})
-            pipe.zrem(keys.DEADLINES, rid)
-            result = await pipe.execute()
-            expired += int(tid is not None and result[0] == 1)
+
+            result, *_ = await scripts.run_then(
+                self.redis,
+                self._expire,
+                [keys.requests(tid), keys.inbox(tid)],
+                [rid, dump_event(note)],
+                then,
+            )
+            expired += int(result == 1)
         return expired
 
     async def publish(self, thread_id: str, publication: Mapping[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -114,3 +115,37 @@ async def test_interrupted_send_is_not_repeated_where_unsafe(
     view = await store.thread("t1")
     assert view.outbox[0].status == "unknown"
     assert await redis_client.get(keys.ref("rest", "o1")) is None
+
+
+async def test_delivery_settles_and_acknowledges_without_script_checks(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await store.append_inbound(
+        "t2",
+        UserMessage(channel="rest", sender="a", text="x"),
+        create=NewThread(agent="deploybot", origin=Origin(channel="rest", address="a")),
+    )
+    lease = await store.acquire("t2", "w", 10_000)
+    assert lease is not None
+    item = OutboxItem(
+        outbox_id="o2",
+        thread_id="t2",
+        kind="final",
+        text="hi",
+        to=Origin(channel="rest", address="a"),
+    )
+    await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
+    outbox = OutboxStore(redis_client)
+    await outbox.setup()
+    await redis_client.config_resetstat()
+    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="t")
+    [entry] = await store.outbox_stream.read("t", 10, block_ms=100)
+    await dispatcher.deliver(entry)
+    stats: Any = await redis_client.info("commandstats")
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    assert "script|exists" not in calls
+    # claim, then settle + refs + ack in one pipeline: the ack rides with the settle
+    assert calls["evalsha"] == 2
+    assert calls["xack"] == 1
+    assert (await store.thread("t2")).outbox[0].status == "sent"
+    assert await redis_client.xlen(keys.OUTBOX) == 0
