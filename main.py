@@ -66,7 +66,9 @@ def listen_host(settings: Settings) -> str:
 
 async def run(role: str, settings: Settings, redis_url: str) -> None:
     registry = config.load(settings.switchboard_config)
-    client = aioredis.from_url(redis_url)
+    # A blocking pool: under a burst, requests wait for a connection instead of failing.
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=128, timeout=20)
+    client = aioredis.Redis(connection_pool=pool)
     store = ThreadStore(client)
     await store.setup()
     services = Services(settings, client, store, OutboxStore(client), registry)
