@@ -1,4 +1,4 @@
-"""Threads in Redis: inbound appends, answers, leases, fenced commits, and reads.
+"""Threads in Redis: inbound appends, answers, leases and fenced commits (reads: store.reads).
 
 Humans' input (messages, answers) goes to a thread's inbox, deduplicated by the provider's
 message id. Only the worker holding the thread's lease writes the event log: it merges the
@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -28,18 +28,13 @@ from store.errors import (
     ThreadNotFound,
 )
 from store.models import (
-    DeliveryStatus,
     Origin,
     OutboxItem,
-    OutboxView,
     RequestRecord,
-    RequestStatus,
-    RequestView,
     ThreadMeta,
     ThreadState,
-    ThreadSummary,
-    ThreadView,
 )
+from store.reads import ThreadReads, flat_hash, meta_of, text
 from store.streams import WorkStream
 
 
@@ -75,28 +70,13 @@ class CommitResult:
     """Inbox events merged into the log by this commit (they arrived while running)."""
 
 
-def _text(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def _hash(flat: Sequence[bytes]) -> dict[str, str]:
-    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
-def _meta(raw: Mapping[str, str]) -> ThreadMeta:
-    return ThreadMeta(
-        thread_id=raw["thread_id"],
-        agent=raw["agent"],
-        origin=Origin.model_validate_json(raw["origin"]),
-        created=datetime.fromisoformat(raw["created"]),
-    )
-
-
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-class ThreadStore:
+class ThreadStore(ThreadReads):
+    """Writes to threads, and (from ThreadReads) the reads."""
+
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self.runs = WorkStream(client, keys.RUNS, keys.RUNS_GROUP)
@@ -182,115 +162,6 @@ class ThreadStore:
             raise RequestNotFound(request_id)
         return record
 
-    # ---- reads ----------------------------------------------------------------------------
-    async def request(self, request_id: str) -> RequestView:
-        tid = await self.redis.hget(keys.REQUEST_THREAD, request_id)
-        if tid is None:
-            raise RequestNotFound(request_id)
-        views = await self._request_views([(request_id, _text(tid))])
-        if not views:
-            raise RequestNotFound(request_id)
-        return views[0]
-
-    async def pending_requests(self, limit: int = 200) -> list[RequestView]:
-        raw: Any = await self.redis.zrange(keys.PENDING, 0, limit - 1)
-        ids = [_text(r) for r in raw]
-        if not ids:
-            return []
-        tids = await self.redis.hmget(keys.REQUEST_THREAD, ids)
-        views = await self._request_views(
-            [(rid, _text(t)) for rid, t in zip(ids, tids, strict=True) if t is not None]
-        )
-        stale = [v.request.request_id for v in views if v.status != "pending"]
-        if stale:  # the index lags a crash between an answer and its ZREM; heal it here
-            await self.redis.zrem(keys.PENDING, *stale)
-        return [v for v in views if v.status == "pending"]
-
-    async def _request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
-        pipe = self.redis.pipeline(transaction=False)
-        for rid, tid in pairs:
-            pipe.hmget(keys.requests(tid), [rid, f"{rid}:status"])
-        views = []
-        for raw, status in await pipe.execute():
-            if raw is None:
-                continue
-            views.append(
-                RequestView(
-                    request=RequestRecord.model_validate_json(raw),
-                    status=cast(RequestStatus, _text(status or b"pending")),
-                )
-            )
-        return views
-
-    async def thread(self, thread_id: str) -> ThreadView:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.meta(thread_id))
-        pipe.hgetall(keys.state(thread_id))
-        pipe.lrange(keys.events(thread_id), 0, -1)
-        pipe.lrange(keys.inbox(thread_id), 0, -1)
-        pipe.hgetall(keys.requests(thread_id))
-        pipe.hgetall(keys.outbox(thread_id))
-        meta, state, events, inbox, requests, outbox = await pipe.execute()
-        if not meta:
-            raise ThreadNotFound(thread_id)
-        req = {_text(k): _text(v) for k, v in requests.items()}
-        out = {_text(k): _text(v) for k, v in outbox.items()}
-        view = ThreadView(
-            meta=_meta({_text(k): _text(v) for k, v in meta.items()}),
-            state=ThreadState.from_hash({_text(k): _text(v) for k, v in state.items()}),
-            events=load_events(events),
-            inbox=load_events(inbox),
-            requests=[
-                RequestView(
-                    request=RequestRecord.model_validate_json(v),
-                    status=cast(RequestStatus, req.get(f"{k}:status", "pending")),
-                )
-                for k, v in req.items()
-                if ":" not in k
-            ],
-            outbox=[
-                OutboxView(
-                    item=OutboxItem.model_validate_json(v),
-                    status=cast(DeliveryStatus, out.get(f"{k}:s", "pending")),
-                    attempts=int(out.get(f"{k}:a", 0)),
-                    provider_id=out.get(f"{k}:p"),
-                    error=out.get(f"{k}:e"),
-                )
-                for k, v in out.items()
-                if ":" not in k
-            ],
-        )
-        # Hashes have no order; show requests and messages in the order they were made.
-        return view.model_copy(
-            update={
-                "requests": sorted(view.requests, key=lambda r: r.request.created),
-                "outbox": sorted(view.outbox, key=lambda o: o.item.created),
-            }
-        )
-
-    async def thread_ids(self, limit: int = 100) -> list[str]:
-        raw: Any = await self.redis.zrevrange(keys.THREADS, 0, limit - 1)
-        return [_text(t) for t in raw]
-
-    async def summaries(self, limit: int = 100) -> list[ThreadSummary]:
-        """The newest threads with their status, newest first."""
-        ids = await self.thread_ids(limit)
-        pipe = self.redis.pipeline(transaction=False)
-        for tid in ids:
-            pipe.hgetall(keys.meta(tid))
-            pipe.hgetall(keys.state(tid))
-        raw = await pipe.execute()
-        result = []
-        for meta, state in zip(raw[::2], raw[1::2], strict=True):
-            if meta:
-                result.append(
-                    ThreadSummary(
-                        meta=_meta({_text(k): _text(v) for k, v in meta.items()}),
-                        state=ThreadState.from_hash({_text(k): _text(v) for k, v in state.items()}),
-                    )
-                )
-        return result
-
     # ---- the lease holder's side ----------------------------------------------------------
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
         """Take the thread's lease (None if another worker holds it) and load the thread."""
@@ -309,17 +180,17 @@ class ThreadStore:
         if reply[0] == 0:
             return None
         token, state_flat, events, merged, ledger_flat, meta_flat = reply
-        state = _hash(state_flat)
+        state = flat_hash(state_flat)
         unpublished = state.get("unpublished")
         return Lease(
             thread_id=thread_id,
             token=int(token),
             owner=owner,
-            meta=_meta(_hash(meta_flat)),
+            meta=meta_of(flat_hash(meta_flat)),
             state=ThreadState.from_hash(state),
             events=load_events(events),
             merged=int(merged),
-            ledger=_hash(ledger_flat),
+            ledger=flat_hash(ledger_flat),
             unpublished=json.loads(unpublished) if unpublished else None,
         )
 
@@ -416,12 +287,12 @@ class ThreadStore:
         due: Any = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now_ms, 0, limit)
         expired = 0
         for raw in due:
-            rid = _text(raw)
+            rid = text(raw)
             tid = await self.redis.hget(keys.REQUEST_THREAD, rid)
             if tid is None:  # the request's thread is gone: drop the deadline
                 await self.redis.zrem(keys.DEADLINES, rid)
                 continue
-            tid = _text(tid)
+            tid = text(tid)
             note = SystemNote(
                 kind="timeout", request_id=rid, text=f"request {rid} expired without an answer"
             )
