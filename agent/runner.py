@@ -11,9 +11,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
+from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ToolFailed
 from agent.events import (
     AgentStep,
@@ -25,7 +25,6 @@ from agent.events import (
     ToolError,
     ToolResult,
     UserMessage,
-    utcnow,
 )
 from agent.llm import LLM
 from agent.reducer import (
@@ -40,7 +39,7 @@ from agent.reducer import (
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
 from store.ids import new_id
-from store.models import Origin, OutboxItem, OutboxKind, RequestRecord, Status
+from store.models import Status
 from store.streams import WorkStream
 from store.threads import Lease, ThreadStore
 
@@ -55,12 +54,6 @@ class RunSettings:
     lease_ttl_ms: int = 30_000
     llm_retry_delay: float = 1.0
     """Base delay before retrying a rate-limited or unavailable model (doubles each time)."""
-
-
-def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
-    """``deploy(tag='v1.2.3', env='production')``: how a call reads to a human."""
-    args = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-    return f"{tool}({args})"
 
 
 class Run:
@@ -87,8 +80,7 @@ class Run:
         self.errors = lease.state.errors
         self._buffer: list[Event] = []
         self._ledger_buffer: dict[str, str] = {}
-        self._requests: list[RequestRecord] = []
-        self._outbox: list[OutboxItem] = []
+        self.contact = Contact(lease.thread_id, lease.meta.origin, agent.request_timeout)
 
     # ---- buffered writes ------------------------------------------------------------------
     def _append(self, *events: Event) -> None:
@@ -100,18 +92,19 @@ class Run:
 
     async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
         """Commit what is buffered; merge whatever arrived meanwhile. True: lease released."""
+        requests, outbox = self.contact.take()
         result = await self.store.commit(
             self.lease,
             ttl_ms=self.settings.lease_ttl_ms,
             events=self._buffer,
             state=self._state(status),
             ledger=self._ledger_buffer,
-            requests=self._requests,
-            outbox=self._outbox,
+            requests=requests,
+            outbox=outbox,
             release=release,
             ack=self.ack if release else None,
         )
-        self._buffer, self._ledger_buffer, self._requests, self._outbox = [], {}, [], []
+        self._buffer, self._ledger_buffer = [], {}
         if result.merged:
             # Input that arrived mid-run is now in the log; the next decision sees it.
             self.events.extend(result.merged)
@@ -207,7 +200,7 @@ class Run:
         if step.intent == DONE:
             text = str(step.arguments.get("message", ""))
             self._append(FinalAnswer(text=text))
-            self._send("final", text, self.lease.meta.origin)
+            self.contact.send("final", text)
             self.errors = 0
             return "done"
         if step.intent == ASK:
@@ -225,7 +218,7 @@ class Run:
             self._append(ToolError(call_id=step.call_id, tool=tool.name, error=exc.error))
             return self._count_error(exc.error)
         if tool.needs_approval:
-            self._request_approval(tool, step.call_id, args.model_dump(mode="json"))
+            self._append(self.contact.approval(tool, step.call_id, args.model_dump(mode="json")))
             return "awaiting_human"
         return await self._run_tool(tool, step.call_id, step.arguments)
 
@@ -258,76 +251,8 @@ class Run:
         return "running"
 
     # ---- pauses -----------------------------------------------------------------------
-    def _send(self, kind: OutboxKind, text: str, to: Origin, **extra: Any) -> None:
-        self._outbox.append(
-            OutboxItem(
-                outbox_id=new_id("out"),
-                thread_id=self.lease.thread_id,
-                kind=kind,
-                text=text,
-                to=to,
-                **extra,
-            )
-        )
-
     def _ask(self, text: str) -> None:
-        rid = new_id("rq")
-        self._append(HumanRequest(request_id=rid, kind="question", text=text))
-        self._requests.append(
-            RequestRecord(
-                request_id=rid,
-                thread_id=self.lease.thread_id,
-                kind="question",
-                text=text,
-                deadline=self._deadline(),
-            )
-        )
-        self._send("question", text, self.lease.meta.origin, request_id=rid)
-
-    def _request_approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> None:
-        rid = new_id("rq")
-        text = f"Approval needed: {call_text(tool.name, arguments)}"
-        self._append(
-            HumanRequest(
-                request_id=rid,
-                kind="approval",
-                text=text,
-                tool=tool.name,
-                arguments=arguments,
-                call_id=call_id,
-            )
-        )
-        self._requests.append(
-            RequestRecord(
-                request_id=rid,
-                thread_id=self.lease.thread_id,
-                kind="approval",
-                text=text,
-                tool=tool.name,
-                arguments=arguments,
-                call_id=call_id,
-                approvers=[str(a) for a in tool.approvers],
-                deadline=self._deadline(),
-            )
-        )
-        origin = self.lease.meta.origin
-        targets = [Origin(channel=a.channel, address=a.address) for a in tool.notify] or [origin]
-        for target in targets:
-            self._send(
-                "approval", text, target, request_id=rid, tool=tool.name, arguments=arguments
-            )
-        # The requester hears that the approval went elsewhere (another channel or person).
-        if (origin.channel, origin.address) not in {(t.channel, t.address) for t in targets}:
-            who = ", ".join(str(a) for a in tool.notify)
-            self._send(
-                "notice",
-                f"Waiting for approval from {who}: {call_text(tool.name, arguments)}",
-                origin,
-            )
-
-    def _deadline(self) -> datetime | None:
-        timeout = self.agent.request_timeout
-        return utcnow() + timedelta(seconds=timeout) if timeout else None
+        self._append(self.contact.question(text))
 
     def _count_error(self, error: str) -> Status:
         self.errors += 1
@@ -353,7 +278,7 @@ class Run:
             "Reply to let me go on."
         )
         self._append(SystemNote(kind="step_limit", text=text))
-        self._send("notice", text, self.lease.meta.origin)
+        self.contact.send("notice", text)
         return "awaiting_human"
 
     def _recover_unknown_outcomes(self) -> bool:

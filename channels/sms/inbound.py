@@ -10,8 +10,8 @@ import asyncio
 import logging
 
 from agent.config import Registry
+from agent.contact import call_text
 from agent.events import HumanResponse, UserMessage
-from agent.runner import call_text
 from agent.tools import Agent
 from channels.sms import parse
 from channels.sms.fallback import Fallback

@@ -1,0 +1,105 @@
+"""Contacting a human is a tool call: what a run says to people, as records for its next commit.
+
+A question or an approval becomes a request (answerable once, by whom the tool allows, until
+its deadline) and outbox items that carry it to the right people: approvals to the tool's
+``notify`` addresses (or the thread's own channel), everything else to where the thread
+started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.events import HumanRequest, utcnow
+from agent.tools import Tool
+from store.ids import new_id
+from store.models import Origin, OutboxItem, OutboxKind, RequestRecord
+
+
+def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
+    """``deploy(tag='v1.2.3', env='production')``: how a call reads to a human."""
+    args = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    return f"{tool}({args})"
+
+
+@dataclass
+class Contact:
+    thread_id: str
+    origin: Origin
+    request_timeout: float | None = None
+    requests: list[RequestRecord] = field(default_factory=list)
+    outbox: list[OutboxItem] = field(default_factory=list)
+
+    def take(self) -> tuple[list[RequestRecord], list[OutboxItem]]:
+        """What was said since the last commit (and forget it: the commit owns it now)."""
+        taken = self.requests, self.outbox
+        self.requests, self.outbox = [], []
+        return taken
+
+    def send(self, kind: OutboxKind, text: str, to: Origin | None = None, **extra: Any) -> None:
+        self.outbox.append(
+            OutboxItem(
+                outbox_id=new_id("out"),
+                thread_id=self.thread_id,
+                kind=kind,
+                text=text,
+                to=to or self.origin,
+                **extra,
+            )
+        )
+
+    def question(self, text: str) -> HumanRequest:
+        rid = new_id("rq")
+        self.requests.append(
+            RequestRecord(
+                request_id=rid,
+                thread_id=self.thread_id,
+                kind="question",
+                text=text,
+                deadline=self._deadline(),
+            )
+        )
+        self.send("question", text, request_id=rid)
+        return HumanRequest(request_id=rid, kind="question", text=text)
+
+    def approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> HumanRequest:
+        rid = new_id("rq")
+        shown = call_text(tool.name, arguments)
+        text = f"Approval needed: {shown}"
+        self.requests.append(
+            RequestRecord(
+                request_id=rid,
+                thread_id=self.thread_id,
+                kind="approval",
+                text=text,
+                tool=tool.name,
+                arguments=arguments,
+                call_id=call_id,
+                approvers=[str(a) for a in tool.approvers],
+                deadline=self._deadline(),
+            )
+        )
+        targets = [Origin(channel=a.channel, address=a.address) for a in tool.notify]
+        for target in targets or [self.origin]:
+            self.send("approval", text, target, request_id=rid, tool=tool.name, arguments=arguments)
+        # The requester hears that the approval went elsewhere (another channel or person).
+        mine = (self.origin.channel, self.origin.address)
+        if targets and mine not in {(t.channel, t.address) for t in targets}:
+            who = ", ".join(str(a) for a in tool.notify)
+            self.send("notice", f"Waiting for approval from {who}: {shown}")
+        return HumanRequest(
+            request_id=rid,
+            kind="approval",
+            text=text,
+            tool=tool.name,
+            arguments=arguments,
+            call_id=call_id,
+        )
+
+    def _deadline(self) -> datetime | None:
+        if not self.request_timeout:
+            return None
+        return utcnow() + timedelta(seconds=self.request_timeout)
