@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from store.models import Delivery, OutboxItem
 
@@ -28,3 +28,14 @@ class Sender(Protocol):
     async def send(self, item: OutboxItem) -> Delivery:
         """Deliver one item; raise SendFailed on failure."""
         ...
+
+
+@runtime_checkable
+class HandlesLost(Protocol):
+    """A sender that can offer a message another way when an attempt of it was lost.
+
+    The outbox calls ``lost`` when an attempt was cut off (its sender died mid-call) and the
+    channel does not repeat sends whose outcome is unknown.
+    """
+
+    async def lost(self, item: OutboxItem) -> None: ...

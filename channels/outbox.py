@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from channels.base import Sender, SendFailed
+from channels.base import HandlesLost, Sender, SendFailed
 from store.outbox import OutboxStore
 from store.scripts import Then
 from store.streams import Entry, WorkStream
@@ -104,6 +104,8 @@ class OutboxDispatcher:
         if claim.stale and not sender.resend_when_unknown:
             error = "an earlier attempt was interrupted; not sent again"
             await self.store.give_up(item, "unknown", error, ack)
+            if isinstance(sender, HandlesLost):
+                await sender.lost(item)
             return True
         try:
             delivery = await sender.send(item)

@@ -84,6 +84,10 @@ class TwilioSender:
             detail={"status": str(message.status), "segments": str(message.num_segments)},
         )
 
+    async def lost(self, item: OutboxItem) -> None:
+        """An attempt died with its sender: the phone may never have had it; ask on the origin."""
+        await self._fall_back(item, f"an attempt to text {item.to.address} was interrupted")
+
     async def render(self, item: OutboxItem, number: str) -> str:
         """The text as the phone shows it: reply instructions kept, the rest shortened."""
         tail = ""

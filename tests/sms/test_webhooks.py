@@ -199,6 +199,21 @@ async def test_lost_response_is_not_sent_again(sms_factory: Factory) -> None:
     assert "outcome unknown" in (by_channel["sms"].error or "")
 
 
+async def test_send_cut_off_with_its_sender_is_offered_on_the_origin(sms_factory: Factory) -> None:
+    """The sender looked dead mid-call (its claim ran out): no second text, the origin asks."""
+    sms = await sms_factory()  # the test outbox's claims last 2 s; this send hangs longer
+    sms.fake.fail(Slow(3.5))
+    r = await sms.service.api.post(
+        "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
+    )
+    tid = r.json()["thread_id"]
+    await sms.service.wait(tid, approval_to("rest"), within=15)
+    view = await sms.service.settled(tid, "awaiting_human", within=15)
+    assert sms.fake.attempts == 1
+    notes = [e for e in view.events if isinstance(e, SystemNote)]
+    assert any("interrupted" in n.text for n in notes)
+
+
 async def test_unreachable_twilio_is_retried(sms_factory: Factory) -> None:
     """Nothing reached Twilio (connection refused): safe to try again, and it is."""
     sms = await sms_factory(api_url=f"http://127.0.0.1:{free_port()}")
