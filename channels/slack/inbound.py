@@ -6,13 +6,27 @@ write answers 500 and Slack retries. No model is called here: a worker picks the
 
 from __future__ import annotations
 
+import logging
+
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
 from channels.slack.messages import Messages
 from store.threads import ThreadStore
+
+
+class _ClientGivenOnPurpose(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment by itself and warns that the client we
+    hand it (pointed at SLACK_API_URL) wins over it; that is the intent, so say nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_ClientGivenOnPurpose())
 
 
 class SlackInbound:
