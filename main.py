@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from types import FrameType
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -151,6 +152,15 @@ def api_jobs(
     return [serve_http(), *(listen(stop) for c in channels for listen in c.listeners)]
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Handle SIGTERM as SIGINT is handled at this moment (asyncio.run cancels its main task)."""
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint):
+        on_sigint(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings()
+    # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
+    # clean-up: uvicorn re-raises the signal it caught once it has shut down, and the default
+    # action would end the process before the embedded Redis is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     server = None
     redis_url = settings.redis_url
     if redis_url is None:

@@ -44,6 +44,7 @@ def service_process(
     args: tuple[str, ...] = (),
     port: int | None = None,
     cwd: Path = ROOT,
+    stop: signal.Signals = signal.SIGINT,
     ready: Callable[[ServiceProcess], bool] | None = None,
 ) -> Iterator[ServiceProcess]:
     """Start the service with an embedded Redis under ``tmp_path``; stop it with SIGINT."""
@@ -67,7 +68,7 @@ def service_process(
         poll(lambda: _healthy(running) and (ready is None or ready(running)), process, running)
         yield running
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.process import ServiceProcess, poll, service_process
@@ -47,3 +49,13 @@ def test_run_command_serves_the_deploy_example(running: ServiceProcess, tmp_path
     assert any((tmp_path / "data").rglob("*.aof*"))
     assert "loopback only" in running.log()
     assert "channels on: rest" in running.log()
+
+
+def test_sigterm_stops_the_embedded_redis_too(tmp_path: Path) -> None:
+    """docker stop and systemd send SIGTERM: the clean-up must run as it does on Ctrl-C."""
+    with service_process(tmp_path, {}, stop=signal.SIGTERM) as service:
+        sock = tmp_path / "data" / "redis.sock"
+        assert redis.Redis(unix_socket_path=str(sock)).ping()
+    assert "Traceback" not in service.log()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(unix_socket_path=str(sock), socket_connect_timeout=1).ping()
