@@ -10,7 +10,8 @@ SMTP_AUTH_PASSWORD (AUTH required, over TLS), PUBLIC_BASE_URL (links); see
 settings.py. Per agent, in switchboard.toml::
 
     [agents.deploybot.settings]
-    email_senders = ["alice@example.com", "@example.com"]   # who may write; unset: anyone
+    email_senders = ["alice@example.com", "@example.com"]   # who may write ("*": anyone);
+                                               # unset: only the tools' email approvers
     email_addresses = ["deploy@example.com"]   # default: deploybot@EMAIL_DOMAIN
     email_domains = ["deploy.example.com"]     # every address there reaches this agent
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.config import Registry
 from agent.events import HumanResponse, UserMessage
+from agent.tools import Agent
 from channels.email.noise import Noise
 from channels.email.parse import ParsedMail, parse
 from channels.email.tokens import Keyring, ReplyRef
@@ -174,8 +175,7 @@ class Inbound:
 
     async def _start(self, mail: ParsedMail, message_id: str, to: Recipient) -> str:
         agent = self.registry.agents[to.agent or ""]
-        allowed = patterns(agent.settings, "email_senders")
-        if allowed is not None and not address_matches(mail.sender, allowed):
+        if not _may_write(agent, mail.sender):
             raise Refused(f"550 5.7.1 <{mail.sender}> may not write to {to.address}")
         thread_id = thread_id_for(CHANNEL, message_id)
         origin = Origin(
@@ -202,11 +202,7 @@ class Inbound:
         agent = self.registry.agents.get(view.meta.agent)
         if sender == view.meta.origin.address.lower() or agent is None:
             return
-        allowed = patterns(agent.settings, "email_senders")
-        if allowed is None or address_matches(sender, allowed):
-            return
-        approvers = {str(a).lower() for t in agent.tools.values() for a in t.approvers}
-        if f"{CHANNEL}:{sender}" in approvers:
+        if _may_write(agent, sender):
             return
         raise Refused(f"550 5.7.1 <{sender}> may not write to this thread")
 
@@ -285,3 +281,15 @@ def _text(mail: ParsedMail, *, first: bool = False) -> str:
     if not text:
         raise Refused("550 5.6.0 the message is empty")
     return text
+
+
+def _may_write(agent: Agent, sender: str) -> bool:
+    """The agent's ``email_senders`` (``"*"``: anyone), and its tools' email approvers.
+
+    Closed unless configured, as SMS is: whoever can mail an agent can make it act.
+    """
+    allowed = patterns(agent.settings, "email_senders") or []
+    if address_matches(sender, allowed):
+        return True
+    approvers = {str(a).lower() for t in agent.tools.values() for a in t.approvers}
+    return f"{CHANNEL}:{sender.lower()}" in approvers
