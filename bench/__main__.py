@@ -45,6 +45,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-peer", action="store_true", help="skip LangGraph")
     p.add_argument("--rates", nargs="+", type=float, default=[100, 300, 1000])
     p.add_argument("--ingest-seconds", type=float, default=5.0)
+    p.add_argument(
+        "--channels",
+        nargs="+",
+        choices=["rest", "slack", "twilio", "smtp"],
+        default=["rest", "slack", "twilio", "smtp"],
+        help="inbound channels of the ingest section",
+    )
     p.add_argument("--lengths", nargs="+", type=int, default=[10, 100, 1000, 10000])
     p.add_argument("--profile", help="profile the worker processes (pyinstrument) into PREFIX.N")
     args = p.parse_args(argv)
@@ -124,7 +131,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             out["ingest"] = {
                 "store": primary.name,
                 "rows": await asyncio.to_thread(
-                    ingest.run_ingest, primary, args.rates, args.ingest_seconds, ["rest"]
+                    ingest.run_ingest, primary, args.rates, args.ingest_seconds, args.channels
                 ),
             }
     return out

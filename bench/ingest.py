@@ -1,13 +1,14 @@
 """Webhook ingest: ack latency of inbound posts at fixed rates, from a separate load process.
 
-The API runs as the service runs it (``python main.py api``, a subprocess); the load comes
-from another process (``python -m bench.ingest load ...``), open loop: request i is due at
-start + i / rate and its latency counts from that moment, so a slow server cannot slow the
-load down and hide its own queueing. Connections are kept alive and opened as needed.
+The API runs as the service runs it (``python main.py api``, a subprocess) with every inbound
+channel on; the load comes from another process (``python -m bench.ingest load ...``), open
+loop: message i is due at start + i / rate and its latency counts from that moment, so a slow
+server cannot slow the load down and hide its own queueing.
 
-Each inbound channel is an ``IngestTarget``: how request i looks on the wire and what status
-acknowledges it. REST is the one on main today; Slack (signed event posts), Twilio (signed
-form posts) and SMTP (a DATA per message, its own loop) plug in here as their channels land.
+HTTP targets (REST, signed Slack events, signed Twilio texts) use keep-alive connections opened
+as needed. SMTP sends one message per transaction (MAIL, RCPT, DATA) over a pool of at most
+``SMTP_CONNECTIONS`` kept-open connections, opened as needed; its latency runs from the due
+time to the reply after DATA. What each channel's messages look like is in ``bench/wire.py``.
 """
 
 from __future__ import annotations
@@ -18,45 +19,38 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
 from bench.targets import RedisTarget, reset
-from bench.workload import MESSAGE, percentile
+from bench.wire import (
+    MAIL_FROM,
+    RCPT_TO,
+    TARGETS,
+    IngestTarget,
+    config,
+    fake_slack_api,
+    service_env,
+)
+from bench.workload import percentile
 from store import keys
 from store.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class IngestTarget:
-    name: str
-    request: Callable[[int, int], bytes]
-    """(i, port) -> the raw HTTP/1.1 request for message i."""
-    ack: int
-    """The status that acknowledges a stored message."""
-
-
-def _rest(i: int, port: int) -> bytes:
-    body = json.dumps({"message": MESSAGE, "sender": f"load-{i}"}).encode()
-    head = (
-        f"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-TARGETS: dict[str, IngestTarget] = {"rest": IngestTarget("rest", _rest, 201)}
+SMTP_CONNECTIONS = 20
+"""At most this many SMTP connections at once (Postfix's default per-destination limit)."""
 
 
 # ---- the load process -------------------------------------------------------------------
-class _Conn:
+class _Conn(Protocol):
+    async def roundtrip(self, raw: bytes) -> int: ...
+
+
+class _HttpConn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
@@ -76,29 +70,80 @@ class _Conn:
         return int(status_line.split()[1])
 
 
-async def load(port: int, target: IngestTarget, rate: float, seconds: float) -> dict[str, Any]:
+class _SmtpConn:
+    """One SMTP session; each ``roundtrip`` is one mail transaction, its reply after DATA."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _SmtpConn:
+        conn = cls(*await asyncio.open_connection("127.0.0.1", port))
+        await conn._expect(220)
+        await conn._command(b"EHLO load.example.com", 250)
+        return conn
+
+    async def _reply(self) -> int:
+        while True:  # multi-line replies: "250-..." lines, then "250 ..."
+            line = await self.reader.readline()
+            if not line:
+                raise asyncio.IncompleteReadError(line, None)
+            if line[3:4] != b"-":
+                return int(line[:3])
+
+    async def _expect(self, code: int) -> None:
+        got = await self._reply()
+        if got != code:
+            raise ValueError(f"SMTP {got}")
+
+    async def _command(self, line: bytes, code: int) -> None:
+        self.writer.write(line + b"\r\n")
+        await self._expect(code)
+
+    async def roundtrip(self, raw: bytes) -> int:
+        await self._command(f"MAIL FROM:<{MAIL_FROM}>".encode(), 250)
+        await self._command(f"RCPT TO:<{RCPT_TO}>".encode(), 250)
+        await self._command(b"DATA", 354)
+        self.writer.write(raw + b".\r\n")
+        return await self._reply()
+
+
+async def load(
+    port: int, target: IngestTarget, rate: float, seconds: float, first: int
+) -> dict[str, Any]:
+    """Send ``rate * seconds`` messages, numbered from ``first``, open loop."""
     total = int(rate * seconds)
     idle: list[_Conn] = []
+    opened = 0
+    slots = asyncio.Semaphore(SMTP_CONNECTIONS if target.protocol == "smtp" else 1_000_000)
     latencies: list[float] = []
     errors: dict[str, int] = {}
     accepted = 0
 
+    async def connect() -> _Conn:
+        nonlocal opened
+        opened += 1
+        if target.protocol == "smtp":
+            return await _SmtpConn.open(port)
+        return _HttpConn(*await asyncio.open_connection("127.0.0.1", port))
+
     async def one(i: int, due: float) -> None:
         nonlocal accepted
-        conn = idle.pop() if idle else None
-        try:
-            if conn is None:
-                conn = _Conn(*await asyncio.open_connection("127.0.0.1", port))
-            status = await conn.roundtrip(target.request(i, port))
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            return
-        latencies.append(time.monotonic() - due)
-        if status == target.ack:
-            accepted += 1
-        else:
-            errors[str(status)] = errors.get(str(status), 0) + 1
-        idle.append(conn)
+        async with slots:
+            conn = idle.pop() if idle else None
+            try:
+                if conn is None:
+                    conn = await connect()
+                status = await conn.roundtrip(target.request(first + i, port))
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            latencies.append(time.monotonic() - due)
+            if status == target.ack:
+                accepted += 1
+            else:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+            idle.append(conn)
 
     start = time.monotonic() + 0.2
     tasks = []
@@ -121,12 +166,12 @@ async def load(port: int, target: IngestTarget, rate: float, seconds: float) -> 
         "p50_ms": round(percentile(ms, 50), 2),
         "p99_ms": round(percentile(ms, 99), 2),
         "max_ms": round(max(ms), 2) if ms else 0.0,
-        "connections": len(idle),
+        "connections": opened,
     }
 
 
 # ---- the driver -------------------------------------------------------------------------
-def _wait_http(port: int, proc: subprocess.Popen[bytes]) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     import socket
 
     deadline = time.monotonic() + 30
@@ -138,58 +183,79 @@ def _wait_http(port: int, proc: subprocess.Popen[bytes]) -> None:
                 return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("the API did not start")
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def stored_messages(client: redis.Redis) -> int:
+    """Messages waiting in the inboxes of all threads (no worker runs: nothing is taken)."""
+    total = 0
+    threads = [
+        t.decode() if isinstance(t, bytes) else str(t) for t in client.zrange(keys.THREADS, 0, -1)
+    ]
+    for start in range(0, len(threads), 1000):
+        pipe = client.pipeline(transaction=False)
+        for tid in threads[start : start + 1000]:
+            pipe.llen(keys.inbox(tid))
+        total += sum(int(n) for n in pipe.execute())
+    return total
+
+
+_OURS = ("REDIS_", "SWITCHBOARD_", "SLACK_", "TWILIO_", "SMS_", "EMAIL_", "SMTP_")
 
 
 def run_ingest(
     target: RedisTarget, rates: list[float], seconds: float, channels: list[str]
 ) -> list[dict[str, Any]]:
     reset(target.url)
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": target.url, "PORT": str(port), "HOST": "127.0.0.1"}
-    env.pop("SWITCHBOARD_API_TOKEN", None)
-    log = ROOT / "bench" / "results" / "ingest-api.log"
-    log.parent.mkdir(exist_ok=True)
-    api = subprocess.Popen(
-        [sys.executable, "main.py", "api"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
+    port, smtp_port = free_port(), free_port()
     results = []
     client = redis.Redis.from_url(target.url)
-    try:
-        _wait_http(port, api)
-        for name in channels:
-            for rate in rates:
-                before = int(client.zcard(keys.THREADS))
-                done = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.ingest",
-                        "load",
-                        str(port),
-                        name,
-                        str(rate),
-                        str(seconds),
-                    ],
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                figures = json.loads(done.stdout)
-                stored = int(client.zcard(keys.THREADS)) - before
-                figures["stored"] = stored
-                figures["dropped"] = figures["accepted"] - stored
-                results.append(figures)
-                time.sleep(0.5)
-    finally:
-        api.terminate()
-        api.wait(timeout=20)
-        client.close()
+    with tempfile.TemporaryDirectory() as tmp, fake_slack_api() as slack_api:
+        toml = Path(tmp) / "switchboard.toml"
+        toml.write_text(config(ROOT / "switchboard.toml"))
+        # The machine's own channel settings must not leak into the service under load.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+        env.pop("PUBLIC_BASE_URL", None)
+        env |= service_env(slack_api, smtp_port)
+        env |= {"REDIS_URL": target.url, "PORT": str(port), "HOST": "127.0.0.1"}
+        env["SWITCHBOARD_CONFIG"] = str(toml)
+        log = ROOT / "bench" / "results" / "ingest-api.log"
+        log.parent.mkdir(exist_ok=True)
+        api = subprocess.Popen(
+            [sys.executable, "main.py", "api"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        first = 0
+        try:
+            _wait_port(port, api)
+            if "smtp" in channels:
+                _wait_port(smtp_port, api)
+            for name in channels:
+                to = smtp_port if TARGETS[name].protocol == "smtp" else port
+                for rate in rates:
+                    before = stored_messages(client)
+                    args = [str(to), name, str(rate), str(seconds), str(first)]
+                    done = subprocess.run(
+                        [sys.executable, "-m", "bench.ingest", "load", *args],
+                        cwd=ROOT,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    figures = json.loads(done.stdout)
+                    first += figures["sent"]
+                    stored = stored_messages(client) - before
+                    figures["stored"] = stored
+                    figures["dropped"] = figures["accepted"] - stored
+                    results.append(figures)
+                    time.sleep(0.5)
+        finally:
+            api.terminate()
+            api.wait(timeout=20)
+            client.close()
     return results
 
 
@@ -200,8 +266,10 @@ def main() -> None:
     parser.add_argument("target", choices=sorted(TARGETS))
     parser.add_argument("rate", type=float)
     parser.add_argument("seconds", type=float)
+    parser.add_argument("first", type=int, nargs="?", default=0, help="number of the first message")
     args = parser.parse_args()
-    result = asyncio.run(load(args.port, TARGETS[args.target], args.rate, args.seconds))
+    target = TARGETS[args.target]
+    result = asyncio.run(load(args.port, target, args.rate, args.seconds, args.first))
     print(json.dumps(result))
 
 
