@@ -14,6 +14,7 @@ from agent.context import PROMPTS_DIR, render
 from agent.events import (
     AgentStep,
     Event,
+    FinalAnswer,
     HumanRequest,
     HumanResponse,
     LLMError,
@@ -25,6 +26,7 @@ from agent.events import (
 from agent.llm import LLM
 from agent.steps import Decision, parse_step, response_schema
 from agent.tools import Agent
+from store.models import Status
 
 
 async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision:
@@ -116,6 +118,16 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str]) -> Action:
     if isinstance(last, SystemNote) and last.kind == "timeout":
         return Decide()
     return Idle()
+
+
+def resting_status(events: Sequence[Event]) -> Status:
+    """The status of a thread with nothing to do, from what the agent last said."""
+    last = _last_significant(events)
+    if isinstance(last, FinalAnswer):
+        return "done"
+    if isinstance(last, HumanRequest | SystemNote):
+        return "awaiting_human"
+    return "idle"
 
 
 def _last_significant(events: Sequence[Event]) -> Event | None:

@@ -19,7 +19,6 @@ from agent.events import (
     AgentStep,
     Event,
     FinalAnswer,
-    HumanRequest,
     LLMError,
     SystemNote,
     ToolError,
@@ -35,6 +34,7 @@ from agent.reducer import (
     RunApproved,
     next_step,
     plan,
+    resting_status,
 )
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
@@ -128,7 +128,7 @@ class Run:
             if status == "running":
                 action = plan(self.events, self.ledger)
                 if isinstance(action, Idle):
-                    status = _resting_status(self.events)
+                    status = resting_status(self.events)
                 elif isinstance(action, RunApproved):
                     request = action.request
                     status = await self._run_tool(
@@ -306,15 +306,3 @@ class Run:
                 "Please check whether it took effect and tell me.",
             )
         return True
-
-
-def _resting_status(events: list[Event]) -> Status:
-    """The status of a thread with nothing to do, from what the agent last said."""
-    for e in reversed(events):
-        if isinstance(e, FinalAnswer):
-            return "done"
-        if isinstance(e, HumanRequest):
-            return "awaiting_human"
-        if isinstance(e, SystemNote) and e.kind in ("escalation", "step_limit", "recovered"):
-            return "awaiting_human"
-    return "idle"

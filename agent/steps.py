@@ -19,7 +19,6 @@ from agent.tools import Agent, compact_validation_error
 
 ASK = "request_more_information"
 DONE = "done_for_now"
-BUILTIN_INTENTS = (ASK, DONE)
 
 
 class RequestMoreInformation(BaseModel):

@@ -58,13 +58,6 @@ class Tool:
         except ValidationError as exc:
             raise ToolFailed(self.name, compact_validation_error(exc)) from None
 
-    def may_approve(self, who: Address) -> bool:
-        if not self.approvers:
-            return True
-        return any(
-            a.channel == who.channel and a.address in ("*", who.address) for a in self.approvers
-        )
-
 
 @dataclass(frozen=True, eq=False)
 class Agent:

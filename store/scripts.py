@@ -116,8 +116,8 @@ if lease[1] and lease[1] ~= '' and tonumber(lease[2] or 0) > now then return {0}
 local token = redis.call('HINCRBY', KEYS[1], 'lease_token', 1)
 redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', now + tonumber(ARGV[2]),
            'status', 'running')
-local drained = drain(KEYS[2], KEYS[3])
-return {token, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, -1), #drained,
+drain(KEYS[2], KEYS[3])
+return {token, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, -1),
         redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
 """
 )

@@ -56,8 +56,6 @@ class Lease:
     meta: ThreadMeta
     state: ThreadState
     events: list[Event]
-    merged: int
-    """How many inbox events were merged into the log on acquiring."""
     ledger: dict[str, str]
     unpublished: dict[str, Any] | None
     """Index and outbox pointers a previous run stored but may not have published."""
@@ -179,7 +177,7 @@ class ThreadStore(ThreadReads):
             raise ThreadNotFound(thread_id)
         if reply[0] == 0:
             return None
-        token, state_flat, events, merged, ledger_flat, meta_flat = reply
+        token, state_flat, events, ledger_flat, meta_flat = reply
         state = flat_hash(state_flat)
         unpublished = state.get("unpublished")
         return Lease(
@@ -189,7 +187,6 @@ class ThreadStore(ThreadReads):
             meta=meta_of(flat_hash(meta_flat)),
             state=ThreadState.from_hash(state),
             events=load_events(events),
-            merged=int(merged),
             ledger=flat_hash(ledger_flat),
             unpublished=json.loads(unpublished) if unpublished else None,
         )

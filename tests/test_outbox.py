@@ -81,24 +81,24 @@ async def test_permanent_failure_is_recorded_on_the_thread(
     assert "channel_not_found" in notes[-1].text
 
 
+async def _committed_item(store: ThreadStore, thread_id: str, outbox_id: str) -> None:
+    """A thread with one final message in its outbox, committed and handed to the senders."""
+    origin = Origin(channel="rest", address="a")
+    await store.append_inbound(
+        thread_id,
+        UserMessage(channel="rest", sender="a", text="x"),
+        create=NewThread(agent="deploybot", origin=origin),
+    )
+    lease = await store.acquire(thread_id, "w", 10_000)
+    assert lease is not None
+    item = OutboxItem(outbox_id=outbox_id, thread_id=thread_id, kind="final", text="hi", to=origin)
+    await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
+
+
 async def test_interrupted_send_is_not_repeated_where_unsafe(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
-    await store.append_inbound(
-        "t1",
-        UserMessage(channel="rest", sender="a", text="x"),
-        create=NewThread(agent="deploybot", origin=Origin(channel="rest", address="a")),
-    )
-    lease = await store.acquire("t1", "w", 10_000)
-    assert lease is not None
-    item = OutboxItem(
-        outbox_id="o1",
-        thread_id="t1",
-        kind="final",
-        text="hi",
-        to=Origin(channel="rest", address="a"),
-    )
-    await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
+    await _committed_item(store, "t1", "o1")
     outbox = OutboxStore(redis_client)
     # A sender claimed it and died mid-call: the claim runs out with the outcome unknown.
     assert await outbox.claim("t1", "o1", claim_ms=1) is not None
@@ -120,21 +120,7 @@ async def test_interrupted_send_is_not_repeated_where_unsafe(
 async def test_delivery_settles_and_acknowledges_without_script_checks(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
-    await store.append_inbound(
-        "t2",
-        UserMessage(channel="rest", sender="a", text="x"),
-        create=NewThread(agent="deploybot", origin=Origin(channel="rest", address="a")),
-    )
-    lease = await store.acquire("t2", "w", 10_000)
-    assert lease is not None
-    item = OutboxItem(
-        outbox_id="o2",
-        thread_id="t2",
-        kind="final",
-        text="hi",
-        to=Origin(channel="rest", address="a"),
-    )
-    await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
+    await _committed_item(store, "t2", "o2")
     outbox = OutboxStore(redis_client)
     await outbox.setup()
     await redis_client.config_resetstat()

@@ -47,7 +47,7 @@ async def test_lease_is_exclusive_until_it_runs_out(store: ThreadStore) -> None:
     await store.append_inbound("t1", _msg("hi"), create=NEW)
     first = await store.acquire("t1", "w1", ttl_ms=10_000)
     assert first is not None
-    assert first.merged == 1
+    assert [e.type for e in first.events] == ["user_message"]  # the inbox, merged on acquiring
     assert await store.acquire("t1", "w2", ttl_ms=10_000) is None
 
 
