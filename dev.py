@@ -1,7 +1,7 @@
 """Bootstrap and run Switchboard from a fresh clone with nothing but Python 3.11+.
 
     python3 dev.py run [main.py arguments]   start the service (API + worker, embedded Redis)
-    python3 dev.py test [pytest arguments]   lint, type-check and run the test suite
+    python3 dev.py test [pytest arguments]   lint, type-check, check the layers, run the tests
     python3 dev.py bench [bench arguments]   run the benchmarks in bench/
 
 It keeps a virtual environment in .venv and reinstalls only when pyproject.toml changes,
@@ -59,7 +59,9 @@ def ensure_env(extras: str) -> None:
 
 
 def run(argv: list[str]) -> int:
-    return subprocess.call([str(PYTHON), *argv], cwd=ROOT)
+    """Run the venv's Python with ``argv``, or an absolute command of the venv as it is."""
+    command = argv if Path(argv[0]).is_absolute() else [str(PYTHON), *argv]
+    return subprocess.call(command, cwd=ROOT)
 
 
 def main() -> int:
@@ -74,7 +76,8 @@ def main() -> int:
         return run(["main.py", *rest])
     if command == "bench":
         return run(["-m", "bench", *rest])
-    for check in (["-m", "ruff", "check", "."], ["-m", "mypy"]):
+    lint_imports = [str(BIN / "lint-imports"), "--no-cache"]
+    for check in (["-m", "ruff", "check", "."], ["-m", "mypy"], lint_imports):
         code = run(check)
         if code:
             return code

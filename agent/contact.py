@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.events import HumanRequest, utcnow
 from agent.tools import Tool
-from store.ids import new_id
-from store.models import Origin, OutboxItem, OutboxKind, RequestRecord
+from model.events import HumanRequest, utcnow
+from model.ids import new_id
+from model.records import Origin, OutboxItem, OutboxKind, RequestRecord
 
 
 def call_text(tool: str, arguments: Mapping[str, Any]) -> str:

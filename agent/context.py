@@ -17,7 +17,9 @@ from typing import Any
 import jinja2
 
 from agent.errors import ConfigError
-from agent.events import (
+from agent.steps import ASK, DONE
+from agent.tools import Agent
+from model.events import (
     ERROR_EVENTS,
     AgentStep,
     Event,
@@ -26,8 +28,6 @@ from agent.events import (
     HumanResponse,
     ToolResult,
 )
-from agent.steps import ASK, DONE
-from agent.tools import Agent
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 

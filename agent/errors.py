@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.events import LLMErrorKind
+from model.events import LLMErrorKind
 
 
 class AgentError(Exception):

@@ -11,7 +11,7 @@ from typing import Any, Protocol, cast
 import openai
 
 from agent.errors import LLMFailed
-from agent.events import LLMErrorKind
+from model.events import LLMErrorKind
 
 
 class LLM(Protocol):

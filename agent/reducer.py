@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.context import PROMPTS_DIR, render
-from agent.events import (
+from agent.llm import LLM
+from agent.steps import Decision, parse_step, response_schema
+from agent.tools import Agent
+from model.events import (
     AgentStep,
     Event,
     FinalAnswer,
@@ -23,10 +26,7 @@ from agent.events import (
     ToolResult,
     UserMessage,
 )
-from agent.llm import LLM
-from agent.steps import Decision, parse_step, response_schema
-from agent.tools import Agent
-from store.models import Status
+from model.records import Status
 
 
 async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision:

@@ -15,16 +15,6 @@ from typing import Any
 
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ToolFailed
-from agent.events import (
-    AgentStep,
-    Event,
-    FinalAnswer,
-    LLMError,
-    SystemNote,
-    ToolError,
-    ToolResult,
-    UserMessage,
-)
 from agent.llm import LLM
 from agent.reducer import (
     Dispatch,
@@ -38,8 +28,18 @@ from agent.reducer import (
 )
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
-from store.ids import new_id
-from store.models import Status
+from model.events import (
+    AgentStep,
+    Event,
+    FinalAnswer,
+    LLMError,
+    SystemNote,
+    ToolError,
+    ToolResult,
+    UserMessage,
+)
+from model.ids import new_id
+from model.records import Status
 from store.streams import WorkStream
 from store.threads import Lease, ThreadStore
 

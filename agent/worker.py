@@ -15,11 +15,11 @@ import socket
 from dataclasses import dataclass, field
 
 from agent.config import Registry
-from agent.events import SystemNote
 from agent.llm import LLM
 from agent.runner import Run, RunSettings
+from model.events import SystemNote
+from model.ids import new_id
 from store.errors import LeaseLost, ThreadNotFound
-from store.ids import new_id
 from store.streams import Entry
 from store.threads import Lease, ThreadStore
 

@@ -20,7 +20,11 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from agent.context import render
-from agent.events import (
+from agent.reducer import plan
+from agent.runner import Run, RunSettings
+from bench.targets import RedisTarget, reset
+from bench.workload import AGENT, MESSAGE, PROMPT, ScriptedLLM, percentile, registry
+from model.events import (
     AgentStep,
     Event,
     FinalAnswer,
@@ -29,13 +33,9 @@ from agent.events import (
     ToolResult,
     UserMessage,
 )
-from agent.reducer import plan
-from agent.runner import Run, RunSettings
-from bench.targets import RedisTarget, reset
-from bench.workload import AGENT, MESSAGE, PROMPT, ScriptedLLM, percentile, registry
+from model.ids import new_id
+from model.records import Origin, OutboxItem, RequestRecord
 from store import keys
-from store.ids import new_id
-from store.models import Origin, OutboxItem, RequestRecord
 from store.threads import NewThread, ThreadStore
 
 ORIGIN = Origin(channel="rest", address="bench")

@@ -21,12 +21,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.events import HumanResponse, UserMessage
 from bench.targets import RedisTarget, reset
 from bench.workload import AGENT, MESSAGE, RoundTrips, command_delta, summary
+from model.events import HumanResponse, UserMessage
+from model.ids import new_id
+from model.records import Origin
 from store import keys
-from store.ids import new_id
-from store.models import Origin
 from store.threads import NewThread, ThreadStore
 
 ORIGIN = Origin(channel="rest", address="bench")

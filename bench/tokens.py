@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.context import render
-from agent.events import (
+from agent.tools import Agent
+from model.events import (
     AgentStep,
     Event,
     FinalAnswer,
@@ -32,7 +33,6 @@ from agent.events import (
     ToolResult,
     UserMessage,
 )
-from agent.tools import Agent
 
 CACHE = Path(__file__).resolve().parent / ".tiktoken"
 # tiktoken's cache name of o200k_base: sha1 of its download URL.

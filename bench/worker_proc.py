@@ -23,7 +23,7 @@ from agent.worker import Worker, WorkerSettings
 from bench.workload import RoundTrips, ScriptedLLM, registry
 from channels.outbox import OutboxDispatcher
 from channels.rest.sender import RestSender
-from store.models import Delivery, OutboxItem
+from model.records import Delivery, OutboxItem
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 

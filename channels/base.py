@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from store.models import Delivery, OutboxItem
+from model.records import Delivery, OutboxItem
 
 
 class SendFailed(Exception):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from agent.events import SystemNote, dump_event
+from model.events import SystemNote, dump_event
+from model.records import Delivery, OutboxItem
 from store import keys, scripts
-from store.models import Delivery, OutboxItem
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from agent.events import load_events
-from store import keys
-from store.errors import RequestNotFound, ThreadNotFound
-from store.models import (
+from model.events import load_events
+from model.records import (
     DeliveryStatus,
     Origin,
     OutboxItem,
@@ -27,6 +25,8 @@ from store.models import (
     ThreadSummary,
     ThreadView,
 )
+from store import keys
+from store.errors import RequestNotFound, ThreadNotFound
 
 
 def text(v: bytes | str) -> str:

@@ -17,7 +17,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.events import Event, HumanResponse, SystemNote, dump_event, load_events
+from model.events import Event, HumanResponse, SystemNote, dump_event, load_events
+from model.records import (
+    Origin,
+    OutboxItem,
+    RequestRecord,
+    ThreadMeta,
+    ThreadState,
+)
 from store import keys, scripts
 from store.errors import (
     LeaseLost,
@@ -26,13 +33,6 @@ from store.errors import (
     RequestExpired,
     RequestNotFound,
     ThreadNotFound,
-)
-from store.models import (
-    Origin,
-    OutboxItem,
-    RequestRecord,
-    ThreadMeta,
-    ThreadState,
 )
 from store.reads import ThreadReads, flat_hash, meta_of, text
 from store.streams import WorkStream

@@ -27,8 +27,8 @@ from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
 from channels.outbox import OutboxDispatcher, OutboxSettings
 from channels.rest.sender import RestSender
+from model.records import ThreadView
 from store import embedded
-from store.models import ThreadView
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.fakes.openai_server import FakeOpenAI

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agent.config import Registry
 from agent.context import render, visible_events
-from agent.events import (
+from model.events import (
     AgentStep,
     Event,
     FinalAnswer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.config import Registry
 from agent.context import render
-from agent.events import AgentStep, Event, FinalAnswer, HumanRequest, UserMessage
+from model.events import AgentStep, Event, FinalAnswer, HumanRequest, UserMessage
 
 
 def _thread(registry: Registry, events: list[Event]) -> str:

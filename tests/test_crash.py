@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from agent import config
-from agent.events import FinalAnswer, HumanResponse, ToolResult, UserMessage
 from agent.llm import OpenAILLM
 from agent.runner import RunSettings
-from store.models import Origin
+from model.events import FinalAnswer, HumanResponse, ToolResult, UserMessage
+from model.records import Origin
 from store.threads import NewThread, ThreadStore
 from tests.conftest import ROOT, Service
 from tests.fakes.openai_server import FakeOpenAI

@@ -20,7 +20,7 @@ from channels.email.sender import Relay
 from channels.email.server import Credentials, SmtpServer, tls_context
 from channels.email.settings import EmailSettings
 from channels.registry import CHANNEL_MODULES, Services, build_channels
-from store.ids import thread_id_for
+from model.ids import thread_id_for
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.email_helpers import AGENT, EmailHarness, mail

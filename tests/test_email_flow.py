@@ -9,12 +9,12 @@ import aiosmtplib
 import httpx
 import pytest
 
-from agent.events import FinalAnswer, HumanResponse, SystemNote, ToolResult
 from channels.app import create_app
 from channels.base import SendFailed
 from channels.email import router
-from store.ids import thread_id_for
-from store.models import OutboxItem
+from model.events import FinalAnswer, HumanResponse, SystemNote, ToolResult
+from model.ids import thread_id_for
+from model.records import OutboxItem
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.email_helpers import AGENT, ALICE, BOB, DOMAIN, PUBLIC, EmailHarness, mail, passed

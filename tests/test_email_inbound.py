@@ -9,11 +9,11 @@ import aiosmtplib
 import pytest
 import redis.asyncio as aioredis
 
-from agent.events import UserMessage
 from channels.email.inbound import Inbound
 from channels.email.server import SmtpServer
 from channels.email.tokens import Keyring
-from store.ids import thread_id_for
+from model.events import UserMessage
+from model.ids import thread_id_for
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.email_helpers import AGENT, ALICE, BOB, DOMAIN, MALLORY, EmailHarness, mail

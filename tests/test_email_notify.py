@@ -10,8 +10,8 @@ import pytest
 
 from agent import config
 from agent.config import Registry
-from agent.events import HumanResponse, ToolResult
-from store.ids import thread_id_for
+from model.events import HumanResponse, ToolResult
+from model.ids import thread_id_for
 from tests.conftest import Service
 from tests.email_helpers import ALICE, BOB, REGISTRY_TOML, EmailHarness, mail, passed
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.events import AgentStep, FinalAnswer, HumanRequest, LLMError, ToolResult
+from model.events import AgentStep, FinalAnswer, HumanRequest, LLMError, ToolResult
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, Raw, Status, step
 
@@ -181,7 +181,7 @@ async def test_message_during_a_run_is_merged_into_the_next_step(
     from pathlib import Path
 
     from agent import config
-    from agent.events import SystemNote
+    from model.events import SystemNote
     from tests.conftest import ROOT
 
     text = (

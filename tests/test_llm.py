@@ -6,9 +6,9 @@ import pytest
 
 from agent.config import Registry
 from agent.errors import LLMFailed
-from agent.events import UserMessage
 from agent.llm import NoLLM, OpenAILLM
 from agent.reducer import next_step
+from model.events import UserMessage
 from tests.fakes.openai_server import Delay, FakeOpenAI, Status
 
 

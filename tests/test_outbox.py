@@ -8,13 +8,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.events import SystemNote, UserMessage
 from agent.llm import OpenAILLM
 from channels.base import SendFailed
 from channels.outbox import OutboxDispatcher, OutboxSettings
 from channels.rest.sender import RestSender
+from model.events import SystemNote, UserMessage
+from model.records import Delivery, Origin, OutboxItem
 from store import keys
-from store.models import Delivery, Origin, OutboxItem
 from store.outbox import OutboxStore
 from store.threads import NewThread, ThreadStore
 from tests.conftest import Service

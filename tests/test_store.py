@@ -8,7 +8,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from agent.events import HumanResponse, SystemNote, UserMessage
+from model.events import HumanResponse, SystemNote, UserMessage
+from model.records import Origin, RequestRecord
 from store import keys
 from store.errors import (
     LeaseLost,
@@ -17,7 +18,6 @@ from store.errors import (
     RequestNotFound,
     ThreadNotFound,
 )
-from store.models import Origin, RequestRecord
 from store.threads import NewThread, ThreadStore
 
 NEW = NewThread(agent="deploybot", origin=Origin(channel="rest", address="alice"))

@@ -6,9 +6,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.events import HumanResponse, UserMessage
+from model.events import HumanResponse, UserMessage
+from model.records import Origin, RequestRecord
 from store import keys
-from store.models import Origin, RequestRecord
 from store.threads import NewThread, ThreadStore
 
 NEW = NewThread(agent="deploybot", origin=Origin(channel="rest", address="alice"))

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
-from agent.events import UserMessage
-from store.models import ThreadView
+from model.events import UserMessage
+from model.records import ThreadView
 
 MAX_REFERENCES = 20
 

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import Registry
-from agent.events import HumanResponse, UserMessage
 from agent.tools import Agent
 from channels.email.noise import Noise
 from channels.email.parse import ParsedMail, parse
 from channels.email.tokens import Keyring, ReplyRef
 from channels.email.trust import address_matches, authenticated, patterns, read_decision
+from model.events import HumanResponse, UserMessage
+from model.ids import thread_id_for
+from model.records import Origin, RequestRecord, ThreadView
 from store import keys
 from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
-from store.ids import thread_id_for
-from store.models import Origin, RequestRecord, ThreadView
 from store.outbox import OutboxStore
 from store.threads import NewThread, ThreadStore
 

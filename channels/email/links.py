@@ -15,8 +15,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from agent.events import HumanResponse
 from channels.email.tokens import Keyring, LinkClaim
+from model.events import HumanResponse
 from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
 from store.threads import ThreadStore
 

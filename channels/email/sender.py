@@ -17,8 +17,8 @@ from channels.base import SendFailed
 from channels.email.compose import Outgoing, build, reply_subject, thread_mail
 from channels.email.tokens import Decision, Keyring
 from channels.email.trust import patterns
+from model.records import Delivery, OutboxItem
 from store.errors import RequestNotFound
-from store.models import Delivery, OutboxItem
 from store.threads import ThreadStore
 
 CHANNEL = "email"

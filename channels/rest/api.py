@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
-from agent.events import HumanResponse, UserMessage
+from model.events import HumanResponse, UserMessage
+from model.ids import new_id, thread_id_for
+from model.records import Origin, RequestView, ThreadSummary, ThreadView
 from store.errors import (
     NotAllowed,
     RequestAlreadyAnswered,
@@ -22,8 +24,6 @@ from store.errors import (
     RequestNotFound,
     ThreadNotFound,
 )
-from store.ids import new_id, thread_id_for
-from store.models import Origin, RequestView, ThreadSummary, ThreadView
 from store.threads import NewThread, ThreadStore
 
 CHANNEL = "rest"

@@ -3,7 +3,7 @@ thread, where ``GET /v1/threads/{id}`` shows it."""
 
 from __future__ import annotations
 
-from store.models import Delivery, OutboxItem
+from model.records import Delivery, OutboxItem
 
 
 class RestSender:

@@ -16,13 +16,13 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent.events import HumanResponse
 from channels.slack import blocks, payloads
 from channels.slack.blocks import Decided
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
+from model.events import HumanResponse
+from model.records import RequestRecord, RequestView
 from store.errors import RequestAlreadyAnswered, RequestNotFound
-from store.models import RequestRecord, RequestView
 from store.threads import ThreadStore
 
 log = logging.getLogger("switchboard.slack")

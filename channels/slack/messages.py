@@ -8,12 +8,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncBoltContext
 
-from agent.events import HumanResponse, UserMessage
 from channels.slack import payloads
 from channels.slack.payloads import MessageIn
+from model.events import HumanResponse, UserMessage
+from model.ids import thread_id_for
+from model.records import Origin, RequestView, ThreadView
 from store.errors import RequestAlreadyAnswered, ThreadNotFound
-from store.ids import thread_id_for
-from store.models import Origin, RequestView, ThreadView
 from store.threads import NewThread, ThreadStore
 
 log = logging.getLogger("switchboard.slack")

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.base import SendFailed
 from channels.slack import blocks
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
-from store.models import Delivery, OutboxItem
+from model.records import Delivery, OutboxItem
 
 CHANNEL = "slack"
 

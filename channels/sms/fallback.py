@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.events import Event, SystemNote
 from channels.sms import keys
+from model.events import Event, SystemNote
+from model.ids import new_id
+from model.records import Origin, OutboxItem
 from store import keys as core_keys
 from store.errors import RequestNotFound, ThreadNotFound
-from store.ids import new_id
-from store.models import Origin, OutboxItem
 from store.threads import Lease, ThreadStore
 
 log = logging.getLogger("switchboard.sms")

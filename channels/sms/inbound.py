@@ -11,16 +11,16 @@ import logging
 
 from agent.config import Registry
 from agent.contact import call_text
-from agent.events import HumanResponse, UserMessage
 from agent.tools import Agent
 from channels.sms import parse
 from channels.sms.fallback import Fallback
 from channels.sms.parse import Decision, InboundSms, StatusReport
 from channels.sms.state import Pending, SmsState
+from model.events import HumanResponse, UserMessage
+from model.ids import thread_id_for
+from model.records import Origin
 from store import keys as core_keys
 from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
-from store.ids import thread_id_for
-from store.models import Origin
 from store.outbox import OutboxStore
 from store.threads import NewThread, ThreadStore
 

@@ -17,8 +17,8 @@ from channels.sms.http import HttpxTwilioClient, last_retry_after
 from channels.sms.parse import OPTED_OUT_ERROR, PayloadError, e164
 from channels.sms.settings import SmsSettings
 from channels.sms.state import SmsState
+from model.records import Delivery, OutboxItem
 from store import keys as core_keys
-from store.models import Delivery, OutboxItem
 
 CHANNEL = "sms"
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agent.events import utcnow
 from channels.sms import keys
+from model.events import utcnow
+from model.records import RequestRecord
 from store.errors import RequestNotFound
-from store.models import RequestRecord
 from store.threads import ThreadStore
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import httpx
 
 from channels.registry import Channel
-from store.ids import thread_id_for
+from model.ids import thread_id_for
 from tests.fakes.slack_server import BOT_USER, TEAM, FakeSlack
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

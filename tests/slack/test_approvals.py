@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.events import FinalAnswer, HumanResponse, ToolResult
+from model.events import FinalAnswer, HumanResponse, ToolResult
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import Posted

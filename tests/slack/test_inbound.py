@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.events import HumanResponse, UserMessage
+from model.events import HumanResponse, UserMessage
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step

@@ -7,7 +7,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import SendFailed
 from channels.slack.sender import SlackSender
-from store.models import Origin, OutboxItem
+from model.records import Origin, OutboxItem
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack

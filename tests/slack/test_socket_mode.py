@@ -8,10 +8,10 @@ import time
 import redis.asyncio as aioredis
 
 from agent.config import Registry
-from agent.events import UserMessage
 from agent.settings import Settings
 from channels.registry import Services
 from channels.slack import SlackSettings, channel
+from model.events import UserMessage
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, BOT_USER, TEAM, FakeSlack

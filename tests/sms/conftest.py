@@ -20,7 +20,7 @@ from channels.registry import Channel, Services
 from channels.rest.sender import RestSender
 from channels.sms import build_channel
 from channels.sms.settings import SmsSettings
-from store.models import ThreadView
+from model.records import ThreadView
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.conftest import Service

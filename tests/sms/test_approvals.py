@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from agent.events import FinalAnswer, HumanResponse, SystemNote, ToolResult, UserMessage
-from store.ids import thread_id_for
+from model.events import FinalAnswer, HumanResponse, SystemNote, ToolResult, UserMessage
+from model.ids import thread_id_for
 from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, TALKER, Sms, approval_to
 
 Factory = Callable[..., Awaitable[Sms]]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from channels.sms import keys
 from channels.sms.fallback import Fallback, Reroute
-from store.models import Origin
+from model.records import Origin
 from tests.sms.conftest import APPROVER, Sms, approval_to
 
 Factory = Callable[..., Awaitable[Sms]]

@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agent.events import FinalAnswer, SystemNote, UserMessage
 from channels.base import SendFailed
 from channels.sms import inbound, segments
+from model.events import FinalAnswer, SystemNote, UserMessage
+from model.ids import thread_id_for
+from model.records import Origin, OutboxItem, ThreadView
 from store.embedded import free_port
-from store.ids import thread_id_for
-from store.models import Origin, OutboxItem, ThreadView
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.twilio_server import Fail, Slow
 from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, Sms, approval_to, sign

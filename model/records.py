@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.events import Event, JsonObject, utcnow
+from model.events import Event, JsonObject, utcnow
 
 Status = Literal["idle", "running", "awaiting_human", "done", "failed"]
 
