@@ -22,18 +22,19 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from agent import config
+from agent.delivery import Sender
 from agent.errors import ConfigError
 from agent.llm import LLM, NoLLM, OpenAILLM
+from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
 from agent.settings import Settings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
-from channels.base import Sender
-from channels.outbox import OutboxDispatcher
 from channels.registry import Channel, Services, build_channels
 from channels.rest.sender import RestSender
 from store import embedded
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 
 log = logging.getLogger("switchboard")
@@ -72,14 +73,15 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     client = aioredis.Redis(connection_pool=pool)
     store = ThreadStore(client)
     await store.setup()
-    services = Services(settings, client, store, OutboxStore(client), registry)
+    outbox = OutboxStore(client)
+    services = Services(settings, client, ChannelPort(store, outbox), registry)
     channels = build_channels(services)
     stop = asyncio.Event()
     jobs: list[Coroutine[Any, Any, None]] = []
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
     log.info("channels on: %s", ", ".join(["rest", *(c.name for c in channels)]))
     if role in ("serve", "worker"):
-        jobs += worker_jobs(services, channels, stop)
+        jobs += worker_jobs(services, store, outbox, channels, stop)
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
     else:
@@ -96,7 +98,11 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
 
 
 def worker_jobs(
-    services: Services, channels: list[Channel], stop: asyncio.Event
+    services: Services,
+    store: ThreadStore,
+    outbox: OutboxStore,
+    channels: list[Channel],
+    stop: asyncio.Event,
 ) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
     llm = make_llm(settings)
@@ -105,7 +111,7 @@ def worker_jobs(
     else:
         log.info("LLM: %s at %s", settings.switchboard_model, settings.openai_base_url or "OpenAI")
     worker = Worker(
-        services.store,
+        store,
         services.registry,
         llm,
         settings=WorkerSettings(
@@ -118,9 +124,7 @@ def worker_jobs(
     )
     senders: dict[str, Sender] = {"rest": RestSender()}
     senders.update({c.name: c.sender for c in channels if c.sender is not None})
-    dispatcher = OutboxDispatcher(
-        services.store.outbox_stream, services.outbox, senders, name=worker.name
-    )
+    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, senders, name=worker.name)
     return [worker.run(stop), dispatcher.run(stop)]
 
 
@@ -131,7 +135,7 @@ def api_jobs(
     token = settings.switchboard_api_token
     app = create_app(
         services.redis,
-        services.store,
+        services.port,
         services.registry,
         api_token=token.get_secret_value() if token else None,
     )

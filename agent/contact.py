@@ -82,12 +82,13 @@ class Contact:
                 deadline=self._deadline(),
             )
         )
-        targets = [Origin(channel=a.channel, address=a.address) for a in tool.notify]
-        for target in targets or [self.origin]:
+        targets = [Origin(channel=a.channel, address=a.address) for a in tool.notify] or [
+            self.origin
+        ]
+        for target in targets:
             self.send("approval", text, target, request_id=rid, tool=tool.name, arguments=arguments)
         # The requester hears that the approval went elsewhere (another channel or person).
-        mine = (self.origin.channel, self.origin.address)
-        if targets and mine not in {(t.channel, t.address) for t in targets}:
+        if tool.notify and self.origin.target not in {t.target for t in targets}:
             who = ", ".join(str(a) for a in tool.notify)
             self.send("notice", f"Waiting for approval from {who}: {shown}")
         return HumanRequest(
@@ -97,6 +98,20 @@ class Contact:
             tool=tool.name,
             arguments=arguments,
             call_id=call_id,
+            notify=[str(a) for a in tool.notify],
+            offered=[t.target for t in targets],
+        )
+
+    def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:
+        """Offer a pending request somewhere else, saying why (its first place failed)."""
+        kind: OutboxKind = "approval" if request.kind == "approval" else "question"
+        self.send(
+            kind,
+            f"{request.text}\n({note})",
+            to,
+            request_id=request.request_id,
+            tool=request.tool,
+            arguments=request.arguments,
         )
 
     def _deadline(self) -> datetime | None:

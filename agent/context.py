@@ -22,6 +22,7 @@ from agent.tools import Agent
 from model.events import (
     ERROR_EVENTS,
     AgentStep,
+    DeliveryFailed,
     Event,
     FinalAnswer,
     HumanRequest,
@@ -56,6 +57,9 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
             hidden.add(i)
             if i > 0 and isinstance(events[i - 1], AgentStep):
                 hidden.add(i - 1)
+        # A failed delivery reaches the model as the reroute that answered it, once.
+        if isinstance(event, DeliveryFailed):
+            hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, HumanResponse) and event.decision == "reject":
             hidden.add(i)

@@ -12,15 +12,18 @@ from dataclasses import dataclass
 
 from agent.context import PROMPTS_DIR, render
 from agent.llm import LLM
+from agent.reroute import Reroute, next_reroute
 from agent.steps import Decision, parse_step, response_schema
 from agent.tools import Agent
 from model.events import (
     AgentStep,
+    DeliveryFailed,
     Event,
     FinalAnswer,
     HumanRequest,
     HumanResponse,
     LLMError,
+    Rerouted,
     SystemNote,
     ToolError,
     ToolResult,
@@ -76,14 +79,22 @@ class Idle:
     """Nothing to do until a human says something."""
 
 
-Action = RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
+Action = Reroute | RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
 
 # Notes that record what happened around the thread, not input the agent must react to.
 _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
+# Delivery bookkeeping: the run loop answers it (a reroute), never the model.
+_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted)
 
 
-def plan(events: Sequence[Event], ledger: Mapping[str, str]) -> Action:
-    """What the deterministic code does next, given the thread so far."""
+def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:
+    """What the deterministic code does next, given the thread so far.
+
+    ``origin`` is the thread's own ``channel:address``, the last place a request can go.
+    """
+    reroute = next_reroute(events, origin)
+    if reroute is not None:
+        return reroute
     approvals: dict[str, HumanRequest] = {}
     settled: set[str] = set()
     for e in events:
@@ -133,6 +144,8 @@ def resting_status(events: Sequence[Event]) -> Status:
 def _last_significant(events: Sequence[Event]) -> Event | None:
     for e in reversed(events):
         if isinstance(e, SystemNote) and e.kind in _BACKGROUND_NOTES:
+            continue
+        if isinstance(e, _BACKGROUND_EVENTS):
             continue
         if isinstance(e, HumanResponse) and e.decision is not None:
             continue  # settled above: its ToolResult is what follows it

@@ -11,12 +11,13 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ToolFailed
 from agent.llm import LLM
 from agent.reducer import (
+    Decide,
     Dispatch,
     Idle,
     RecordExpiry,
@@ -26,20 +27,24 @@ from agent.reducer import (
     plan,
     resting_status,
 )
+from agent.reroute import Moot, NowhereLeft, OfferElsewhere, Reroute, StillOffered
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
 from model.events import (
     AgentStep,
     Event,
     FinalAnswer,
+    HumanRequest,
     LLMError,
+    Rerouted,
     SystemNote,
     ToolError,
     ToolResult,
     UserMessage,
 )
 from model.ids import new_id
-from model.records import Status
+from model.records import Origin, Status
+from store import keys
 from store.streams import WorkStream
 from store.threads import Lease, ThreadStore
 
@@ -88,7 +93,7 @@ class Run:
         self.events.extend(events)
 
     def _state(self, status: Status) -> dict[str, str | int]:
-        return {"status": status, "steps": self.steps, "errors": self.errors}
+        return {keys.STATUS: status, keys.STEPS: self.steps, keys.ERRORS: self.errors}
 
     async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
         """Commit what is buffered; merge whatever arrived meanwhile. True: lease released."""
@@ -126,40 +131,84 @@ class Run:
         decided = 0
         while True:
             if status == "running":
-                action = plan(self.events, self.ledger)
-                if isinstance(action, Idle):
-                    status = resting_status(self.events)
-                elif isinstance(action, RunApproved):
-                    request = action.request
-                    status = await self._run_tool(
-                        self.agent.tools[request.tool or ""],
-                        request.call_id or "",
-                        request.arguments or {},
-                    )
-                elif isinstance(action, RecordRejection):
-                    self._record_rejection(action)
-                elif isinstance(action, RecordExpiry):
-                    self._append(
-                        ToolResult(
-                            call_id=action.request.call_id or "",
-                            tool=action.request.tool or "",
-                            output="nobody decided before the deadline; the call did not run",
-                            outcome="expired",
+                action = plan(self.events, self.ledger, self.lease.meta.origin.target)
+                match action:
+                    case Idle():
+                        status = resting_status(self.events)
+                    case OfferElsewhere() | StillOffered() | NowhereLeft() | Moot():
+                        self._reroute(action)
+                    case RunApproved(request=request):
+                        status = await self._run_tool(
+                            self.agent.tools[request.tool or ""],
+                            request.call_id or "",
+                            request.arguments or {},
                         )
-                    )
-                elif isinstance(action, Dispatch):
-                    status = await self._dispatch(action.step)
-                elif decided >= self.agent.max_steps:
-                    status = self._step_limit()
-                else:
-                    decided += 1
-                    status = await self._decide()
+                    case RecordRejection():
+                        self._record_rejection(action)
+                    case RecordExpiry(request=request):
+                        self._append(
+                            ToolResult(
+                                call_id=request.call_id or "",
+                                tool=request.tool or "",
+                                output="nobody decided before the deadline; the call did not run",
+                                outcome="expired",
+                            )
+                        )
+                    case Dispatch(step=step):
+                        status = await self._dispatch(step)
+                    case Decide() if decided >= self.agent.max_steps:
+                        status = self._step_limit()
+                    case Decide():
+                        decided += 1
+                        status = await self._decide()
+                    case _:
+                        assert_never(action)
             if status == "running":
                 await self._flush()
             elif await self._flush(status, release=True):
                 return
             else:
                 status = "running"  # a human wrote as we paused: go on with it
+
+    def _reroute(self, action: Reroute) -> None:
+        """Answer one failed delivery: offer its request elsewhere, or escalate."""
+        failure = action.failure
+        rid = failure.request_id
+        what = f"{failure.message} {rid}" if rid else f"the {failure.message} message"
+        lost = "may not have reached" if failure.outcome == "unknown" else "could not reach"
+        why = f"{what.capitalize()} {lost} {failure.target} ({failure.reason})"
+        settled = Rerouted(outbox_id=failure.outbox_id, request_id=rid, text=why)
+        match action:
+            case OfferElsewhere(request=request, to=to):
+                origin = self.lease.meta.origin
+                channel, _, address = to.partition(":")
+                target = origin if to == origin.target else Origin(channel=channel, address=address)
+                note = f"{failure.target} {lost.replace('could not', 'cannot')}: {failure.reason}"
+                if request.kind == "approval":
+                    who = ", ".join(str(a) for a in self._tool_approvers(request)) or "anyone"
+                    note += f"; who may approve: {who}"
+                self.contact.reoffer(request, target, note)
+                self._append(
+                    settled.model_copy(update={"to": to, "text": f"{why}; offered at {to}."})
+                )
+            case StillOffered(at=at):
+                self._append(
+                    settled.model_copy(update={"text": f"{why}; still offered at {', '.join(at)}."})
+                )
+            case NowhereLeft():
+                text = f"{why}; nowhere left to offer it: a person must step in."
+                self._append(
+                    settled.model_copy(update={"text": text}),
+                    SystemNote(kind="escalation", text=text, request_id=rid),
+                )
+            case Moot():
+                self._append(settled.model_copy(update={"text": f"{why}; no longer pending."}))
+            case _:
+                assert_never(action)
+
+    def _tool_approvers(self, request: HumanRequest) -> tuple[object, ...]:
+        tool = self.agent.tools.get(request.tool or "")
+        return tool.approvers if tool else ()
 
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"

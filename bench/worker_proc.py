@@ -18,10 +18,10 @@ import time
 
 import redis.asyncio as aioredis
 
+from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
 from agent.worker import Worker, WorkerSettings
 from bench.workload import RoundTrips, ScriptedLLM, registry
-from channels.outbox import OutboxDispatcher
 from channels.rest.sender import RestSender
 from model.records import Delivery, OutboxItem
 from store.outbox import OutboxStore

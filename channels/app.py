@@ -10,13 +10,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from agent.config import Registry
 from channels.rest.api import install_error_handlers, router
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 CONSOLE = Path(__file__).parent / "rest" / "console.html"
 
 
 def create_app(
-    client: aioredis.Redis, store: ThreadStore, registry: Registry, *, api_token: str | None
+    client: aioredis.Redis, port: ChannelPort, registry: Registry, *, api_token: str | None
 ) -> FastAPI:
     app = FastAPI(
         title="Switchboard",
@@ -24,7 +24,7 @@ def create_app(
         version="0.1.0",
     )
     install_error_handlers(app)
-    app.include_router(router(store, registry, api_token))
+    app.include_router(router(port, registry, api_token))
 
     @app.get("/", include_in_schema=False)
     async def console() -> HTMLResponse:

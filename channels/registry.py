@@ -19,10 +19,9 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from agent.config import Registry
+from agent.delivery import Sender
 from agent.settings import Settings
-from channels.base import Sender
-from store.outbox import OutboxStore
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.channels")
 
@@ -32,12 +31,12 @@ CHANNEL_MODULES: tuple[str, ...] = ("channels.slack", "channels.email", "channel
 
 @dataclass(frozen=True)
 class Services:
-    """What a channel may use: the store to append to, and the configuration."""
+    """What a channel may use: the port into the core, Redis for its own keys (named in its
+    own keys module, never a core key), and the configuration."""
 
     settings: Settings
     redis: aioredis.Redis
-    store: ThreadStore
-    outbox: OutboxStore
+    port: ChannelPort
     registry: Registry
 
 

@@ -88,6 +88,11 @@ class HumanRequest(_Event):
     tool: str | None = None
     arguments: JsonObject | None = None
     call_id: str | None = None
+    notify: list[str] = Field(default_factory=list)
+    """``channel:address`` the configuration says to ask, in order; empty: the thread's origin."""
+    offered: list[str] = Field(default_factory=list)
+    """``channel:address`` it was offered at when asked (empty in logs written before 0.2:
+    read as the origin)."""
 
 
 class HumanResponse(_Event):
@@ -106,6 +111,45 @@ class FinalAnswer(_Event):
     """The agent is done for now; this text went to the human."""
 
     type: Literal["final_answer"] = "final_answer"
+    text: str
+
+
+MessageKind = Literal["message", "question", "approval", "final", "notice"]
+"""What an outbox item carries to a human."""
+
+
+class DeliveryFailed(_Event):
+    """A message to a human did not arrive, or may not have: reported by its channel.
+
+    Permanent failures only (a bounce, a 5xx from the relay, a Slack channel that does not
+    exist, a failed or undelivered text, an opt-out), and attempts whose outcome is unknown
+    on a channel that must not send twice. The run loop decides what happens next.
+    """
+
+    type: Literal["delivery_failed"] = "delivery_failed"
+    outbox_id: str
+    message: MessageKind
+    channel: str
+    address: str
+    reason: str
+    outcome: Literal["failed", "unknown"] = "failed"
+    request_id: str | None = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.channel}:{self.address}"
+
+
+class Rerouted(_Event):
+    """What the run loop did about one failed delivery: offered the request elsewhere, or
+    found nowhere left to offer it (``to`` is None; an escalation note follows)."""
+
+    type: Literal["rerouted"] = "rerouted"
+    outbox_id: str
+    """The failed delivery this settles."""
+    request_id: str | None = None
+    to: str | None = None
+    """``channel:address`` the request was offered at instead."""
     text: str
 
 
@@ -133,7 +177,9 @@ Event = Annotated[
     | HumanRequest
     | HumanResponse
     | FinalAnswer
-    | SystemNote,
+    | SystemNote
+    | DeliveryFailed
+    | Rerouted,
     Field(discriminator="type"),
 ]
 

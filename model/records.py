@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from model.events import Event, JsonObject, utcnow
+from model.events import Event, HumanResponse, JsonObject, MessageKind, utcnow
 
 Status = Literal["idle", "running", "awaiting_human", "done", "failed"]
 
@@ -26,6 +26,11 @@ class Origin(_Frozen):
     channel: str
     address: str
     route: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """``channel:address``, the form approvers, notify lists and delivery events use."""
+        return f"{self.channel}:{self.address}"
 
 
 class ThreadMeta(_Frozen):
@@ -46,17 +51,6 @@ class ThreadState(_Frozen):
     lease_token: int = 0
     lease_until: int = 0
     """Lease deadline, in Redis server time (ms)."""
-
-    @classmethod
-    def from_hash(cls, raw: dict[str, str]) -> ThreadState:
-        return cls(
-            status=raw.get("status", "idle"),
-            steps=int(raw.get("steps", 0)),
-            errors=int(raw.get("errors", 0)),
-            lease_owner=raw.get("lease_owner") or None,
-            lease_token=int(raw.get("lease_token", 0)),
-            lease_until=int(raw.get("lease_until", 0)),
-        )
 
 
 RequestStatus = Literal["pending", "answered", "expired"]
@@ -94,9 +88,13 @@ class RequestView(_Frozen):
 
     request: RequestRecord
     status: RequestStatus
+    response: HumanResponse | None = None
+    """The answer that settled it (requests answered before 0.2 do not carry it)."""
+    sent: str | None = None
+    """The provider's id of the message that last offered it."""
 
 
-OutboxKind = Literal["message", "question", "approval", "final", "notice"]
+OutboxKind = MessageKind
 
 
 class OutboxItem(_Frozen):
@@ -124,6 +122,15 @@ class Delivery(_Frozen):
     refs: list[str] = Field(default_factory=list)
     """Further provider ids a reply may point at (each maps back to the thread and request)."""
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProviderRef(_Frozen):
+    """What a provider's id of a message points at: how a reply finds its thread."""
+
+    thread_id: str
+    request_id: str | None = None
+    outbox_id: str | None = None
+    """None for a message a human sent us (we only remember which thread it joined)."""
 
 
 class OutboxView(_Frozen):

@@ -42,13 +42,59 @@ def ledger(thread_id: str) -> str:
 
 
 def requests(thread_id: str) -> str:
-    """HASH request_id -> JSON record, and request_id + ':status' -> pending | answered."""
+    """HASH request_id -> JSON record, with the ``request_field`` suffixes below."""
     return f"{PREFIX}:{{{thread_id}}}:requests"
 
 
 def outbox(thread_id: str) -> str:
-    """HASH outbox_id -> JSON item, and outbox_id + ':status' -> delivery state."""
+    """HASH outbox_id -> JSON item, with the ``outbox_field`` suffixes below."""
     return f"{PREFIX}:{{{thread_id}}}:outbox"
+
+
+# ---- hash fields ------------------------------------------------------------------------
+# state: execution state (model.records.ThreadState reads the first six)
+STATUS = "status"
+"""idle | running | awaiting_human | done | failed."""
+STEPS = "steps"
+ERRORS = "errors"
+"""Consecutive errors of the thread (three and a human is asked)."""
+LEASE_OWNER = "lease_owner"
+LEASE_TOKEN = "lease_token"
+"""The fencing token: incremented by every acquire, checked by every commit."""
+LEASE_UNTIL = "lease_until"
+"""Lease deadline in Redis server time (ms)."""
+UNPUBLISHED = "unpublished"
+"""JSON of index entries and outbox pointers a commit stored but has not published yet."""
+QUESTION = "question"
+"""The request id of the thread's latest question: a reply in the conversation answers it."""
+
+# meta: what the thread is
+META_FIELDS = ("thread_id", "agent", "origin", "created")
+
+# requests: <request_id> -> JSON record, and <request_id>:<suffix> ->
+REQUEST_STATUS = "status"
+"""pending | answered | expired."""
+REQUEST_ANSWER = "answer"
+"""JSON of the human's answer (the event), written with the status."""
+REQUEST_SENT = "sent"
+"""Provider id of the message that last offered the request (a Slack ts, a Message-ID)."""
+
+# outbox: <outbox_id> -> JSON item, and <outbox_id>:<suffix> -> (short: one per message)
+OUTBOX_STATUS = "s"
+"""pending | sending | sent | failed | unknown."""
+OUTBOX_ATTEMPTS = "a"
+OUTBOX_CLAIM_UNTIL = "c"
+"""While 'sending': the claim's deadline (server ms); past it, the attempt is stale."""
+OUTBOX_PROVIDER_ID = "p"
+OUTBOX_ERROR = "e"
+
+
+def request_field(request_id: str, suffix: str) -> str:
+    return f"{request_id}:{suffix}"
+
+
+def outbox_field(outbox_id: str, suffix: str) -> str:
+    return f"{outbox_id}:{suffix}"
 
 
 def thread_keys(thread_id: str) -> list[str]:

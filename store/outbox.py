@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import redis.asyncio as aioredis
 
-from model.events import SystemNote, dump_event
-from model.records import Delivery, OutboxItem
+from model.events import DeliveryFailed, dump_event
+from model.records import Delivery, OutboxItem, ProviderRef
 from store import keys, scripts
 
 
@@ -31,10 +32,11 @@ class OutboxStore:
         self._claim = client.register_script(scripts.OUTBOX_CLAIM)
         self._settle = client.register_script(scripts.OUTBOX_SETTLE)
         self._due = client.register_script(scripts.RETRY_DUE)
+        self._report = client.register_script(scripts.OUTBOX_REPORT_FAILURE)
 
     async def setup(self) -> None:
         """Load the scripts, so the first settle is not a NOSCRIPT round trip."""
-        for script in (self._claim, self._settle, self._due):
+        for script in (self._claim, self._settle, self._due, self._report):
             await self.redis.script_load(script.script)
 
     async def claim(self, thread_id: str, outbox_id: str, claim_ms: int) -> Claim | None:
@@ -72,11 +74,18 @@ class OutboxStore:
 
         ``ack`` adds the caller's stream acknowledgement to the same round trip.
         """
-        target = f"{item.thread_id}|{item.request_id or ''}|{item.outbox_id}"
+        target = ref_value(
+            ProviderRef(
+                thread_id=item.thread_id, request_id=item.request_id, outbox_id=item.outbox_id
+            )
+        )
 
         def refs(pipe: aioredis.client.Pipeline) -> None:
             for provider_id in {delivery.provider_id, *delivery.refs}:
                 pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
+            if item.request_id:  # where the request was last posted: replies after it answer
+                field = keys.request_field(item.request_id, keys.REQUEST_SENT)
+                pipe.hset(keys.requests(item.thread_id), field, delivery.provider_id)
 
         await self._settle_then(item, ["sent", delivery.provider_id, "", ""], [refs, ack])
 
@@ -95,29 +104,64 @@ class OutboxStore:
     async def give_up(
         self, item: OutboxItem, status: str, error: str, ack: scripts.Then | None = None
     ) -> None:
-        """A permanent failure (or an unknown outcome): recorded on the item and the thread."""
-        note = SystemNote(
-            kind="delivery_failure",
-            text=f"{item.kind} to {item.to.channel}:{item.to.address} {status}: {error[:200]}",
-        )
+        """A permanent failure (or an unknown outcome): recorded on the item, and reported to
+        the thread as a ``DeliveryFailed`` event for its run loop to reroute."""
+        failure = _failure(item, error, "unknown" if status == "unknown" else "failed")
 
         def wake(pipe: aioredis.client.Pipeline) -> None:
-            # The note is merged into the log at once; a note alone makes the agent decide
-            # nothing (see agent.reducer), so this costs no model call.
             pipe.xadd(keys.RUNS, {"t": item.thread_id})
 
-        await self._settle_then(item, [status, "", error[:300], dump_event(note)], [wake, ack])
+        await self._settle_then(item, [status, "", error[:300], dump_event(failure)], [wake, ack])
+
+    async def report_failure(self, thread_id: str, outbox_id: str, reason: str) -> bool:
+        """A failure the provider reported later (a bounce, a status callback, an opt-out):
+        the item becomes failed and the thread hears of it, once. False: unknown item, or
+        its failure is recorded already."""
+        raw = await self.redis.hget(keys.outbox(thread_id), outbox_id)
+        if raw is None:
+            return False
+        item = OutboxItem.model_validate_json(raw)
+        failure = _failure(item, reason, "failed")
+
+        def wake(pipe: aioredis.client.Pipeline) -> None:
+            pipe.xadd(keys.RUNS, {"t": thread_id})
+
+        reported, *_ = await scripts.run_then(
+            self.redis,
+            self._report,
+            [keys.outbox(thread_id), keys.inbox(thread_id)],
+            [outbox_id, reason[:300], dump_event(failure)],
+            wake,
+        )
+        return bool(reported)
 
     async def move_due(self, limit: int = 100) -> int:
         """Put retries whose time has come back on the outbox stream."""
         return int(await self._due(keys=[keys.OUTBOX_RETRY, keys.OUTBOX], args=[limit]))
 
-    async def lookup_ref(
-        self, channel: str, provider_id: str
-    ) -> tuple[str, str | None, str] | None:
-        """(thread, request or None, outbox id) of a message we sent, by its provider id."""
+    async def lookup_ref(self, channel: str, provider_id: str) -> ProviderRef | None:
+        """What a message we sent (or a human's message we stored) is, by its provider id."""
         raw = await self.redis.get(keys.ref(channel, provider_id))
         if raw is None:
             return None
         tid, rid, oid = (raw.decode() if isinstance(raw, bytes) else raw).split("|")
-        return tid, rid or None, oid
+        return ProviderRef(thread_id=tid, request_id=rid or None, outbox_id=oid or None)
+
+
+def ref_value(ref: ProviderRef) -> str:
+    """The stored form of a reference: ``thread|request|outbox``, empty where absent."""
+    return f"{ref.thread_id}|{ref.request_id or ''}|{ref.outbox_id or ''}"
+
+
+def _failure(
+    item: OutboxItem, reason: str, outcome: Literal["failed", "unknown"]
+) -> DeliveryFailed:
+    return DeliveryFailed(
+        outbox_id=item.outbox_id,
+        message=item.kind,
+        channel=item.to.channel,
+        address=item.to.address,
+        reason=reason[:200],
+        outcome=outcome,
+        request_id=item.request_id,
+    )

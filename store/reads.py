@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from model.events import load_events
+from model.events import HumanResponse, load_events
 from model.records import (
     DeliveryStatus,
     Origin,
@@ -20,6 +20,7 @@ from model.records import (
     RequestRecord,
     RequestStatus,
     RequestView,
+    Status,
     ThreadMeta,
     ThreadState,
     ThreadSummary,
@@ -31,6 +32,43 @@ from store.errors import RequestNotFound, ThreadNotFound
 
 def text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
+
+
+def flat_text(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash as redis-py returns it (bytes), as text."""
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def state_of(raw: Mapping[str, str]) -> ThreadState:
+    return ThreadState(
+        status=cast(Status, raw.get(keys.STATUS, "idle")),
+        steps=int(raw.get(keys.STEPS, 0)),
+        errors=int(raw.get(keys.ERRORS, 0)),
+        lease_owner=raw.get(keys.LEASE_OWNER) or None,
+        lease_token=int(raw.get(keys.LEASE_TOKEN, 0)),
+        lease_until=int(raw.get(keys.LEASE_UNTIL, 0)),
+    )
+
+
+def request_view(
+    rid: str,
+    record: str | bytes,
+    status: str | bytes | None,
+    answer: str | bytes | None,
+    sent: str | bytes | None,
+) -> RequestView:
+    return RequestView(
+        request=RequestRecord.model_validate_json(record),
+        status=cast(RequestStatus, text(status) if status is not None else "pending"),
+        response=HumanResponse.model_validate_json(answer) if answer is not None else None,
+        sent=text(sent) if sent is not None else None,
+    )
+
+
+def request_fields(rid: str) -> list[str]:
+    """The hash fields ``request_view`` reads, in its order."""
+    suffixes = (keys.REQUEST_STATUS, keys.REQUEST_ANSWER, keys.REQUEST_SENT)
+    return [rid, *(keys.request_field(rid, s) for s in suffixes)]
 
 
 def flat_hash(flat: Sequence[bytes]) -> dict[str, str]:
@@ -53,7 +91,7 @@ class ThreadReads:
         tid = await self.redis.hget(keys.REQUEST_THREAD, request_id)
         if tid is None:
             raise RequestNotFound(request_id)
-        views = await self._request_views([(request_id, text(tid))])
+        views = await self.request_views([(request_id, text(tid))])
         if not views:
             raise RequestNotFound(request_id)
         return views[0]
@@ -64,7 +102,7 @@ class ThreadReads:
         if not ids:
             return []
         tids = await self.redis.hmget(keys.REQUEST_THREAD, ids)
-        views = await self._request_views(
+        views = await self.request_views(
             [(rid, text(t)) for rid, t in zip(ids, tids, strict=True) if t is not None]
         )
         stale = [v.request.request_id for v in views if v.status != "pending"]
@@ -72,20 +110,14 @@ class ThreadReads:
             await self.redis.zrem(keys.PENDING, *stale)
         return [v for v in views if v.status == "pending"]
 
-    async def _request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
+    async def request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
         pipe = self.redis.pipeline(transaction=False)
         for rid, tid in pairs:
-            pipe.hmget(keys.requests(tid), [rid, f"{rid}:status"])
+            pipe.hmget(keys.requests(tid), request_fields(rid))
         views = []
-        for raw, status in await pipe.execute():
-            if raw is None:
-                continue
-            views.append(
-                RequestView(
-                    request=RequestRecord.model_validate_json(raw),
-                    status=cast(RequestStatus, text(status or b"pending")),
-                )
-            )
+        for (rid, _), (raw, status, answer, sent) in zip(pairs, await pipe.execute(), strict=True):
+            if raw is not None:
+                views.append(request_view(rid, raw, status, answer, sent))
         return views
 
     async def thread(self, thread_id: str) -> ThreadView:
@@ -102,25 +134,24 @@ class ThreadReads:
         req = {text(k): text(v) for k, v in requests.items()}
         out = {text(k): text(v) for k, v in outbox.items()}
         view = ThreadView(
-            meta=meta_of({text(k): text(v) for k, v in meta.items()}),
-            state=ThreadState.from_hash({text(k): text(v) for k, v in state.items()}),
+            meta=meta_of(flat_text(meta)),
+            state=state_of(flat_text(state)),
             events=load_events(events),
             inbox=load_events(inbox),
             requests=[
-                RequestView(
-                    request=RequestRecord.model_validate_json(v),
-                    status=cast(RequestStatus, req.get(f"{k}:status", "pending")),
-                )
+                request_view(k, v, *(req.get(f) for f in request_fields(k)[1:]))
                 for k, v in req.items()
                 if ":" not in k
             ],
             outbox=[
                 OutboxView(
                     item=OutboxItem.model_validate_json(v),
-                    status=cast(DeliveryStatus, out.get(f"{k}:s", "pending")),
-                    attempts=int(out.get(f"{k}:a", 0)),
-                    provider_id=out.get(f"{k}:p"),
-                    error=out.get(f"{k}:e"),
+                    status=cast(
+                        DeliveryStatus, out.get(keys.outbox_field(k, keys.OUTBOX_STATUS), "pending")
+                    ),
+                    attempts=int(out.get(keys.outbox_field(k, keys.OUTBOX_ATTEMPTS), 0)),
+                    provider_id=out.get(keys.outbox_field(k, keys.OUTBOX_PROVIDER_ID)),
+                    error=out.get(keys.outbox_field(k, keys.OUTBOX_ERROR)),
                 )
                 for k, v in out.items()
                 if ":" not in k
@@ -151,8 +182,8 @@ class ThreadReads:
             if meta:
                 result.append(
                     ThreadSummary(
-                        meta=meta_of({text(k): text(v) for k, v in meta.items()}),
-                        state=ThreadState.from_hash({text(k): text(v) for k, v in state.items()}),
+                        meta=meta_of(flat_text(meta)),
+                        state=state_of(flat_text(state)),
                     )
                 )
         return result

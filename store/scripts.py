@@ -84,12 +84,16 @@ return 1
 """
 
 ANSWER = """
--- KEYS: requests inbox
--- ARGV: request_id event_json
+-- KEYS: requests inbox seen
+-- ARGV: request_id event_json dedupe_key
+-- The answer is kept beside the request too, so a channel can show who decided without
+-- reading the thread; a provider message id already stored (a copy of the message that
+-- answered) answers nothing.
 local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
 if not status then return -1 end
 if status ~= 'pending' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'answered')
+if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'answered', ARGV[1] .. ':answer', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
@@ -197,6 +201,17 @@ redis.call('HSET', KEYS[1], ARGV[1] .. ':s', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':p', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':e', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
+return 1
+"""
+
+OUTBOX_REPORT_FAILURE = """
+-- KEYS: outbox inbox
+-- ARGV: outbox_id error event_json
+-- A failure reported after the send (bounce, callback): once per item, never over another.
+local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':s')
+if status == 'failed' or status == 'unknown' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':s', 'failed', ARGV[1] .. ':e', ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[3])
 return 1
 """
 

@@ -34,7 +34,7 @@ from store.errors import (
     RequestNotFound,
     ThreadNotFound,
 )
-from store.reads import ThreadReads, flat_hash, meta_of, text
+from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
 from store.streams import WorkStream
 
 
@@ -129,9 +129,18 @@ class ThreadStore(ThreadReads):
         return bool(stored == 1)
 
     async def answer(
-        self, request_id: str, response: HumanResponse, *, check: bool = True
+        self,
+        request_id: str,
+        response: HumanResponse,
+        *,
+        check: bool = True,
+        dedupe: str | None = None,
     ) -> RequestRecord:
-        """Bind one answer to a pending request, once, from an allowed responder."""
+        """Bind one answer to a pending request, once, from an allowed responder.
+
+        ``dedupe`` is the provider's id of the message that answers: a copy of a message
+        already stored (as an answer or a message) raises RequestAlreadyAnswered.
+        """
         view = await self.request(request_id)
         record = view.request
         if view.status == "expired":
@@ -150,8 +159,8 @@ class ThreadStore(ThreadReads):
         result, *_ = await scripts.run_then(
             self.redis,
             self._answer,
-            [keys.requests(tid), keys.inbox(tid)],
-            [request_id, dump_event(response)],
+            [keys.requests(tid), keys.inbox(tid), keys.seen(tid)],
+            [request_id, dump_event(response), dedupe or ""],
             then,
         )
         if result == 0:
@@ -179,13 +188,13 @@ class ThreadStore(ThreadReads):
             return None
         token, state_flat, events, ledger_flat, meta_flat = reply
         state = flat_hash(state_flat)
-        unpublished = state.get("unpublished")
+        unpublished = state.get(keys.UNPUBLISHED)
         return Lease(
             thread_id=thread_id,
             token=int(token),
             owner=owner,
             meta=meta_of(flat_hash(meta_flat)),
-            state=ThreadState.from_hash(state),
+            state=state_of(state),
             events=load_events(events),
             ledger=flat_hash(ledger_flat),
             unpublished=json.loads(unpublished) if unpublished else None,
@@ -218,6 +227,9 @@ class ThreadStore(ThreadReads):
         """
         tid = lease.thread_id
         state = dict(state or {})
+        questions = [r.request_id for r in requests if r.kind == "question"]
+        if questions:  # the thread's open question, for channels that take a reply as answer
+            state[keys.QUESTION] = questions[-1]
         publication: dict[str, Any] | None = None
         if requests or outbox:
             publication = {
@@ -227,7 +239,7 @@ class ThreadStore(ThreadReads):
                 ],
                 "outbox": [o.outbox_id for o in outbox],
             }
-            state["unpublished"] = json.dumps(publication)
+            state[keys.UNPUBLISHED] = json.dumps(publication)
         args: list[Any] = [lease.token, ttl_ms, int(release), int(merge)]
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
@@ -236,11 +248,13 @@ class ThreadStore(ThreadReads):
         args += [len(flat_ledger), *flat_ledger]
         flat_req: list[Any] = []
         for r in requests:
-            flat_req += [r.request_id, r.model_dump_json(), f"{r.request_id}:status", "pending"]
+            status_field = keys.request_field(r.request_id, keys.REQUEST_STATUS)
+            flat_req += [r.request_id, r.model_dump_json(), status_field, "pending"]
         args += [len(flat_req), *flat_req]
         flat_out: list[Any] = []
         for o in outbox:
-            flat_out += [o.outbox_id, o.model_dump_json(), f"{o.outbox_id}:s", "pending"]
+            status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
+            flat_out += [o.outbox_id, o.model_dump_json(), status_field, "pending"]
         args += [len(flat_out), *flat_out]
         reply = await self._commit(
             keys=[
@@ -276,7 +290,7 @@ class ThreadStore(ThreadReads):
                 pipe.zadd(keys.DEADLINES, {rid: deadline_ms})
         for oid in publication.get("outbox", []):
             pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
-        pipe.hdel(keys.state(thread_id), "unpublished")
+        pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
 
     async def expire_due(self, limit: int = 100) -> int:
         """Expire pending requests whose deadline has passed; each thread hears of it."""

@@ -22,14 +22,15 @@ import redis.asyncio as aioredis
 from agent import config
 from agent.config import Registry
 from agent.llm import OpenAILLM
+from agent.outbox import OutboxDispatcher, OutboxSettings
 from agent.runner import RunSettings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
-from channels.outbox import OutboxDispatcher, OutboxSettings
 from channels.rest.sender import RestSender
 from model.records import ThreadView
 from store import embedded
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -194,7 +195,9 @@ async def service_factory(
         )
         tasks.append(asyncio.create_task(worker.run(stop)))
         tasks.append(asyncio.create_task(dispatcher.run(stop)))
-        app = create_app(redis_client, store, reg, api_token=api_token)
+        app = create_app(
+            redis_client, ChannelPort(store, OutboxStore(redis_client)), reg, api_token=api_token
+        )
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb")
         clients.append(client)
         return Service(store, client)

@@ -22,6 +22,7 @@ from channels.email.settings import EmailSettings
 from channels.registry import Services
 from channels.rest.sender import RestSender
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.email_helpers import DOMAIN, PUBLIC, REGISTRY_TOML, TRUSTED, EmailHarness
@@ -61,8 +62,7 @@ async def email(
     services = Services(
         Settings(public_base_url=PUBLIC),
         redis_client,
-        store,
-        OutboxStore(redis_client),
+        ChannelPort(store, OutboxStore(redis_client)),
         email_registry,
     )
     parts = assemble(services, settings, DOMAIN)

@@ -22,6 +22,7 @@ from channels.email.settings import EmailSettings
 from channels.registry import CHANNEL_MODULES, Services, build_channels
 from model.ids import thread_id_for
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.email_helpers import AGENT, EmailHarness, mail
 
@@ -29,7 +30,7 @@ pytest_plugins = ("tests.email_fixtures",)
 
 
 def _services(client: aioredis.Redis, store: ThreadStore, registry: Registry) -> Services:
-    return Services(Settings(), client, store, OutboxStore(client), registry)
+    return Services(Settings(), client, ChannelPort(store, OutboxStore(client)), registry)
 
 
 def _free_port() -> int:

@@ -9,12 +9,19 @@ import aiosmtplib
 import httpx
 import pytest
 
+from agent.delivery import SendFailed
 from channels.app import create_app
-from channels.base import SendFailed
 from channels.email import router
-from model.events import FinalAnswer, HumanResponse, SystemNote, ToolResult
+from model.events import (
+    DeliveryFailed,
+    FinalAnswer,
+    HumanResponse,
+    ToolResult,
+)
 from model.ids import thread_id_for
 from model.records import OutboxItem
+from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.email_helpers import AGENT, ALICE, BOB, DOMAIN, PUBLIC, EmailHarness, mail, passed
@@ -84,9 +91,11 @@ async def test_deploy_approved_by_reply_in_the_same_thread(
     final = await email.capture.next()
     assert final.rcpt_tos == [ALICE]
     assert final.header("Subject") == "Re: Deploy please"
-    assert final.header("In-Reply-To") == "<m1@example.com>"
+    # The answer follows the approver's reply, and cites the whole conversation.
+    assert final.header("In-Reply-To") == "<m2@example.com>"
     references = final.header("References").split()
     assert references[0] == "<m1@example.com>"
+    assert "<m2@example.com>" in references
     assert approval.header("Message-ID") in references
     assert "deployed v1.2.3 to production" in final.text
     assert [e.text for e in view.events if isinstance(e, FinalAnswer)] == [
@@ -163,8 +172,12 @@ async def test_deploy_approved_by_link(
     approval = await _approval_mail(email, email_service)
     links = [line.split(": ", 1)[1] for line in approval.text.splitlines() if ": http" in line]
     approve, reject = links
-    app = create_app(store.redis, store, email.registry, api_token=None)
-    app.include_router(router(store, email.parts.keyring))
+    app = create_app(
+        store.redis, ChannelPort(store, OutboxStore(store.redis)), email.registry, api_token=None
+    )
+    app.include_router(
+        router(ChannelPort(store, OutboxStore(store.redis)), email.parts.keyring, store.redis)
+    )
     path = approve.removeprefix(PUBLIC)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:
         page = await web.get(path)
@@ -221,8 +234,9 @@ async def test_bounce_of_our_mail_is_recorded_on_its_thread(
     [sent] = view.outbox
     assert sent.status == "failed"
     assert sent.error == "bounced: smtp; 550 5.1.1 mailbox unavailable"
-    notes = [e for e in [*view.inbox, *view.events] if isinstance(e, SystemNote)]
-    assert [n.kind for n in notes] == ["delivery_failure"]
+    [failure] = [e for e in [*view.inbox, *view.events] if isinstance(e, DeliveryFailed)]
+    assert failure.reason == sent.error
+    assert failure.request_id == sent.item.request_id
     assert await store.thread_ids() == [FIRST]  # the bounce started nothing
 
 

@@ -9,12 +9,14 @@ import aiosmtplib
 import pytest
 import redis.asyncio as aioredis
 
+from channels.email.chain import MailChain
 from channels.email.inbound import Inbound
 from channels.email.server import SmtpServer
 from channels.email.tokens import Keyring
 from model.events import UserMessage
 from model.ids import thread_id_for
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.email_helpers import AGENT, ALICE, BOB, DOMAIN, MALLORY, EmailHarness, mail
 
@@ -177,8 +179,8 @@ async def test_reply_by_references_only(email: EmailHarness, store: ThreadStore)
 async def test_store_failure_answers_451(email: EmailHarness, redis_client: aioredis.Redis) -> None:
     dead = aioredis.from_url("redis://127.0.0.1:9", socket_connect_timeout=1)
     inbound = Inbound(
-        ThreadStore(dead),
-        OutboxStore(dead),
+        ChannelPort(ThreadStore(dead), OutboxStore(dead)),
+        MailChain(dead),
         email.registry,
         Keyring(dead, "secret"),
         domain=DOMAIN,

@@ -8,11 +8,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from agent.delivery import SendFailed
 from agent.llm import OpenAILLM
-from channels.base import SendFailed
-from channels.outbox import OutboxDispatcher, OutboxSettings
+from agent.outbox import OutboxDispatcher, OutboxSettings
 from channels.rest.sender import RestSender
-from model.events import SystemNote, UserMessage
+from model.events import DeliveryFailed, UserMessage
 from model.records import Delivery, Origin, OutboxItem
 from store import keys
 from store.outbox import OutboxStore
@@ -76,9 +76,8 @@ async def test_permanent_failure_is_recorded_on_the_thread(
 
     view = await service.wait(tid, failed)
     assert view.outbox[0].error == "channel_not_found"
-    notes = [e for e in view.inbox + view.events if isinstance(e, SystemNote)]
-    assert notes[-1].kind == "delivery_failure"
-    assert "channel_not_found" in notes[-1].text
+    failures = [e for e in view.inbox + view.events if isinstance(e, DeliveryFailed)]
+    assert [f.reason for f in failures] == ["channel_not_found"]
 
 
 async def _committed_item(store: ThreadStore, thread_id: str, outbox_id: str) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from channels.email.chain import MailChain
 from channels.email.inbound import Inbound
 from channels.email.links import router
 from channels.email.sender import EmailSender, Relay
@@ -55,7 +56,7 @@ def build(services: Services, settings: EmailSettings | None = None) -> Channel 
     parts = assemble(services, settings, settings.email_domain)
 
     def mount(app: FastAPI) -> None:
-        app.include_router(router(services.store, parts.keyring))
+        app.include_router(router(services.port, parts.keyring, services.redis))
 
     return Channel(name="email", sender=parts.sender, mount=mount, listeners=[parts.server.run])
 
@@ -64,9 +65,10 @@ def assemble(services: Services, settings: EmailSettings, domain: str) -> EmailP
     """Wire the channel's pieces from the settings."""
     secret = settings.email_secret.get_secret_value() if settings.email_secret else None
     keyring = Keyring(services.redis, secret)
+    chain = MailChain(services.redis)
     inbound = Inbound(
-        services.store,
-        services.outbox,
+        services.port,
+        chain,
         services.registry,
         keyring,
         domain=domain,
@@ -90,7 +92,8 @@ def assemble(services: Services, settings: EmailSettings, domain: str) -> EmailP
     if settings.smtp_relay_url is not None:
         sender = EmailSender(
             Relay.parse(settings.smtp_relay_url.get_secret_value()),
-            services.store,
+            services.port,
+            chain,
             services.registry,
             keyring,
             domain=domain,

@@ -9,11 +9,6 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
-from model.events import UserMessage
-from model.records import ThreadView
-
-MAX_REFERENCES = 20
-
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -29,39 +24,6 @@ class Outgoing:
     references: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
     """(label, url) buttons under the text: the one-click approve / reject links."""
-
-
-@dataclass(frozen=True)
-class ThreadMail:
-    """Where a thread stands in the human's mailbox."""
-
-    subject: str
-    parent: str | None
-    chain: list[str]
-
-
-def thread_mail(view: ThreadView, channel: str) -> ThreadMail:
-    """The subject and Message-ID chain of a thread: what the human sent and what we sent."""
-    route = view.meta.origin.route if view.meta.origin.channel == channel else {}
-    chain = route.get("references", "").split()
-    dated: list[tuple[float, str, bool]] = []
-    for event in [*view.events, *view.inbox]:
-        if isinstance(event, UserMessage) and event.channel == channel and event.message_id:
-            dated.append((event.at.timestamp(), event.message_id, True))
-    for sent in view.outbox:
-        if sent.status == "sent" and sent.item.to.channel == channel and sent.provider_id:
-            dated.append((sent.item.created.timestamp(), sent.provider_id, False))
-    dated.sort()
-    # A mail that came without a Message-ID is known by a digest, which no client could cite.
-    dated = [d for d in dated if "@" in d[1]]
-    for _, mid, _ in dated:
-        if mid not in chain:
-            chain.append(mid)
-    inbound = [mid for _, mid, theirs in dated if theirs]
-    parent = inbound[-1] if inbound else (chain[-1] if chain else None)
-    if len(chain) > MAX_REFERENCES:  # keep the first (the thread's root) and the latest
-        chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
-    return ThreadMail(subject=route.get("subject", ""), parent=parent, chain=chain)
 
 
 def reply_subject(subject: str, fallback: str) -> str:

@@ -15,17 +15,16 @@ from typing import Any
 
 from agent.config import Registry
 from agent.tools import Agent
+from channels.email.chain import MailChain
 from channels.email.noise import Noise
 from channels.email.parse import ParsedMail, parse
 from channels.email.tokens import Keyring, ReplyRef
 from channels.email.trust import address_matches, authenticated, patterns, read_decision
 from model.events import HumanResponse, UserMessage
 from model.ids import thread_id_for
-from model.records import Origin, RequestRecord, ThreadView
-from store import keys
+from model.records import Origin, RequestRecord, ThreadMeta
 from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
-from store.outbox import OutboxStore
-from store.threads import NewThread, ThreadStore
+from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.email")
 _RE = re.compile(r"^\s*((re|fwd?|aw|sv|antw)\s*:\s*)+", re.I)
@@ -59,16 +58,16 @@ class Inbound:
 
     def __init__(
         self,
-        store: ThreadStore,
-        outbox: OutboxStore,
+        port: ChannelPort,
+        chain: MailChain,
         registry: Registry,
         keyring: Keyring,
         *,
         domain: str,
         trusted_authserv_ids: list[str],
     ) -> None:
-        self.store = store
-        self.outbox = outbox
+        self.port = port
+        self.chain = chain
         self.registry = registry
         self.keyring = keyring
         self.domain = domain.lower()
@@ -131,7 +130,7 @@ class Inbound:
             raise Refused("550 5.1.7 the message has no From address we can read")
         recipients = [r for r in [await self.recipient(a) for a in rcpt_tos] if r is not None]
         message_id = mail.message_id or "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
-        if await self.outbox.lookup_ref(CHANNEL, message_id) is not None:
+        if await self.port.resolve(CHANNEL, message_id) is not None:
             # Stored before (a redelivery), or one of our own mails come back: nothing to do.
             # This also catches a repeated answer, which the inbox's dedupe never sees.
             return DUPLICATE
@@ -142,8 +141,8 @@ class Inbound:
             if agent is None:
                 raise Refused("550 5.1.1 this reply address points at nothing any more")
             return await self._start(mail, message_id, agent)
-        view, request_id = found
-        self._check_sender(mail.sender, view)
+        meta, request_id = found
+        self._check_sender(mail.sender, meta)
         if request_id is not None:
             answered = await self._answer(mail, message_id, request_id, token)
             if answered is not None:
@@ -151,24 +150,24 @@ class Inbound:
         event = UserMessage(
             channel=CHANNEL, sender=mail.sender, text=_text(mail), message_id=message_id
         )
-        stored = await self.store.append_inbound(view.meta.thread_id, event, dedupe=message_id)
-        await self._remember(message_id, view.meta.thread_id)
+        stored = await self.port.append_message(meta.thread_id, event, dedupe=message_id)
+        await self._remember(message_id, meta.thread_id)
         return OK if stored else DUPLICATE
 
     async def _thread_of(
         self, mail: ParsedMail, token: ReplyRef | None
-    ) -> tuple[ThreadView, str | None] | None:
+    ) -> tuple[ThreadMeta, str | None] | None:
         """The thread a reply continues: by its reply token, else by the ids it answers."""
         if token is not None:
             try:
-                return await self.store.thread(token.thread_id), token.request_id
+                return await self.port.meta(token.thread_id), token.request_id
             except ThreadNotFound:
                 raise Refused("550 5.1.1 this reply address points at nothing any more") from None
         for parent in mail.parents:
-            hit = await self.outbox.lookup_ref(CHANNEL, parent)
+            hit = await self.port.resolve(CHANNEL, parent)
             if hit is not None:
                 try:
-                    return await self.store.thread(hit[0]), hit[1]
+                    return await self.port.meta(hit.thread_id), hit.request_id
                 except ThreadNotFound:
                     continue
         return None
@@ -191,16 +190,16 @@ class Inbound:
         event = UserMessage(
             channel=CHANNEL, sender=mail.sender, text=_text(mail, first=True), message_id=message_id
         )
-        stored = await self.store.append_inbound(
+        stored = await self.port.append_message(
             thread_id, event, dedupe=message_id, create=NewThread(agent.name, origin)
         )
         await self._remember(message_id, thread_id)
         return OK if stored else DUPLICATE
 
-    def _check_sender(self, sender: str, view: ThreadView) -> None:
+    def _check_sender(self, sender: str, meta: ThreadMeta) -> None:
         """On a thread: its starter, the agent's allowed senders, and the tools' approvers."""
-        agent = self.registry.agents.get(view.meta.agent)
-        if sender == view.meta.origin.address.lower() or agent is None:
+        agent = self.registry.agents.get(meta.agent)
+        if sender == meta.origin.address.lower() or agent is None:
             return
         if _may_write(agent, sender):
             return
@@ -211,7 +210,7 @@ class Inbound:
     ) -> str | None:
         """Answer the request a reply points at; None: not an answer, store it as a message."""
         try:
-            view = await self.store.request(request_id)
+            view = await self.port.request(request_id)
         except RequestNotFound:
             return None
         record = view.request
@@ -234,7 +233,7 @@ class Inbound:
                 comment=decision[1],
             )
         try:
-            await self.store.answer(request_id, response)
+            await self.port.answer(request_id, response)
         except RequestAlreadyAnswered:
             return DUPLICATE
         await self._remember(message_id, record.thread_id)
@@ -253,25 +252,18 @@ class Inbound:
             )
 
     async def _remember(self, message_id: str, thread_id: str) -> None:
-        """Map a received Message-ID to its thread, so replies that cite it find the thread."""
-        await self.store.redis.set(
-            keys.ref(CHANNEL, message_id), f"{thread_id}||", ex=keys.REF_TTL_SECONDS, nx=True
-        )
+        """A received mail joined the thread: replies citing it find the thread, and our
+        next mail answers it."""
+        await self.port.remember(CHANNEL, message_id, thread_id)
+        await self.chain.received(thread_id, message_id)
 
     async def _record_bounce(self, noise: Noise) -> None:
-        """A failed delivery of our own mail: recorded on its thread and its outbox item."""
+        """A failed delivery of our own mail: reported to its thread, which asks elsewhere."""
+        why = noise.diagnostic or "the receiving server returned the message"
         for message_id in noise.bounced:
-            hit = await self.outbox.lookup_ref(CHANNEL, message_id)
-            if hit is None or not hit[2]:
-                continue
-            try:
-                view = await self.store.thread(hit[0])
-            except ThreadNotFound:
-                continue
-            for sent in view.outbox:
-                if sent.item.outbox_id == hit[2] and sent.status == "sent":
-                    why = noise.diagnostic or "the receiving server returned the message"
-                    await self.outbox.give_up(sent.item, "failed", f"bounced: {why}")
+            hit = await self.port.resolve(CHANNEL, message_id)
+            if hit is not None and hit.outbox_id is not None:
+                await self.port.report_failure(hit.thread_id, hit.outbox_id, f"bounced: {why}")
 
 
 def _text(mail: ParsedMail, *, first: bool = False) -> str:

@@ -7,25 +7,22 @@ to), expires, and works once.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import time
 from urllib.parse import parse_qs
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from channels.email import keys
 from channels.email.tokens import Keyring, LinkClaim
 from model.events import HumanResponse
 from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 CHANNEL = "email"
 MAX_FORM_BYTES = 20_000
-
-
-def _used_key(token: str) -> str:
-    return "sb:{email}:link:" + hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -37,14 +34,14 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
-def router(store: ThreadStore, keyring: Keyring) -> APIRouter:
+def router(port: ChannelPort, keyring: Keyring, redis: aioredis.Redis) -> APIRouter:
     api = APIRouter(prefix="/email", tags=["email"])
 
     async def claim_of(token: str) -> LinkClaim | HTMLResponse:
         claim = (await keyring.signer()).read_link_token(token, int(time.time()))
         if claim is None:
             return _page("Link not valid", "<p>This link is invalid or has expired.</p>", 404)
-        if await store.redis.exists(_used_key(token)):
+        if await redis.exists(keys.link_used(token)):
             return _page("Already used", "<p>This link has already been used.</p>", 409)
         return claim
 
@@ -55,7 +52,7 @@ def router(store: ThreadStore, keyring: Keyring) -> APIRouter:
         if isinstance(claim, HTMLResponse):
             return claim
         try:
-            view = await store.request(claim.request_id)
+            view = await port.request(claim.request_id)
         except RequestNotFound:
             return _page("Not found", "<p>This request no longer exists.</p>", 404)
         if view.status != "pending":
@@ -89,7 +86,7 @@ def router(store: ThreadStore, keyring: Keyring) -> APIRouter:
             comment=comment,
         )
         try:
-            await store.answer(claim.request_id, response)
+            await port.answer(claim.request_id, response)
         except RequestNotFound:
             return _page("Not found", "<p>This request no longer exists.</p>", 404)
         except RequestAlreadyAnswered:
@@ -97,7 +94,7 @@ def router(store: ThreadStore, keyring: Keyring) -> APIRouter:
         except NotAllowed:
             return _page("Not allowed", "<p>You may not decide this request.</p>", 403)
         expires_in = max(claim.expires - int(time.time()), 1)
-        await store.redis.set(_used_key(token), "1", ex=expires_in)
+        await redis.set(keys.link_used(token), "1", ex=expires_in)
         done = "approved" if claim.decision == "approve" else "rejected"
         return _page(f"Request {done}", "<p>Thank you, your decision was recorded.</p>")
 

@@ -13,13 +13,14 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from agent.config import Registry
-from channels.base import SendFailed
-from channels.email.compose import Outgoing, build, reply_subject, thread_mail
+from agent.delivery import SendFailed
+from channels.email.chain import MailChain
+from channels.email.compose import Outgoing, build, reply_subject
 from channels.email.tokens import Decision, Keyring
 from channels.email.trust import patterns
 from model.records import Delivery, OutboxItem
 from store.errors import RequestNotFound
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 CHANNEL = "email"
 _DECISIONS: tuple[tuple[str, Decision], ...] = (("Approve", "approve"), ("Reject", "reject"))
@@ -58,7 +59,8 @@ class EmailSender:
     def __init__(
         self,
         relay: Relay,
-        store: ThreadStore,
+        port: ChannelPort,
+        chain: MailChain,
         registry: Registry,
         keyring: Keyring,
         *,
@@ -68,7 +70,8 @@ class EmailSender:
         timeout: float = 30.0,
     ) -> None:
         self.relay = relay
-        self.store = store
+        self.port = port
+        self.chain = chain
         self.registry = registry
         self.keyring = keyring
         self.domain = domain.lower()
@@ -78,10 +81,10 @@ class EmailSender:
 
     async def compose(self, item: OutboxItem) -> Outgoing:
         """The mail for one outbox item, threaded into the conversation it belongs to."""
-        view = await self.store.thread(item.thread_id)
-        thread = thread_mail(view, CHANNEL)
-        route = view.meta.origin.route if view.meta.origin.channel == CHANNEL else {}
-        from_address = route.get("agent_address") or self._address(view.meta.agent)
+        meta = await self.port.meta(item.thread_id)
+        thread = await self.chain.of(meta, CHANNEL)
+        route = meta.origin.route if meta.origin.channel == CHANNEL else {}
+        from_address = route.get("agent_address") or self._address(meta.agent)
         signer = await self.keyring.signer()
         text = item.text
         links: list[tuple[str, str]] = []
@@ -91,7 +94,7 @@ class EmailSender:
         first_line = item.text.strip().split("\n")[0][:120]
         return Outgoing(
             message_id=f"{item.outbox_id}.{item.thread_id}@{self.domain}",
-            sender=(view.meta.agent.capitalize(), from_address),
+            sender=(meta.agent.capitalize(), from_address),
             to=item.to.address,
             reply_to=f"reply+{signer.reply_token(item.thread_id, item.request_id)}@{self.domain}",
             subject=reply_subject(thread.subject, first_line),
@@ -112,7 +115,7 @@ class EmailSender:
         if self.public_base_url is None:
             return []
         try:
-            record = (await self.store.request(request_id)).request
+            record = (await self.port.request(request_id)).request
         except RequestNotFound:
             return []
         if not record.may_answer(CHANNEL, recipient.lower()):
@@ -164,4 +167,5 @@ class EmailSender:
             raise SendFailed(f"SMTP: {exc}", transient=False) from None
         except OSError as exc:
             raise SendFailed(f"relay unreachable: {exc}", transient=True) from None
+        await self.chain.sent(item.thread_id, mail.message_id)
         return Delivery(provider_id=mail.message_id, detail={"to": mail.to})

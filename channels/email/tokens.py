@@ -19,7 +19,8 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-SECRET_KEY = "sb:{email}:secret"
+from channels.email import keys
+
 """Where the key lives when EMAIL_SECRET is not set (shared by API and worker processes)."""
 
 _ID = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -119,8 +120,8 @@ class Keyring:
 
     async def signer(self) -> Signer:
         if self._signer is None:
-            await self._redis.set(SECRET_KEY, secrets.token_hex(32), nx=True)
-            raw = await self._redis.get(SECRET_KEY)
+            await self._redis.set(keys.SECRET, secrets.token_hex(32), nx=True)
+            raw = await self._redis.get(keys.SECRET)
             if raw is None:  # pragma: no cover - deleted between the two commands
                 raise RuntimeError("email signing key vanished from Redis")
             self._signer = Signer(raw if isinstance(raw, bytes) else raw.encode())

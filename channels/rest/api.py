@@ -24,7 +24,7 @@ from store.errors import (
     RequestNotFound,
     ThreadNotFound,
 )
-from store.threads import NewThread, ThreadStore
+from store.port import ChannelPort, NewThread
 
 CHANNEL = "rest"
 MAX_TEXT = 20_000
@@ -101,7 +101,7 @@ def _bearer(expected: str | None) -> Any:
     return check
 
 
-def router(store: ThreadStore, registry: Registry, api_token: str | None) -> APIRouter:
+def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIRouter:
     api = APIRouter(prefix="/v1", dependencies=[Depends(_bearer(api_token))], tags=["threads"])
 
     @api.post("/threads", status_code=status.HTTP_201_CREATED, response_model=ThreadCreated)
@@ -117,7 +117,7 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
         event = UserMessage(
             channel=CHANNEL, sender=body.sender, text=body.message, message_id=idempotency_key
         )
-        stored = await store.append_inbound(
+        stored = await port.append_message(
             tid,
             event,
             dedupe=idempotency_key,
@@ -128,12 +128,12 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
     @api.get("/threads", response_model=list[ThreadSummary])
     async def list_threads(limit: int = 100) -> list[ThreadSummary]:
         """The most recent threads with their status, newest first."""
-        return await store.summaries(min(max(limit, 1), 1000))
+        return await port.summaries(min(max(limit, 1), 1000))
 
     @api.get("/threads/{thread_id}", response_model=ThreadOut)
     async def get_thread(thread_id: str) -> ThreadOut:
         """Status, pending requests, events, and messages sent to humans."""
-        view = await store.thread(thread_id)
+        view = await port.thread(thread_id)
         return ThreadOut(**dict(view), pending=[r for r in view.requests if r.status == "pending"])
 
     @api.post(
@@ -150,7 +150,7 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
         event = UserMessage(
             channel=CHANNEL, sender=body.sender, text=body.message, message_id=idempotency_key
         )
-        stored = await store.append_inbound(thread_id, event, dedupe=idempotency_key)
+        stored = await port.append_message(thread_id, event, dedupe=idempotency_key)
         return Accepted(thread_id=thread_id, duplicate=not stored)
 
     @api.get("/requests", response_model=list[RequestView], tags=["requests"])
@@ -159,16 +159,16 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
         limit: int = 200,
     ) -> list[RequestView]:
         """Requests waiting for a human, oldest first."""
-        return await store.pending_requests(min(max(limit, 1), 1000))
+        return await port.pending_requests(min(max(limit, 1), 1000))
 
     @api.get("/requests/{request_id}", response_model=RequestView, tags=["requests"])
     async def get_request(request_id: str) -> RequestView:
-        return await store.request(request_id)
+        return await port.request(request_id)
 
     @api.post("/requests/{request_id}", response_model=Answered, tags=["requests"])
     async def answer_request(request_id: str, body: Approve | Reject | Answer) -> Answered:
         """Approve or reject an approval request, or answer a question. Once only."""
-        view = await store.request(request_id)
+        view = await port.request(request_id)
         kind = view.request.kind
         if kind == "approval" and isinstance(body, Answer):
             raise HTTPException(
@@ -189,7 +189,7 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
             comment=None if isinstance(body, Answer) else body.comment,
             answer=body.answer if isinstance(body, Answer) else None,
         )
-        record = await store.answer(request_id, response)
+        record = await port.answer(request_id, response)
         return Answered(request_id=request_id, thread_id=record.thread_id)
 
     return api

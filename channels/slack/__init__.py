@@ -40,7 +40,7 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )
     signing_secret = secret.get_secret_value() if secret is not None else None
-    inbound = SlackInbound(services.store, agent.name, client, signing_secret)
+    inbound = SlackInbound(services.port, agent.name, client, signing_secret)
     result = Channel(name="slack", sender=SlackSender(client), closers=[inbound.drain])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)

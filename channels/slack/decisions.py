@@ -23,7 +23,7 @@ from channels.slack.sender import failure
 from model.events import HumanResponse
 from model.records import RequestRecord, RequestView
 from store.errors import RequestAlreadyAnswered, RequestNotFound
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.slack")
 
@@ -40,8 +40,8 @@ DRAIN_SECONDS = 10.0
 class Decisions:
     """The block_actions and view_submission listeners, and the calls back they start."""
 
-    def __init__(self, store: ThreadStore) -> None:
-        self.store = store
+    def __init__(self, port: ChannelPort) -> None:
+        self.port = port
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_click(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -62,7 +62,7 @@ class Decisions:
             if view is not None and view.status == "answered" and click.buttons_shown:
                 # Decided elsewhere (the API, another channel) or the update was lost:
                 # the message still offers buttons, so show the decision on it now.
-                self.later(self._refresh(client, ref, view.request))
+                self.later(self._refresh(client, ref, view))
             return
         record = view.request
         if click.decision == "reject":
@@ -98,7 +98,7 @@ class Decisions:
     ) -> tuple[str | None, RequestView | None]:
         """(refusal, request): why this user cannot decide this request now, if they cannot."""
         try:
-            view = await self.store.request(request_id)
+            view = await self.port.request(request_id)
         except RequestNotFound:
             return GONE, None
         if not await self._may_decide(client, view.request, user):
@@ -138,7 +138,7 @@ class Decisions:
         )
         try:
             # Permission was checked above (user groups need Slack, which the store cannot ask).
-            await self.store.answer(record.request_id, response, check=False)
+            await self.port.answer(record.request_id, response, check=False)
         except RequestAlreadyAnswered:
             return None
         return Decided(decision=decision, user=user, at=response.at, comment=comment)
@@ -180,21 +180,14 @@ class Decisions:
                     return
                 await asyncio.sleep(min(failed.retry_after or attempt, 30.0))
 
-    async def _refresh(
-        self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord
-    ) -> None:
-        view = await self.store.thread(record.thread_id)
-        for e in [*view.events, *view.inbox]:
-            if isinstance(e, HumanResponse) and e.request_id == record.request_id and e.decision:
-                outcome = Decided(
-                    decision=e.decision,
-                    user=e.responder,
-                    at=e.at,
-                    comment=e.comment,
-                    channel=e.channel,
-                )
-                await self._update(client, ref, record, outcome)
-                return
+    async def _refresh(self, client: AsyncWebClient, ref: MessageRef, view: RequestView) -> None:
+        """Show on the message the decision stored with the request."""
+        e = view.response
+        if e is not None and e.decision:
+            outcome = Decided(
+                decision=e.decision, user=e.responder, at=e.at, comment=e.comment, channel=e.channel
+            )
+            await self._update(client, ref, view.request, outcome)
 
     async def _ephemeral(
         self, client: AsyncWebClient, ref: MessageRef, user: str, text: str

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
 from channels.slack.messages import Messages
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 
 class _ClientGivenOnPurpose(logging.Filter):
@@ -34,13 +34,13 @@ class SlackInbound:
 
     def __init__(
         self,
-        store: ThreadStore,
+        port: ChannelPort,
         agent: str,
         client: AsyncWebClient,
         signing_secret: str | None,
     ) -> None:
-        self.messages = Messages(store, agent)
-        self.decisions = Decisions(store)
+        self.messages = Messages(port, agent)
+        self.decisions = Decisions(port)
         self.bolt = AsyncApp(
             client=client,
             signing_secret=signing_secret or "",

@@ -12,22 +12,20 @@ from channels.slack import payloads
 from channels.slack.payloads import MessageIn
 from model.events import HumanResponse, UserMessage
 from model.ids import thread_id_for
-from model.records import Origin, RequestView, ThreadView
+from model.records import Origin
 from store.errors import RequestAlreadyAnswered, ThreadNotFound
-from store.threads import NewThread, ThreadStore
+from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.slack")
 
 CHANNEL = "slack"
-CLOCK_SKEW = 5.0
-"""Seconds our clock may lag Slack's when comparing a receive time with a message ts."""
 
 
 class Messages:
     """The Events API listener for app_mention and message events."""
 
-    def __init__(self, store: ThreadStore, agent: str) -> None:
-        self.store = store
+    def __init__(self, port: ChannelPort, agent: str) -> None:
+        self.port = port
         self.agent = agent
 
     async def on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -48,49 +46,34 @@ class Messages:
         event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
         try:
             # ts names the message within its channel, and the thread is per channel: both
-            # copies of a mention (app_mention and message) and every retry share it.
-            await self.store.append_inbound(tid, event, dedupe=msg.ts, create=create)
+            # copies of a mention (app_mention and message), every retry, and a copy of a
+            # message that answered a question share it, and are stored once.
+            await self.port.append_message(tid, event, dedupe=msg.ts, create=create)
         except ThreadNotFound:
             log.debug("reply in a Slack thread we are not part of: %s", msg.conversation)
 
     async def _answers_question(self, tid: str, msg: MessageIn) -> bool:
         """A reply written after the agent's latest question answers it. True: handled.
 
-        An answer does not pass through the inbound dedupe record, so a copy of a message
-        that already answered (a retry, the app_mention twin) is recognized here instead.
+        One small read (the thread's open question and where it was posted), never the
+        thread's events. The answer is deduplicated by ts with the messages: when another
+        copy of this message got there first, the message path below finds it stored.
         """
-        try:
-            view = await self.store.thread(tid)
-        except ThreadNotFound:
-            return False
-        if _answered_by(view, msg):
-            return True
-        question = _latest_question(view)
+        question = await self.port.open_question(tid)
         if question is None or question.status != "pending":
             return False
-        if not _later_than(msg.ts, _posted_ts(view, question)):
+        posted = question.sent.rsplit(":", 1)[-1] if question.sent else None
+        if not _later_than(msg.ts, posted):
             return False  # written before the question was asked: a message, not an answer
         rid = question.request.request_id
         response = HumanResponse(
             request_id=rid, channel=CHANNEL, responder=msg.user, answer=msg.text
         )
         try:
-            await self.store.answer(rid, response)
-        except RequestAlreadyAnswered:  # the other copy of this message may have won
-            return _answered_by(await self.store.thread(tid), msg)
+            await self.port.answer(rid, response, dedupe=msg.ts)
+        except RequestAlreadyAnswered:
+            return False  # answered meanwhile (or by a copy of this): store it as a message
         return True
-
-
-def _latest_question(view: ThreadView) -> RequestView | None:
-    questions = [r for r in view.requests if r.request.kind == "question"]
-    return questions[-1] if questions else None
-
-
-def _posted_ts(view: ThreadView, question: RequestView) -> str | None:
-    for o in view.outbox:
-        if o.item.request_id == question.request.request_id and o.provider_id:
-            return o.provider_id.rsplit(":", 1)[-1]
-    return None
 
 
 def _later_than(ts: str, other: str | None) -> bool:
@@ -98,15 +81,3 @@ def _later_than(ts: str, other: str | None) -> bool:
         return other is not None and float(ts) > float(other)
     except ValueError:
         return False
-
-
-def _answered_by(view: ThreadView, msg: MessageIn) -> bool:
-    """Did an earlier copy of this message answer a question? Same person, same words, and
-    received after this message was written (a later message saying the same is new)."""
-    return any(
-        isinstance(e, HumanResponse)
-        and e.answer == msg.text
-        and e.responder == msg.user
-        and _later_than(str(e.at.timestamp() + CLOCK_SKEW), msg.ts)
-        for e in [*view.events, *view.inbox]
-    )

@@ -15,7 +15,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import SendFailed
+from agent.delivery import SendFailed
 from channels.slack import blocks
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
 from model.records import Delivery, OutboxItem

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 
 from channels.registry import Channel, Services
-from channels.sms.fallback import Fallback
 from channels.sms.inbound import SmsInbound
 from channels.sms.routes import Webhooks
 from channels.sms.sender import TwilioSender
@@ -42,15 +41,13 @@ def build(services: Services) -> Channel | None:
 def build_channel(services: Services, settings: SmsSettings, public_base_url: str) -> Channel:
     """The channel from explicit settings (tests build it this way)."""
     assert settings.twilio_auth_token is not None
-    state = SmsState(services.redis, services.store)
-    fallback = Fallback(services.store)
-    sender = TwilioSender(settings, public_base_url, state, fallback)
-    inbound = SmsInbound(services.store, services.outbox, state, services.registry, fallback)
+    state = SmsState(services.redis, services.port)
+    sender = TwilioSender(settings, public_base_url, state)
+    inbound = SmsInbound(services.port, state, services.registry)
     hooks = Webhooks(inbound, settings.twilio_auth_token.get_secret_value(), public_base_url)
     return Channel(
         name="sms",
         sender=sender,
         mount=hooks.mount,
-        listeners=[fallback.sweep],
-        closers=[sender.close, fallback.close],
+        closers=[sender.close],
     )

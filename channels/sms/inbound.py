@@ -13,16 +13,13 @@ from agent.config import Registry
 from agent.contact import call_text
 from agent.tools import Agent
 from channels.sms import parse
-from channels.sms.fallback import Fallback
 from channels.sms.parse import Decision, InboundSms, StatusReport
 from channels.sms.state import Pending, SmsState
 from model.events import HumanResponse, UserMessage
 from model.ids import thread_id_for
 from model.records import Origin
-from store import keys as core_keys
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
-from store.outbox import OutboxStore
-from store.threads import NewThread, ThreadStore
+from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
+from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.sms")
 
@@ -54,19 +51,10 @@ def _what(p: Pending) -> str:
 
 
 class SmsInbound:
-    def __init__(
-        self,
-        store: ThreadStore,
-        outbox: OutboxStore,
-        state: SmsState,
-        registry: Registry,
-        fallback: Fallback,
-    ) -> None:
-        self.store = store
-        self.outbox = outbox
+    def __init__(self, port: ChannelPort, state: SmsState, registry: Registry) -> None:
+        self.port = port
         self.state = state
         self.registry = registry
-        self.fallback = fallback
 
     async def text(self, sms: InboundSms) -> str | None:
         """Handle one text once; the reply for the texter, if any."""
@@ -89,11 +77,9 @@ class SmsInbound:
             await self.state.opt_out(number)
             for p in await self.state.pending(number):
                 await self.state.forget(number, p)
-                await self.fallback.soon(
-                    p.request.request_id,
-                    Origin(channel=CHANNEL, address=number),
-                    f"{number} opted out of SMS",
-                )
+                if p.outbox_id is not None:  # the run loop offers it elsewhere
+                    reason = f"{number} opted out of SMS (STOP)"
+                    await self.port.report_failure(p.request.thread_id, p.outbox_id, reason)
             return None
         if word is not None and word.kind == "opt_in" and (opted_out or sms.opt_out_type):
             await self.state.opt_in(number)
@@ -132,7 +118,7 @@ class SmsInbound:
             comment=decision.comment,
         )
         try:
-            await self.store.answer(record.request_id, response)
+            await self.port.answer(record.request_id, response)
         except NotAllowed:
             return f"You are not allowed to decide {_what(chosen)}. Nothing was changed."
         except (RequestAlreadyAnswered, RequestNotFound):
@@ -155,7 +141,7 @@ class SmsInbound:
             channel=CHANNEL, sender=sms.sender, text=sms.body, message_id=sms.message_sid
         )
         origin = Origin(channel=CHANNEL, address=sms.sender, route={"from": sms.to})
-        await self.store.append_inbound(
+        await self.port.append_message(
             tid,
             event,
             dedupe=sms.message_sid,
@@ -164,32 +150,20 @@ class SmsInbound:
         return None
 
     async def status(self, report: StatusReport) -> None:
-        """A delivery status callback: a failed text is recorded and its request moves on."""
+        """A delivery status callback: a failed text is reported to its thread, whose run
+        loop offers the request elsewhere."""
         if report.status not in FAILED:
             return
-        found = await self.outbox.lookup_ref(CHANNEL, report.message_sid)
+        found = await self.port.resolve(CHANNEL, report.message_sid)
         for _ in range(REF_WAIT_TRIES):
             if found is not None:
                 break
             # A quick failure can beat the sender's own record of the SID by a moment.
             await asyncio.sleep(REF_WAIT_PAUSE)
-            found = await self.outbox.lookup_ref(CHANNEL, report.message_sid)
-        if found is None or not await self.state.claim_failure(report.message_sid):
-            return
-        tid, rid, oid = found
-        try:
-            view = await self.store.thread(tid)
-        except ThreadNotFound:
-            return
-        item = next((o.item for o in view.outbox if o.item.outbox_id == oid), None)
-        if item is None:
+            found = await self.port.resolve(CHANNEL, report.message_sid)
+        if found is None or found.outbox_id is None:
             return
         why = f"Twilio reported {report.status} (error {report.error_code or 'none'})"
-        if report.error_code == str(parse.OPTED_OUT_ERROR):
-            await self.state.opt_out(item.to.address)
-        await self.outbox.give_up(item, "failed", why)
-        if rid is not None and item.kind == "approval":
-            await self.fallback.soon(rid, item.to, f"the text to {item.to.address}: {why}")
-        else:
-            # Nothing to reroute: wake the thread so the failure note joins its log.
-            await self.store.redis.xadd(core_keys.RUNS, {"t": tid})
+        if report.error_code == str(parse.OPTED_OUT_ERROR) and report.to:
+            await self.state.opt_out(report.to)
+        await self.port.report_failure(found.thread_id, found.outbox_id, why)

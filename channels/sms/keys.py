@@ -10,8 +10,10 @@ from store.keys import PREFIX
 
 
 def codes(number: str) -> str:
-    """HASH of the approvals sent to one number: ``code -> request id``, and
-    ``rq:<request id> -> code`` the other way. Answered requests are pruned when read."""
+    """HASH of the approvals sent to one number: ``code -> request id``,
+    ``rq:<request id> -> code`` the other way, and ``out:<request id> -> outbox id`` of the
+    text that carried it (an opt-out reports that delivery failed). Answered requests are
+    pruned when read."""
     return f"{PREFIX}:sms:{{{number}}}:codes"
 
 
@@ -19,19 +21,9 @@ OPTED_OUT = f"{PREFIX}:{{sms}}:opted-out"
 """HASH number -> ISO time it texted STOP (or a synonym). Nothing is sent there until START."""
 
 
-REROUTES = f"{PREFIX}:{{sms}}:reroutes"
-"""ZSET of pending approvals to move off an unreachable phone (JSON job), scored by when the
-sweeper should try again (ms); removed once moved, or once there is nothing left to move."""
-
-
 def inbound_seen(message_sid: str) -> str:
     """STRING marking an inbound MessageSid as handled: Twilio's retries are stored once."""
     return f"{PREFIX}:{{sms}}:seen:{message_sid}"
-
-
-def failure_seen(message_sid: str) -> str:
-    """STRING marking a failed / undelivered callback as handled (callbacks may repeat)."""
-    return f"{PREFIX}:{{sms}}:failed:{message_sid}"
 
 
 SEEN_TTL_SECONDS = 7 * 24 * 3600

@@ -64,6 +64,8 @@ class StatusReport(BaseModel):
     message_sid: str = Field(min_length=10, max_length=64)
     status: str = Field(max_length=40)
     error_code: str | None = None
+    to: str | None = Field(default=None, max_length=40)
+    """The number the text went to."""
 
 
 def inbound(form: Mapping[str, str]) -> InboundSms:
@@ -85,6 +87,7 @@ def status_report(form: Mapping[str, str]) -> StatusReport:
             message_sid=form.get("MessageSid") or form.get("SmsSid") or "",
             status=(form.get("MessageStatus") or form.get("SmsStatus") or "").lower(),
             error_code=form.get("ErrorCode") or None,
+            to=form.get("To") or None,
         )
     except ValidationError as exc:
         raise PayloadError(_first_error(exc)) from None

@@ -16,7 +16,7 @@ from channels.sms import keys
 from model.events import utcnow
 from model.records import RequestRecord
 from store.errors import RequestNotFound
-from store.threads import ThreadStore
+from store.port import ChannelPort
 
 
 def _text(v: bytes | str) -> str:
@@ -29,15 +29,17 @@ class Pending:
 
     code: str
     request: RequestRecord
+    outbox_id: str | None
+    """The text that offered it here (None for codes written before 0.2)."""
 
 
 class SmsState:
-    def __init__(self, client: aioredis.Redis, store: ThreadStore) -> None:
+    def __init__(self, client: aioredis.Redis, port: ChannelPort) -> None:
         self.redis = client
-        self.store = store
+        self.port = port
 
     # ---- approval codes ------------------------------------------------------------------
-    async def code_for(self, number: str, request_id: str) -> str:
+    async def code_for(self, number: str, request_id: str, outbox_id: str) -> str:
         """The request's code on this number; the same one on every attempt to send it."""
         key = keys.codes(number)
         existing = await self.redis.hget(key, f"rq:{request_id}")
@@ -46,7 +48,9 @@ class SmsState:
         while True:
             code = f"{1000 + secrets.randbelow(9000)}"
             if await self.redis.hsetnx(key, code, request_id):
-                await self.redis.hset(key, f"rq:{request_id}", code)
+                await self.redis.hset(
+                    key, mapping={f"rq:{request_id}": code, f"out:{request_id}": outbox_id}
+                )
                 return code
 
     async def pending(self, number: str) -> list[Pending]:
@@ -57,22 +61,23 @@ class SmsState:
         found: list[Pending] = []
         stale: list[str] = []
         for code, rid in entries.items():
-            if code.startswith("rq:"):
+            if code.startswith(("rq:", "out:")):
                 continue
             try:
-                view = await self.store.request(rid)
+                view = await self.port.request(rid)
             except RequestNotFound:
                 view = None
             if view is None or view.status != "pending":
-                stale += [code, f"rq:{rid}"]
+                stale += [code, f"rq:{rid}", f"out:{rid}"]
             else:
-                found.append(Pending(code, view.request))
+                found.append(Pending(code, view.request, entries.get(f"out:{rid}")))
         if stale:
             await self.redis.hdel(key, *stale)
         return sorted(found, key=lambda p: p.request.created)
 
     async def forget(self, number: str, pending: Pending) -> None:
-        await self.redis.hdel(keys.codes(number), pending.code, f"rq:{pending.request.request_id}")
+        rid = pending.request.request_id
+        await self.redis.hdel(keys.codes(number), pending.code, f"rq:{rid}", f"out:{rid}")
 
     # ---- opt-out -------------------------------------------------------------------------
     async def opt_out(self, number: str) -> None:
@@ -100,10 +105,3 @@ class SmsState:
     async def release_inbound(self, message_sid: str) -> None:
         """Handling failed: let Twilio's retry try again."""
         await self.redis.delete(keys.inbound_seen(message_sid))
-
-    async def claim_failure(self, message_sid: str) -> bool:
-        return bool(
-            await self.redis.set(
-                keys.failure_seen(message_sid), "1", nx=True, ex=keys.SEEN_TTL_SECONDS
-            )
-        )

@@ -18,6 +18,7 @@ from channels.registry import Services
 from channels.rest.sender import RestSender
 from channels.slack import SlackSettings, channel
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
@@ -58,14 +59,18 @@ async def slack_kit(
     store: ThreadStore,
     slack_registry: Registry,
 ) -> AsyncIterator[SlackKit]:
-    services = Services(Settings(), redis_client, store, OutboxStore(redis_client), slack_registry)
+    services = Services(
+        Settings(), redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry
+    )
     settings = SlackSettings(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url
     )
     built = channel(services, settings)
     assert built is not None
     assert built.mount is not None
-    app = create_app(redis_client, store, slack_registry, api_token=None)
+    app = create_app(
+        redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry, api_token=None
+    )
     built.mount(app)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://switchboard"

@@ -13,6 +13,7 @@ from agent.settings import Settings
 from channels import registry
 from channels.registry import Services, build_channels
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 
 VARS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_AGENT")
@@ -29,7 +30,9 @@ def services(
     monkeypatch.chdir(tmp_path)  # no .env from the working tree
     for name in VARS:
         monkeypatch.delenv(name, raising=False)
-    return Services(Settings(), redis_client, store, OutboxStore(redis_client), slack_registry)
+    return Services(
+        Settings(), redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry
+    )
 
 
 def test_registered_and_off_without_a_token(services: Services) -> None:

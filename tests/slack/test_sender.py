@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import SendFailed
+from agent.delivery import SendFailed
 from channels.slack.sender import SlackSender
 from model.records import Origin, OutboxItem
 from tests.conftest import Service

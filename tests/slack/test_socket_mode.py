@@ -13,6 +13,7 @@ from channels.registry import Services
 from channels.slack import SlackSettings, channel
 from model.events import UserMessage
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.fakes.slack_server import APP_TOKEN, BOT_TOKEN, BOT_USER, TEAM, FakeSlack
 from tests.fakes.slack_socket import FakeSocketMode
@@ -30,7 +31,9 @@ async def test_socket_mode_event_is_stored_then_acknowledged(
     settings = SlackSettings(
         slack_bot_token=BOT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=fake_slack.api_url
     )
-    services = Services(Settings(), redis_client, store, OutboxStore(redis_client), slack_registry)
+    services = Services(
+        Settings(), redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry
+    )
     built = channel(services, settings)
     assert built is not None
     assert built.mount is None  # no signing secret: no HTTP endpoint to forge requests to
@@ -73,7 +76,9 @@ async def test_socket_mode_that_cannot_connect_still_stops(
     settings = SlackSettings(
         slack_bot_token=BOT_TOKEN, slack_app_token="xapp-revoked", slack_api_url=fake_slack.api_url
     )
-    services = Services(Settings(), redis_client, store, OutboxStore(redis_client), slack_registry)
+    services = Services(
+        Settings(), redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry
+    )
     built = channel(services, settings)
     assert built is not None
     [listen] = built.listeners

@@ -22,6 +22,7 @@ from channels.sms import build_channel
 from channels.sms.settings import SmsSettings
 from model.records import ThreadView
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.fakes.twilio_server import FakeTwilio
@@ -181,8 +182,7 @@ async def sms_factory(
         services = Services(
             Settings(public_base_url=PUBLIC),
             redis_client,
-            store,
-            OutboxStore(redis_client),
+            ChannelPort(store, OutboxStore(redis_client)),
             registry,
         )
         settings = SmsSettings(
@@ -199,7 +199,9 @@ async def sms_factory(
         service = await service_factory(
             llm, reg=registry, senders={"rest": RestSender(), "sms": channel.sender}
         )
-        app = create_app(redis_client, store, registry, api_token=None)
+        app = create_app(
+            redis_client, ChannelPort(store, OutboxStore(redis_client)), registry, api_token=None
+        )
         channel.mount(app)
         hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb")
         sms = Sms(service, channel, hooks, fake_twilio, runs)

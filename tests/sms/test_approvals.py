@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from model.events import FinalAnswer, HumanResponse, SystemNote, ToolResult, UserMessage
+from model.events import (
+    DeliveryFailed,
+    FinalAnswer,
+    HumanResponse,
+    Rerouted,
+    ToolResult,
+    UserMessage,
+)
 from model.ids import thread_id_for
 from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, TALKER, Sms, approval_to
 
@@ -167,9 +174,11 @@ async def test_failed_delivery_escalates_to_the_origin(sms_factory: Factory) -> 
     assert by_channel["sms"].status == "failed"
     assert "undelivered" in (by_channel["sms"].error or "")
     assert by_channel["rest"].status == "sent"
-    notes = [e.kind for e in view.events if isinstance(e, SystemNote)]
-    assert "delivery_failure" in notes
-    assert "escalation" in notes
+    [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
+    assert (failure.channel, failure.message) == ("sms", "approval")
+    [rerouted] = [e for e in view.events if isinstance(e, Rerouted)]
+    assert rerouted.to == "rest:alice"
+    assert "undelivered" in rerouted.text
     # The same callback again changes nothing more.
     await sms.status(sent["Sid"], "undelivered", "30003")
     view = await sms.service.settled(tid, "awaiting_human")

@@ -9,6 +9,7 @@ from agent.config import Registry
 from agent.settings import Settings
 from channels.registry import CHANNEL_MODULES, Services, build_channels
 from store.outbox import OutboxStore
+from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.sms.conftest import ACCOUNT, OURS, PUBLIC, TOKEN
 
@@ -16,7 +17,9 @@ from tests.sms.conftest import ACCOUNT, OURS, PUBLIC, TOKEN
 def _services(
     client: aioredis.Redis, store: ThreadStore, registry: Registry, public: str | None
 ) -> Services:
-    return Services(Settings(public_base_url=public), client, store, OutboxStore(client), registry)
+    return Services(
+        Settings(public_base_url=public), client, ChannelPort(store, OutboxStore(client)), registry
+    )
 
 
 async def test_sms_channel_is_on_only_when_configured(

@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from channels.base import SendFailed
+from agent.delivery import SendFailed
 from channels.sms import inbound, segments
-from model.events import FinalAnswer, SystemNote, UserMessage
+from model.events import DeliveryFailed, FinalAnswer, Rerouted, SystemNote, UserMessage
 from model.ids import thread_id_for
 from model.records import Origin, OutboxItem, ThreadView
 from store.embedded import free_port
@@ -124,10 +124,9 @@ async def test_stop_then_request_is_not_sent_and_falls_back(sms_factory: Factory
     assert by_channel["sms"].status == "failed"
     assert "opted out" in (by_channel["sms"].error or "")
     assert by_channel["rest"].status == "sent"
-    assert any(
-        isinstance(e, SystemNote) and e.kind == "escalation" and "opted out" in e.text
-        for e in view.events
-    )
+    [rerouted] = [e for e in view.events if isinstance(e, Rerouted)]
+    assert "opted out" in rerouted.text
+    assert rerouted.to == "rest:alice"
 
     # START opts back in: the next request reaches the phone again.
     assert (await sms.text(APPROVER, "START")).text == EMPTY
@@ -210,8 +209,12 @@ async def test_send_cut_off_with_its_sender_is_offered_on_the_origin(sms_factory
     await sms.service.wait(tid, approval_to("rest"), within=15)
     view = await sms.service.settled(tid, "awaiting_human", within=15)
     assert sms.fake.attempts == 1
-    notes = [e for e in view.events if isinstance(e, SystemNote)]
-    assert any("interrupted" in n.text for n in notes)
+    [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
+    assert failure.outcome == "unknown"
+    assert "interrupted" in failure.reason
+    [rerouted] = [e for e in view.events if isinstance(e, Rerouted)]
+    assert "may not have reached" in rerouted.text
+    assert rerouted.to == "rest:alice"
 
 
 async def test_unreachable_twilio_is_retried(sms_factory: Factory) -> None:
@@ -244,12 +247,15 @@ async def test_failed_answer_is_recorded_on_the_thread(
     assert (await sms.status(sent["Sid"], "failed", "30006")).status_code == 204
 
     def noted(v: ThreadView) -> bool:
-        return any(isinstance(e, SystemNote) and e.kind == "delivery_failure" for e in v.events)
+        return any(isinstance(e, SystemNote) and e.kind == "escalation" for e in v.events)
 
+    # The answer went to the thread's own origin: nowhere left to send it, a person must look.
     await sms.service.wait(tid, noted)
-    view = await sms.service.settled(tid, "done")
+    view = await sms.service.settled(tid, "awaiting_human")
     [final] = view.outbox
     assert final.status == "failed"
     assert "30006" in (final.error or "")
+    [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
+    assert (failure.message, failure.address) == ("final", TALKER)
     # An unknown SID (not ours, or long expired) is acknowledged and ignored.
     assert (await sms.status("SM" + "f" * 32, "failed", "30006")).status_code == 204

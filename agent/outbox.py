@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from channels.base import HandlesLost, Sender, SendFailed
+from agent.delivery import Sender, SendFailed
 from store.outbox import OutboxStore
 from store.scripts import Then
 from store.streams import Entry, WorkStream
@@ -104,8 +104,6 @@ class OutboxDispatcher:
         if claim.stale and not sender.resend_when_unknown:
             error = "an earlier attempt was interrupted; not sent again"
             await self.store.give_up(item, "unknown", error, ack)
-            if isinstance(sender, HandlesLost):
-                await sender.lost(item)
             return True
         try:
             delivery = await sender.send(item)
@@ -114,7 +112,8 @@ class OutboxDispatcher:
                 delay = self._delay(claim.attempt, exc.retry_after)
                 await self.store.retry(item, exc.error, delay, ack)
             else:
-                await self.store.give_up(item, "failed", exc.error, ack)
+                status = "unknown" if exc.unknown else "failed"
+                await self.store.give_up(item, status, exc.error, ack)
             return True
         await self.store.sent(item, delivery, ack)
         return True

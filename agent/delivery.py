@@ -1,20 +1,29 @@
-"""What every channel's outbound side implements."""
+"""What every channel's outbound side implements: the core's outbox calls these."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from model.records import Delivery, OutboxItem
 
 
 class SendFailed(Exception):
-    """A delivery attempt failed. ``transient``: worth trying again later."""
+    """A delivery attempt failed. ``transient``: worth trying again later. ``unknown``: the
+    provider may have taken it (a lost answer) on a channel that must not send twice."""
 
-    def __init__(self, error: str, *, transient: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        error: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        unknown: bool = False,
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.transient = transient
         self.retry_after = retry_after
+        self.unknown = unknown
 
 
 class Sender(Protocol):
@@ -28,14 +37,3 @@ class Sender(Protocol):
     async def send(self, item: OutboxItem) -> Delivery:
         """Deliver one item; raise SendFailed on failure."""
         ...
-
-
-@runtime_checkable
-class HandlesLost(Protocol):
-    """A sender that can offer a message another way when an attempt of it was lost.
-
-    The outbox calls ``lost`` when an attempt was cut off (its sender died mid-call) and the
-    channel does not repeat sends whose outcome is unknown.
-    """
-
-    async def lost(self, item: OutboxItem) -> None: ...

@@ -1,0 +1,37 @@
+"""Redis keys of the email channel (the core's live in store/keys.py; same ``sb:`` scheme).
+
+Keys of one thread's mail carry the thread id as a hash tag, ``sb:email:{th_...}:...``;
+shared email keys carry the ``{email}`` tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from store.keys import PREFIX
+
+SECRET = f"{PREFIX}:{{email}}:secret"
+"""STRING: the signing secret of reply tokens and links, made on first use when
+EMAIL_SECRET is not set (every process of the service then shares it)."""
+
+
+def link_used(token: str) -> str:
+    """STRING marking a one-click link as used; it expires with the link itself."""
+    return f"{PREFIX}:{{email}}:link:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def chain(thread_id: str) -> str:
+    """LIST of the Message-IDs of a thread's mail, ours and theirs, in the order they were
+    sent or received: what the next mail's References carries (RFC 5322 section 3.6.4)."""
+    return f"{PREFIX}:email:{{{thread_id}}}:chain"
+
+
+def parent(thread_id: str) -> str:
+    """STRING: the Message-ID of the last mail a human sent on the thread, which our next
+    mail answers (In-Reply-To)."""
+    return f"{PREFIX}:email:{{{thread_id}}}:parent"
+
+
+CHAIN_TTL_SECONDS = 90 * 24 * 3600
+"""As long as the core keeps references to our mail (store.keys.REF_TTL_SECONDS): a reply
+after that starts afresh anyway."""

@@ -1,0 +1,115 @@
+"""The channels' port into the core: all a channel may do with threads, and nothing more.
+
+Channels translate, verify and send; they never write a thread's log, take a lease, or name
+a core key. What comes in from a human is appended to a thread's inbox (deduplicated by the
+provider's message id) or binds an answer to a request; what a provider tells us later about
+a message we sent is reported as a delivery outcome. The run loop, holding the lease, does
+the rest. Channel-private state (email tokens, SMS codes, opt-outs) lives under each
+channel's own keys module, on the Redis client the service hands it.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from model.events import HumanResponse, UserMessage
+from model.records import (
+    ProviderRef,
+    RequestRecord,
+    RequestView,
+    ThreadMeta,
+    ThreadSummary,
+    ThreadView,
+)
+from store import keys
+from store.errors import ThreadNotFound
+from store.outbox import OutboxStore, ref_value
+from store.reads import flat_text, meta_of, text
+from store.threads import NewThread, ThreadStore
+
+__all__ = ["ChannelPort", "NewThread"]
+
+
+class ChannelPort:
+    def __init__(self, threads: ThreadStore, outbox: OutboxStore) -> None:
+        self._threads = threads
+        self._outbox = outbox
+        self._redis: aioredis.Redis = threads.redis
+
+    # ---- input from humans ------------------------------------------------------------
+    async def append_message(
+        self,
+        thread_id: str,
+        event: UserMessage,
+        *,
+        dedupe: str | None = None,
+        create: NewThread | None = None,
+    ) -> bool:
+        """Store a human's message once and wake the thread. False: a duplicate.
+
+        Raises ThreadNotFound when the thread does not exist and ``create`` is not given.
+        """
+        return await self._threads.append_inbound(thread_id, event, dedupe=dedupe, create=create)
+
+    async def answer(
+        self,
+        request_id: str,
+        response: HumanResponse,
+        *,
+        check: bool = True,
+        dedupe: str | None = None,
+    ) -> RequestRecord:
+        """Bind one answer to a pending request, once, from an allowed responder.
+
+        ``check=False`` when the channel checked the responder itself (a Slack user group);
+        ``dedupe``, the provider's id of the message that answers, shared with messages.
+        """
+        return await self._threads.answer(request_id, response, check=check, dedupe=dedupe)
+
+    # ---- what we sent, and what became of it --------------------------------------------
+    async def resolve(self, channel: str, provider_id: str) -> ProviderRef | None:
+        """The thread (and request, and outbox item) a provider's message id belongs to."""
+        return await self._outbox.lookup_ref(channel, provider_id)
+
+    async def remember(self, channel: str, provider_id: str, thread_id: str) -> None:
+        """A message a human sent on a thread: replies that cite its id find the thread."""
+        await self._redis.set(
+            keys.ref(channel, provider_id),
+            ref_value(ProviderRef(thread_id=thread_id)),
+            ex=keys.REF_TTL_SECONDS,
+            nx=True,
+        )
+
+    async def report_failure(self, thread_id: str, outbox_id: str, reason: str) -> bool:
+        """The provider says a message we sent did not arrive (a bounce, a failed text, an
+        opt-out); the thread's run loop decides where to ask next. False: already known."""
+        return await self._outbox.report_failure(thread_id, outbox_id, reason)
+
+    # ---- reads ----------------------------------------------------------------------------
+    async def meta(self, thread_id: str) -> ThreadMeta:
+        """What a thread is (agent, origin); one small read, never the events."""
+        raw = await self._redis.hgetall(keys.meta(thread_id))
+        if not raw:
+            raise ThreadNotFound(thread_id)
+        return meta_of(flat_text(raw))
+
+    async def open_question(self, thread_id: str) -> RequestView | None:
+        """The thread's latest question, answered or not, and where it was posted."""
+        rid = await self._redis.hget(keys.state(thread_id), keys.QUESTION)
+        if rid is None:
+            return None
+        views = await self._threads.request_views([(text(rid), thread_id)])
+        return views[0] if views else None
+
+    async def request(self, request_id: str) -> RequestView:
+        return await self._threads.request(request_id)
+
+    async def pending_requests(self, limit: int = 200) -> list[RequestView]:
+        return await self._threads.pending_requests(limit)
+
+    async def thread(self, thread_id: str) -> ThreadView:
+        """The whole thread, for those who show it (REST, the console); not for routing."""
+        return await self._threads.thread(thread_id)
+
+    async def summaries(self, limit: int = 100) -> list[ThreadSummary]:
+        return await self._threads.summaries(limit)
