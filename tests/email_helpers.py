@@ -14,7 +14,7 @@ import aiosmtplib
 from agent.config import Registry
 from channels.email import EmailParts
 from channels.registry import Services
-from tests.fakes.smtp_capture import CaptureServer
+from tests.fakes.smtp_capture import Captured, CaptureServer
 
 DOMAIN = "sb.test"
 AGENT = f"deploybot@{DOMAIN}"
@@ -101,3 +101,24 @@ class EmailHarness:
     async def token(self, thread_id: str, request_id: str | None = None) -> str:
         signer = await self.parts.keyring.signer()
         return f"reply+{signer.reply_token(thread_id, request_id)}@{DOMAIN}"
+
+
+def bounce(of: Captured, recipient: str = ALICE) -> bytes:
+    """A delivery status notification (RFC 3464) for one of our mails, as an MTA writes it."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
+        f"To: {AGENT}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <bounce1@mx.example.com>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\r\n"
+        "\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {of.header('From')}\r\nTo: {recipient}\r\nSubject: {of.header('Subject')}\r\n"
+        f"Message-ID: {of.header('Message-ID')}\r\n"
+        "\r\n--B--\r\n"
+    ).encode()

@@ -24,7 +24,17 @@ from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.conftest import Service
-from tests.email_helpers import AGENT, ALICE, BOB, DOMAIN, PUBLIC, EmailHarness, mail, passed
+from tests.email_helpers import (
+    AGENT,
+    ALICE,
+    BOB,
+    DOMAIN,
+    PUBLIC,
+    EmailHarness,
+    bounce,
+    mail,
+    passed,
+)
 from tests.fakes.smtp_capture import Captured
 
 pytest_plugins = ("tests.email_fixtures",)
@@ -202,34 +212,13 @@ async def test_deploy_approved_by_link(
     assert len(_tool_runs((await store.thread(FIRST)).events)) == 1
 
 
-def _bounce(of: Captured) -> bytes:
-    """A delivery status notification (RFC 3464) for one of our mails, as an MTA writes it."""
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
-        f"To: {AGENT}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Message-ID: <bounce1@mx.example.com>\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
-        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
-        "Final-Recipient: rfc822; alice@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-        "Diagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\r\n"
-        "\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"From: {of.header('From')}\r\nTo: {ALICE}\r\nSubject: {of.header('Subject')}\r\n"
-        f"Message-ID: {of.header('Message-ID')}\r\n"
-        "\r\n--B--\r\n"
-    ).encode()
-
-
 async def test_bounce_of_our_mail_is_recorded_on_its_thread(
     email: EmailHarness, email_service: Service, store: ThreadStore
 ) -> None:
     approval = await _approval_mail(email, email_service)
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=email.port)
     async with client:
-        await client.sendmail("", [AGENT], _bounce(approval))
+        await client.sendmail("", [AGENT], bounce(approval))
     view = await store.thread(FIRST)
     [sent] = view.outbox
     assert sent.status == "failed"
