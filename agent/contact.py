@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from agent.tools import Tool
-from model.events import HumanRequest, utcnow
+from model.events import ApprovalRequest, HumanRequest, Question, utcnow
 from model.ids import new_id
 from model.records import Origin, OutboxItem, OutboxKind, RequestRecord
 
@@ -63,9 +63,9 @@ class Contact:
             )
         )
         self.send("question", text, request_id=rid)
-        return HumanRequest(request_id=rid, kind="question", text=text)
+        return Question(request_id=rid, text=text)
 
-    def approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> HumanRequest:
+    def approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> ApprovalRequest:
         rid = new_id("rq")
         shown = call_text(tool.name, arguments)
         text = f"Approval needed: {shown}"
@@ -91,9 +91,8 @@ class Contact:
         if tool.notify and self.origin.target not in {t.target for t in targets}:
             who = ", ".join(str(a) for a in tool.notify)
             self.send("notice", f"Waiting for approval from {who}: {shown}")
-        return HumanRequest(
+        return ApprovalRequest(
             request_id=rid,
-            kind="approval",
             text=text,
             tool=tool.name,
             arguments=arguments,
@@ -104,15 +103,21 @@ class Contact:
 
     def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:
         """Offer a pending request somewhere else, saying why (its first place failed)."""
-        kind: OutboxKind = "approval" if request.kind == "approval" else "question"
-        self.send(
-            kind,
-            f"{request.text}\n({note})",
-            to,
-            request_id=request.request_id,
-            tool=request.tool,
-            arguments=request.arguments,
-        )
+        text = f"{request.text}\n({note})"
+        match request:
+            case ApprovalRequest(tool=tool, arguments=arguments):
+                self.send(
+                    "approval",
+                    text,
+                    to,
+                    request_id=request.request_id,
+                    tool=tool,
+                    arguments=arguments,
+                )
+            case Question():
+                self.send("question", text, to, request_id=request.request_id)
+            case _:
+                assert_never(request)
 
     def _deadline(self) -> datetime | None:
         if not self.request_timeout:

@@ -26,7 +26,8 @@ from model.events import (
     Event,
     FinalAnswer,
     HumanRequest,
-    HumanResponse,
+    Question,
+    Rejected,
     ToolResult,
 )
 
@@ -61,7 +62,7 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
         if isinstance(event, DeliveryFailed):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
-        if isinstance(event, HumanResponse) and event.decision == "reject":
+        if isinstance(event, Rejected):
             hidden.add(i)
         # What the agent said or asked is shown once, as said or asked: the step that chose
         # it carries the same text again (a step whose message never went out stays).
@@ -77,7 +78,7 @@ def _spoken_by_next(events: Sequence[Event], i: int) -> bool:
     after = events[i + 1]
     if step.intent == DONE:
         return isinstance(after, FinalAnswer)
-    return step.intent == ASK and isinstance(after, HumanRequest) and after.kind == "question"
+    return step.intent == ASK and isinstance(after, Question)
 
 
 def _attr(value: Any) -> str:

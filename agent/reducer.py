@@ -17,12 +17,15 @@ from agent.steps import Decision, parse_step, response_schema
 from agent.tools import Agent
 from model.events import (
     AgentStep,
+    Answered,
+    ApprovalRequest,
+    Approved,
     DeliveryFailed,
     Event,
     FinalAnswer,
     HumanRequest,
-    HumanResponse,
     LLMError,
+    Rejected,
     Rerouted,
     SystemNote,
     ToolError,
@@ -43,23 +46,23 @@ async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision
 class RunApproved:
     """An approved call that has not run yet."""
 
-    request: HumanRequest
-    response: HumanResponse
+    request: ApprovalRequest
+    response: Approved
 
 
 @dataclass(frozen=True)
 class RecordRejection:
     """A rejected call whose rejection has not reached the model yet."""
 
-    request: HumanRequest
-    response: HumanResponse
+    request: ApprovalRequest
+    response: Rejected
 
 
 @dataclass(frozen=True)
 class RecordExpiry:
     """An approval whose deadline passed with no decision: the call will not run."""
 
-    request: HumanRequest
+    request: ApprovalRequest
 
 
 @dataclass(frozen=True)
@@ -95,19 +98,19 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
     reroute = next_reroute(events, origin)
     if reroute is not None:
         return reroute
-    approvals: dict[str, HumanRequest] = {}
+    approvals: dict[str, ApprovalRequest] = {}
     settled: set[str] = set()
     for e in events:
-        if isinstance(e, HumanRequest) and e.kind == "approval" and e.call_id:
+        if isinstance(e, ApprovalRequest):
             approvals[e.request_id] = e
         elif isinstance(e, ToolResult | ToolError) and e.call_id:
             settled.add(e.call_id)
     for e in events:
-        if isinstance(e, HumanResponse) and e.request_id in approvals:
+        if isinstance(e, Approved | Rejected) and e.request_id in approvals:
             request = approvals[e.request_id]
             if request.call_id in settled or request.call_id in ledger:
                 continue
-            if e.decision == "approve":
+            if isinstance(e, Approved):
                 return RunApproved(request, e)
             return RecordRejection(request, e)
         if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id in approvals:
@@ -122,9 +125,7 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
         if last.call_id and (last.call_id in ledger or last.call_id in settled):
             return Idle()
         return Dispatch(last)
-    if isinstance(last, UserMessage | ToolResult | ToolError | LLMError):
-        return Decide()
-    if isinstance(last, HumanResponse) and last.decision is None:
+    if isinstance(last, UserMessage | ToolResult | ToolError | LLMError | Answered):
         return Decide()
     if isinstance(last, SystemNote) and last.kind == "timeout":
         return Decide()
@@ -147,7 +148,7 @@ def _last_significant(events: Sequence[Event]) -> Event | None:
             continue
         if isinstance(e, _BACKGROUND_EVENTS):
             continue
-        if isinstance(e, HumanResponse) and e.decision is not None:
+        if isinstance(e, Approved | Rejected):
             continue  # settled above: its ToolResult is what follows it
         return e
     return None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from model.events import (
+    ApprovalRequest,
     DeliveryFailed,
     Event,
     HumanRequest,
@@ -85,7 +86,8 @@ def next_reroute(events: Sequence[Event], origin: str) -> Reroute | None:
     live = tuple(a for a in offered if a not in failed)
     if live:
         return StillOffered(failure, request, live)
-    for candidate in [*request.notify, origin]:
+    notify = request.notify if isinstance(request, ApprovalRequest) else []
+    for candidate in [*notify, origin]:
         if candidate not in offered and candidate not in failed:
             return OfferElsewhere(failure, request, candidate)
     return NowhereLeft(failure, request)
@@ -106,8 +108,8 @@ def _settled(events: Sequence[Event], request: HumanRequest) -> bool:
         if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id == request.request_id:
             return True
         if (
-            isinstance(e, ToolResult | ToolError)
-            and request.call_id
+            isinstance(request, ApprovalRequest)
+            and isinstance(e, ToolResult | ToolError)
             and e.call_id == request.call_id
         ):
             return True
@@ -116,7 +118,8 @@ def _settled(events: Sequence[Event], request: HumanRequest) -> bool:
 
 def _offered(events: Sequence[Event], request: HumanRequest, origin: str) -> list[str]:
     """Every place the request was offered: when asked, then each reroute's target."""
-    offered = list(request.offered) or [origin]  # logs before 0.2 asked on the origin
+    asked = request.offered if isinstance(request, ApprovalRequest) else []
+    offered = list(asked) or [origin]  # questions, and logs before 0.2, asked on the origin
     for e in events:
         if isinstance(e, Rerouted) and e.request_id == request.request_id and e.to:
             offered.append(e.to)

@@ -32,9 +32,9 @@ from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
 from model.events import (
     AgentStep,
+    ApprovalRequest,
     Event,
     FinalAnswer,
-    HumanRequest,
     LLMError,
     Rerouted,
     SystemNote,
@@ -139,17 +139,15 @@ class Run:
                         self._reroute(action)
                     case RunApproved(request=request):
                         status = await self._run_tool(
-                            self.agent.tools[request.tool or ""],
-                            request.call_id or "",
-                            request.arguments or {},
+                            self.agent.tools[request.tool], request.call_id, request.arguments
                         )
                     case RecordRejection():
                         self._record_rejection(action)
                     case RecordExpiry(request=request):
                         self._append(
                             ToolResult(
-                                call_id=request.call_id or "",
-                                tool=request.tool or "",
+                                call_id=request.call_id,
+                                tool=request.tool,
                                 output="nobody decided before the deadline; the call did not run",
                                 outcome="expired",
                             )
@@ -184,9 +182,10 @@ class Run:
                 channel, _, address = to.partition(":")
                 target = origin if to == origin.target else Origin(channel=channel, address=address)
                 note = f"{failure.target} {lost.replace('could not', 'cannot')}: {failure.reason}"
-                if request.kind == "approval":
-                    who = ", ".join(str(a) for a in self._tool_approvers(request)) or "anyone"
-                    note += f"; who may approve: {who}"
+                if isinstance(request, ApprovalRequest):
+                    tool = self.agent.tools.get(request.tool)
+                    who = ", ".join(str(a) for a in tool.approvers) if tool else ""
+                    note += f"; who may approve: {who or 'anyone'}"
                 self.contact.reoffer(request, target, note)
                 self._append(
                     settled.model_copy(update={"to": to, "text": f"{why}; offered at {to}."})
@@ -206,16 +205,12 @@ class Run:
             case _:
                 assert_never(action)
 
-    def _tool_approvers(self, request: HumanRequest) -> tuple[object, ...]:
-        tool = self.agent.tools.get(request.tool or "")
-        return tool.approvers if tool else ()
-
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"
         self._append(
             ToolResult(
-                call_id=action.request.call_id or "",
-                tool=action.request.tool or "",
+                call_id=action.request.call_id,
+                tool=action.request.tool,
                 output=f"rejected by {action.response.responder}: {reason}",
                 outcome="rejected",
             )

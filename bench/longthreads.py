@@ -26,10 +26,10 @@ from bench.targets import RedisTarget, reset
 from bench.workload import AGENT, MESSAGE, PROMPT, ScriptedLLM, percentile, registry
 from model.events import (
     AgentStep,
+    ApprovalRequest,
+    Approved,
     Event,
     FinalAnswer,
-    HumanRequest,
-    HumanResponse,
     ToolResult,
     UserMessage,
 )
@@ -49,10 +49,12 @@ def cycle(tid: str) -> tuple[list[Event], RequestRecord, list[OutboxItem]]:
     events: list[Event] = [
         UserMessage(channel="rest", sender="bench", text=MESSAGE),
         AgentStep(intent="deploy", arguments=args, prompt=PROMPT, call_id=call),
-        HumanRequest(
-            request_id=rid, kind="approval", text=text, tool="deploy", arguments=args, call_id=call
+        ApprovalRequest(request_id=rid, text=text, tool="deploy", arguments=args, call_id=call),
+        Approved(
+            request_id=rid,
+            channel="rest",
+            responder="bench",
         ),
-        HumanResponse(request_id=rid, channel="rest", responder="bench", decision="approve"),
         ToolResult(call_id=call, tool="deploy", output="deployed v1.2.3 to production"),
         AgentStep(
             intent="done_for_now",
@@ -193,8 +195,10 @@ async def run_overhead(target: RedisTarget, n: int = 300) -> dict[str, Any]:
             rid = view.requests[0].request.request_id
             await store.answer(
                 rid,
-                HumanResponse(
-                    request_id=rid, channel="rest", responder="bench", decision="approve"
+                Approved(
+                    request_id=rid,
+                    channel="rest",
+                    responder="bench",
                 ),
             )
             t2 = time.perf_counter()

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from bench.targets import RedisTarget, reset
 from bench.workload import AGENT, MESSAGE, RoundTrips, command_delta, summary
-from model.events import HumanResponse, UserMessage
+from model.events import Approved, UserMessage
 from model.ids import new_id
 from model.records import Origin
 from store import keys
@@ -159,8 +159,10 @@ async def run_roundtrip(
                 answered[tid] = time.monotonic()
                 await store.answer(
                     rid,
-                    HumanResponse(
-                        request_id=rid, channel="rest", responder="bench", decision="approve"
+                    Approved(
+                        request_id=rid,
+                        channel="rest",
+                        responder="bench",
                     ),
                 )
                 await asyncio.wait_for(done, 120)

@@ -7,7 +7,7 @@ TypeAdapter. Execution state (status, lease, counters) lives apart, in the store
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -78,16 +78,23 @@ class LLMError(_Event):
     error: str
 
 
-class HumanRequest(_Event):
-    """The agent asks a human: a question, or an approval for one tool call."""
+class Question(_Event):
+    """The agent asks a human something; the answer comes back as ``Answered``."""
 
-    type: Literal["human_request"] = "human_request"
+    type: Literal["question"] = "question"
     request_id: str
-    kind: Literal["question", "approval"]
     text: str
-    tool: str | None = None
-    arguments: JsonObject | None = None
-    call_id: str | None = None
+
+
+class ApprovalRequest(_Event):
+    """The agent asks a human to approve one tool call with these exact arguments."""
+
+    type: Literal["approval_request"] = "approval_request"
+    request_id: str
+    text: str
+    tool: str
+    arguments: JsonObject
+    call_id: str
     notify: list[str] = Field(default_factory=list)
     """``channel:address`` the configuration says to ask, in order; empty: the thread's origin."""
     offered: list[str] = Field(default_factory=list)
@@ -95,16 +102,99 @@ class HumanRequest(_Event):
     read as the origin)."""
 
 
-class HumanResponse(_Event):
-    """A human's answer to one request: an answer text, or approve / reject with a comment."""
+HumanRequest = Question | ApprovalRequest
+"""A request to a human: the thread pauses until it is answered, expires or is moved."""
 
-    type: Literal["human_response"] = "human_response"
+
+class _Response(_Event):
+    request_id: str
+    channel: str
+    responder: str
+    """Who answered, as the channel knows them (a Slack user id, an address, a number)."""
+
+
+Verdict = Literal["approve", "reject"]
+
+
+class Approved(_Response):
+    """An approver approved the call of an ``ApprovalRequest``."""
+
+    type: Literal["approved"] = "approved"
+    comment: str | None = None
+    verdict: ClassVar[Verdict] = "approve"
+
+
+class Rejected(_Response):
+    """An approver rejected the call; the model hears why, as the tool's result."""
+
+    type: Literal["rejected"] = "rejected"
+    comment: str | None = None
+    verdict: ClassVar[Verdict] = "reject"
+
+
+def decided(
+    verdict: Verdict, *, request_id: str, channel: str, responder: str, comment: str | None = None
+) -> Approved | Rejected:
+    """The decision a channel read (a button, YES / NO, APPROVE / REJECT) as its event."""
+    kind = Approved if verdict == "approve" else Rejected
+    return kind(request_id=request_id, channel=channel, responder=responder, comment=comment)
+
+
+class Answered(_Response):
+    """A human answered a ``Question``."""
+
+    type: Literal["answered"] = "answered"
+    answer: str
+
+
+HumanResponse = Approved | Rejected | Answered
+"""A human's answer to one request, bound to its id."""
+TaggedResponse = Annotated[HumanResponse, Field(discriminator="type")]
+"""The same, for a field that holds one (validated by its tag)."""
+
+
+class _LegacyRequest(_Event):
+    """``human_request`` as version 0.1 stored it: read, then upgraded (never written)."""
+
+    type: Literal["human_request"]
+    request_id: str
+    kind: Literal["question", "approval"]
+    text: str
+    tool: str | None = None
+    arguments: JsonObject | None = None
+    call_id: str | None = None
+
+    def upgrade(self) -> HumanRequest:
+        if self.kind == "question" or not (self.tool and self.call_id):
+            return Question(at=self.at, request_id=self.request_id, text=self.text)
+        return ApprovalRequest(
+            at=self.at,
+            request_id=self.request_id,
+            text=self.text,
+            tool=self.tool,
+            arguments=self.arguments or {},
+            call_id=self.call_id,
+        )
+
+
+class _LegacyResponse(_Event):
+    """``human_response`` as version 0.1 stored it: read, then upgraded (never written)."""
+
+    type: Literal["human_response"]
     request_id: str
     channel: str
     responder: str
     decision: Literal["approve", "reject"] | None = None
     comment: str | None = None
     answer: str | None = None
+
+    def upgrade(self) -> HumanResponse:
+        who = {"at": self.at, "request_id": self.request_id, "channel": self.channel}
+        if self.decision == "approve":
+            return Approved(**who, responder=self.responder, comment=self.comment)
+        if self.decision == "reject":
+            return Rejected(**who, responder=self.responder, comment=self.comment)
+        return Answered(**who, responder=self.responder, answer=self.answer or "")
 
 
 class FinalAnswer(_Event):
@@ -174,8 +264,11 @@ Event = Annotated[
     | ToolResult
     | ToolError
     | LLMError
-    | HumanRequest
-    | HumanResponse
+    | Question
+    | ApprovalRequest
+    | Approved
+    | Rejected
+    | Answered
     | FinalAnswer
     | SystemNote
     | DeliveryFailed
@@ -183,8 +276,12 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
+# What a stored log may hold: today's events, and the forms older versions wrote.
+_Stored = Annotated[Event | _LegacyRequest | _LegacyResponse, Field(discriminator="type")]
+
 EVENT = TypeAdapter[Event](Event)
-EVENT_LIST = TypeAdapter[list[Event]](list[Event])
+RESPONSE = TypeAdapter[HumanResponse](TaggedResponse)
+_STORED_LIST = TypeAdapter[list[_Stored]](list[_Stored])
 
 ERROR_EVENTS = (ToolError, LLMError)
 
@@ -198,4 +295,5 @@ def load_events(raw: list[bytes]) -> list[Event]:
     """Parse a stored list in one call (much cheaper than one validate per event)."""
     if not raw:
         return []
-    return EVENT_LIST.validate_json(b"[" + b",".join(raw) + b"]")
+    loaded = _STORED_LIST.validate_json(b"[" + b",".join(raw) + b"]")
+    return [e.upgrade() if isinstance(e, _LegacyRequest | _LegacyResponse) else e for e in loaded]

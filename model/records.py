@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from model.events import Event, HumanResponse, JsonObject, MessageKind, utcnow
+from model.events import Event, JsonObject, MessageKind, TaggedResponse, utcnow
 
 Status = Literal["idle", "running", "awaiting_human", "done", "failed"]
 
@@ -88,7 +88,7 @@ class RequestView(_Frozen):
 
     request: RequestRecord
     status: RequestStatus
-    response: HumanResponse | None = None
+    response: TaggedResponse | None = None
     """The answer that settled it (requests answered before 0.2 do not carry it)."""
     sent: str | None = None
     """The provider's id of the message that last offered it."""

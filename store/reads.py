@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from model.events import HumanResponse, load_events
+from model.events import RESPONSE, load_events
 from model.records import (
     DeliveryStatus,
     Origin,
@@ -60,7 +60,7 @@ def request_view(
     return RequestView(
         request=RequestRecord.model_validate_json(record),
         status=cast(RequestStatus, text(status) if status is not None else "pending"),
-        response=HumanResponse.model_validate_json(answer) if answer is not None else None,
+        response=RESPONSE.validate_json(answer) if answer is not None else None,
         sent=text(sent) if sent is not None else None,
     )
 

@@ -8,11 +8,13 @@ from agent.config import Registry
 from agent.context import render, visible_events
 from model.events import (
     AgentStep,
+    Answered,
+    ApprovalRequest,
     Event,
     FinalAnswer,
-    HumanRequest,
-    HumanResponse,
     LLMError,
+    Question,
+    Rejected,
     SystemNote,
     ToolError,
     ToolResult,
@@ -32,19 +34,17 @@ THREAD: list[Event] = [
         prompt="deploybot/v1",
         call_id="c2",
     ),
-    HumanRequest(
+    ApprovalRequest(
         request_id="r1",
-        kind="approval",
         text="Approval needed",
         tool="deploy",
         arguments={"tag": "v1.2.3", "env": "production"},
         call_id="c2",
     ),
-    HumanResponse(
+    Rejected(
         request_id="r1",
         channel="slack",
         responder="U007",
-        decision="reject",
         comment="freeze until Monday",
     ),
     ToolResult(
@@ -58,8 +58,8 @@ THREAD: list[Event] = [
         arguments={"message": "Staging instead?"},
         prompt="deploybot/v1",
     ),
-    HumanRequest(request_id="r2", kind="question", text="Staging instead?"),
-    HumanResponse(request_id="r2", channel="slack", responder="U042", answer='yes, "staging"'),
+    Question(request_id="r2", text="Staging instead?"),
+    Answered(request_id="r2", channel="slack", responder="U042", answer='yes, "staging"'),
     AgentStep(
         intent="deploy",
         arguments={"tag": "v1.2.3", "env": "staging"},
@@ -91,7 +91,7 @@ def test_resolved_errors_drop_out_but_current_ones_stay() -> None:
     assert not any(isinstance(e, LLMError) for e in shown)
     assert isinstance(shown[-2], ToolError)
     # A rejection reaches the model as the tool's result only.
-    assert not any(isinstance(e, HumanResponse) and e.decision == "reject" for e in shown)
+    assert not any(isinstance(e, Rejected) for e in shown)
 
 
 def test_failed_attempt_leaves_with_its_error() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.config import Registry
 from agent.context import render
-from model.events import AgentStep, Event, FinalAnswer, HumanRequest, UserMessage
+from model.events import AgentStep, Event, FinalAnswer, Question, UserMessage
 
 
 def _thread(registry: Registry, events: list[Event]) -> str:
@@ -19,7 +19,7 @@ def test_what_was_said_or_asked_shows_once(registry: Registry) -> None:
         AgentStep(
             intent="request_more_information", arguments={"message": "Which tag?"}, prompt="p"
         ),
-        HumanRequest(request_id="rq_1", kind="question", text="Which tag?"),
+        Question(request_id="rq_1", text="Which tag?"),
         AgentStep(intent="done_for_now", arguments={"message": "Nothing to do."}, prompt="p"),
         FinalAnswer(text="Nothing to do."),
     ]

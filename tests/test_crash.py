@@ -13,7 +13,7 @@ from pathlib import Path
 from agent import config
 from agent.llm import OpenAILLM
 from agent.runner import RunSettings
-from model.events import FinalAnswer, HumanResponse, ToolResult, UserMessage
+from model.events import Approved, FinalAnswer, ToolResult, UserMessage
 from model.records import Origin
 from store.threads import NewThread, ThreadStore
 from tests.conftest import ROOT, Service
@@ -101,8 +101,10 @@ async def test_killed_worker_thread_is_finished_by_another_without_rerun(
         request = (await store.pending_requests())[0].request
         await store.answer(
             request.request_id,
-            HumanResponse(
-                request_id=request.request_id, channel="rest", responder="ops", decision="approve"
+            Approved(
+                request_id=request.request_id,
+                channel="rest",
+                responder="ops",
             ),
         )
 

@@ -97,7 +97,7 @@ async def test_deploy_approved_by_reply_in_the_same_thread(
 
     assert [r.output for r in _tool_runs(view.events)] == ["deployed v1.2.3 to production"]
     [response] = [e for e in view.events if isinstance(e, HumanResponse)]
-    assert (response.channel, response.responder, response.decision) == ("email", ALICE, "approve")
+    assert (response.channel, response.responder, response.verdict) == ("email", ALICE, "approve")
     final = await email.capture.next()
     assert final.rcpt_tos == [ALICE]
     assert final.header("Subject") == "Re: Deploy please"

@@ -66,7 +66,7 @@ async def test_approval_goes_to_the_approver(email: EmailHarness, email_service:
     await email.send(answer)
     view = await email_service.settled(tid, "done")
     responses = [e for e in view.events if isinstance(e, HumanResponse)]
-    assert [(r.responder, r.decision) for r in responses] == [(BOB, "approve")]
+    assert [(r.responder, r.verdict) for r in responses] == [(BOB, "approve")]
     runs = [e for e in view.events if isinstance(e, ToolResult) and e.tool == "deploy"]
     assert [r.output for r in runs] == ["deployed v1.2.3 to production"]
     final = await email.capture.next()

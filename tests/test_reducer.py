@@ -21,12 +21,15 @@ from agent.reducer import (
 from agent.reroute import Moot, NowhereLeft, OfferElsewhere, StillOffered
 from model.events import (
     AgentStep,
+    Answered,
+    ApprovalRequest,
+    Approved,
     DeliveryFailed,
     Event,
     FinalAnswer,
-    HumanRequest,
-    HumanResponse,
     LLMError,
+    Question,
+    Rejected,
     Rerouted,
     SystemNote,
     ToolError,
@@ -39,9 +42,8 @@ ORIGIN = "slack:U1"
 AT = datetime(2026, 11, 1, tzinfo=UTC)
 ASK = UserMessage(channel="slack", sender="U1", text="deploy v1 to prod", at=AT)
 STEP = AgentStep(intent="deploy", arguments={"tag": "v1"}, prompt="p/v1", call_id="c1", at=AT)
-APPROVAL = HumanRequest(
+APPROVAL = ApprovalRequest(
     request_id="rq1",
-    kind="approval",
     text="Approval needed",
     tool="deploy",
     arguments={"tag": "v1"},
@@ -51,10 +53,18 @@ APPROVAL = HumanRequest(
     at=AT,
 )
 STAGED = APPROVAL.model_copy(update={"offered": ["email:bob@x.test"]})
-APPROVED = HumanResponse(request_id="rq1", channel="slack", responder="U1", decision="approve")
-REJECTED = HumanResponse(request_id="rq1", channel="slack", responder="U1", decision="reject")
-QUESTION = HumanRequest(request_id="rq2", kind="question", text="Which env?", at=AT)
-ANSWER = HumanResponse(request_id="rq2", channel="slack", responder="U1", answer="staging")
+APPROVED = Approved(
+    request_id="rq1",
+    channel="slack",
+    responder="U1",
+)
+REJECTED = Rejected(
+    request_id="rq1",
+    channel="slack",
+    responder="U1",
+)
+QUESTION = Question(request_id="rq2", text="Which env?", at=AT)
+ANSWER = Answered(request_id="rq2", channel="slack", responder="U1", answer="staging")
 DONE = ToolResult(call_id="c1", tool="deploy", output="deployed")
 TIMEOUT = SystemNote(kind="timeout", text="expired", request_id="rq1")
 
@@ -199,7 +209,17 @@ def test_a_log_written_by_version_0_1_still_loads_and_plans() -> None:
     """Stored events stay readable across versions (README: Compatibility)."""
     raw = (Path(__file__).parent / "golden" / "thread_v0_1.jsonl").read_bytes().splitlines()
     events = load_events(raw)
-    assert [e.type for e in events][:3] == ["user_message", "agent_step", "human_request"]
-    request = next(e for e in events if isinstance(e, HumanRequest))
+    # 0.1's human_request / human_response are read as today's variants.
+    assert [e.type for e in events] == [
+        "user_message",
+        "agent_step",
+        "approval_request",
+        "system_note",
+        "approved",
+    ]
+    request = next(e for e in events if isinstance(e, ApprovalRequest))
+    assert (request.tool, request.call_id) == ("deploy", "call_a")
     assert request.offered == []  # asked before offers were recorded: read as the origin
-    assert isinstance(plan(events, {}, ORIGIN), RunApproved)
+    action = plan(events, {}, ORIGIN)
+    assert isinstance(action, RunApproved)
+    assert action.response.responder == "U1"

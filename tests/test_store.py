@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from model.events import HumanResponse, SystemNote, UserMessage
+from model.events import Approved, HumanResponse, SystemNote, UserMessage
 from model.records import Origin, RequestRecord
 from store import keys
 from store.errors import (
@@ -108,8 +108,10 @@ async def _pending_approval(store: ThreadStore) -> RequestRecord:
 
 
 def _decision(responder: str, channel: str = "slack") -> HumanResponse:
-    return HumanResponse(
-        request_id="rq_1", channel=channel, responder=responder, decision="approve"
+    return Approved(
+        request_id="rq_1",
+        channel=channel,
+        responder=responder,
     )
 
 

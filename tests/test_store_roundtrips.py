@@ -6,7 +6,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from model.events import HumanResponse, UserMessage
+from model.events import Approved, UserMessage
 from model.records import Origin, RequestRecord
 from store import keys
 from store.threads import NewThread, ThreadStore
@@ -38,7 +38,12 @@ async def test_append_and_answer_send_no_script_checks(
     assert await store.append_inbound("th_a", _message(), dedupe="m1", create=NEW)
     rid = await _pending_approval(store, "th_a")
     await store.answer(
-        rid, HumanResponse(request_id=rid, channel="rest", responder="alice", decision="approve")
+        rid,
+        Approved(
+            request_id=rid,
+            channel="rest",
+            responder="alice",
+        ),
     )
     calls = await _commands(redis_client)
     assert "script|exists" not in calls
@@ -56,10 +61,15 @@ async def test_lost_scripts_are_reloaded_and_the_write_lands_once(
     rid = await _pending_approval(store, "th_b")
     await redis_client.script_flush()
     record = await store.answer(
-        rid, HumanResponse(request_id=rid, channel="rest", responder="alice", decision="approve")
+        rid,
+        Approved(
+            request_id=rid,
+            channel="rest",
+            responder="alice",
+        ),
     )
     assert record.thread_id == "th_b"
     view = await store.thread("th_b")
     assert [r.status for r in view.requests] == ["answered"]
-    assert [type(e).__name__ for e in view.inbox] == ["HumanResponse"]
+    assert [type(e).__name__ for e in view.inbox] == ["Approved"]
     assert await store.pending_requests() == []

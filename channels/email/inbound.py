@@ -20,7 +20,7 @@ from channels.email.noise import Noise
 from channels.email.parse import ParsedMail, parse
 from channels.email.tokens import Keyring, ReplyRef
 from channels.email.trust import address_matches, authenticated, patterns, read_decision
-from model.events import HumanResponse, UserMessage
+from model.events import Answered, HumanResponse, UserMessage, decided
 from model.ids import thread_id_for
 from model.records import Origin, RequestRecord, ThreadMeta
 from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
@@ -216,8 +216,9 @@ class Inbound:
         record = view.request
         if view.status != "pending":
             return None
+        response: HumanResponse
         if record.kind == "question":
-            response = HumanResponse(
+            response = Answered(
                 request_id=request_id, channel=CHANNEL, responder=mail.sender, answer=_text(mail)
             )
         else:
@@ -225,11 +226,11 @@ class Inbound:
             if decision is None:
                 return None
             self._check_approver(mail, record, token)
-            response = HumanResponse(
+            response = decided(
+                decision[0],
                 request_id=request_id,
                 channel=CHANNEL,
                 responder=mail.sender,
-                decision=decision[0],
                 comment=decision[1],
             )
         try:

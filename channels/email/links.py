@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from channels.email import keys
 from channels.email.tokens import Keyring, LinkClaim
-from model.events import HumanResponse
+from model.events import decided
 from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
 from store.port import ChannelPort
 
@@ -78,11 +78,11 @@ def router(port: ChannelPort, keyring: Keyring, redis: aioredis.Redis) -> APIRou
             return claim
         body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace")
         comment = (parse_qs(body).get("comment") or [""])[0].strip() or None
-        response = HumanResponse(
+        response = decided(
+            claim.decision,
             request_id=claim.request_id,
             channel=CHANNEL,
             responder=claim.approver,
-            decision=claim.decision,
             comment=comment,
         )
         try:

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
-from model.events import HumanResponse, UserMessage
+from model.events import Answered as AnswerEvent
+from model.events import HumanResponse, UserMessage, decided
 from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
 from store.errors import (
@@ -181,14 +182,19 @@ def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIR
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 'this request is a question: send {"answer": "..."}',
             )
-        response = HumanResponse(
-            request_id=request_id,
-            channel=CHANNEL,
-            responder=body.responder,
-            decision=None if isinstance(body, Answer) else body.decision,
-            comment=None if isinstance(body, Answer) else body.comment,
-            answer=body.answer if isinstance(body, Answer) else None,
-        )
+        response: HumanResponse
+        if isinstance(body, Answer):
+            response = AnswerEvent(
+                request_id=request_id, channel=CHANNEL, responder=body.responder, answer=body.answer
+            )
+        else:
+            response = decided(
+                body.decision,
+                request_id=request_id,
+                channel=CHANNEL,
+                responder=body.responder,
+                comment=body.comment,
+            )
         record = await port.answer(request_id, response)
         return Answered(request_id=request_id, thread_id=record.thread_id)
 

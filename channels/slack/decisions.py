@@ -20,7 +20,7 @@ from channels.slack import blocks, payloads
 from channels.slack.blocks import Decided
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
-from model.events import HumanResponse
+from model.events import Approved, Rejected, decided
 from model.records import RequestRecord, RequestView
 from store.errors import RequestAlreadyAnswered, RequestNotFound
 from store.port import ChannelPort
@@ -129,11 +129,11 @@ class Decisions:
         comment: str | None,
     ) -> Decided | None:
         """Bind the decision to the request, once. None: someone decided first."""
-        response = HumanResponse(
+        response = decided(
+            decision,
             request_id=record.request_id,
             channel=CHANNEL,
             responder=user,
-            decision=decision,
             comment=comment,
         )
         try:
@@ -183,9 +183,9 @@ class Decisions:
     async def _refresh(self, client: AsyncWebClient, ref: MessageRef, view: RequestView) -> None:
         """Show on the message the decision stored with the request."""
         e = view.response
-        if e is not None and e.decision:
+        if isinstance(e, Approved | Rejected):
             outcome = Decided(
-                decision=e.decision, user=e.responder, at=e.at, comment=e.comment, channel=e.channel
+                decision=e.verdict, user=e.responder, at=e.at, comment=e.comment, channel=e.channel
             )
             await self._update(client, ref, view.request, outcome)
 

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncBoltContext
 
 from channels.slack import payloads
 from channels.slack.payloads import MessageIn
-from model.events import HumanResponse, UserMessage
+from model.events import Answered, UserMessage
 from model.ids import thread_id_for
 from model.records import Origin
 from store.errors import RequestAlreadyAnswered, ThreadNotFound
@@ -66,9 +66,7 @@ class Messages:
         if not _later_than(msg.ts, posted):
             return False  # written before the question was asked: a message, not an answer
         rid = question.request.request_id
-        response = HumanResponse(
-            request_id=rid, channel=CHANNEL, responder=msg.user, answer=msg.text
-        )
+        response = Answered(request_id=rid, channel=CHANNEL, responder=msg.user, answer=msg.text)
         try:
             await self.port.answer(rid, response, dedupe=msg.ts)
         except RequestAlreadyAnswered:

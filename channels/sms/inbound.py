@@ -15,7 +15,7 @@ from agent.tools import Agent
 from channels.sms import parse
 from channels.sms.parse import Decision, InboundSms, StatusReport
 from channels.sms.state import Pending, SmsState
-from model.events import HumanResponse, UserMessage
+from model.events import UserMessage, decided
 from model.ids import thread_id_for
 from model.records import Origin
 from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
@@ -110,11 +110,11 @@ class SmsInbound:
                 f"reason. {listed}"
             )
         record = chosen.request
-        response = HumanResponse(
+        response = decided(
+            decision.verdict,
             request_id=record.request_id,
             channel=CHANNEL,
             responder=number,
-            decision=decision.verdict,
             comment=decision.comment,
         )
         try:

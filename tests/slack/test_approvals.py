@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model.events import FinalAnswer, HumanResponse, ToolResult
+from model.events import Approved, FinalAnswer, HumanResponse, ToolResult
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import Posted
@@ -64,7 +64,7 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     results = [e for e in view.events if isinstance(e, ToolResult)]
     assert [(e.tool, e.output) for e in results] == [("deploy", "deployed v1.2.3 to production")]
     [decision] = [e for e in view.events if isinstance(e, HumanResponse)]
-    assert (decision.channel, decision.responder, decision.decision) == ("slack", ALICE, "approve")
+    assert (decision.channel, decision.responder, decision.verdict) == ("slack", ALICE, "approve")
     final = [e for e in view.events if isinstance(e, FinalAnswer)][-1]
     posted = slack_kit.fake.thread(GENERAL, root)
     assert posted[0].ts == approval.ts
@@ -180,8 +180,10 @@ async def test_decided_elsewhere_the_slack_message_catches_up_on_a_click(
     service = slack_service
     tid, root, approval = await _deploy_waiting(slack_kit, service)
     rid = _buttons(approval)[0]["value"]
-    response = HumanResponse(
-        request_id=rid, channel="rest", responder="ops-bot", decision="approve"
+    response = Approved(
+        request_id=rid,
+        channel="rest",
+        responder="ops-bot",
     )
     await service.store.answer(rid, response, check=False)
     await service.settled(tid, "done")

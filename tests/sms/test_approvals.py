@@ -53,7 +53,7 @@ async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory)
     [result] = [e for e in view.events if isinstance(e, ToolResult)]
     assert result.output == "deployed v1.2.3 to production"
     [response] = [e for e in view.events if isinstance(e, HumanResponse)]
-    assert (response.channel, response.responder, response.decision) == ("sms", APPROVER, "approve")
+    assert (response.channel, response.responder, response.verdict) == ("sms", APPROVER, "approve")
     final = view.outbox[-1]
     assert (final.item.kind, final.item.to.channel, final.status) == ("final", "rest", "sent")
     assert "deployed v1.2.3 to production" in final.item.text
