@@ -17,7 +17,17 @@ from model.ids import thread_id_for
 from model.records import OutboxItem
 from store.threads import ThreadStore
 from tests.conftest import Service
-from tests.email_helpers import AGENT, ALICE, BOB, DOMAIN, PUBLIC, EmailHarness, mail, passed
+from tests.email_helpers import (
+    AGENT,
+    ALICE,
+    BOB,
+    DOMAIN,
+    PUBLIC,
+    TRUSTED,
+    EmailHarness,
+    mail,
+    passed,
+)
 from tests.fakes.smtp_capture import Captured
 
 pytest_plugins = ("tests.email_fixtures",)
@@ -124,6 +134,13 @@ async def test_reject_by_reply_with_a_reason(email: EmailHarness, email_service:
         (ALICE, passed(authserv="mx.evil.test")),  # vouched for by a host we do not trust
         (ALICE, passed(domain="evil.test")),  # DKIM passed, but for another domain
         (BOB, passed()),  # authenticated, allowed to write, but not an approver
+        # The trusted host's own header, with a MAIL FROM the forger chose: a split on ";"
+        # read a dkim=pass for example.com out of the quoted local part.
+        (
+            ALICE,
+            f'{TRUSTED}; spf=fail smtp.mailfrom="x;dkim=pass header.d=example.com;"@evil.test;'
+            " dkim=none",
+        ),
     ],
 )
 async def test_forged_or_unauthorized_approval_is_refused(
