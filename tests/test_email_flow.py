@@ -28,11 +28,13 @@ from tests.email_helpers import (
     mail,
     passed,
 )
+from tests.email_replies import REPLIES, Reply
 from tests.fakes.smtp_capture import Captured
 
 pytest_plugins = ("tests.email_fixtures",)
 
 FIRST = thread_id_for("email", "m1@example.com")
+REJECT_FORMS = {"gmail-es", "gmail-pt", "apple-zh", "outlook-ja", "thunderbird-pl"}
 
 
 def reply_to(captured: Captured, body: str, message_id: str, **headers: str) -> object:
@@ -125,6 +127,26 @@ async def test_reject_by_reply_with_a_reason(email: EmailHarness, email_service:
     assert _tool_runs(view.events)[0].outcome == "rejected"
     final = await email.capture.next()
     assert "Not deploying (rejected by alice@example.com: not during the freeze)" in final.text
+
+
+@pytest.mark.parametrize(
+    "form",
+    [r for r in REPLIES if r.id in REJECT_FORMS],
+    ids=lambda r: r.id,
+)
+async def test_a_reject_reason_is_what_was_written(
+    email: EmailHarness, email_service: Service, form: Reply
+) -> None:
+    # The forms the first trials found reaching the model (Spanish and Portuguese Gmail), and
+    # one of each other client.
+    approval = await _approval_mail(email, email_service)
+    answer = reply_to(approval, form.body, "m2@example.com", **{"Authentication-Results": passed()})
+    await email.send(answer)  # type: ignore[arg-type]
+    view = await email_service.settled(FIRST, "done")
+    [response] = [e for e in view.events if isinstance(e, HumanResponse)]
+    assert (response.decision, response.comment) == ("reject", "not during the freeze")
+    final = await email.capture.next()
+    assert "(rejected by alice@example.com: not during the freeze)" in final.text
 
 
 @pytest.mark.parametrize(
