@@ -30,16 +30,19 @@ from tests.email_helpers import (
     BOB,
     DOMAIN,
     PUBLIC,
+    TRUSTED,
     EmailHarness,
     bounce,
     mail,
     passed,
 )
+from tests.email_replies import REPLIES, Reply
 from tests.fakes.smtp_capture import Captured
 
 pytest_plugins = ("tests.email_fixtures",)
 
 FIRST = thread_id_for("email", "m1@example.com")
+REJECT_FORMS = {"gmail-es", "gmail-pt", "apple-zh", "outlook-ja", "thunderbird-pl"}
 
 
 def reply_to(captured: Captured, body: str, message_id: str, **headers: str) -> object:
@@ -137,12 +140,39 @@ async def test_reject_by_reply_with_a_reason(email: EmailHarness, email_service:
 
 
 @pytest.mark.parametrize(
+    "form",
+    [r for r in REPLIES if r.id in REJECT_FORMS],
+    ids=lambda r: r.id,
+)
+async def test_a_reject_reason_is_what_was_written(
+    email: EmailHarness, email_service: Service, form: Reply
+) -> None:
+    # The forms the first trials found reaching the model (Spanish and Portuguese Gmail), and
+    # one of each other client.
+    approval = await _approval_mail(email, email_service)
+    answer = reply_to(approval, form.body, "m2@example.com", **{"Authentication-Results": passed()})
+    await email.send(answer)  # type: ignore[arg-type]
+    view = await email_service.settled(FIRST, "done")
+    [response] = [e for e in view.events if isinstance(e, HumanResponse)]
+    assert (response.verdict, response.comment) == ("reject", "not during the freeze")
+    final = await email.capture.next()
+    assert "(rejected by alice@example.com: not during the freeze)" in final.text
+
+
+@pytest.mark.parametrize(
     ("sender", "auth"),
     [
         (ALICE, None),  # From says Alice; nobody vouched for it
         (ALICE, passed(authserv="mx.evil.test")),  # vouched for by a host we do not trust
         (ALICE, passed(domain="evil.test")),  # DKIM passed, but for another domain
         (BOB, passed()),  # authenticated, allowed to write, but not an approver
+        # The trusted host's own header, with a MAIL FROM the forger chose: a split on ";"
+        # read a dkim=pass for example.com out of the quoted local part.
+        (
+            ALICE,
+            f'{TRUSTED}; spf=fail smtp.mailfrom="x;dkim=pass header.d=example.com;"@evil.test;'
+            " dkim=none",
+        ),
     ],
 )
 async def test_forged_or_unauthorized_approval_is_refused(

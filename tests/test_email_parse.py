@@ -172,6 +172,59 @@ def test_authentication_results() -> None:
     assert not authenticated([genuine, ok], "alice@example.com", ["mx.sb.test"])
 
 
+# What a sender controls inside a trusted host's header (its MAIL FROM, the comments) must not
+# read as a pass: RFC 8601 quoted strings and nested comments, parsed by authres.
+QUOTED_MAILFROM = (
+    'mx.sb.test; spf=fail smtp.mailfrom="x;dkim=pass header.d=example.com;"@evil.test; dkim=none'
+)
+NESTED_COMMENT = (
+    "mx.sb.test; dkim=none (a (b) ; dkim=pass header.d=example.com x) header.d=evil.test"
+)
+GMAIL_STYLE = (
+    "mx.sb.test;\r\n       dkim=pass header.i=@example.com header.s=20230601 header.b=AbCd;\r\n"
+    "       spf=pass (mx.sb.test: domain of a@example.com designates 192.0.2.1 as permitted"
+    " sender) smtp.mailfrom=a@example.com;\r\n       dmarc=pass (p=NONE sp=NONE dis=NONE)"
+    " header.from=example.com"
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([QUOTED_MAILFROM], False),
+        ([NESTED_COMMENT], False),
+        ([GMAIL_STYLE], True),
+        (["mx.sb.test; dkim=pass header.d=EXAMPLE.com"], True),
+        (["mx.sb.test; none"], False),
+        # Unreadable from the trusted host: what it said is unknown, the forged one below is
+        # not read instead of it.
+        (
+            [
+                "mx.sb.test; dkim=pass header.d=example.com (",
+                "mx.sb.test; dkim=pass header.d=example.com",
+            ],
+            False,
+        ),
+        # Unreadable from someone else (Exchange writes no authserv-id): skipped.
+        (
+            ["spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.com; dkim=pass", GMAIL_STYLE],
+            True,
+        ),
+    ],
+    ids=[
+        "quoted-mailfrom",
+        "nested-comment",
+        "gmail-style",
+        "case",
+        "none",
+        "unreadable-trusted",
+        "unreadable-other",
+    ],
+)
+def test_authentication_results_are_parsed_as_rfc_8601(headers: list[str], expected: bool) -> None:
+    assert authenticated(headers, "alice@example.com", ["mx.sb.test"]) is expected
+
+
 def test_allowed_senders() -> None:
     assert address_matches("Alice@Example.com", ["alice@example.com"])
     assert address_matches("bob@example.com", ["@example.com"])

@@ -2,7 +2,8 @@
 
 Standard library parsing with ``policy=default``; text/plain preferred, HTML-only mail turned
 into text with inscriptis; broken or unknown charsets decoded leniently instead of failing;
-attachments listed, never inlined; quoted history and signatures cut with mail-parser-reply.
+attachments listed, never inlined; quoted history cut at the mail clients' attribution lines
+and header blocks (quotes.py), then signatures with mail-parser-reply.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
 from channels.email.noise import Noise, classify
+from channels.email.quotes import fresh
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
@@ -155,12 +157,13 @@ def attachments(msg: EmailMessage) -> list[Attachment]:
 
 
 def strip_reply(text: str) -> str:
-    """What the human wrote above the quoted history, without their signature."""
+    """What the human wrote above (or below) the quoted history, without their signature.
+
+    Our table of the clients' attribution lines and header blocks cuts first (quotes.py);
+    mail-parser-reply then takes off signatures, and cuts at any form our table lacks.
+    """
     if not text:
         return ""
-    replies = _REPLY_PARSER.read(text).replies
-    fresh = replies[0].body if replies else text
-    lines = fresh.split("\n")
-    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith(">")):
-        lines.pop()  # a trailing quote block the parser did not recognise by its header
-    return "\n".join(lines).strip()
+    mine = fresh(text)
+    replies = _REPLY_PARSER.read(mine).replies
+    return fresh(replies[0].body if replies else mine)

@@ -14,7 +14,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-_COMMENT = re.compile(r"\([^()]*\)")
+import authres
+
+# DKIM and DMARC result classes (RFC 8601 core plus RFC 7489); methods it does not know are
+# read generically, so a header naming them still parses.
+_FEATURES = authres.all_features()
+# The authserv-id of a header authres cannot read: its first word, after any comments.
+_LEADING_ID = re.compile(r"^\s*(?:\([^()]*\)\s*)*([^\s;()]+)")
 _DECISION = re.compile(r"^\s*(approve|approved|reject|rejected)\b[\s:,.;!-]*(.*)$", re.I | re.S)
 
 
@@ -49,35 +55,47 @@ def authenticated(results: list[str], sender: str, trusted: Iterable[str]) -> bo
     domain = sender.rpartition("@")[2].lower()
     if not domain or not trusted_ids:
         return False
-    for header in results:
-        clean = _COMMENT.sub(" ", header)
-        authserv, *resinfo = [p.strip() for p in clean.split(";")]
-        if (authserv.split() or [""])[0].lower() not in trusted_ids:
+    for value in results:
+        header = _parse(value)
+        if header is None:
+            # Unreadable: if a trusted host wrote it, we cannot know what it said, and a header
+            # further down is no substitute for it (that one may be the sender's forgery).
+            if _leading_id(value) in trusted_ids:
+                return False
             continue
-        for info in resinfo:
-            method, result, props = _resinfo(info)
-            if result != "pass":
-                continue
-            if method == "dmarc" and props.get("header.from") == domain:
-                return True
-            signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
-            if method == "dkim" and signer and (domain == signer or domain.endswith("." + signer)):
-                return True
-        return False
+        if header.authserv_id not in trusted_ids:
+            continue
+        return any(_vouches(result, domain) for result in header.results)
     return False
 
 
-def _resinfo(info: str) -> tuple[str, str, dict[str, str]]:
-    words = info.split()
-    if not words or "=" not in words[0]:
-        return "", "", {}
-    method, _, result = words[0].partition("=")
-    props = {}
-    for word in words[1:]:
-        key, sep, value = word.partition("=")
-        if sep:
-            props[key.lower()] = value.strip('"').lower()
-    return method.lower(), result.lower(), props
+def _parse(value: str) -> Any:
+    """The header as authres reads it (RFC 8601: comments, quoted strings, versions), or None."""
+    try:
+        return _FEATURES.parse_value(" ".join(value.split()))
+    except authres.AuthResError:
+        return None
+
+
+def _leading_id(value: str) -> str:
+    found = _LEADING_ID.match(value)
+    return found.group(1).lower() if found else ""
+
+
+def _vouches(result: Any, domain: str) -> bool:
+    """A pass of DMARC for this From domain, or of DKIM signed by it (or a parent of it)."""
+    if str(result.result or "").lower() != "pass":
+        return False
+    if result.method == "dmarc":
+        return _value(result.header_from) == domain
+    if result.method == "dkim":
+        signer = _value(result.header_d) or _value(result.header_i).rpartition("@")[2]
+        return bool(signer) and (domain == signer or domain.endswith("." + signer))
+    return False
+
+
+def _value(prop: Any) -> str:
+    return str(prop or "").strip('"').lower()
 
 
 def read_decision(text: str) -> tuple[Literal["approve", "reject"], str | None] | None:

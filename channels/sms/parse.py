@@ -69,12 +69,16 @@ class StatusReport(BaseModel):
 
 
 def inbound(form: Mapping[str, str]) -> InboundSms:
+    # Twilio always sends Body, empty for a picture without words: a form without it is not
+    # Twilio's messaging webhook (a status callback posted to the wrong URL, a hand-made call).
+    if "Body" not in form:
+        raise PayloadError("Body: missing")
     try:
         return InboundSms(
             message_sid=form.get("MessageSid") or form.get("SmsSid") or "",
             sender=e164(form.get("From", "")),
             to=e164(form.get("To", "")),
-            body=form.get("Body", ""),
+            body=form["Body"],
             opt_out_type=(form.get("OptOutType") or "").upper() or None,
         )
     except ValidationError as exc:

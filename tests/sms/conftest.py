@@ -113,9 +113,10 @@ class Sms:
         *,
         sid: str | None = None,
         signature: str | None = "valid",
+        omit: tuple[str, ...] = (),
         **extra: str,
     ) -> httpx.Response:
-        """Post a text as Twilio would: signed over PUBLIC_BASE_URL + path."""
+        """Post a text as Twilio would: signed over PUBLIC_BASE_URL + path (less ``omit``)."""
         self._count += 1
         form = {
             "MessageSid": sid or f"SM{self._count:032x}",
@@ -126,6 +127,8 @@ class Sms:
             "NumMedia": "0",
             **extra,
         }
+        for name in omit:
+            del form[name]
         return await self._post("/twilio/sms", form, signature)
 
     async def status(

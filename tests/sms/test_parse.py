@@ -67,8 +67,13 @@ def test_only_single_word_keywords_count() -> None:
 
 
 def test_numbers_are_normalized_to_e164() -> None:
-    form = {"MessageSid": "SM" + "1" * 32, "From": "+1 (555) 123-0001", "To": "+1 500 555 0006"}
-    sms = parse.inbound({**form, "Body": "hi"})
+    form = {
+        "MessageSid": "SM" + "1" * 32,
+        "From": "+1 (555) 123-0001",
+        "To": "+1 500 555 0006",
+        "Body": "hi",
+    }
+    sms = parse.inbound(form)
     assert (sms.sender, sms.to) == ("+15551230001", "+15005550006")
     with pytest.raises(PayloadError):
         parse.inbound({**form, "From": "5551230001"})  # no country: ambiguous
@@ -76,6 +81,10 @@ def test_numbers_are_normalized_to_e164() -> None:
         parse.inbound({**form, "MessageSid": ""})
     with pytest.raises(PayloadError):
         parse.inbound({**form, "Body": "x" * 1601})
+    without_body = {k: v for k, v in form.items() if k != "Body"}
+    with pytest.raises(PayloadError, match="Body: missing"):
+        parse.inbound(without_body)
+    assert parse.inbound({**form, "Body": ""}).body == ""  # a picture without words
 
 
 def test_segment_counts() -> None:

@@ -259,3 +259,15 @@ async def test_failed_answer_is_recorded_on_the_thread(
     assert (failure.message, failure.address) == ("final", TALKER)
     # An unknown SID (not ours, or long expired) is acknowledged and ignored.
     assert (await sms.status("SM" + "f" * 32, "failed", "30006")).status_code == 204
+
+
+async def test_a_signed_text_without_body_is_refused(sms_factory: Factory) -> None:
+    # Twilio always sends Body (empty for a media-only text): a form without it did not come
+    # from Twilio's messaging webhook, whatever signed it. Refused, and nothing is stored.
+    sms = await sms_factory()
+    r = await sms.text(TALKER, "", omit=("Body",))
+    assert (r.status_code, r.text) == (400, "Body: missing")
+    await _nothing_stored(sms)
+    # An empty Body is a text (a picture without words): answered, not refused.
+    empty = await sms.text(TALKER, "")
+    assert (empty.status_code, "Only text is understood here." in empty.text) == (200, True)
