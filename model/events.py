@@ -100,6 +100,9 @@ class HumanResponse(_Event):
     decision: Literal["approve", "reject"] | None = None
     comment: str | None = None
     answer: str | None = None
+    message_id: str | None = None
+    """The provider's id of the message that carried the answer (an email reply's Message-ID),
+    when it came as one: our next mail on the thread cites it (In-Reply-To, References)."""
 
 
 class FinalAnswer(_Event):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import format_datetime, formataddr
 
-from model.events import UserMessage
+from model.events import HumanResponse, UserMessage
 from model.records import ThreadView
 
 MAX_REFERENCES = 20
@@ -46,7 +47,13 @@ def thread_mail(view: ThreadView, channel: str) -> ThreadMail:
     chain = route.get("references", "").split()
     dated: list[tuple[float, str, bool]] = []
     for event in [*view.events, *view.inbox]:
-        if isinstance(event, UserMessage) and event.channel == channel and event.message_id:
+        # What the humans sent, their answers by reply included: the chain a reply to the
+        # latest of them carries (RFC 5322 3.6.4: the parent's References, then the parent).
+        if (
+            isinstance(event, UserMessage | HumanResponse)
+            and event.channel == channel
+            and event.message_id
+        ):
             dated.append((event.at.timestamp(), event.message_id, True))
     for sent in view.outbox:
         if sent.status == "sent" and sent.item.to.channel == channel and sent.provider_id:
@@ -74,7 +81,9 @@ def reply_subject(subject: str, fallback: str) -> str:
 def build(mail: Outgoing) -> EmailMessage:
     msg = EmailMessage()
     msg["Message-ID"] = f"<{mail.message_id}>"
-    msg["Date"] = formatdate(localtime=False)
+    # An aware UTC time is written "+0000"; formatdate(localtime=False) writes "-0000", which
+    # RFC 5322 3.3 reserves for "no idea of the local zone".
+    msg["Date"] = format_datetime(datetime.now(UTC))
     msg["From"] = formataddr(mail.sender)
     msg["To"] = mail.to
     msg["Reply-To"] = mail.reply_to

@@ -219,7 +219,11 @@ class Inbound:
             return None
         if record.kind == "question":
             response = HumanResponse(
-                request_id=request_id, channel=CHANNEL, responder=mail.sender, answer=_text(mail)
+                request_id=request_id,
+                channel=CHANNEL,
+                responder=mail.sender,
+                answer=_text(mail),
+                message_id=message_id,
             )
         else:
             decision = read_decision(mail.reply)
@@ -232,6 +236,7 @@ class Inbound:
                 responder=mail.sender,
                 decision=decision[0],
                 comment=decision[1],
+                message_id=message_id,
             )
         try:
             await self.store.answer(request_id, response)
