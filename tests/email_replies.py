@@ -220,3 +220,38 @@ REPLIES: tuple[Reply, ...] = (
     thunderbird("ja", "2026/11/24 9:14 に Deploybot さんは書きました:"),
     thunderbird("zh", "在 2026/11/24 09:14, Deploybot 写道:"),
 )
+
+
+HTML_REPLIES: dict[str, str] = {
+    # HTML-only replies (no text/plain part): the markup each client writes around its quote.
+    "gmail-es": (
+        f'<div dir="ltr">{FRESH}</div><br><div class="gmail_quote"><div dir="ltr" '
+        'class="gmail_attr">El mar, 24 nov 2026 a las 9:14, Deploybot (&lt;<a href="mailto:'
+        'deploybot@sb.test">deploybot@sb.test</a>&gt;) escribió:<br></div><blockquote '
+        'class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid '
+        f'rgb(204,204,204);padding-left:1ex">{QUOTED[0]}<br><br>{QUOTED[2]}</blockquote></div>'
+    ),
+    "gmail-zh": (
+        f'<div dir="ltr">{FRESH}</div><br><div class="gmail_quote"><div dir="ltr" '
+        'class="gmail_attr">Deploybot &lt;<a href="mailto:deploybot@sb.test">deploybot@sb.test'
+        "</a>&gt; 于2026年11月24日周二 09:14写道：<br></div><blockquote "  # noqa: RUF001
+        f'class="gmail_quote">{QUOTED[0]}<br></blockquote></div>'
+    ),
+    "apple-pt": (
+        f"<html><body><div>{FRESH}</div><div><br></div><div>Enviado do meu iPhone</div><div><br>"
+        '<blockquote type="cite">Em 24 de nov. de 2026, à(s) 09:14, Deploybot &lt;'
+        'deploybot@sb.test&gt; escreveu:<br><br></blockquote></div><blockquote type="cite">'
+        f"<div>{QUOTED[0]}</div></blockquote></body></html>"
+    ),
+    "outlook-ja": (
+        f'<div>{FRESH}</div><hr style="display:inline-block;width:98%" tabindex="-1">'
+        '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri, sans-serif" '
+        'style="font-size:11pt"><b>差出人:</b> Deploybot &lt;deploybot@sb.test&gt;<br>'
+        "<b>送信日時:</b> 2026年11月24日 9:14<br><b>宛先:</b> Alice &lt;alice@example.com&gt;<br>"
+        f"<b>件名:</b> Re: Deploy please</font><div>&nbsp;</div></div><div>{QUOTED[0]}</div>"
+    ),
+    "thunderbird-de": (
+        f'<p>{FRESH}</p><div class="moz-cite-prefix">Am 24.11.26 um 09:14 schrieb Deploybot:'
+        f'<br></div><blockquote type="cite">{QUOTED[0]}</blockquote>'
+    ),
+}

@@ -104,12 +104,16 @@ async def test_deploy_approved_by_reply_in_the_same_thread(
     final = await email.capture.next()
     assert final.rcpt_tos == [ALICE]
     assert final.header("Subject") == "Re: Deploy please"
-    # The answer follows the approver's reply, and cites the whole conversation.
+    # A reply to Alice's APPROVE, carrying the whole chain (RFC 5322 3.6.4): her reply's own
+    # References (her first mail, our approval mail) and her reply.
     assert final.header("In-Reply-To") == "<m2@example.com>"
-    references = final.header("References").split()
-    assert references[0] == "<m1@example.com>"
-    assert "<m2@example.com>" in references
-    assert approval.header("Message-ID") in references
+    assert final.header("References").split() == [
+        "<m1@example.com>",
+        approval.header("Message-ID"),
+        "<m2@example.com>",
+    ]
+    assert approval.header("Date").endswith(" +0000")  # UTC as RFC 5322 writes it, not -0000
+    assert final.header("Date").endswith(" +0000")
     assert "deployed v1.2.3 to production" in final.text
     assert [e.text for e in view.events if isinstance(e, FinalAnswer)] == [
         "Done: deployed v1.2.3 to production"
@@ -305,4 +309,9 @@ async def test_question_answered_by_reply_and_reply_to_our_mail(
     assert (response.responder, response.answer) == (BOB, "nothing for now")
     final = await email.capture.next()
     assert "Thanks, noted." in final.text
-    assert question.header("Message-ID") in final.header("References")
+    assert final.header("In-Reply-To") == "<m2@example.com>"
+    assert final.header("References").split() == [
+        "<m1@example.com>",
+        question.header("Message-ID"),
+        "<m2@example.com>",
+    ]

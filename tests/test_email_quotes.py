@@ -10,7 +10,7 @@ from model.events import UserMessage
 from model.ids import thread_id_for
 from store.threads import ThreadStore
 from tests.email_helpers import EmailHarness, mail
-from tests.email_replies import FRESH, QUOTED, REPLIES, Reply
+from tests.email_replies import FRESH, HTML_REPLIES, QUOTED, REPLIES, Reply
 
 pytest_plugins = ("tests.email_fixtures",)
 
@@ -27,6 +27,15 @@ def test_each_clients_quoted_history_is_cut(reply: Reply) -> None:
     parsed = parse(_raw(reply.body))
     assert parsed.reply == FRESH
     assert QUOTED[0] in parsed.text  # the whole body is still kept as text
+
+
+@pytest.mark.parametrize("html", HTML_REPLIES.values(), ids=HTML_REPLIES.keys())
+def test_html_only_replies_are_cut_too(html: str) -> None:
+    message = mail("", subject="Re: Deploy please", message_id="r1@example.com")
+    message.set_content(html, subtype="html")
+    parsed = parse(message.as_bytes())
+    assert parsed.reply == FRESH
+    assert QUOTED[0] in parsed.text
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@ a bounce (a DSN to our address) and a relay's 5xx take the same path, through th
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import aiosmtplib
@@ -51,12 +50,10 @@ async def test_a_bounced_approval_is_offered_on_the_origin(
     approval = await email.capture.next()
     assert approval.rcpt_tos == [BOB]
 
-    started = time.monotonic()
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=email.port)
     async with client:
         await client.sendmail("", [AGENT], bounce(approval, BOB))
     view = await email_service.wait(tid, _offered_on_rest, within=5)
-    assert time.monotonic() - started < 5
     [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
     assert failure.target == f"email:{BOB}"
     assert "550 5.1.1" in failure.reason
@@ -81,10 +78,8 @@ async def test_a_relay_5xx_is_offered_on_the_origin(
     email: EmailHarness, email_service: Service
 ) -> None:
     email.capture.refuse = "554 5.7.1 relaying denied"
-    started = time.monotonic()
     tid = await _rest_thread(email_service)
     view = await email_service.wait(tid, _offered_on_rest, within=5)
-    assert time.monotonic() - started < 5
     [mailed] = [o for o in view.outbox if o.item.to.channel == "email"]
     assert mailed.status == "failed"
     [rerouted] = [e for e in view.events if isinstance(e, Rerouted)]

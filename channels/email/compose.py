@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import format_datetime, formataddr
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ def reply_subject(subject: str, fallback: str) -> str:
 def build(mail: Outgoing) -> EmailMessage:
     msg = EmailMessage()
     msg["Message-ID"] = f"<{mail.message_id}>"
-    msg["Date"] = formatdate(localtime=False)
+    # An aware UTC time is written "+0000"; formatdate(localtime=False) writes "-0000", which
+    # RFC 5322 3.3 reserves for "no idea of the local zone".
+    msg["Date"] = format_datetime(datetime.now(UTC))
     msg["From"] = formataddr(mail.sender)
     msg["To"] = mail.to
     msg["Reply-To"] = mail.reply_to

@@ -3,7 +3,6 @@ came from, by the run loop, with a note saying why."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,6 @@ async def test_channel_not_found_is_offered_in_the_origin_thread(
     r = await slack_kit.event(mention("please deploy v1.2.3 to production", root))
     assert r.status_code == 200, r.text
     tid = thread_of(GENERAL, root)
-    started = time.monotonic()
 
     def offered(view: object) -> bool:
         return bool(slack_kit.fake.thread(GENERAL, root)) and any(
@@ -44,7 +42,6 @@ async def test_channel_not_found_is_offered_in_the_origin_thread(
         )
 
     view = await slack_service.wait(tid, offered, within=5)
-    assert time.monotonic() - started < 5
     [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
     assert failure.target == f"slack:{GONE}"
     assert failure.reason == "chat.postMessage: channel_not_found"
@@ -52,17 +49,18 @@ async def test_channel_not_found_is_offered_in_the_origin_thread(
     assert rerouted.to == f"slack:{ALICE}"
     assert "channel_not_found" in rerouted.text
     posted = slack_kit.fake.thread(GENERAL, root)
-    # The requester heard the approval went to the channel; then the approval itself came.
-    assert [p.text.split(":")[0] for p in posted] == [
-        "Waiting for approval from slack",
+    # The requester heard the approval went to the channel, and the approval came here too.
+    assert sorted(p.text.split(":")[0] for p in posted) == [
         "Approval needed",
+        "Waiting for approval from slack",
     ]
-    assert "channel_not_found" in posted[-1].text
-    assert f"who may approve: slack:{ALICE}" in posted[-1].text
+    [offer] = [p for p in posted if p.text.startswith("Approval needed")]
+    assert "channel_not_found" in offer.text
+    assert f"who may approve: slack:{ALICE}" in offer.text
 
     # Alice approves from the origin thread: the deploy runs once.
     rid = failure.request_id
     assert rid is not None
-    await slack_kit.click(ALICE, "sb_approve", rid, GENERAL, posted[-1].ts, root)
+    await slack_kit.click(ALICE, "sb_approve", rid, GENERAL, offer.ts, root)
     view = await slack_service.settled(tid, "done")
     assert sum(e.type == "tool_result" for e in view.events) == 1
