@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import FrameType
 from typing import Any
 
@@ -32,7 +32,7 @@ from channels.base import Sender
 from channels.outbox import OutboxDispatcher
 from channels.registry import Channel, Services, build_channels
 from channels.rest.sender import RestSender
-from store import embedded
+from store import connection, embedded
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 
@@ -67,19 +67,21 @@ def listen_host(settings: Settings) -> str:
 
 async def run(role: str, settings: Settings, redis_url: str) -> None:
     registry = config.load(settings.switchboard_config)
-    # A blocking pool: under a burst, requests wait for a connection instead of failing.
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=128, timeout=20)
-    client = aioredis.Redis(connection_pool=pool)
+    # The API and the channels repeat a command Redis dropped; the workers must not (see
+    # store/connection.py), so they get a client of their own.
+    client = connection.connect(redis_url, retrying=True)
     store = ThreadStore(client)
     await store.setup()
     services = Services(settings, client, store, OutboxStore(client), registry)
     channels = build_channels(services)
     stop = asyncio.Event()
     jobs: list[Coroutine[Any, Any, None]] = []
+    clients = [client]
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
     log.info("channels on: %s", ", ".join(["rest", *(c.name for c in channels)]))
     if role in ("serve", "worker"):
-        jobs += worker_jobs(services, channels, stop)
+        clients.append(connection.connect(redis_url, retrying=False))
+        jobs += worker_jobs(services, clients[-1], channels, stop)
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
     else:
@@ -92,20 +94,22 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
         for channel in channels:
             for close in channel.closers:
                 await close()
-        await client.aclose()
+        for each in clients:
+            await each.aclose()
 
 
 def worker_jobs(
-    services: Services, channels: list[Channel], stop: asyncio.Event
+    services: Services, client: aioredis.Redis, channels: list[Channel], stop: asyncio.Event
 ) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
+    store = ThreadStore(client)
     llm = make_llm(settings)
     if isinstance(llm, NoLLM):
         log.warning("no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): runs will ask a human")
     else:
         log.info("LLM: %s at %s", settings.switchboard_model, settings.openai_base_url or "OpenAI")
     worker = Worker(
-        services.store,
+        store,
         services.registry,
         llm,
         settings=WorkerSettings(
@@ -119,7 +123,7 @@ def worker_jobs(
     senders: dict[str, Sender] = {"rest": RestSender()}
     senders.update({c.name: c.sender for c in channels if c.sender is not None})
     dispatcher = OutboxDispatcher(
-        services.store.outbox_stream, services.outbox, senders, name=worker.name
+        store.outbox_stream, OutboxStore(client), senders, name=worker.name
     )
     return [worker.run(stop), dispatcher.run(stop)]
 
@@ -149,7 +153,25 @@ def api_jobs(
         finally:
             stop.set()
 
-    return [serve_http(), *(listen(stop) for c in channels for listen in c.listeners)]
+    listeners = [
+        supervised(f"{c.name} listener", listen, stop) for c in channels for listen in c.listeners
+    ]
+    return [serve_http(), *listeners]
+
+
+async def supervised(
+    name: str, listen: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event
+) -> None:
+    """Run a channel's listener until the service stops; a Redis outage restarts it once
+    Redis is back instead of ending the service."""
+    outage = connection.Outage(log, name)
+    while not stop.is_set():
+        try:
+            await listen(stop)
+        except connection.INFRA_ERRORS as exc:
+            await outage.wait(exc, stop)
+        else:
+            return
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

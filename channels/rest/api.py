@@ -17,6 +17,7 @@ from agent.config import Registry
 from model.events import HumanResponse, UserMessage
 from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
+from store.connection import INFRA_ERRORS, Outage
 from store.errors import (
     NotAllowed,
     RequestAlreadyAnswered,
@@ -195,8 +196,19 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
     return api
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Store errors become clear HTTP answers."""
+def install_error_handlers(app: FastAPI, outage: Outage) -> None:
+    """Store errors become clear HTTP answers; Redis away is 503, worth retrying."""
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        outage.failed(exc)
+        return JSONResponse(
+            {"detail": "the store (Redis) is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for error in INFRA_ERRORS:
+        app.add_exception_handler(error, unavailable)
 
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
