@@ -25,12 +25,13 @@ from agent import config
 from agent.errors import ConfigError
 from agent.llm import LLM, NoLLM, OpenAILLM
 from agent.runner import RunSettings
-from agent.settings import Settings
+from agent.settings import Settings, load_settings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
 from channels.base import Sender
 from channels.outbox import OutboxDispatcher
 from channels.registry import Channel, Services, build_channels
+from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from store import connection, embedded
 from store.outbox import OutboxStore
@@ -53,7 +54,7 @@ def make_llm(settings: Settings) -> LLM:
 
 def listen_host(settings: Settings) -> str:
     """Without an API token, only loopback may reach the API."""
-    if settings.switchboard_api_token is not None:
+    if Access.from_settings(settings).token_required:
         return settings.host
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
@@ -132,18 +133,13 @@ def api_jobs(
     services: Services, channels: list[Channel], stop: asyncio.Event
 ) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
-    token = settings.switchboard_api_token
-    app = create_app(
-        services.redis,
-        services.store,
-        services.registry,
-        api_token=token.get_secret_value() if token else None,
-    )
+    access = Access.from_settings(settings)
+    app = create_app(services.redis, services.store, services.registry, access=access)
     for channel in channels:
         if channel.mount is not None:
             channel.mount(app)
     host = listen_host(settings)
-    if token is None:
+    if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
 
@@ -192,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = Settings()
+    try:
+        settings = load_settings()
+        Access.from_settings(settings)
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
     # clean-up: uvicorn re-raises the signal it caught once it has shut down, and the default
     # action would end the process before the embedded Redis is stopped.

@@ -9,9 +9,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from agent.config import Registry
 from channels.rest.api import install_error_handlers, router
+from channels.rest.auth import Access, AccessGuard
 from store.connection import INFRA_ERRORS, Outage
 from store.threads import ThreadStore
 
@@ -24,16 +26,18 @@ UNHEALTHY: tuple[type[Exception], ...] = (*INFRA_ERRORS, TimeoutError)
 
 
 def create_app(
-    client: aioredis.Redis, store: ThreadStore, registry: Registry, *, api_token: str | None
+    client: aioredis.Redis, store: ThreadStore, registry: Registry, *, access: Access
 ) -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc from files of a pip package, not a CDN (offline hosts).
+    app = FastAPIOffline(
         title="Switchboard",
         summary="Human-in-the-loop agents over Slack, email, SMS and REST.",
         version="0.1.0",
     )
+    app.add_middleware(AccessGuard, access=access)
     outage = Outage(log, "api")
     install_error_handlers(app, outage)
-    app.include_router(router(store, registry, api_token))
+    app.include_router(router(store, registry, access.names()))
 
     @app.get("/", include_in_schema=False)
     async def console() -> HTMLResponse:

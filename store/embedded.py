@@ -64,9 +64,7 @@ class EmbeddedRedis:
                 self.process.wait()
 
 
-def wait_ready(
-    url: str, process: subprocess.Popen[bytes] | None, log: Path | None = None
-) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes] | None, log: Path | None = None) -> None:
     """Wait until the server at ``url`` answers PING; fail if ``process`` exits first."""
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 15

@@ -12,6 +12,7 @@ import pytest
 from channels.app import create_app
 from channels.base import SendFailed
 from channels.email import router
+from channels.rest.auth import Access
 from model.events import FinalAnswer, HumanResponse, SystemNote, ToolResult
 from model.ids import thread_id_for
 from model.records import OutboxItem
@@ -163,7 +164,7 @@ async def test_deploy_approved_by_link(
     approval = await _approval_mail(email, email_service)
     links = [line.split(": ", 1)[1] for line in approval.text.splitlines() if ": http" in line]
     approve, reject = links
-    app = create_app(store.redis, store, email.registry, api_token=None)
+    app = create_app(store.redis, store, email.registry, access=Access())
     app.include_router(router(store, email.parts.keyring))
     path = approve.removeprefix(PUBLIC)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:
