@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import FrameType
 from typing import Any
 
@@ -27,12 +27,13 @@ from agent.errors import ConfigError
 from agent.llm import LLM, NoLLM, OpenAILLM
 from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
-from agent.settings import Settings
+from agent.settings import Settings, load_settings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
 from channels.registry import Channel, Services, build_channels
+from channels.rest.auth import Access
 from channels.rest.sender import RestSender
-from store import embedded
+from store import connection, embedded
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
@@ -54,7 +55,7 @@ def make_llm(settings: Settings) -> LLM:
 
 def listen_host(settings: Settings) -> str:
     """Without an API token, only loopback may reach the API."""
-    if settings.switchboard_api_token is not None:
+    if Access.from_settings(settings).token_required:
         return settings.host
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
@@ -68,9 +69,9 @@ def listen_host(settings: Settings) -> str:
 
 async def run(role: str, settings: Settings, redis_url: str) -> None:
     registry = config.load(settings.switchboard_config)
-    # A blocking pool: under a burst, requests wait for a connection instead of failing.
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=128, timeout=20)
-    client = aioredis.Redis(connection_pool=pool)
+    # The API and the channels repeat a command Redis dropped; the workers must not (see
+    # store/connection.py), so they get a client of their own.
+    client = connection.connect(redis_url, retrying=True)
     store = ThreadStore(client)
     await store.setup()
     outbox = OutboxStore(client)
@@ -78,10 +79,12 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     channels = build_channels(services)
     stop = asyncio.Event()
     jobs: list[Coroutine[Any, Any, None]] = []
+    clients = [client]
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
     log.info("channels on: %s", ", ".join(["rest", *(c.name for c in channels)]))
     if role in ("serve", "worker"):
-        jobs += worker_jobs(services, store, outbox, channels, stop)
+        clients.append(connection.connect(redis_url, retrying=False))
+        jobs += worker_jobs(services, clients[-1], channels, stop)
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
     else:
@@ -94,17 +97,15 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
         for channel in channels:
             for close in channel.closers:
                 await close()
-        await client.aclose()
+        for each in clients:
+            await each.aclose()
 
 
 def worker_jobs(
-    services: Services,
-    store: ThreadStore,
-    outbox: OutboxStore,
-    channels: list[Channel],
-    stop: asyncio.Event,
+    services: Services, client: aioredis.Redis, channels: list[Channel], stop: asyncio.Event
 ) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
+    store = ThreadStore(client)
     llm = make_llm(settings)
     if isinstance(llm, NoLLM):
         log.warning("no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): runs will ask a human")
@@ -124,7 +125,9 @@ def worker_jobs(
     )
     senders: dict[str, Sender] = {"rest": RestSender()}
     senders.update({c.name: c.sender for c in channels if c.sender is not None})
-    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, senders, name=worker.name)
+    dispatcher = OutboxDispatcher(
+        store.outbox_stream, OutboxStore(client), senders, name=worker.name
+    )
     return [worker.run(stop), dispatcher.run(stop)]
 
 
@@ -132,18 +135,13 @@ def api_jobs(
     services: Services, channels: list[Channel], stop: asyncio.Event
 ) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
-    token = settings.switchboard_api_token
-    app = create_app(
-        services.redis,
-        services.port,
-        services.registry,
-        api_token=token.get_secret_value() if token else None,
-    )
+    access = Access.from_settings(settings)
+    app = create_app(services.redis, services.port, services.registry, access=access)
     for channel in channels:
         if channel.mount is not None:
             channel.mount(app)
     host = listen_host(settings)
-    if token is None:
+    if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
 
@@ -153,7 +151,25 @@ def api_jobs(
         finally:
             stop.set()
 
-    return [serve_http(), *(listen(stop) for c in channels for listen in c.listeners)]
+    listeners = [
+        supervised(f"{c.name} listener", listen, stop) for c in channels for listen in c.listeners
+    ]
+    return [serve_http(), *listeners]
+
+
+async def supervised(
+    name: str, listen: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event
+) -> None:
+    """Run a channel's listener until the service stops; a Redis outage restarts it once
+    Redis is back instead of ending the service."""
+    outage = connection.Outage(log, name)
+    while not stop.is_set():
+        try:
+            await listen(stop)
+        except connection.INFRA_ERRORS as exc:
+            await outage.wait(exc, stop)
+        else:
+            return
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -174,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = Settings()
+    try:
+        settings = load_settings()
+        Access.from_settings(settings)
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
     # clean-up: uvicorn re-raises the signal it caught once it has shut down, and the default
     # action would end the process before the embedded Redis is stopped.

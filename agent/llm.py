@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any, Protocol, cast
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from agent.errors import LLMFailed
 from model.events import LLMErrorKind
+
+NOT_A_COMPLETION = "the model server answered 200 with a body that is not a chat completion"
 
 
 class LLM(Protocol):
@@ -74,6 +77,12 @@ class OpenAILLM:
             raise LLMFailed(kind, f"model server answered HTTP {exc.status_code}") from None
         except openai.APIConnectionError:
             raise LLMFailed("unavailable", "could not reach the model server") from None
+        except (ValueError, openai.APIResponseValidationError):
+            # A 200 whose body is not JSON (JSONDecodeError is a ValueError) or not shaped
+            # like a completion: a proxy or a broken server, not the model's answer.
+            raise LLMFailed("unavailable", NOT_A_COMPLETION) from None
+        if not isinstance(response, ChatCompletion):  # a non-JSON body comes back as text
+            raise LLMFailed("unavailable", NOT_A_COMPLETION)
         if not response.choices:
             raise LLMFailed("invalid_output", "the model returned no choices")
         message = response.choices[0].message

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from agent.delivery import Sender, SendFailed
+from store.connection import INFRA_ERRORS, Outage
 from store.outbox import OutboxStore
 from store.scripts import Then
 from store.streams import Entry, WorkStream
@@ -47,25 +48,34 @@ class OutboxDispatcher:
         self.senders = dict(senders)
         self.name = name
         self.settings = settings or OutboxSettings()
+        self.outage = Outage(log, f"outbox {name}")
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.stream.ensure_group()
-        await self.store.setup()
         tasks: set[asyncio.Task[None]] = set()
         last_reclaim = 0.0
         loop = asyncio.get_running_loop()
+        ready = False
         while not stop.is_set():
-            await self.store.move_due()
             free = self.settings.concurrency - len(tasks)
             if free <= 0:
                 await asyncio.wait(tasks, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
                 continue
             entries: list[Entry] = []
-            if loop.time() - last_reclaim > self.settings.claim_ms / 2000:
-                last_reclaim = loop.time()
-                entries = await self.stream.reclaim(self.name, self.settings.claim_ms, free)
-            if not entries:
-                entries = await self.stream.read(self.name, free, block_ms=200)
+            try:
+                if not ready:
+                    await self.stream.ensure_group()
+                    await self.store.setup()
+                    ready = True
+                await self.store.move_due()
+                if loop.time() - last_reclaim > self.settings.claim_ms / 2000:
+                    last_reclaim = loop.time()
+                    entries = await self.stream.reclaim(self.name, self.settings.claim_ms, free)
+                if not entries:
+                    entries = await self.stream.read(self.name, free, block_ms=200)
+            except INFRA_ERRORS as exc:
+                await self.outage.wait(exc, stop)  # Redis is away: wait it out
+                continue
+            self.outage.ok()
             for entry in entries:
                 task = asyncio.create_task(self.deliver(entry))
                 tasks.add(task)
@@ -79,12 +89,14 @@ class OutboxDispatcher:
 
         try:
             settled = await self.deliver_item(entry.fields["t"], entry.fields["o"], ack=ack)
+            if not settled:
+                await self.stream.ack(entry.entry_id)
+        except INFRA_ERRORS as exc:
+            # Left pending, like any failure below: reclaimed once the claim runs out.
+            self.outage.failed(exc)
         except Exception:
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
             log.exception("delivering %s failed unexpectedly", entry.fields)
-            return
-        if not settled:
-            await self.stream.ack(entry.entry_id)
 
     async def deliver_item(self, thread_id: str, outbox_id: str, ack: Then | None = None) -> bool:
         """Deliver one item unless it is done or another sender holds it.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -21,6 +23,11 @@ class Settings(BaseSettings):
     switchboard_llm_timeout: float = 60.0
 
     switchboard_api_token: SecretStr | None = None
+    """The shared bearer token for /v1; its holder acts as ``api``."""
+    switchboard_api_tokens: SecretStr | None = None
+    """Named tokens, ``ops:<token>,oncall:<token>``: each holder acts under its name."""
+    switchboard_max_body: int = Field(default=1 << 20, gt=0)
+    """Largest /v1 request body, in bytes (1 MiB)."""
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None
@@ -30,6 +37,38 @@ class Settings(BaseSettings):
     switchboard_worker_concurrency: int = 8
     switchboard_llm_retry_delay: float = 1.0
 
+    @field_validator("switchboard_api_token", "switchboard_api_tokens")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token must not mean "no token": that would switch authentication off.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty: unset it (loopback only) or give a token")
+        return value
+
     @property
     def llm_configured(self) -> bool:
         return self.openai_api_key is not None or self.openai_base_url is not None
+
+
+_SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD")
+
+
+def load_settings() -> Settings:
+    """The settings, or a ConfigError whose one line names the setting at fault."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """``PORT='abc': Input should be a valid integer``: one line, secrets not repeated."""
+    parts = []
+    for error in exc.errors():
+        name = "_".join(str(x) for x in error["loc"][:1]).upper() or "settings"
+        msg = error["msg"].removeprefix("Value error, ")
+        if any(word in name for word in _SECRET_WORDS) or "input" not in error:
+            parts.append(f"{name}: {msg}")
+        else:
+            parts.append(f"{name}={error['input']!r}: {msg}")
+    return "; ".join(parts)

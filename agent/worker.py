@@ -15,15 +15,23 @@ import socket
 from dataclasses import dataclass, field
 
 from agent.config import Registry
+from agent.contact import Contact
 from agent.llm import LLM
 from agent.runner import Run, RunSettings
 from model.events import SystemNote
 from model.ids import new_id
+from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
 from store.streams import Entry
 from store.threads import Lease, ThreadStore
 
 log = logging.getLogger("switchboard.worker")
+
+INTERNAL_ERROR_NOTE = "internal error while running; see the worker's log"
+INTERNAL_ERROR_QUESTION = (
+    "Something went wrong inside Switchboard while I was working on this (an internal "
+    "error, logged for the operators). Reply here to let me try again."
+)
 
 
 @dataclass(frozen=True)
@@ -52,31 +60,42 @@ class Worker:
         self.llm = llm
         self.name = name or worker_name()
         self.settings = settings or WorkerSettings()
+        self.outage = Outage(log, f"worker {self.name}")
 
     @property
     def ttl_ms(self) -> int:
         return self.settings.run.lease_ttl_ms
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.store.setup()
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         last_reclaim = 0.0
+        ready = False
         while not stop.is_set():
             free = self.settings.concurrency - len(tasks)
             if free <= 0:
                 await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            reclaimed: list[Entry] = []
-            if loop.time() - last_reclaim > min(self.ttl_ms / 4000, 1.0):
-                last_reclaim = loop.time()
-                reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
-                await self.store.expire_due()
-            fresh = (
-                []
-                if reclaimed
-                else await self.store.runs.read(self.name, free, self.settings.block_ms)
-            )
+            try:
+                if not ready:
+                    await self.store.setup()
+                    ready = True
+                reclaimed: list[Entry] = []
+                if loop.time() - last_reclaim > min(self.ttl_ms / 4000, 1.0):
+                    last_reclaim = loop.time()
+                    reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
+                    await self.store.expire_due()
+                fresh = (
+                    []
+                    if reclaimed
+                    else await self.store.runs.read(self.name, free, self.settings.block_ms)
+                )
+            except INFRA_ERRORS as exc:
+                # Redis is away: wait it out. Runs in flight fail at their next write and
+                # are taken up again from what Redis holds (see handle).
+                await self.outage.wait(exc, stop)
+                continue
+            self.outage.ok()
             for entry, was_reclaimed in [(e, True) for e in reclaimed] + [
                 (e, False) for e in fresh
             ]:
@@ -88,6 +107,16 @@ class Worker:
 
     async def handle(self, entry: Entry, *, reclaimed: bool = False) -> None:
         thread_id = entry.fields.get("t", "")
+        try:
+            await self._handle(thread_id, entry, reclaimed)
+        except INFRA_ERRORS as exc:
+            # The entry stays pending: once its lease has run out, a worker reclaims it and
+            # runs the thread again from what Redis holds. Nothing here can tell whether
+            # the last write went through, so nothing is written blindly a second time.
+            self.outage.failed(exc)
+            log.info("run of %s interrupted by Redis (%s); it is retried", thread_id, exc)
+
+    async def _handle(self, thread_id: str, entry: Entry, reclaimed: bool) -> None:
         try:
             lease = await self.store.acquire(thread_id, self.name, self.ttl_ms)
         except ThreadNotFound:
@@ -106,6 +135,8 @@ class Worker:
         except LeaseLost:
             log.warning("lost the lease on %s; another worker has it now", thread_id)
             await self.store.runs.ack(entry.entry_id)
+        except INFRA_ERRORS:
+            raise
         except Exception:
             log.exception("run of %s failed", thread_id)
             await self._fail(lease, entry)
@@ -135,26 +166,36 @@ class Worker:
         await Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack).go()
 
     async def _fail(self, lease: Lease, entry: Entry) -> None:
-        """A bug in the run itself: park the thread as failed rather than retry it forever."""
+        """A bug in the run itself: note it on the thread and ask a human, rather than retry
+        it forever or park the thread where nobody looks."""
+        agent = self.registry.get(lease.meta.agent)
+        contact = Contact(
+            lease.thread_id, lease.meta.origin, agent.request_timeout if agent else None
+        )
+        question = contact.question(INTERNAL_ERROR_QUESTION)
+        requests, outbox = contact.take()
         try:
             await self.store.commit(
                 lease,
                 ttl_ms=self.ttl_ms,
-                events=[
-                    SystemNote(kind="escalation", text="internal error while running; see logs")
-                ],
-                state={"status": "failed"},
+                events=[SystemNote(kind="escalation", text=INTERNAL_ERROR_NOTE), question],
+                state={"status": "awaiting_human", "errors": 0},
+                requests=requests,
+                outbox=outbox,
                 release=True,
                 merge=False,
                 ack=(self.store.runs, entry.entry_id),
             )
         except Exception:
-            log.exception("could not mark %s failed", lease.thread_id)
+            log.exception("could not hand %s to a human after an internal error", lease.thread_id)
 
     async def _heartbeat(self, lease: Lease, entry: Entry) -> None:
         """Keep the lease, and the entry's idle time, fresh while a run takes long."""
         while True:
             await asyncio.sleep(self.ttl_ms / 3000)
-            if not await self.store.extend(lease, self.ttl_ms):
-                return
-            await self.store.runs.touch(self.name, entry.entry_id)
+            try:
+                if not await self.store.extend(lease, self.ttl_ms):
+                    return
+                await self.store.runs.touch(self.name, entry.entry_id)
+            except INFRA_ERRORS:
+                continue  # the run itself meets the outage at its next write

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from agent.config import Registry
 from channels.rest.api import install_error_handlers, router
+from channels.rest.auth import Access, AccessGuard
+from store.connection import INFRA_ERRORS, Outage
 from store.port import ChannelPort
 
+log = logging.getLogger("switchboard.api")
+
 CONSOLE = Path(__file__).parent / "rest" / "console.html"
+HEALTH_PING_S = 2.0
+"""A health check answers within this, whatever the Redis client's retries would wait."""
+UNHEALTHY: tuple[type[Exception], ...] = (*INFRA_ERRORS, TimeoutError)
 
 
 def create_app(
-    client: aioredis.Redis, port: ChannelPort, registry: Registry, *, api_token: str | None
+    client: aioredis.Redis, port: ChannelPort, registry: Registry, *, access: Access
 ) -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc from files of a pip package, not a CDN (offline hosts).
+    app = FastAPIOffline(
         title="Switchboard",
         summary="Human-in-the-loop agents over Slack, email, SMS and REST.",
         version="0.1.0",
     )
-    install_error_handlers(app)
-    app.include_router(router(port, registry, api_token))
+    app.add_middleware(AccessGuard, access=access)
+    outage = Outage(log, "api")
+    install_error_handlers(app, outage)
+    app.include_router(router(port, registry, access.names()))
 
     @app.get("/", include_in_schema=False)
     async def console() -> HTMLResponse:
@@ -33,11 +46,14 @@ def create_app(
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
-        """Liveness and Redis reachability."""
+        """Liveness and Redis reachability: 503 ``degraded`` while Redis is away."""
         try:
-            await client.ping()
-        except Exception as exc:
-            return JSONResponse({"status": "unavailable", "redis": str(exc)[:200]}, status_code=503)
+            await asyncio.wait_for(client.ping(), HEALTH_PING_S)
+        except UNHEALTHY as exc:
+            outage.failed(exc)
+            detail = str(exc)[:200] or "no answer in time"
+            return JSONResponse({"status": "degraded", "redis": detail}, status_code=503)
+        outage.ok()
         return JSONResponse({"status": "ok"})
 
     return app

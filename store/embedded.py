@@ -64,7 +64,8 @@ class EmbeddedRedis:
                 self.process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes] | None, log: Path | None = None) -> None:
+    """Wait until the server at ``url`` answers PING; fail if ``process`` exits first."""
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 15
     try:
@@ -119,7 +120,7 @@ def start_persistent(data_dir: Path) -> EmbeddedRedis:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    _wait_ready(url, process, log)
+    wait_ready(url, process, log)
     return EmbeddedRedis(process=process, url=url)
 
 
@@ -153,5 +154,5 @@ def start_ephemeral(port: int | None = None) -> EmbeddedRedis:
         start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
-    _wait_ready(url, process, None)
+    wait_ready(url, process, None)
     return EmbeddedRedis(process=process, url=url)

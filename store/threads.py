@@ -105,6 +105,10 @@ class ThreadStore(ThreadReads):
 
         Raises ThreadNotFound when the thread does not exist and ``create`` is not given.
         """
+        if create is None and not await self.redis.exists(keys.meta(thread_id)):
+            # Checked first, because the wake-up below rides in the script's round trip and
+            # would wake a thread that is not there. Threads are never deleted: no race.
+            raise ThreadNotFound(thread_id)
         args: list[Any] = [dedupe or "", dump_event(event), "1" if create else "0", thread_id]
         if create:
             args += [create.agent, create.origin.model_dump_json(), event.at.isoformat()]

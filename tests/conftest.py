@@ -26,6 +26,7 @@ from agent.outbox import OutboxDispatcher, OutboxSettings
 from agent.runner import RunSettings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
+from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from model.records import ThreadView
 from store import embedded
@@ -174,6 +175,7 @@ async def service_factory(
         llm: Any,
         *,
         api_token: str | None = None,
+        access: Access | None = None,
         reg: Registry | None = None,
         run: RunSettings = FAST,
         senders: dict[str, Any] | None = None,
@@ -195,9 +197,8 @@ async def service_factory(
         )
         tasks.append(asyncio.create_task(worker.run(stop)))
         tasks.append(asyncio.create_task(dispatcher.run(stop)))
-        app = create_app(
-            redis_client, ChannelPort(store, OutboxStore(redis_client)), reg, api_token=api_token
-        )
+        port = ChannelPort(store, OutboxStore(redis_client))
+        app = create_app(redis_client, port, reg, access=access or Access(shared=api_token))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb")
         clients.append(client)
         return Service(store, client)

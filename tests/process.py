@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 
+from store import embedded
 from store.embedded import free_port
 from tests.conftest import ROOT
 
@@ -49,7 +50,7 @@ def service_process(
 ) -> Iterator[ServiceProcess]:
     """Start the service with an embedded Redis under ``tmp_path``; stop it with SIGINT."""
     port = port or free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(_OURS) and k not in _ALSO}
+    clean = clean_env()
     clean.update(PORT=str(port), SWITCHBOARD_DATA_DIR=str(tmp_path / "data"))
     if config is not None:
         (tmp_path / "switchboard.toml").write_text(config)
@@ -68,12 +69,74 @@ def service_process(
         poll(lambda: _healthy(running) and (ready is None or ready(running)), process, running)
         yield running
     finally:
-        process.send_signal(stop)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, stop)
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the settings of the machine running the tests."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_OURS) and k not in _ALSO}
+
+
+@contextmanager
+def worker_process(log_path: Path, env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``python main.py worker`` with ``env`` over a clean environment; SIGINT at the end."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "worker"],
+            cwd=ROOT,
+            env={**clean_env(), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        _stop(process, signal.SIGINT)
+
+
+def _stop(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
+    if process.poll() is None:
+        process.send_signal(how)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class RestartableRedis:
+    """A redis-server on a fixed loopback port with its append-only file under ``data_dir``:
+    killed with SIGKILL and started again on the same port, it comes back with its data."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [
+                embedded.server_binary(),
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)),
+                # always: every write acknowledged is on disk before a SIGKILL can come
+                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        embedded.wait_ready(self.url, self._process)
+
+    def kill(self) -> None:
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            _stop(self._process, signal.SIGTERM)
 
 
 def _healthy(service: ServiceProcess) -> bool:

@@ -12,12 +12,8 @@ import pytest
 from agent.delivery import SendFailed
 from channels.app import create_app
 from channels.email import router
-from model.events import (
-    DeliveryFailed,
-    FinalAnswer,
-    HumanResponse,
-    ToolResult,
-)
+from channels.rest.auth import Access
+from model.events import DeliveryFailed, FinalAnswer, HumanResponse, ToolResult
 from model.ids import thread_id_for
 from model.records import OutboxItem
 from store.outbox import OutboxStore
@@ -216,12 +212,9 @@ async def test_deploy_approved_by_link(
     approval = await _approval_mail(email, email_service)
     links = [line.split(": ", 1)[1] for line in approval.text.splitlines() if ": http" in line]
     approve, reject = links
-    app = create_app(
-        store.redis, ChannelPort(store, OutboxStore(store.redis)), email.registry, api_token=None
-    )
-    app.include_router(
-        router(ChannelPort(store, OutboxStore(store.redis)), email.parts.keyring, store.redis)
-    )
+    port = ChannelPort(store, OutboxStore(store.redis))
+    app = create_app(store.redis, port, email.registry, access=Access())
+    app.include_router(router(port, email.parts.keyring, store.redis))
     path = approve.removeprefix(PUBLIC)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:
         page = await web.get(path)

@@ -9,7 +9,7 @@ from agent.errors import LLMFailed
 from agent.llm import NoLLM, OpenAILLM
 from agent.reducer import next_step
 from model.events import UserMessage
-from tests.fakes.openai_server import Delay, FakeOpenAI, Status
+from tests.fakes.openai_server import Body, Delay, FakeOpenAI, Status
 
 
 async def test_request_carries_strict_schema_and_rendered_context(
@@ -77,3 +77,17 @@ async def test_no_llm_says_how_to_configure_one() -> None:
         await NoLLM().complete([], {})
     assert caught.value.kind == "not_configured"
     assert "OPENAI_BASE_URL" in caught.value.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [Body("<html>502 from the proxy</html>"), Body("not json", "application/json")],
+)
+async def test_a_200_that_is_no_completion_is_an_llm_error(
+    llm: OpenAILLM, fake_llm: FakeOpenAI, body: Body
+) -> None:
+    fake_llm.script(body)
+    with pytest.raises(LLMFailed) as caught:
+        await llm.complete([{"role": "user", "content": "x"}], {"type": "object"})
+    assert caught.value.kind == "unavailable"
+    assert "not a chat completion" in caught.value.error

@@ -6,18 +6,33 @@ without one the service listens on loopback only (see main.py).
 
 from __future__ import annotations
 
-import secrets
+import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    Security,
+    status,
+)
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
+from channels.rest.auth import Caller, caller_of
 from model.events import Answered as AnswerEvent
 from model.events import HumanResponse, UserMessage, decided
 from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
+from store.connection import INFRA_ERRORS, Outage
 from store.errors import (
     NotAllowed,
     RequestAlreadyAnswered,
@@ -31,38 +46,44 @@ CHANNEL = "rest"
 MAX_TEXT = 20_000
 
 
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+Name = Annotated[
+    str, Field(min_length=1, max_length=200, description="Who speaks; default: the token's name.")
+]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NewThreadBody(_Body):
-    message: str = Field(min_length=1, max_length=MAX_TEXT)
+    message: Text
     agent: str | None = Field(
         default=None, description="Agent to talk to; default: the configured default."
     )
-    sender: str = Field(default="api", min_length=1, max_length=200)
+    sender: Name | None = None
 
 
 class MessageBody(_Body):
-    message: str = Field(min_length=1, max_length=MAX_TEXT)
-    sender: str = Field(default="api", min_length=1, max_length=200)
+    message: Text
+    sender: Name | None = None
 
 
 class Approve(_Body):
     decision: Literal["approve"]
-    comment: str | None = Field(default=None, max_length=MAX_TEXT)
-    responder: str = Field(default="api", min_length=1, max_length=200)
+    comment: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    responder: Name | None = None
 
 
 class Reject(_Body):
     decision: Literal["reject"]
-    comment: str | None = Field(default=None, max_length=MAX_TEXT)
-    responder: str = Field(default="api", min_length=1, max_length=200)
+    comment: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    responder: Name | None = None
 
 
 class Answer(_Body):
-    answer: str = Field(min_length=1, max_length=MAX_TEXT)
-    responder: str = Field(default="api", min_length=1, max_length=200)
+    answer: Text
+    responder: Name | None = None
 
 
 class ThreadCreated(_Body):
@@ -85,44 +106,80 @@ class ThreadOut(ThreadView):
     pending: list[RequestView]
 
 
-def _bearer(expected: str | None) -> Any:
-    async def check(authorization: Annotated[str | None, Header()] = None) -> None:
-        if expected is None:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            token.encode(), expected.encode()
-        ):
+class Problem(_Body):
+    """Every refusal: what is wrong, in a sentence."""
+
+    detail: str
+
+
+def _problem(what: str) -> dict[str, Any]:
+    return {"model": Problem, "description": what}
+
+
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: _problem("missing or wrong bearer token"),
+    413: _problem("request body larger than SWITCHBOARD_MAX_BODY"),
+    503: _problem("the store (Redis) is unavailable; retry shortly"),
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("no such thread or request")}
+
+# Declares the bearer scheme in the OpenAPI document (the Authorize button of /docs); the
+# token itself is checked by AccessGuard before the body is read (channels/rest/auth.py).
+_bearer_scheme = HTTPBearer(auto_error=False, description="SWITCHBOARD_API_TOKEN(S)")
+
+
+def _caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
+) -> Caller:
+    return caller_of(request)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _acting_as(caller: Caller, claimed: str | None, names: frozenset[str]) -> str:
+    """Who a request acts as: a named token's name, or what the shared caller says it is.
+
+    A named token cannot act as anyone else, and nobody else can act as a named token's name:
+    an approver ``rest:ops`` is satisfied by the ``ops`` token only.
+    """
+    if caller.named:
+        if claimed not in (None, caller.name):
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing or wrong bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
+                status.HTTP_403_FORBIDDEN, f"this token acts as {caller.name!r}, not {claimed!r}"
             )
+        return caller.name
+    if claimed in names:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"{claimed!r} is a token's name: use that token"
+        )
+    return claimed or caller.name
 
-    return check
 
-
-def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIRouter:
-    api = APIRouter(prefix="/v1", dependencies=[Depends(_bearer(api_token))], tags=["threads"])
+def router(port: ChannelPort, registry: Registry, token_names: frozenset[str]) -> APIRouter:
+    api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
 
     @api.post("/threads", status_code=status.HTTP_201_CREATED, response_model=ThreadCreated)
     async def create_thread(
         body: NewThreadBody,
+        caller: CallerDep,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> ThreadCreated:
         """Start a thread with a first message. An Idempotency-Key makes retries safe."""
         agent = registry.get(body.agent)
         if agent is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no agent {body.agent!r}")
+        sender = _acting_as(caller, body.sender, token_names)
         tid = thread_id_for(CHANNEL, idempotency_key) if idempotency_key else new_id("th")
         event = UserMessage(
-            channel=CHANNEL, sender=body.sender, text=body.message, message_id=idempotency_key
+            channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
         )
         stored = await port.append_message(
             tid,
             event,
             dedupe=idempotency_key,
-            create=NewThread(agent=agent.name, origin=Origin(channel=CHANNEL, address=body.sender)),
+            create=NewThread(agent=agent.name, origin=Origin(channel=CHANNEL, address=sender)),
         )
         return ThreadCreated(thread_id=tid, duplicate=not stored)
 
@@ -131,7 +188,7 @@ def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIR
         """The most recent threads with their status, newest first."""
         return await port.summaries(min(max(limit, 1), 1000))
 
-    @api.get("/threads/{thread_id}", response_model=ThreadOut)
+    @api.get("/threads/{thread_id}", response_model=ThreadOut, responses=NOT_FOUND)
     async def get_thread(thread_id: str) -> ThreadOut:
         """Status, pending requests, events, and messages sent to humans."""
         view = await port.thread(thread_id)
@@ -141,15 +198,18 @@ def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIR
         "/threads/{thread_id}/messages",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Accepted,
+        responses=NOT_FOUND,
     )
     async def post_message(
         thread_id: str,
         body: MessageBody,
+        caller: CallerDep,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
         """A human's message on an existing thread; the agent picks it up in its next step."""
+        sender = _acting_as(caller, body.sender, token_names)
         event = UserMessage(
-            channel=CHANNEL, sender=body.sender, text=body.message, message_id=idempotency_key
+            channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
         )
         stored = await port.append_message(thread_id, event, dedupe=idempotency_key)
         return Accepted(thread_id=thread_id, duplicate=not stored)
@@ -162,13 +222,27 @@ def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIR
         """Requests waiting for a human, oldest first."""
         return await port.pending_requests(min(max(limit, 1), 1000))
 
-    @api.get("/requests/{request_id}", response_model=RequestView, tags=["requests"])
+    @api.get(
+        "/requests/{request_id}", response_model=RequestView, tags=["requests"], responses=NOT_FOUND
+    )
     async def get_request(request_id: str) -> RequestView:
         return await port.request(request_id)
 
-    @api.post("/requests/{request_id}", response_model=Answered, tags=["requests"])
-    async def answer_request(request_id: str, body: Approve | Reject | Answer) -> Answered:
+    @api.post(
+        "/requests/{request_id}",
+        response_model=Answered,
+        tags=["requests"],
+        responses={
+            **NOT_FOUND,
+            403: _problem("the caller is not one of the request's approvers"),
+            409: _problem("already answered, or expired"),
+        },
+    )
+    async def answer_request(
+        request_id: str, body: Approve | Reject | Answer, caller: CallerDep
+    ) -> Answered:
         """Approve or reject an approval request, or answer a question. Once only."""
+        responder = _acting_as(caller, body.responder, token_names)
         view = await port.request(request_id)
         kind = view.request.kind
         if kind == "approval" and isinstance(body, Answer):
@@ -185,14 +259,14 @@ def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIR
         response: HumanResponse
         if isinstance(body, Answer):
             response = AnswerEvent(
-                request_id=request_id, channel=CHANNEL, responder=body.responder, answer=body.answer
+                request_id=request_id, channel=CHANNEL, responder=responder, answer=body.answer
             )
         else:
             response = decided(
                 body.decision,
                 request_id=request_id,
                 channel=CHANNEL,
-                responder=body.responder,
+                responder=responder,
                 comment=body.comment,
             )
         record = await port.answer(request_id, response)
@@ -201,8 +275,33 @@ def router(port: ChannelPort, registry: Registry, api_token: str | None) -> APIR
     return api
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Store errors become clear HTTP answers."""
+class _AsciiJSON(JSONResponse):
+    """JSON with non-ASCII escaped: a 422 echoes the input, which may hold a lone surrogate
+    that has no UTF-8 form (the default handler then fails with a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+def install_error_handlers(app: FastAPI, outage: Outage) -> None:
+    """Store errors become clear HTTP answers; Redis away is 503, worth retrying."""
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _AsciiJSON({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        outage.failed(exc)
+        return JSONResponse(
+            {"detail": "the store (Redis) is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for error in INFRA_ERRORS:
+        app.add_exception_handler(error, unavailable)
 
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)

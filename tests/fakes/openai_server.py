@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.http_server import BackgroundServer
@@ -40,13 +40,21 @@ class Raw:
 
 
 @dataclass(frozen=True)
+class Body:
+    """Answer 200 with this body instead of a completion (a proxy's error page, say)."""
+
+    text: str
+    media_type: str = "text/html"
+
+
+@dataclass(frozen=True)
 class Delay:
     """Answer only after this long (to make the client time out)."""
 
     seconds: float
 
 
-Scripted = dict[str, Any] | Status | Raw | Delay
+Scripted = dict[str, Any] | Status | Raw | Body | Delay
 
 
 def step(intent: str, **arguments: Any) -> dict[str, Any]:
@@ -105,7 +113,7 @@ class FakeOpenAI:
         with self._lock:
             return [r["messages"][-1]["content"] for r in self.requests]
 
-    async def _complete(self, request: Request) -> JSONResponse:
+    async def _complete(self, request: Request) -> Response:
         body = await request.json()
         with self._lock:
             self.requests.append(body)
@@ -118,6 +126,8 @@ class FakeOpenAI:
                 {"error": {"message": scripted.message, "type": "error", "code": None}},
                 status_code=scripted.code,
             )
+        if isinstance(scripted, Body):
+            return Response(scripted.text, media_type=scripted.media_type)
         if isinstance(scripted, Raw):
             content = scripted.content
         else:

@@ -15,6 +15,7 @@ from agent.llm import OpenAILLM
 from agent.settings import Settings
 from channels.app import create_app
 from channels.registry import Services
+from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from channels.slack import SlackSettings, channel
 from store.outbox import OutboxStore
@@ -68,9 +69,8 @@ async def slack_kit(
     built = channel(services, settings)
     assert built is not None
     assert built.mount is not None
-    app = create_app(
-        redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry, api_token=None
-    )
+    port = ChannelPort(store, OutboxStore(redis_client))
+    app = create_app(redis_client, port, slack_registry, access=Access())
     built.mount(app)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://switchboard"

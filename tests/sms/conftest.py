@@ -17,6 +17,7 @@ from agent import config
 from agent.settings import Settings
 from channels.app import create_app
 from channels.registry import Channel, Services
+from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from channels.sms import build_channel
 from channels.sms.settings import SmsSettings
@@ -202,9 +203,8 @@ async def sms_factory(
         service = await service_factory(
             llm, reg=registry, senders={"rest": RestSender(), "sms": channel.sender}
         )
-        app = create_app(
-            redis_client, ChannelPort(store, OutboxStore(redis_client)), registry, api_token=None
-        )
+        port = ChannelPort(store, OutboxStore(redis_client))
+        app = create_app(redis_client, port, registry, access=Access())
         channel.mount(app)
         hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb")
         sms = Sms(service, channel, hooks, fake_twilio, runs)

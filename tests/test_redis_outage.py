@@ -1,0 +1,149 @@
+"""The service rides out Redis restarts: ``main.py api`` and two ``main.py worker`` processes
+against a Redis server that is killed with SIGKILL and started again, twice, mid-run. No
+process exits, every thread finishes, nothing is done twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from model.events import AgentStep, FinalAnswer, ToolResult
+from store.threads import ThreadStore
+from tests.fakes.openai_server import FakeOpenAI, step
+from tests.process import RestartableRedis, service_process, worker_process
+
+CONFIG = """
+[agents.deploybot]
+module = "agent.examples.deploybot"
+prompt = "deploybot/v1"
+
+[agents.deploybot.tools.list_tags]
+command = ["{python}", "-c", "print('v1.2.3')"]
+
+[agents.deploybot.tools.deploy]
+command = ["{python}", "-c", "print('deployed')"]
+approvers = ["rest:*"]
+
+[agents.deploybot.tools.rollback]
+command = ["{python}", "-c", "print('ok')"]
+"""
+
+THREADS_PER_PHASE = 8
+
+
+def _brain(messages: list[dict[str, str]]) -> dict[str, Any]:
+    """List the tags, then answer: two model decisions and a tool call per thread."""
+    last = messages[-1]["content"].strip().splitlines()[-1]
+    if last.startswith('<result tool="list_tags">'):
+        return step("done_for_now", message="tags listed")
+    return step("list_tags")
+
+
+async def _post(api: httpx.AsyncClient, key: str) -> str:
+    """Create a thread as a careful client does: retry on 503 with the same Idempotency-Key."""
+    for _ in range(200):
+        try:
+            reply = await api.post(
+                "/v1/threads",
+                json={"message": f"list tags {key}"},
+                headers={"Idempotency-Key": key},
+            )
+        except httpx.TransportError:
+            reply = None
+        if reply is not None and reply.status_code == 201:
+            return str(reply.json()["thread_id"])
+        assert reply is None or reply.status_code == 503, reply.text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"thread {key} was never created")
+
+
+async def _degraded(api: httpx.AsyncClient) -> None:
+    """While Redis is down the API says so: /healthz answers 503 'degraded'."""
+    for _ in range(100):
+        reply = await api.get("/healthz")
+        if reply.status_code == 503:
+            assert reply.json()["status"] == "degraded"
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("/healthz never reported the outage")
+
+
+async def test_api_and_workers_ride_out_two_redis_restarts(
+    tmp_path: Path, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.brain = _brain
+    redis_server = RestartableRedis(tmp_path / "redis")
+    redis_server.start()
+    env = {
+        "REDIS_URL": redis_server.url,
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "SWITCHBOARD_LEASE_TTL_MS": "2000",
+    }
+    try:
+        with (
+            service_process(tmp_path, env, config=CONFIG, args=("api",)) as api_process,
+            worker_process(tmp_path / "w1.log", {**env, **_config_env(tmp_path)}) as w1,
+            worker_process(tmp_path / "w2.log", {**env, **_config_env(tmp_path)}) as w2,
+        ):
+            async with httpx.AsyncClient(base_url=api_process.base, timeout=30) as api:
+                ids = [await _post(api, f"a{i}") for i in range(THREADS_PER_PHASE)]
+                for phase in ("b", "c"):
+                    redis_server.kill()
+                    await _degraded(api)
+                    posting = asyncio.gather(
+                        *(_post(api, f"{phase}{i}") for i in range(THREADS_PER_PHASE))
+                    )
+                    await asyncio.sleep(0.5)
+                    redis_server.start()
+                    ids += await posting
+                await _all_done(redis_server.url, ids)
+            assert w1.poll() is None, "a worker exited"
+            assert w2.poll() is None, "a worker exited"
+            assert "Redis unreachable" in api_process.log()
+        logs = (tmp_path / "w1.log").read_text() + (tmp_path / "w2.log").read_text()
+        assert "Traceback" not in logs, logs[-3000:]
+    finally:
+        redis_server.stop()
+
+
+def _config_env(tmp_path: Path) -> dict[str, str]:
+    return {"SWITCHBOARD_CONFIG": str(tmp_path / "switchboard.toml")}
+
+
+async def _all_done(url: str, ids: list[str]) -> None:
+    client = aioredis.from_url(url)
+    store = ThreadStore(client)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        pending = set(ids)
+        while pending:
+            for tid in sorted(pending):
+                with contextlib.suppress(Exception):
+                    view = await store.thread(tid)
+                    if (
+                        view.state.status == "done"
+                        and view.state.lease_owner is None
+                        and all(o.status == "sent" for o in view.outbox)
+                    ):
+                        pending.discard(tid)
+            assert loop.time() < deadline, f"threads never finished: {sorted(pending)}"
+            await asyncio.sleep(0.2)
+        for tid in ids:
+            view = await store.thread(tid)
+            kinds = Counter(type(e).__name__ for e in view.events)
+            assert kinds[FinalAnswer.__name__] == 1, (tid, kinds)
+            steps = [e for e in view.events if isinstance(e, AgentStep)]
+            assert [s.intent for s in steps] == ["list_tags", "done_for_now"], (tid, steps)
+            results = [e.call_id for e in view.events if isinstance(e, ToolResult)]
+            assert results == [steps[0].call_id], (tid, results)
+            assert [o.item.kind for o in view.outbox] == ["final"], (tid, view.outbox)
+    finally:
+        await client.aclose()
