@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import SecretStr
+from pydantic import BeforeValidator, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,14 @@ class Settings(BaseSettings):
     switchboard_lease_ttl_ms: int = 30_000
     switchboard_worker_concurrency: int = 8
     switchboard_llm_retry_delay: float = 1.0
+
+    switchboard_log_format: Literal["json", "text"] | None = None
+    """None: text at a terminal, JSON otherwise."""
+    switchboard_log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)
+    ] = "INFO"
+    switchboard_metrics_port: int | None = None
+    """Where ``main.py worker`` serves /metrics (the API serves it on its own port)."""
 
     @property
     def llm_configured(self) -> bool:

@@ -7,8 +7,10 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
 
 from agent.config import Registry
+from channels import observability
 from channels.rest.api import install_error_handlers, router
 from store.threads import ThreadStore
 
@@ -16,7 +18,12 @@ CONSOLE = Path(__file__).parent / "rest" / "console.html"
 
 
 def create_app(
-    client: aioredis.Redis, store: ThreadStore, registry: Registry, *, api_token: str | None
+    client: aioredis.Redis,
+    store: ThreadStore,
+    registry: Registry,
+    *,
+    api_token: str | None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Switchboard",
@@ -24,6 +31,7 @@ def create_app(
         version="0.1.0",
     )
     install_error_handlers(app)
+    observability.install(app, client, registry.agents, tracer_provider)
     app.include_router(router(store, registry, api_token))
 
     @app.get("/", include_in_schema=False)

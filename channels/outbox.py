@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from channels import deliveries
 from channels.base import HandlesLost, Sender, SendFailed
 from store.outbox import OutboxStore
 from store.scripts import Then
 from store.streams import Entry, WorkStream
+from telemetry import metrics
 
 log = logging.getLogger("switchboard.outbox")
 
@@ -79,7 +82,9 @@ class OutboxDispatcher:
 
         try:
             settled = await self.deliver_item(entry.fields["t"], entry.fields["o"], ack=ack)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, RedisError):
+                metrics.REDIS_ERRORS.labels("outbox").inc()
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
             log.exception("delivering %s failed unexpectedly", entry.fields)
             return
@@ -100,21 +105,25 @@ class OutboxDispatcher:
         if sender is None:
             error = f"channel {item.to.channel!r} is not enabled"
             await self.store.give_up(item, "failed", error, ack)
+            deliveries.gave_up(item, "failed", error)
             return True
         if claim.stale and not sender.resend_when_unknown:
             error = "an earlier attempt was interrupted; not sent again"
             await self.store.give_up(item, "unknown", error, ack)
+            deliveries.gave_up(item, "unknown", error)
             if isinstance(sender, HandlesLost):
                 await sender.lost(item)
             return True
         try:
-            delivery = await sender.send(item)
+            delivery = await deliveries.send(sender, item, self.store.redis)
         except SendFailed as exc:
             if exc.transient and claim.attempt < self.settings.max_attempts:
                 delay = self._delay(claim.attempt, exc.retry_after)
                 await self.store.retry(item, exc.error, delay, ack)
+                deliveries.retrying(item, exc.error, delay)
             else:
                 await self.store.give_up(item, "failed", exc.error, ack)
+                deliveries.gave_up(item, "failed", exc.error)
             return True
         await self.store.sent(item, delivery, ack)
         return True

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
-from model.events import HumanResponse, UserMessage
+from model.events import AgentStep, Event, HumanResponse, UserMessage
 from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
 from store.errors import (
@@ -80,8 +80,26 @@ class Answered(_Body):
     status: Literal["answered"] = "answered"
 
 
+class TokenUsage(_Body):
+    """What the thread's model calls cost, summed over its steps (as the model reported)."""
+
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @classmethod
+    def of(cls, events: list[Event]) -> TokenUsage:
+        steps = [e for e in events if isinstance(e, AgentStep)]
+        return cls(
+            steps=len(steps),
+            input_tokens=sum(e.input_tokens or 0 for e in steps),
+            output_tokens=sum(e.output_tokens or 0 for e in steps),
+        )
+
+
 class ThreadOut(ThreadView):
     pending: list[RequestView]
+    usage: TokenUsage
 
 
 def _bearer(expected: str | None) -> Any:
@@ -134,7 +152,11 @@ def router(store: ThreadStore, registry: Registry, api_token: str | None) -> API
     async def get_thread(thread_id: str) -> ThreadOut:
         """Status, pending requests, events, and messages sent to humans."""
         view = await store.thread(thread_id)
-        return ThreadOut(**dict(view), pending=[r for r in view.requests if r.status == "pending"])
+        return ThreadOut(
+            **dict(view),
+            pending=[r for r in view.requests if r.status == "pending"],
+            usage=TokenUsage.of(view.events),
+        )
 
     @api.post(
         "/threads/{thread_id}/messages",
