@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis.asyncio as aioredis
-from opentelemetry import trace
 
 from channels.base import Sender, SendFailed
 from model.records import Delivery, OutboxItem
@@ -41,9 +40,7 @@ async def send(sender: Sender, item: OutboxItem, client: aioredis.Redis) -> Deli
     started = time.perf_counter()
     with (
         _about(item),
-        tracing.span(
-            f"deliver {channel}", parent=parent, attributes=attributes, kind=trace.SpanKind.CLIENT
-        ) as span,
+        tracing.span(f"deliver {channel}", parent=parent, attributes=attributes) as span,
     ):
         try:
             delivery = await sender.send(item)

@@ -64,13 +64,17 @@ class CountRefusals:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        channel = channel_of(scope.get("path", "")) if scope["type"] == "http" else None
-        if channel is None or scope.get("method") != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        channel = channel_of(scope["path"]) if scope["method"] == "POST" else None
 
         async def counting(message: Message) -> None:
-            if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            if (
+                channel is not None
+                and message["type"] == "http.response.start"
+                and 400 <= message["status"] < 500
+            ):
                 metrics.INBOUND_REFUSED.labels(channel, str(message["status"])).inc()
             await send(message)
 

@@ -14,7 +14,7 @@ HTTP and Redis spans included.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -22,8 +22,9 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from telemetry import logs
 
@@ -53,6 +54,31 @@ class ConversationIds(SpanProcessor):
         return True
 
 
+class NoClientRoots(Sampler):
+    """Record every operation, but not a client call that starts a trace of its own.
+
+    With Redis instrumented, a worker's polling (XREADGROUP every second, the retry queue)
+    would otherwise make a one-span trace per command. Calls made inside one of our spans
+    (a run, a request, a delivery) have a parent and are kept by ``ParentBased``.
+    """
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        decision = Decision.DROP if kind is trace.SpanKind.CLIENT else Decision.RECORD_AND_SAMPLE
+        return SamplingResult(decision, attributes if decision is not Decision.DROP else None)
+
+    def get_description(self) -> str:
+        return "NoClientRoots"
+
+
 def install(provider: TracerProvider | None) -> None:
     """Trace through ``provider`` from now on (None: tracing off)."""
     global _tracer, _provider
@@ -73,7 +99,8 @@ def from_environment() -> TracerProvider | None:
     """A provider exporting over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
 
     The standard ``OTEL_*`` variables apply (service name, resource attributes, headers,
-    the traces-only endpoint); ``OTEL_SDK_DISABLED=true`` keeps tracing off.
+    the traces-only endpoint, batching); ``OTEL_SDK_DISABLED=true`` keeps tracing off. Every
+    thread is sampled: the sampler is ours (``NoClientRoots``), not ``OTEL_TRACES_SAMPLER``.
     """
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -85,7 +112,9 @@ def from_environment() -> TracerProvider | None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     named = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "switchboard"}
-    provider = TracerProvider(resource=Resource.create(named))
+    provider = TracerProvider(
+        resource=Resource.create(named), sampler=ParentBased(root=NoClientRoots())
+    )
     provider.add_span_processor(ConversationIds())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider

@@ -7,8 +7,10 @@ deliveries and of the decision shares the trace the thread's first message start
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -19,6 +21,9 @@ from model.events import AgentStep
 from store import keys
 from telemetry import tracing
 from tests.conftest import Service
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.otlp_collector import FakeCollector, ReceivedSpan
+from tests.process import poll, service_process
 
 
 @pytest.fixture
@@ -105,3 +110,57 @@ async def test_tracing_off_stores_no_trace_context(service: Service) -> None:
     await service.settled(tid, "awaiting_human")
     assert not tracing.enabled()
     assert await service.store.redis.hget(keys.meta(tid), keys.META_TRACE) is None
+
+
+def test_a_real_process_exports_the_thread_trace_over_otlp(
+    tmp_path: Path, fake_llm: FakeOpenAI
+) -> None:
+    collector = FakeCollector()
+    collector.server.start()
+    env = {
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "SWITCHBOARD_MODEL": "fake-model",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms between exports (default 5 s)
+    }
+    try:
+        with service_process(tmp_path, env) as service:
+            base = service.base
+            r = httpx.post(f"{base}/v1/threads", json={"message": "deploy v1.2.3 to production"})
+            tid = r.json()["thread_id"]
+            pending = poll(lambda: httpx.get(f"{base}/v1/requests?status=pending").json())
+            rid = pending[0]["request"]["request_id"]
+            assert httpx.post(f"{base}/v1/requests/{rid}", json={"decision": "approve"}).is_success
+
+            def finished() -> list[ReceivedSpan]:
+                spans = collector.spans()
+                done = [s for s in spans if s.attributes.get("switchboard.run.outcome") == "done"]
+                finals = [
+                    s for s in spans if s.attributes.get("switchboard.outbox.kind") == "final"
+                ]
+                return spans if done and finals else []
+
+            spans = poll(finished)
+            assert "tracing on: OTLP to" in service.log()
+    finally:
+        collector.server.stop()
+
+    ours = [s for s in spans if s.attributes.get("gen_ai.conversation.id") == tid]
+    names = {s.name for s in ours}
+    own = {"create_thread", "invoke_agent deploybot", "chat fake-model", "execute_tool deploy"}
+    own |= {"decide_request", "deliver rest"}
+    assert own <= names
+    (trace_id,) = {s.trace_id for s in ours if s.name in own}
+    assert {s.service for s in ours} == {"switchboard"}
+    assert [s.name for s in ours if s.error and s.name in own] == []
+    # FastAPI's span of the request that created the thread is the root of its trace.
+    (root,) = [s for s in ours if s.name == "create_thread"]
+    (created,) = [s for s in spans if s.span_id == root.parent_span_id]
+    assert created.trace_id == trace_id
+    assert created.name.startswith("POST /v1/threads")
+    # The runs' Redis commands nest under them; the workers' polling makes no traces.
+    runs = {s.span_id for s in ours if s.name == "invoke_agent deploybot"}
+    assert any(s.name == "EVALSHA" and s.trace_id == trace_id for s in spans)
+    assert {s.trace_id for s in spans if s.parent_span_id in runs} == {trace_id}
+    assert not [s for s in spans if s.name == "XREADGROUP" and not s.parent_span_id]

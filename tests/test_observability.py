@@ -1,0 +1,65 @@
+"""channels.observability in-process: /metrics reads the gauges from Redis; errors counted."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from redis.exceptions import RedisError
+
+from agent.config import Registry
+from channels.app import create_app
+from channels.observability import channel_of
+from store.threads import ThreadStore
+from tests.conftest import Service
+
+
+async def _pending(service: Service) -> float:
+    text = (await service.api.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "switchboard_requests_pending" and s.labels["kind"] == "approval":
+                return s.value
+    raise AssertionError("no pending gauge")
+
+
+async def test_the_pending_gauge_is_read_from_redis_at_scrape_time(service: Service) -> None:
+    assert await _pending(service) == 0
+    r = await service.api.post("/v1/threads", json={"message": "deploy v1.2.3 to production"})
+    tid = r.json()["thread_id"]
+    view = await service.settled(tid, "awaiting_human")
+    assert await _pending(service) == 1
+    rid = view.requests[0].request.request_id
+    await service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
+    await service.settled(tid, "done")
+    assert await _pending(service) == 0
+
+
+async def test_redis_errors_are_counted(registry: Registry) -> None:
+    dead = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=1)
+    app = create_app(dead, ThreadStore(dead), registry, api_token=None)
+    before = REGISTRY.get_sample_value("switchboard_redis_errors_total", {"where": "api"}) or 0
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb") as c:
+        with pytest.raises(RedisError):
+            await c.get("/v1/threads")
+        scraped = await c.get("/metrics")  # still answers, without the Redis gauges
+    after = REGISTRY.get_sample_value("switchboard_redis_errors_total", {"where": "api"})
+    assert after == before + 1
+    assert scraped.status_code == 200
+    await dead.aclose()
+
+
+@pytest.mark.parametrize(
+    ("path", "channel"),
+    [
+        ("/v1/threads", "rest"),
+        ("/slack/events", "slack"),
+        ("/twilio/sms", "sms"),
+        ("/email/approve/x", "email"),
+        ("/metrics", None),
+    ],
+)
+def test_paths_belong_to_channels(path: str, channel: str | None) -> None:
+    assert channel_of(path) == channel
