@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from store.embedded import free_port
 from tests.fakes.openai_server import FakeOpenAI
-from tests.process import ServiceProcess, poll, service_process
+from tests.process import ServiceProcess, ask_and_approve, model_env, poll, service_process
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -54,12 +54,7 @@ def round_trip(
 ) -> Iterator[RoundTrip]:
     _fake_openai.reset()
     redis.Redis.from_url(redis_url).flushall()
-    env = {
-        "REDIS_URL": redis_url,
-        "OPENAI_BASE_URL": _fake_openai.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "SWITCHBOARD_MODEL": "fake-model",
-    }
+    env = {"REDIS_URL": redis_url, **model_env(_fake_openai.base_url)}
     metrics_port = free_port()
     with (
         service_process(tmp_path_factory.mktemp("api"), env, args=("api",)) as api,
@@ -71,11 +66,7 @@ def round_trip(
         ) as worker,
     ):
         base = api.base
-        r = httpx.post(f"{base}/v1/threads", json={"message": "deploy v1.2.3 to production"})
-        tid = r.json()["thread_id"]
-        pending = poll(lambda: httpx.get(f"{base}/v1/requests?status=pending").json())
-        rid = pending[0]["request"]["request_id"]
-        assert httpx.post(f"{base}/v1/requests/{rid}", json={"decision": "approve"}).is_success
+        tid, rid = ask_and_approve(base)
         # Answering twice is refused (409): one refusal for the metrics to count.
         assert (
             httpx.post(f"{base}/v1/requests/{rid}", json={"decision": "approve"}).status_code == 409

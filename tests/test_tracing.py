@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -23,7 +22,7 @@ from telemetry import tracing
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.otlp_collector import FakeCollector, ReceivedSpan
-from tests.process import poll, service_process
+from tests.process import ask_and_approve, model_env, poll, service_process
 
 
 @pytest.fixture
@@ -118,20 +117,13 @@ def test_a_real_process_exports_the_thread_trace_over_otlp(
     collector = FakeCollector()
     collector.server.start()
     env = {
-        "OPENAI_BASE_URL": fake_llm.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "SWITCHBOARD_MODEL": "fake-model",
+        **model_env(fake_llm.base_url),
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms between exports (default 5 s)
     }
     try:
         with service_process(tmp_path, env) as service:
-            base = service.base
-            r = httpx.post(f"{base}/v1/threads", json={"message": "deploy v1.2.3 to production"})
-            tid = r.json()["thread_id"]
-            pending = poll(lambda: httpx.get(f"{base}/v1/requests?status=pending").json())
-            rid = pending[0]["request"]["request_id"]
-            assert httpx.post(f"{base}/v1/requests/{rid}", json={"decision": "approve"}).is_success
+            tid, _ = ask_and_approve(service.base)
 
             def finished() -> list[ReceivedSpan]:
                 spans = collector.spans()
