@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import smtplib
+
 import httpx
 import pytest
 import redis.asyncio as aioredis
@@ -14,6 +16,9 @@ from channels.app import create_app
 from channels.observability import channel_of
 from store.threads import ThreadStore
 from tests.conftest import Service
+from tests.email_helpers import DOMAIN, EmailHarness, mail
+
+pytest_plugins = ("tests.email_fixtures",)
 
 
 async def _pending(service: Service) -> float:
@@ -63,3 +68,11 @@ async def test_redis_errors_are_counted(registry: Registry) -> None:
 )
 def test_paths_belong_to_channels(path: str, channel: str | None) -> None:
     assert channel_of(path) == channel
+
+
+async def test_smtp_refusals_are_counted_by_reply_code(email: EmailHarness) -> None:
+    labels = {"channel": "email", "reason": "550"}
+    before = REGISTRY.get_sample_value("switchboard_inbound_refused_total", labels) or 0
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await email.send(mail("hello", to=f"nobody@{DOMAIN}"))
+    assert REGISTRY.get_sample_value("switchboard_inbound_refused_total", labels) == before + 1
