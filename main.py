@@ -179,7 +179,7 @@ def start_tracing() -> TracerProvider | None:
     tracing.install(provider)
     if provider is None:
         return None
-    # Their spans are children of ours (a run's Redis commands, a model call's HTTP request).
+    # Their spans are children of ours (a run's Redis commands, a URL tool's HTTP calls).
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
     log.info(

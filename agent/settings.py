@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     switchboard_worker_concurrency: int = 8
     switchboard_llm_retry_delay: float = 1.0
 
-    switchboard_log_format: Literal["json", "text"] | None = None
+    switchboard_log_format: Annotated[
+        Literal["json", "text"] | None, BeforeValidator(lambda v: v.lower() if v else None)
+    ] = None
     """None: text at a terminal, JSON otherwise."""
     switchboard_log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)

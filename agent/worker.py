@@ -155,6 +155,7 @@ class Worker:
         agent = self.registry.get(lease.meta.agent)
         ack = (self.store.runs, entry.entry_id)
         if agent is None:
+            metrics.ESCALATIONS.labels(lease.meta.agent).inc()
             await self.store.commit(
                 lease,
                 ttl_ms=self.ttl_ms,
@@ -175,6 +176,7 @@ class Worker:
 
     async def _fail(self, lease: Lease, entry: Entry) -> None:
         """A bug in the run itself: park the thread as failed rather than retry it forever."""
+        metrics.ESCALATIONS.labels(lease.meta.agent).inc()
         try:
             await self.store.commit(
                 lease,

@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# The ``*_created`` timestamp series double the scrape for nothing Prometheus uses.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Seconds. Model calls and tool runs take from milliseconds to minutes.
 _CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
