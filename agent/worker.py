@@ -24,7 +24,6 @@ from agent.runner import Run, RunSettings
 from model.events import SystemNote
 from model.ids import new_id
 from model.records import Status
-from store import reporting
 from store.errors import LeaseLost, ThreadNotFound
 from store.streams import Entry
 from store.threads import Lease, ThreadStore
@@ -121,7 +120,6 @@ class Worker:
         started = time.perf_counter()
         outcome = "failed"
         agent = lease.meta.agent
-        parent = await reporting.thread_trace(self.store.redis, thread_id)
         attributes = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": agent,
@@ -129,7 +127,9 @@ class Worker:
         }
         with (
             logs.bound(agent=agent),
-            tracing.span(f"invoke_agent {agent}", parent=parent, attributes=attributes) as span,
+            tracing.span(
+                f"invoke_agent {agent}", parent=lease.meta.trace, attributes=attributes
+            ) as span,
         ):
             try:
                 outcome = await self._run(lease, entry)
