@@ -103,6 +103,26 @@ async def test_one_trace_across_the_approval_pause(
     }
 
 
+async def test_a_later_message_joins_the_thread_trace(
+    spans: InMemorySpanExporter, service: Service
+) -> None:
+    r = await service.api.post("/v1/threads", json={"message": "hello"})
+    tid = r.json()["thread_id"]
+    view = await service.settled(tid, "awaiting_human")
+    assert view.meta.trace is not None  # the API shows the thread's trace context
+    await service.api.post(f"/v1/threads/{tid}/messages", json={"message": "still there?"})
+    await service.wait(tid, lambda v: len([e for e in v.events if e.type == "agent_step"]) == 2)
+    await service.settled(tid, "awaiting_human")
+    finished = spans.get_finished_spans()
+    (root,) = _named(finished, "create_thread")
+    (inbound,) = _named(finished, "inbound_message")
+    assert inbound.parent is not None
+    assert inbound.parent.span_id == root.context.span_id
+    assert view.meta.trace.split("-")[1] == f"{root.context.trace_id:032x}"
+    assert {s.context.trace_id for s in finished} == {root.context.trace_id}
+    assert len(_named(finished, "invoke_agent")) >= 2
+
+
 async def test_tracing_off_stores_no_trace_context(service: Service) -> None:
     r = await service.api.post("/v1/threads", json={"message": "hello"})
     tid = r.json()["thread_id"]

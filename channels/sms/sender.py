@@ -10,6 +10,7 @@ import httpx
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
+from channels import deliveries
 from channels.base import SendFailed
 from channels.sms import segments
 from channels.sms.fallback import Fallback
@@ -131,6 +132,7 @@ class TwilioSender:
                 status.decode() if isinstance(status, bytes) else status
             ) in ("failed", "unknown", "sent")
 
+        deliveries.rerouted(item, "the thread's own channel")
         await self.fallback.soon(item.request_id, item.to, reason, after=recorded)
 
     async def close(self) -> None:
