@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -20,6 +21,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 
 from agent import config
 from agent.delivery import Sender
@@ -30,6 +34,7 @@ from agent.runner import RunSettings
 from agent.settings import Settings, load_settings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
+from channels.observability import metrics_app
 from channels.registry import Channel, Services, build_channels
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
@@ -37,6 +42,7 @@ from store import connection, embedded
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
+from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard")
 
@@ -82,12 +88,15 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     clients = [client]
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
     log.info("channels on: %s", ", ".join(["rest", *(c.name for c in channels)]))
+    metrics.preset(registry.agents, ["rest", *(c.name for c in channels)])
     if role in ("serve", "worker"):
         clients.append(connection.connect(redis_url, retrying=False))
         jobs += worker_jobs(services, clients[-1], channels, stop)
+    if role == "worker" and settings.switchboard_metrics_port is not None:
+        jobs.append(metrics_job(services, stop))
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
-    else:
+    elif settings.switchboard_metrics_port is None:  # no HTTP server to catch the signals
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -131,30 +140,37 @@ def worker_jobs(
     return [worker.run(stop), dispatcher.run(stop)]
 
 
+def metrics_job(services: Services, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+    """A worker's own /metrics: its counters, and the shared gauges read from Redis."""
+    settings = services.settings
+    app = metrics_app(services.redis, services.registry.agents)
+    host, port = listen_host(settings), settings.switchboard_metrics_port or 0
+    log.info("metrics at http://%s:%d/metrics", host, port)
+    return serve_http(app, host, port, stop)
+
+
 def api_jobs(
     services: Services, channels: list[Channel], stop: asyncio.Event
 ) -> list[Coroutine[Any, Any, None]]:
     settings = services.settings
     access = Access.from_settings(settings)
-    app = create_app(services.redis, services.port, services.registry, access=access)
+    app = create_app(
+        services.redis,
+        services.port,
+        services.registry,
+        access=access,
+        tracer_provider=tracing.provider(),
+    )
     for channel in channels:
         if channel.mount is not None:
             channel.mount(app)
     host = listen_host(settings)
     if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
-
-    async def serve_http() -> None:
-        try:
-            await server.serve()
-        finally:
-            stop.set()
-
     listeners = [
         supervised(f"{c.name} listener", listen, stop) for c in channels for listen in c.listeners
     ]
-    return [serve_http(), *listeners]
+    return [serve_http(app, host, settings.port, stop), *listeners]
 
 
 async def supervised(
@@ -170,6 +186,30 @@ async def supervised(
             await outage.wait(exc, stop)
         else:
             return
+
+
+async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve until a signal, then stop the rest: uvicorn catches SIGINT / SIGTERM for us."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+
+
+def start_tracing() -> TracerProvider | None:
+    """OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise nothing is installed."""
+    provider = tracing.from_environment()
+    tracing.install(provider)
+    if provider is None:
+        return None
+    # Their spans are children of ours (a run's Redis commands, a URL tool's HTTP calls).
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    RedisInstrumentor().instrument(tracer_provider=provider)
+    log.info(
+        "tracing on: OTLP to %s", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "(traces endpoint)")
+    )
+    return provider
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -196,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    logs.setup(settings.switchboard_log_format, settings.switchboard_log_level)
+    provider = start_tracing()
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
     # clean-up: uvicorn re-raises the signal it caught once it has shut down, and the default
     # action would end the process before the embedded Redis is stopped.
@@ -215,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
+        if provider is not None:
+            provider.shutdown()  # flushes the spans still queued for export
     return 0
 
 

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from agent import deliveries
 from agent.delivery import Sender, SendFailed
 from store.connection import INFRA_ERRORS, Outage
 from store.outbox import OutboxStore
 from store.scripts import Then
 from store.streams import Entry, WorkStream
+from telemetry import metrics
 
 log = logging.getLogger("switchboard.outbox")
 
@@ -93,6 +95,7 @@ class OutboxDispatcher:
                 await self.stream.ack(entry.entry_id)
         except INFRA_ERRORS as exc:
             # Left pending, like any failure below: reclaimed once the claim runs out.
+            metrics.REDIS_ERRORS.labels("outbox").inc()
             self.outage.failed(exc)
         except Exception:
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
@@ -112,20 +115,24 @@ class OutboxDispatcher:
         if sender is None:
             error = f"channel {item.to.channel!r} is not enabled"
             await self.store.give_up(item, "failed", error, ack)
+            deliveries.gave_up(item, "failed", error)
             return True
         if claim.stale and not sender.resend_when_unknown:
             error = "an earlier attempt was interrupted; not sent again"
             await self.store.give_up(item, "unknown", error, ack)
+            deliveries.gave_up(item, "unknown", error)
             return True
         try:
-            delivery = await sender.send(item)
+            delivery = await deliveries.send(sender, item, self.store.redis)
         except SendFailed as exc:
             if exc.transient and claim.attempt < self.settings.max_attempts:
                 delay = self._delay(claim.attempt, exc.retry_after)
                 await self.store.retry(item, exc.error, delay, ack)
+                deliveries.retrying(item, exc.error, delay)
             else:
                 status = "unknown" if exc.unknown else "failed"
                 await self.store.give_up(item, status, exc.error, ack)
+                deliveries.gave_up(item, status, exc.error)
             return True
         await self.store.sent(item, delivery, ack)
         return True

@@ -8,7 +8,7 @@ model is asked anything.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.context import PROMPTS_DIR, render
 from agent.llm import LLM
@@ -38,8 +38,8 @@ from model.records import Status
 async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision:
     """Ask the model for the next step of this thread. Raises LLMFailed."""
     context = render(agent, events, PROMPTS_DIR)
-    raw = await llm.complete(context.messages, response_schema(agent))
-    return parse_step(agent, raw)
+    completion = await llm.complete(context.messages, response_schema(agent))
+    return replace(parse_step(agent, completion.text), usage=completion.usage)
 
 
 @dataclass(frozen=True)

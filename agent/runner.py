@@ -27,6 +27,7 @@ from agent.reducer import (
     plan,
     resting_status,
 )
+from agent.report import RunReport
 from agent.reroute import Moot, NowhereLeft, OfferElsewhere, Reroute, StillOffered
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
@@ -86,11 +87,13 @@ class Run:
         self._buffer: list[Event] = []
         self._ledger_buffer: dict[str, str] = {}
         self.contact = Contact(lease.thread_id, lease.meta.origin, agent.request_timeout)
+        self.report = RunReport(agent)
 
     # ---- buffered writes ------------------------------------------------------------------
     def _append(self, *events: Event) -> None:
         self._buffer.extend(events)
         self.events.extend(events)
+        self.report.appended(events)
 
     def _state(self, status: Status) -> dict[str, str | int]:
         return {keys.STATUS: status, keys.STEPS: self.steps, keys.ERRORS: self.errors}
@@ -236,6 +239,7 @@ class Run:
             arguments=decision.arguments,
             prompt=self.agent.prompt,
             call_id=call_id,
+            **decision.usage_fields(),
         )
         self._append(step)
         return await self._dispatch(step)
@@ -277,7 +281,7 @@ class Run:
             self.ledger[call_id] = self._ledger_buffer[call_id] = "started"
             await self._flush()
         try:
-            output = await tool.run(args)
+            output = await tool.call(args, call_id)
         except ToolFailed as exc:
             error: str | None = exc.error
         except Exception as exc:  # a tool's own bug is the thread's error, not the worker's

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -44,6 +45,16 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("is set but empty: unset it (loopback only) or give a token")
         return value
+
+    switchboard_log_format: Annotated[
+        Literal["json", "text"] | None, BeforeValidator(lambda v: v.lower() if v else None)
+    ] = None
+    """None: text at a terminal, JSON otherwise."""
+    switchboard_log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)
+    ] = "INFO"
+    switchboard_metrics_port: int | None = None
+    """Where ``main.py worker`` serves /metrics (the API serves it on its own port)."""
 
     @property
     def llm_configured(self) -> bool:

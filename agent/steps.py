@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.errors import LLMFailed
+from agent.llm import Usage
 from agent.tools import Agent, compact_validation_error
 
 ASK = "request_more_information"
@@ -43,6 +44,19 @@ class Decision:
 
     intent: str
     arguments: dict[str, Any]
+    usage: Usage | None = None
+    """What the model call that decided it cost (None: not reported)."""
+
+    def usage_fields(self) -> dict[str, Any]:
+        """The usage as ``AgentStep`` fields."""
+        if self.usage is None:
+            return {}
+        return {
+            "model": self.usage.model,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "latency_ms": self.usage.latency_ms,
+        }
 
 
 def _tool_variant(agent: Agent, name: str) -> type[BaseModel]:

@@ -3,6 +3,8 @@ the arguments with the tool's pydantic model and decides whether, and when, it r
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import ToolFailed
+from telemetry import logs, metrics, tracing
+
+log = logging.getLogger("switchboard.tools")
 
 ToolFunction = Callable[[Any], Awaitable[str]]
 
@@ -51,6 +56,40 @@ class Tool:
     """Who may decide an approval. Empty: anyone who can reach the thread's channel."""
     notify: tuple[Address, ...] = ()
     """Where approval requests go. Empty: the channel the thread came from."""
+
+    async def call(self, args: BaseModel, call_id: str) -> str:
+        """Run the tool: one ``execute_tool`` span, a log line, its duration and outcome."""
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": self.name,
+            "gen_ai.tool.call.id": call_id,
+            "gen_ai.tool.type": "function",
+        }
+        started = time.perf_counter()
+        outcome = "error"
+        with (
+            logs.bound(call_id=call_id),
+            tracing.span(f"execute_tool {self.name}", attributes=attributes),
+        ):
+            try:
+                output = await self.run(args)
+                outcome = "ok"
+                return output
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.TOOL_RUNS.labels(self.name, outcome).inc()
+                metrics.TOOL_RUN_SECONDS.labels(self.name).observe(elapsed)
+                log.info(
+                    "tool %s ran in %.0f ms: %s",
+                    self.name,
+                    elapsed * 1000,
+                    outcome,
+                    extra={
+                        "tool": self.name,
+                        "outcome": outcome,
+                        "duration_ms": round(elapsed * 1000),
+                    },
+                )
 
     def validate(self, arguments: Mapping[str, Any]) -> BaseModel:
         try:

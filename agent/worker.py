@@ -12,18 +12,22 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 
 from agent.config import Registry
 from agent.contact import Contact
 from agent.llm import LLM
+from agent.reducer import resting_status
 from agent.runner import Run, RunSettings
 from model.events import SystemNote
 from model.ids import new_id
+from model.records import Status
 from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
 from store.streams import Entry
 from store.threads import Lease, ThreadStore
+from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard.worker")
 
@@ -84,7 +88,10 @@ class Worker:
                 if loop.time() - last_reclaim > min(self.ttl_ms / 4000, 1.0):
                     last_reclaim = loop.time()
                     reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
-                    await self.store.expire_due()
+                    expired = await self.store.expire_due()
+                    if expired:
+                        metrics.EXPIRED.inc(expired)
+                        log.info("%d request(s) expired unanswered", expired)
                 fresh = (
                     []
                     if reclaimed
@@ -93,6 +100,7 @@ class Worker:
             except INFRA_ERRORS as exc:
                 # Redis is away: wait it out. Runs in flight fail at their next write and
                 # are taken up again from what Redis holds (see handle).
+                metrics.REDIS_ERRORS.labels("worker").inc()
                 await self.outage.wait(exc, stop)
                 continue
             self.outage.ok()
@@ -108,7 +116,8 @@ class Worker:
     async def handle(self, entry: Entry, *, reclaimed: bool = False) -> None:
         thread_id = entry.fields.get("t", "")
         try:
-            await self._handle(thread_id, entry, reclaimed)
+            with logs.bound(thread_id=thread_id, worker=self.name):
+                await self._handle(thread_id, entry, reclaimed)
         except INFRA_ERRORS as exc:
             # The entry stays pending: once its lease has run out, a worker reclaims it and
             # runs the thread again from what Redis holds. Nothing here can tell whether
@@ -129,26 +138,51 @@ class Worker:
             if not reclaimed:
                 await self.store.runs.ack(entry.entry_id)
             return
+        if reclaimed:
+            metrics.LEASE_TAKEOVERS.inc()
+            log.warning("lease taken over: the worker running this thread went silent")
         heartbeat = asyncio.create_task(self._heartbeat(lease, entry))
-        try:
-            await self._run(lease, entry)
-        except LeaseLost:
-            log.warning("lost the lease on %s; another worker has it now", thread_id)
-            await self.store.runs.ack(entry.entry_id)
-        except INFRA_ERRORS:
-            raise
-        except Exception:
-            log.exception("run of %s failed", thread_id)
-            await self._fail(lease, entry)
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+        started = time.perf_counter()
+        outcome = "failed"
+        agent = lease.meta.agent
+        attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent,
+            tracing.CONVERSATION_ID: thread_id,
+        }
+        with (
+            logs.bound(agent=agent),
+            tracing.span(
+                f"invoke_agent {agent}", parent=lease.meta.trace, attributes=attributes
+            ) as span,
+        ):
+            try:
+                outcome = await self._run(lease, entry)
+            except LeaseLost:
+                outcome = "lease_lost"
+                log.warning("lost the lease on %s; another worker has it now", thread_id)
+                await self.store.runs.ack(entry.entry_id)
+            except INFRA_ERRORS:
+                outcome = "interrupted"
+                metrics.REDIS_ERRORS.labels("worker").inc()
+                raise
+            except Exception:
+                log.exception("run of %s failed", thread_id)
+                await self._fail(lease, entry)
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+                metrics.RUN_SECONDS.labels(agent, outcome).observe(time.perf_counter() - started)
+                span.set_attribute("switchboard.run.outcome", outcome)
+            log.info("run ended: %s", outcome, extra={"outcome": outcome})
 
-    async def _run(self, lease: Lease, entry: Entry) -> None:
+    async def _run(self, lease: Lease, entry: Entry) -> Status:
+        """Run the thread until it rests; the status it rests in."""
         agent = self.registry.get(lease.meta.agent)
         ack = (self.store.runs, entry.entry_id)
         if agent is None:
+            metrics.ESCALATIONS.labels(lease.meta.agent).inc()
             await self.store.commit(
                 lease,
                 ttl_ms=self.ttl_ms,
@@ -162,12 +196,15 @@ class Worker:
                 merge=False,
                 ack=ack,
             )
-            return
-        await Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack).go()
+            return "failed"
+        run = Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack)
+        await run.go()
+        return resting_status(run.events)
 
     async def _fail(self, lease: Lease, entry: Entry) -> None:
         """A bug in the run itself: note it on the thread and ask a human, rather than retry
         it forever or park the thread where nobody looks."""
+        metrics.ESCALATIONS.labels(lease.meta.agent).inc()
         agent = self.registry.get(lease.meta.agent)
         contact = Contact(
             lease.thread_id, lease.meta.origin, agent.request_timeout if agent else None

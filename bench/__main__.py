@@ -2,7 +2,8 @@
 
 Sections: roundtrip (Switchboard on Redis with 1 and 2 worker processes, LangGraph with its
 Postgres and in-memory checkpointers), overhead (per agent step), long (long threads),
-tokens (context tokens), ingest (webhook ack latency). Prints a table; writes JSON to
+tokens (context tokens), ingest (webhook ack latency), telemetry (what logs and traces
+cost per round trip). Prints a table; writes JSON to
 bench/results/.
 """
 
@@ -25,7 +26,7 @@ from bench import report
 from bench.targets import RedisTarget, TargetUnavailable, embedded_redis, machine_redis
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("roundtrip", "overhead", "long", "tokens", "ingest")
+SECTIONS = ("roundtrip", "overhead", "long", "tokens", "ingest", "telemetry")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -80,7 +81,7 @@ def targets(args: argparse.Namespace, notes: list[str]) -> Iterator[list[RedisTa
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from bench import ingest, longthreads, peer, roundtrip, tokens
+    from bench import ingest, longthreads, peer, roundtrip, telemetry, tokens
     from bench.workload import RoundTrips
 
     RoundTrips.install()
@@ -126,6 +127,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "tokens" in args.only:
             print("context tokens ...", flush=True)
             out["tokens"] = token_figures(tokens, longthreads, notes)
+        if primary and "telemetry" in args.only:
+            print("observability cost ...", flush=True)
+            out["telemetry"] = await telemetry.run_telemetry(primary)
         if primary and "ingest" in args.only:
             print("webhook ingest ...", flush=True)
             out["ingest"] = {

@@ -88,6 +88,24 @@ def render(result: dict[str, Any]) -> str:
             )
             + f"\n{o['note']}"
         )
+    if "telemetry" in result:
+        t = result["telemetry"]
+        parts.append(
+            f"### Observability cost per approval round trip ({t['store']}, one thread at a time)\n"
+            + _table(
+                ["setup", "CPU ms p50", "CPU ms mean", "vs off, ms", "round trips"],
+                [
+                    [
+                        r["setup"],
+                        r["cpu_p50_ms"],
+                        r["cpu_mean_ms"],
+                        r["vs_off_ms"],
+                        r["round_trips"],
+                    ]
+                    for r in t["rows"]
+                ],
+            )
+        )
     if "long" in result:
         rows = result["long"]["rows"]
         parts.append(

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
+from agent.llm import Completion
 from agent.tools import Address, Agent, Tool
 
 AGENT = "deploybot"
@@ -73,11 +74,11 @@ class ScriptedLLM:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> str:
+    async def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> Completion:
         self.calls += 1
         thread = messages[-1]["content"]
         step = decide(thread, '<result tool="deploy">' in thread)
-        return json.dumps({"step": step})
+        return Completion(json.dumps({"step": step}))
 
 
 # ---- figures ----------------------------------------------------------------------------

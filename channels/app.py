@@ -10,8 +10,10 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
+from opentelemetry.sdk.trace import TracerProvider
 
 from agent.config import Registry
+from channels import observability
 from channels.rest.api import install_error_handlers, router
 from channels.rest.auth import Access, AccessGuard
 from store.connection import INFRA_ERRORS, Outage
@@ -26,7 +28,12 @@ UNHEALTHY: tuple[type[Exception], ...] = (*INFRA_ERRORS, TimeoutError)
 
 
 def create_app(
-    client: aioredis.Redis, port: ChannelPort, registry: Registry, *, access: Access
+    client: aioredis.Redis,
+    port: ChannelPort,
+    registry: Registry,
+    *,
+    access: Access,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     # FastAPIOffline: /docs and /redoc from files of a pip package, not a CDN (offline hosts).
     app = FastAPIOffline(
@@ -37,6 +44,7 @@ def create_app(
     app.add_middleware(AccessGuard, access=access)
     outage = Outage(log, "api")
     install_error_handlers(app, outage)
+    observability.install(app, client, registry.agents, tracer_provider)
     app.include_router(router(port, registry, access.names()))
 
     @app.get("/", include_in_schema=False)

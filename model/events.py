@@ -44,6 +44,11 @@ class AgentStep(_Event):
     prompt: str
     call_id: str | None = None
     """Set when the intent is a tool call: binds the step, its approval and its result."""
+    # What the model call cost, from its response (optional: older logs have none of these).
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: int | None = None
 
 
 class ToolResult(_Event):

@@ -38,6 +38,8 @@ class ThreadMeta(_Frozen):
     agent: str
     origin: Origin
     created: datetime
+    trace: str | None = None
+    """The W3C traceparent of the thread's root span (set when created with tracing on)."""
 
 
 class ThreadState(_Frozen):

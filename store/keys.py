@@ -36,6 +36,11 @@ def meta(thread_id: str) -> str:
     return f"{PREFIX}:{{{thread_id}}}:meta"
 
 
+META_TRACE = "trace"
+"""Field of ``meta``: the W3C traceparent of the thread's root span, set when the thread is
+created with tracing on; every later run and delivery of the thread joins that trace."""
+
+
 def ledger(thread_id: str) -> str:
     """HASH call_id -> started | done | unknown: side-effect calls, recorded before they run."""
     return f"{PREFIX}:{{{thread_id}}}:ledger"
@@ -121,6 +126,8 @@ REQUEST_THREAD = f"{PREFIX}:{{index}}:request-thread"
 """HASH request id -> thread id."""
 DEADLINES = f"{PREFIX}:{{index}}:deadlines"
 """ZSET of pending request ids with a deadline, scored by it (ms)."""
+PENDING_GAUGE_LIMIT = 10_000
+"""At most this many pending requests are read per /metrics scrape (two round trips)."""
 
 
 def ref(channel: str, provider_id: str) -> str:

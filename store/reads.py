@@ -81,6 +81,7 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
         agent=raw["agent"],
         origin=Origin.model_validate_json(raw["origin"]),
         created=datetime.fromisoformat(raw["created"]),
+        trace=raw.get(keys.META_TRACE),
     )
 
 

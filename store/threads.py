@@ -25,7 +25,7 @@ from model.records import (
     ThreadMeta,
     ThreadState,
 )
-from store import keys, scripts
+from store import keys, reporting, scripts
 from store.errors import (
     LeaseLost,
     NotAllowed,
@@ -109,6 +109,7 @@ class ThreadStore(ThreadReads):
             # Checked first, because the wake-up below rides in the script's round trip and
             # would wake a thread that is not there. Threads are never deleted: no race.
             raise ThreadNotFound(thread_id)
+        report = await reporting.inbound(self.redis, thread_id, event, create)
         args: list[Any] = [dedupe or "", dump_event(event), "1" if create else "0", thread_id]
         if create:
             args += [create.agent, create.origin.model_dump_json(), event.at.isoformat()]
@@ -117,6 +118,8 @@ class ThreadStore(ThreadReads):
             # A duplicate still wakes the thread: if the first delivery's wake-up was lost to
             # a crash between the two commands, the provider's retry repairs it. Extra
             # wake-ups are cheap: a run with nothing to do ends at once.
+            if report.traceparent:  # before the wake-up, so the first run finds it
+                pipe.hsetnx(keys.meta(thread_id), keys.META_TRACE, report.traceparent)
             pipe.xadd(keys.RUNS, {"t": thread_id})
             if create:
                 pipe.zadd(keys.THREADS, {thread_id: _ms(event.at)}, nx=True)
@@ -128,6 +131,7 @@ class ThreadStore(ThreadReads):
             keys.state(thread_id),
         ]
         stored, *_ = await scripts.run_then(self.redis, self._inbound, thread_keys, args, then)
+        report.done(stored)
         if stored == -1:
             raise ThreadNotFound(thread_id)
         return bool(stored == 1)
@@ -171,6 +175,7 @@ class ThreadStore(ThreadReads):
             raise RequestAlreadyAnswered(request_id)
         if result == -1:
             raise RequestNotFound(request_id)
+        await reporting.decided(self.redis, record, response)
         return record
 
     # ---- the lease holder's side ----------------------------------------------------------

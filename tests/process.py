@@ -162,3 +162,21 @@ def poll(
             assert process.poll() is None, service.log()
         assert time.monotonic() < deadline, "gave up waiting"
         time.sleep(0.05)
+
+
+def model_env(base_url: str) -> dict[str, str]:
+    """Settings that point the service at the fake model server."""
+    return {
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_API_KEY": "test-key",
+        "SWITCHBOARD_MODEL": "fake-model",
+    }
+
+
+def ask_and_approve(base: str, message: str = "deploy v1.2.3 to production") -> tuple[str, str]:
+    """Start a thread that asks for an approval, and approve it: (thread id, request id)."""
+    tid = str(httpx.post(f"{base}/v1/threads", json={"message": message}).json()["thread_id"])
+    pending = poll(lambda: httpx.get(f"{base}/v1/requests?status=pending").json())
+    rid = str(pending[0]["request"]["request_id"])
+    assert httpx.post(f"{base}/v1/requests/{rid}", json={"decision": "approve"}).is_success
+    return tid, rid

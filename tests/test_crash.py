@@ -10,6 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from agent import config
 from agent.llm import OpenAILLM
 from agent.runner import RunSettings
@@ -120,11 +122,13 @@ async def test_killed_worker_thread_is_finished_by_another_without_rerun(
             await victim.wait()
 
     # A second worker, in this process, with the same short lease.
+    takeovers = REGISTRY.get_sample_value("switchboard_lease_takeovers_total") or 0
     registry = config.load(cfg)
     service = await service_factory(llm, reg=registry, run=RunSettings(lease_ttl_ms=1500))
     view = await service.settled("th_crash", "awaiting_human", within=20)
     unknown = [e for e in view.events if isinstance(e, ToolResult)]
     assert [(r.tool, r.outcome) for r in unknown] == [("deploy", "unknown")]
+    assert REGISTRY.get_sample_value("switchboard_lease_takeovers_total") == takeovers + 1
     question = next(r for r in view.requests if r.status == "pending").request
     assert question.kind == "question"
     assert "deploy(tag='v1.2.3', env='production')" in question.text

@@ -18,6 +18,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from channels.email.inbound import Inbound
+from telemetry import metrics
 
 log = logging.getLogger("switchboard.email")
 
@@ -44,6 +45,29 @@ class Credentials:
             and hmac.compare_digest(data.password, self.password.encode())
         )
         return AuthResult(success=ok, handled=False)
+
+
+class CountedReplies:
+    """The SMTP handler, with every refusal (a 4xx or 5xx reply) counted by its code."""
+
+    def __init__(self, handler: Inbound) -> None:
+        self.handler = handler
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        return _counted(
+            await self.handler.handle_RCPT(server, session, envelope, address, rcpt_options)
+        )
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return _counted(await self.handler.handle_DATA(server, session, envelope))
+
+
+def _counted(reply: str) -> str:
+    if reply[:1] in ("4", "5"):
+        metrics.INBOUND_REFUSED.labels("email", reply[:3]).inc()
+    return reply
 
 
 class SmtpServer:
@@ -74,7 +98,7 @@ class SmtpServer:
 
     def _protocol(self) -> SMTP:
         return SMTP(
-            self.handler,
+            CountedReplies(self.handler),
             data_size_limit=self.max_bytes,
             enable_SMTPUTF8=True,
             hostname=self.hostname,

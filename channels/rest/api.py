@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
 from channels.rest.auth import Caller, caller_of
+from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
-from model.events import HumanResponse, UserMessage, decided
 from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
 from store.connection import INFRA_ERRORS, Outage
@@ -41,6 +41,7 @@ from store.errors import (
     ThreadNotFound,
 )
 from store.port import ChannelPort, NewThread
+from telemetry import metrics
 
 CHANNEL = "rest"
 MAX_TEXT = 20_000
@@ -102,8 +103,26 @@ class Answered(_Body):
     status: Literal["answered"] = "answered"
 
 
+class TokenUsage(_Body):
+    """What the thread's model calls cost, summed over its steps (as the model reported)."""
+
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @classmethod
+    def of(cls, events: list[Event]) -> TokenUsage:
+        steps = [e for e in events if isinstance(e, AgentStep)]
+        return cls(
+            steps=len(steps),
+            input_tokens=sum(e.input_tokens or 0 for e in steps),
+            output_tokens=sum(e.output_tokens or 0 for e in steps),
+        )
+
+
 class ThreadOut(ThreadView):
     pending: list[RequestView]
+    usage: TokenUsage
 
 
 class Problem(_Body):
@@ -192,7 +211,11 @@ def router(port: ChannelPort, registry: Registry, token_names: frozenset[str]) -
     async def get_thread(thread_id: str) -> ThreadOut:
         """Status, pending requests, events, and messages sent to humans."""
         view = await port.thread(thread_id)
-        return ThreadOut(**dict(view), pending=[r for r in view.requests if r.status == "pending"])
+        return ThreadOut(
+            **dict(view),
+            pending=[r for r in view.requests if r.status == "pending"],
+            usage=TokenUsage.of(view.events),
+        )
 
     @api.post(
         "/threads/{thread_id}/messages",
@@ -294,6 +317,7 @@ def install_error_handlers(app: FastAPI, outage: Outage) -> None:
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         outage.failed(exc)
+        metrics.REDIS_ERRORS.labels("api").inc()
         return JSONResponse(
             {"detail": "the store (Redis) is unavailable; try again shortly"},
             status_code=503,

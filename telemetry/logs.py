@@ -1,0 +1,129 @@
+"""Structured logs with the standard library: a JSON or text formatter and a bound context.
+
+Standard logging rather than structlog: uvicorn, redis-py, httpx and the vendor SDKs already
+log through it, so one handler and one formatter cover every line the process writes, with
+no second pipeline to bridge. What structlog would add, a context carried along, is a
+ContextVar here (``bound``): every line written inside ``with bound(thread_id=...)``, in this
+task or in tasks it starts, carries those fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+LogFormat = Literal["json", "text"]
+
+# The fields a line about a thread carries (thread_id, agent, request_id, call_id, channel,
+# worker) come from ``bound``, or from a call's ``extra=``.
+_context: ContextVar[Mapping[str, str]] = ContextVar(
+    "switchboard_log_context", default=MappingProxyType({})
+)
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=`` (but for
+# uvicorn's copy of its message with terminal colours).
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# Clients that log every request at INFO: the model calls already have a line of their own.
+_CHATTY = ("httpx", "httpx2", "httpcore")
+
+
+@contextmanager
+def bound(**fields: str | None) -> Iterator[None]:
+    """Add fields (None is skipped) to every line logged inside, in this task and its children."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current() -> Mapping[str, str]:
+    """The fields bound here (the tracer reads the thread id from them too)."""
+    return _context.get()
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The bound context plus whatever the call passed as ``extra`` (None left out)."""
+    out: dict[str, Any] = dict(_context.get())
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD and not key.startswith("_") and value is not None:
+            out[key] = value
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the fields, the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **record_fields(record),
+        }
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, then the fields as key=value (for a person at a terminal)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = record_fields(record)
+        if not fields:
+            return text
+        head, sep, tail = text.partition("\n")  # keep a traceback below the fields
+        pairs = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{head} [{pairs}]{sep}{tail}"
+
+
+class QuietPolling(logging.Filter):
+    """Successful GETs (the console polls every second or two) go to DEBUG, not INFO.
+
+    For uvicorn's access logger, whose records carry (client, method, path, version, status).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and args[1] in ("GET", "HEAD"):
+            status = args[4]
+            if isinstance(status, int) and status < 400:
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def default_format() -> LogFormat:
+    """Text for a person at a terminal, JSON for whatever collects the output."""
+    return "text" if sys.stderr.isatty() else "json"
+
+
+def setup(fmt: LogFormat | None = None, level: str = "INFO") -> None:
+    """Send every logger's lines to stderr in one format (replaces earlier handlers)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if (fmt or default_format()) == "json" else TextFormatter()
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, QuietPolling) for f in access.filters):
+        access.addFilter(QuietPolling())

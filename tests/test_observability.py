@@ -1,0 +1,81 @@
+"""channels.observability in-process: /metrics reads the gauges from Redis; errors counted."""
+
+from __future__ import annotations
+
+import smtplib
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.config import Registry
+from channels.app import create_app
+from channels.observability import channel_of
+from channels.rest.auth import Access
+from store.outbox import OutboxStore
+from store.port import ChannelPort
+from store.threads import ThreadStore
+from tests.conftest import Service
+from tests.email_helpers import DOMAIN, EmailHarness, mail
+
+pytest_plugins = ("tests.email_fixtures",)
+
+
+async def _pending(service: Service) -> float:
+    text = (await service.api.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "switchboard_requests_pending" and s.labels["kind"] == "approval":
+                return s.value
+    raise AssertionError("no pending gauge")
+
+
+async def test_the_pending_gauge_is_read_from_redis_at_scrape_time(service: Service) -> None:
+    assert await _pending(service) == 0
+    r = await service.api.post("/v1/threads", json={"message": "deploy v1.2.3 to production"})
+    tid = r.json()["thread_id"]
+    view = await service.settled(tid, "awaiting_human")
+    assert await _pending(service) == 1
+    rid = view.requests[0].request.request_id
+    await service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
+    await service.settled(tid, "done")
+    assert await _pending(service) == 0
+
+
+async def test_redis_errors_are_counted(registry: Registry) -> None:
+    dead = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=1)
+    app = create_app(
+        dead, ChannelPort(ThreadStore(dead), OutboxStore(dead)), registry, access=Access()
+    )
+    before = REGISTRY.get_sample_value("switchboard_redis_errors_total", {"where": "api"}) or 0
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb") as c:
+        assert (await c.get("/v1/threads")).status_code == 503
+        scraped = await c.get("/metrics")  # still answers, without the Redis gauges
+    after = REGISTRY.get_sample_value("switchboard_redis_errors_total", {"where": "api"})
+    assert after == before + 1
+    assert scraped.status_code == 200
+    await dead.aclose()
+
+
+@pytest.mark.parametrize(
+    ("path", "channel"),
+    [
+        ("/v1/threads", "rest"),
+        ("/slack/events", "slack"),
+        ("/twilio/sms", "sms"),
+        ("/email/approve/x", "email"),
+        ("/metrics", None),
+    ],
+)
+def test_paths_belong_to_channels(path: str, channel: str | None) -> None:
+    assert channel_of(path) == channel
+
+
+async def test_smtp_refusals_are_counted_by_reply_code(email: EmailHarness) -> None:
+    labels = {"channel": "email", "reason": "550"}
+    before = REGISTRY.get_sample_value("switchboard_inbound_refused_total", labels) or 0
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await email.send(mail("hello", to=f"nobody@{DOMAIN}"))
+    assert REGISTRY.get_sample_value("switchboard_inbound_refused_total", labels) == before + 1
