@@ -6,13 +6,15 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from agent.config import Registry
 from channels.rest.api import install_error_handlers, router
 from store.threads import ThreadStore
 
-CONSOLE = Path(__file__).parent / "rest" / "console.html"
+CONSOLE = Path(__file__).parent / "rest" / "static"
+"""The operator console: plain HTML, CSS and JS, no build step, nothing from a CDN."""
 
 
 def create_app(
@@ -26,10 +28,12 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router(store, registry, api_token))
 
+    app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
+
     @app.get("/", include_in_schema=False)
-    async def console() -> HTMLResponse:
-        """A small web console over the REST API: threads, events, pending requests."""
-        return HTMLResponse(CONSOLE.read_text())
+    async def console() -> FileResponse:
+        """The operator console over the REST API: inbox, threads, live updates."""
+        return FileResponse(CONSOLE / "console.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

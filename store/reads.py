@@ -46,6 +46,35 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     )
 
 
+def request_views(raw: Mapping[str, str]) -> list[RequestView]:
+    """A thread's requests hash as views, in the order they were made (hashes have none)."""
+    views = [
+        RequestView(
+            request=RequestRecord.model_validate_json(v),
+            status=cast(RequestStatus, raw.get(f"{k}:status", "pending")),
+        )
+        for k, v in raw.items()
+        if ":" not in k
+    ]
+    return sorted(views, key=lambda r: r.request.created)
+
+
+def outbox_views(raw: Mapping[str, str]) -> list[OutboxView]:
+    """A thread's outbox hash as views, in the order they were made."""
+    views = [
+        OutboxView(
+            item=OutboxItem.model_validate_json(v),
+            status=cast(DeliveryStatus, raw.get(f"{k}:s", "pending")),
+            attempts=int(raw.get(f"{k}:a", 0)),
+            provider_id=raw.get(f"{k}:p"),
+            error=raw.get(f"{k}:e"),
+        )
+        for k, v in raw.items()
+        if ":" not in k
+    ]
+    return sorted(views, key=lambda o: o.item.created)
+
+
 class ThreadReads:
     redis: aioredis.Redis
 
@@ -99,39 +128,13 @@ class ThreadReads:
         meta, state, events, inbox, requests, outbox = await pipe.execute()
         if not meta:
             raise ThreadNotFound(thread_id)
-        req = {text(k): text(v) for k, v in requests.items()}
-        out = {text(k): text(v) for k, v in outbox.items()}
-        view = ThreadView(
+        return ThreadView(
             meta=meta_of({text(k): text(v) for k, v in meta.items()}),
             state=ThreadState.from_hash({text(k): text(v) for k, v in state.items()}),
             events=load_events(events),
             inbox=load_events(inbox),
-            requests=[
-                RequestView(
-                    request=RequestRecord.model_validate_json(v),
-                    status=cast(RequestStatus, req.get(f"{k}:status", "pending")),
-                )
-                for k, v in req.items()
-                if ":" not in k
-            ],
-            outbox=[
-                OutboxView(
-                    item=OutboxItem.model_validate_json(v),
-                    status=cast(DeliveryStatus, out.get(f"{k}:s", "pending")),
-                    attempts=int(out.get(f"{k}:a", 0)),
-                    provider_id=out.get(f"{k}:p"),
-                    error=out.get(f"{k}:e"),
-                )
-                for k, v in out.items()
-                if ":" not in k
-            ],
-        )
-        # Hashes have no order; show requests and messages in the order they were made.
-        return view.model_copy(
-            update={
-                "requests": sorted(view.requests, key=lambda r: r.request.created),
-                "outbox": sorted(view.outbox, key=lambda o: o.item.created),
-            }
+            requests=request_views({text(k): text(v) for k, v in requests.items()}),
+            outbox=outbox_views({text(k): text(v) for k, v in outbox.items()}),
         )
 
     async def thread_ids(self, limit: int = 100) -> list[str]:

@@ -14,9 +14,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
+from channels.rest import live
 from model.events import HumanResponse, UserMessage
 from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
+from store.changes import ChangeFeed
+from store.digest import Digests
 from store.errors import (
     NotAllowed,
     RequestAlreadyAnswered,
@@ -103,6 +106,8 @@ def _bearer(expected: str | None) -> Any:
 
 def router(store: ThreadStore, registry: Registry, api_token: str | None) -> APIRouter:
     api = APIRouter(prefix="/v1", dependencies=[Depends(_bearer(api_token))], tags=["threads"])
+    hub = live.Hub(ChangeFeed(store.redis), Digests(store.redis))
+    api.include_router(live.router(hub, registry, token_set=api_token is not None))
 
     @api.post("/threads", status_code=status.HTTP_201_CREATED, response_model=ThreadCreated)
     async def create_thread(
