@@ -93,8 +93,8 @@ class Digests:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
 
-    async def _read(self, since: Mapping[str, int | None]) -> dict[str, _Raw]:
-        """Read each thread; ``since[tid]`` also reads its log from that index on.
+    async def _read(self, since: Mapping[str, int | None], tail: int = TAIL) -> dict[str, _Raw]:
+        """Read each thread and ``tail`` events; ``since[tid]`` also reads from that index on.
 
         Two round trips for any number of threads: everything but the log, then the log's
         tail by absolute index. The log only grows, so the indices stay true.
@@ -123,7 +123,7 @@ class Digests:
             if start is not None and not 0 <= length - start <= MAX_DELTA:
                 start = None
             wanted[tid] = start
-            starts[tid] = min(max(0, length - TAIL), length if start is None else start)
+            starts[tid] = min(max(0, length - tail), length if start is None else start)
             pipe.lrange(keys.events(tid), starts[tid], length - 1)
         logs = await pipe.execute() if found else []
         results: dict[str, _Raw] = {}
@@ -136,7 +136,7 @@ class Digests:
                 state=ThreadState.from_hash(_strings(state)),
                 length=int(length),
                 first=load_events(first),
-                tail=events[-TAIL:],
+                tail=events[-tail:],
                 delta_from=start,
                 delta=events[start - starts[tid] :] if start is not None else [],
                 inbox=load_events(inbox),
@@ -167,7 +167,8 @@ class Digests:
     async def threads(self, limit: int = 100) -> list[ThreadDigest]:
         """The newest threads first."""
         ids: Any = await self.redis.zrevrange(keys.THREADS, 0, limit - 1)
-        raws = await self._read(dict.fromkeys(map(text, ids)))
+        # A line of the list needs only the last event (its time), not a tail to search.
+        raws = await self._read(dict.fromkeys(map(text, ids)), tail=1)
         return [_thread_digest(raw) for raw in raws.values()]
 
     async def pending(self, limit: int = 200) -> list[RequestDigest]:

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Literal
 
+import anyio
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
@@ -37,6 +38,8 @@ KNOWN_THREADS = 10_000
 """Log lengths remembered per process, so a change sends only the events that are new."""
 PING_S = 15
 """Keep-alive comment interval: proxies keep the connection, dead peers are noticed."""
+SHUTDOWN_GRACE_S = 2.0
+"""How long a stream may take to end cleanly once the server shuts down."""
 SNAPSHOT_THREADS = 100
 SNAPSHOT_REQUESTS = 500
 
@@ -139,6 +142,16 @@ class Hub:
         )
 
 
+async def _next(queue: asyncio.Queue[Message], shutdown: anyio.Event) -> Message | None:
+    """The next message, or None once the server is shutting down."""
+    get = asyncio.ensure_future(queue.get())
+    stop = asyncio.ensure_future(shutdown.wait())
+    done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (get, stop):
+        task.cancel()
+    return get.result() if get in done else None
+
+
 def router(hub: Hub, registry: Registry, *, token_set: bool) -> APIRouter:
     api = APIRouter(tags=["console"])
 
@@ -159,16 +172,25 @@ def router(hub: Hub, registry: Registry, *, token_set: bool) -> APIRouter:
     async def stream() -> EventSourceResponse:
         """Server-sent events: ``snapshot`` first, then ``thread`` for each changed thread."""
 
+        # Set by sse-starlette when the server shuts down: the stream then ends as a
+        # complete response, and the console reconnects once the service is back.
+        shutdown = anyio.Event()
+
         async def events() -> AsyncIterator[ServerSentEvent]:
             async with hub.listen() as queue:
-                while True:
-                    message = await queue.get()
+                while (message := await _next(queue, shutdown)) is not None:
                     if message == RESYNC:
                         snap = await hub.snapshot()
                         yield ServerSentEvent(data=snap.model_dump_json(), event="snapshot")
                     else:
                         yield ServerSentEvent(data=message[1], event=message[0])
 
-        return EventSourceResponse(events(), ping=PING_S, headers={"Cache-Control": "no-store"})
+        return EventSourceResponse(
+            events(),
+            ping=PING_S,
+            headers={"Cache-Control": "no-store"},
+            shutdown_event=shutdown,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+        )
 
     return api

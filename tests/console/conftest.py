@@ -151,3 +151,8 @@ def thread_when(
         return body if until(body) else None
 
     return poll(check)
+
+
+def decide(service: ServiceProcess, request_id: str, body: dict[str, Any]) -> None:
+    r = httpx.post(f"{service.base}/v1/requests/{request_id}", json=body)
+    assert r.status_code == 200, r.text

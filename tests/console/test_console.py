@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from tests.console.conftest import pending_for, start_thread, thread_when
 from tests.fakes.openai_server import FakeOpenAI
@@ -143,3 +146,51 @@ async def test_start_a_thread_and_write_to_it(page: Page, service: ServiceProces
     await expect(page.locator("#timeline li.user_message")).to_have_count(2)
     approval = page.locator("#thread-requests h3", has_text="Approve deploy?")
     await expect(approval).to_be_visible()
+
+
+async def test_edit_quorum_and_deadline_show_once_the_api_sends_them(
+    page: Page, service: ServiceProcess
+) -> None:
+    """Edit-then-approve and quorum come with approval policies; the console is ready."""
+    now = datetime.now(UTC)
+    request = {
+        "request": {
+            "request_id": "rq_edit",
+            "thread_id": "th_edit",
+            "kind": "approval",
+            "text": "Approval needed: deploy",
+            "tool": "deploy",
+            "arguments": {"tag": "v1.2.3", "env": "production"},
+            "created": now.isoformat(),
+            "deadline": (now + timedelta(hours=4)).isoformat(),
+            "editable": ["env"],
+            "approvals_needed": 2,
+            "approvals_given": 1,
+        },
+        "status": "pending",
+        "agent": "deploybot",
+        "origin": {"channel": "rest", "address": "alice", "route": {}},
+        "offers": [],
+    }
+    snapshot = json.dumps({"requests": [request], "threads": []})
+    decided: list[Any] = []
+
+    async def stream(route: Route) -> None:
+        body = f"event: snapshot\r\ndata: {snapshot}\r\n\r\n"
+        await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    async def answer(route: Route) -> None:
+        decided.append(route.request.post_data_json)
+        await route.fulfill(json={"request_id": "rq_edit", "thread_id": "th_edit"})
+
+    await page.route("**/v1/stream", stream)
+    await page.route("**/v1/requests/rq_edit", answer)
+    await page.goto(service.base)
+    box = card(page, "rq_edit")
+    await expect(box.locator(".facts")).to_contain_text("approvals 1 of 2")
+    await expect(box.locator(".facts")).to_contain_text("deadline in 3 h")
+    await box.get_by_text("Edit, then approve").click()
+    await box.get_by_label("env").fill("staging")
+    await box.get_by_role("button", name="Approve with these values").click()
+    await expect(box).to_have_count(0)
+    assert decided == [{"decision": "approve", "arguments": {"env": "staging"}}]

@@ -239,7 +239,7 @@ function card(r, where) {
   form.append(error);
   const head = el("div", { class: "card-head" },
     el("h3", { id: `h-${key}`, text: approval ? `Approve ${record.tool}?` : "Question" }),
-    el("a", { href: `#thread/${record.thread_id}`, text: record.thread_id }));
+    where === "inbox" ? el("a", { href: `#thread/${record.thread_id}`, text: record.thread_id }) : null);
   const node = el("li", { "data-id": id, "data-agent": r.agent, "data-kind": record.kind, "aria-labelledby": `h-${key}` },
     head, el("p", { class: "ask", text: record.text }), approval ? call(record) : null,
     el("p", { class: "facts" }, ...facts(r)), form);
@@ -352,6 +352,12 @@ function search() {
     const text = t ? [t.meta.thread_id, t.meta.agent, t.first?.text, t.last_word].join(" ").toLowerCase() : "";
     li.hidden = words !== "" && !words.split(/\s+/).every((w) => text.includes(w));
   }
+  // The list holds the newest threads only: an id that is not among them opens directly.
+  const id = $("search").value.trim();
+  const direct = $("search-open");
+  direct.hidden = !/^th_\w+$/.test(id) || state.threads.has(id);
+  direct.firstChild.href = `#thread/${id}`;
+  direct.firstChild.textContent = `Open ${id}`;
 }
 
 // ---- one thread ------------------------------------------------------------------------
@@ -385,7 +391,7 @@ function entry(e) {
 function threadHeader(t) {
   $("thread-title").textContent = t.first ? t.first.text : t.meta.thread_id;
   $("thread-meta").replaceChildren(`${t.meta.thread_id} · ${t.meta.agent} · from ${t.meta.origin.channel}:${t.meta.origin.address} · `,
-    el("span", { class: `status ${t.state.status}`, text: t.state.status.replace("_", " ") }), ` · ${t.state.steps} steps`);
+    el("span", { class: `status ${t.state.status}`, text: t.state.status.replace("_", " ") }), ` · steps: ${t.state.steps}`);
 }
 
 function delivery(o) {
