@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, Route, expect
 
-from tests.console.conftest import pending_for, start_thread, thread_when
+from tests.console.conftest import decide, pending_for, start_thread, thread_when
 from tests.fakes.openai_server import FakeOpenAI
 from tests.process import ServiceProcess
 
@@ -194,3 +194,19 @@ async def test_edit_quorum_and_deadline_show_once_the_api_sends_them(
     await box.get_by_role("button", name="Approve with these values").click()
     await expect(box).to_have_count(0)
     assert decided == [{"decision": "approve", "arguments": {"env": "staging"}}]
+
+
+async def test_a_request_decided_elsewhere_keeps_what_the_operator_typed(
+    page: Page, service: ServiceProcess
+) -> None:
+    await page.goto(service.base)
+    tid = start_thread(service, "deploy v1.2.9 to production")
+    rid = pending_for(service, tid)["request_id"]
+    box = card(page, rid)
+    await box.get_by_label("Reason").fill("wait for the freeze")
+    decide(service, rid, {"decision": "approve"})  # someone else, on another channel
+    await expect(box.locator(".error")).to_contain_text("decided elsewhere")
+    await expect(box.get_by_label("Reason")).to_have_value("wait for the freeze")
+    await expect(box.get_by_role("button", name="Reject")).to_be_disabled()
+    await box.get_by_role("button", name="Dismiss").click()
+    await expect(box).to_have_count(0)
