@@ -81,18 +81,22 @@ class Hub:
         self._queues: set[asyncio.Queue[Message]] = set()
         self._known: OrderedDict[str, int] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
+        self._subscribed = False
+        """The feed has subscribed: from then on a newcomer needs its own snapshot."""
 
     @contextlib.asynccontextmanager
     async def listen(self) -> AsyncIterator[asyncio.Queue[Message]]:
-        """A queue of messages for one connection; RESYNC comes first.
+        """A queue of messages for one connection; RESYNC (send a snapshot) comes first.
 
-        A feed that starts subscribing sends RESYNC to all once it is subscribed; one already
-        subscribed is asked for nothing, and the newcomer's RESYNC is put in here.
+        A feed that is still subscribing sends RESYNC to everyone once it is subscribed; with
+        one already subscribed, the newcomer's own RESYNC is put in here. Either way, one
+        snapshot per connection, read after the subscription: no change falls in between.
         """
         queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_SIZE)
         if self._task is None or self._task.done():
+            self._subscribed = False
             self._task = asyncio.create_task(self._pump(), name="console-changes")
-        else:
+        elif self._subscribed:
             queue.put_nowait(RESYNC)
         self._queues.add(queue)
         try:
@@ -116,6 +120,7 @@ class Hub:
         try:
             async for batch in self._feed.batches():
                 if batch == RESYNC:
+                    self._subscribed = True
                     self._send(RESYNC)
                     continue
                 try:
