@@ -10,7 +10,7 @@ const state = {
   agents: [],
   requests: new Map(), // request id -> digest, pending only
   threads: new Map(), // thread id -> digest
-  open: null, // {id, count}: the thread on screen and how many of its log entries are shown
+  open: null, // {id, count, stale}: the thread on screen, how many log entries it shows
   stream: null,
 };
 
@@ -430,10 +430,14 @@ async function loadThread(id) {
   else $("thread-title").textContent = id;
   for (const r of state.requests.values()) if (r.request.thread_id === id) upsertRequest(r);
   counts();
+  if (state.open.stale) { // changed while it loaded: the read may predate the change
+    state.open.stale = false;
+    loadThread(id);
+  }
 }
 
 function patchThread(change) {
-  if (state.open.count === null) return; // still loading: the load brings it all
+  if (state.open.count === null) { state.open.stale = true; return; } // read again once loaded
   if (change.events_from > state.open.count) return loadThread(state.open.id);
   $("timeline").append(...change.events.slice(state.open.count - change.events_from).map(entry));
   state.open.count = Math.max(state.open.count, change.events_from + change.events.length);
@@ -443,7 +447,7 @@ function patchThread(change) {
 
 function openThread(id) {
   if (state.open && state.open.id === id) return;
-  state.open = { id, count: null };
+  state.open = { id, count: null, stale: false };
   $("timeline").replaceChildren();
   $("arriving").replaceChildren();
   $("deliveries").replaceChildren();
