@@ -113,6 +113,7 @@ async def test_answer_a_question_watch_the_thread_and_go_back(
     await expect(timeline.locator("time").first).to_have_attribute("datetime", re.compile(r"^20"))
 
     here = card(page, rid, "#thread-requests")
+    await expect(here.get_by_role("link")).to_have_count(0)  # no link to where it is
     await here.get_by_label("Your answer").fill("nothing today, thanks")
     await here.get_by_role("button", name="Answer").click()
     # The rest arrives through the stream: the answer, then the agent's last word.
@@ -123,6 +124,9 @@ async def test_answer_a_question_watch_the_thread_and_go_back(
 
     await page.get_by_role("link", name="← Inbox").click()
     await expect(page.locator("#view-inbox")).to_be_visible()
+    await page.get_by_label("Kind").select_option("question")
+    await expect(page.locator('#inbox > li[data-kind="approval"]:visible')).to_have_count(0)
+    await page.get_by_label("Kind").select_option("")
     await expect(card(page, rid)).to_have_count(0)
     await page.go_back()
     await expect(page.locator("#view-thread")).to_be_visible()
