@@ -8,7 +8,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -21,7 +22,8 @@ from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.api")
 
-CONSOLE = Path(__file__).parent / "rest" / "console.html"
+CONSOLE = Path(__file__).parent / "rest" / "static"
+"""The operator console: plain HTML, CSS and JS, no build step, nothing from a CDN."""
 HEALTH_PING_S = 2.0
 """A health check answers within this, whatever the Redis client's retries would wait."""
 UNHEALTHY: tuple[type[Exception], ...] = (*INFRA_ERRORS, TimeoutError)
@@ -45,12 +47,14 @@ def create_app(
     outage = Outage(log, "api")
     install_error_handlers(app, outage)
     observability.install(app, client, registry.agents, tracer_provider)
-    app.include_router(router(port, registry, access.names()))
+    app.include_router(router(port, registry, access))
+
+    app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 
     @app.get("/", include_in_schema=False)
-    async def console() -> HTMLResponse:
-        """A small web console over the REST API: threads, events, pending requests."""
-        return HTMLResponse(CONSOLE.read_text())
+    async def console() -> FileResponse:
+        """The operator console over the REST API: inbox, threads, live updates."""
+        return FileResponse(CONSOLE / "console.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

@@ -140,3 +140,8 @@ def ref(channel: str, provider_id: str) -> str:
 
 REF_TTL_SECONDS = 90 * 24 * 3600
 """Replies to a message older than this no longer thread by reference."""
+
+CHANGES = f"{PREFIX}:changes"
+"""Pub/sub CHANNEL (no key, nothing stored): a thread id, published by every script that
+changes what a watcher sees of that thread. Fire and forget: a subscriber that was away
+reads everything again (store.changes)."""

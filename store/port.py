@@ -22,6 +22,8 @@ from model.records import (
     ThreadView,
 )
 from store import keys
+from store.changes import ChangeFeed
+from store.digest import Digests
 from store.errors import ThreadNotFound
 from store.outbox import OutboxStore, ref_value
 from store.reads import flat_text, meta_of, text
@@ -35,6 +37,10 @@ class ChannelPort:
         self._threads = threads
         self._outbox = outbox
         self._redis: aioredis.Redis = threads.redis
+        self.changes = ChangeFeed(self._redis)
+        """Which threads changed, as they change (the console's live stream)."""
+        self.digests = Digests(self._redis)
+        """Small summaries of threads and their pending requests, for live views."""
 
     # ---- input from humans ------------------------------------------------------------
     async def append_message(

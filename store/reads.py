@@ -85,6 +85,36 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     )
 
 
+def requests_of(raw: Mapping[str, str]) -> list[RequestView]:
+    """A thread's requests hash as views, in the order they were made (hashes have none)."""
+    views = [
+        request_view(k, v, *(raw.get(f) for f in request_fields(k)[1:]))
+        for k, v in raw.items()
+        if ":" not in k
+    ]
+    return sorted(views, key=lambda r: r.request.created)
+
+
+def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
+    """A thread's outbox hash as views, in the order they were made."""
+
+    def field(oid: str, suffix: str) -> str | None:
+        return raw.get(keys.outbox_field(oid, suffix))
+
+    views = [
+        OutboxView(
+            item=OutboxItem.model_validate_json(v),
+            status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
+            attempts=int(field(k, keys.OUTBOX_ATTEMPTS) or 0),
+            provider_id=field(k, keys.OUTBOX_PROVIDER_ID),
+            error=field(k, keys.OUTBOX_ERROR),
+        )
+        for k, v in raw.items()
+        if ":" not in k
+    ]
+    return sorted(views, key=lambda o: o.item.created)
+
+
 class ThreadReads:
     redis: aioredis.Redis
 
@@ -132,38 +162,13 @@ class ThreadReads:
         meta, state, events, inbox, requests, outbox = await pipe.execute()
         if not meta:
             raise ThreadNotFound(thread_id)
-        req = {text(k): text(v) for k, v in requests.items()}
-        out = {text(k): text(v) for k, v in outbox.items()}
-        view = ThreadView(
+        return ThreadView(
             meta=meta_of(flat_text(meta)),
             state=state_of(flat_text(state)),
             events=load_events(events),
             inbox=load_events(inbox),
-            requests=[
-                request_view(k, v, *(req.get(f) for f in request_fields(k)[1:]))
-                for k, v in req.items()
-                if ":" not in k
-            ],
-            outbox=[
-                OutboxView(
-                    item=OutboxItem.model_validate_json(v),
-                    status=cast(
-                        DeliveryStatus, out.get(keys.outbox_field(k, keys.OUTBOX_STATUS), "pending")
-                    ),
-                    attempts=int(out.get(keys.outbox_field(k, keys.OUTBOX_ATTEMPTS), 0)),
-                    provider_id=out.get(keys.outbox_field(k, keys.OUTBOX_PROVIDER_ID)),
-                    error=out.get(keys.outbox_field(k, keys.OUTBOX_ERROR)),
-                )
-                for k, v in out.items()
-                if ":" not in k
-            ],
-        )
-        # Hashes have no order; show requests and messages in the order they were made.
-        return view.model_copy(
-            update={
-                "requests": sorted(view.requests, key=lambda r: r.request.created),
-                "outbox": sorted(view.outbox, key=lambda o: o.item.created),
-            }
+            requests=requests_of(flat_text(requests)),
+            outbox=outbox_of(flat_text(outbox)),
         )
 
     async def thread_ids(self, limit: int = 100) -> list[str]:

@@ -14,6 +14,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from store import keys
+
 Then = Callable[[aioredis.client.Pipeline], None]
 
 
@@ -46,8 +48,18 @@ async def run_then(
     raise AssertionError("unreachable")
 
 
+# Tells live views (store.changes) that the thread of KEYS[1] changed: its hash tag is the
+# thread id. PUBLISH stores nothing and touches no key, so the script stays on one slot.
+_CHANGED = f"""
+local function changed()
+  redis.call('PUBLISH', '{keys.CHANGES}', string.match(KEYS[1], '{{(.-)}}'))
+end
+"""
+
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
-_PRELUDE = """
+_PRELUDE = (
+    _CHANGED
+    + """
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -68,8 +80,11 @@ local function drain(inbox, events)
   return items
 end
 """
+)
 
-INBOUND = """
+INBOUND = (
+    _CHANGED
+    + """
 -- KEYS: inbox seen meta state
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
 if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -80,10 +95,14 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
 end
 if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[2])
+changed()
 return 1
 """
+)
 
-ANSWER = """
+ANSWER = (
+    _CHANGED
+    + """
 -- KEYS: requests inbox seen
 -- ARGV: request_id event_json dedupe_key
 -- The answer is kept beside the request too, so a channel can show who decided without
@@ -95,10 +114,14 @@ if status ~= 'pending' then return 0 end
 if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'answered', ARGV[1] .. ':answer', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[2])
+changed()
 return 1
 """
+)
 
-EXPIRE = """
+EXPIRE = (
+    _CHANGED
+    + """
 -- KEYS: requests inbox
 -- ARGV: request_id note_json
 -- A deadline passed: the request expires unless it was answered first.
@@ -106,8 +129,10 @@ local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
 if status ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'expired')
 redis.call('RPUSH', KEYS[2], ARGV[2])
+changed()
 return 1
 """
+)
 
 ACQUIRE = (
     _PRELUDE
@@ -151,6 +176,7 @@ n = tonumber(ARGV[i])
 if n > 0 then redis.call('HSET', KEYS[6], unpack(ARGV, i + 1, i + n)) end
 local drained = {}
 if ARGV[4] == '1' then drained = drain(KEYS[3], KEYS[2]) end
+changed()
 if ARGV[3] == '1' and #drained == 0 then
   redis.call('HSET', KEYS[1], 'lease_owner', '', 'lease_until', 0)
   return {1, 1, drained}
@@ -193,7 +219,9 @@ return {verdict, item, attempts + 1}
 """
 )
 
-OUTBOX_SETTLE = """
+OUTBOX_SETTLE = (
+    _CHANGED
+    + """
 -- KEYS: outbox inbox
 -- ARGV: outbox_id status provider_id error note_json
 -- Records how a delivery ended; a failure also leaves a note for the thread's next run.
@@ -201,10 +229,14 @@ redis.call('HSET', KEYS[1], ARGV[1] .. ':s', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':p', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':e', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
+changed()
 return 1
 """
+)
 
-OUTBOX_REPORT_FAILURE = """
+OUTBOX_REPORT_FAILURE = (
+    _CHANGED
+    + """
 -- KEYS: outbox inbox
 -- ARGV: outbox_id error event_json
 -- A failure reported after the send (bounce, callback): once per item, never over another.
@@ -212,8 +244,10 @@ local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':s')
 if status == 'failed' or status == 'unknown' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':s', 'failed', ARGV[1] .. ':e', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[3])
+changed()
 return 1
 """
+)
 
 RETRY_DUE = (
     _PRELUDE

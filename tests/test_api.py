@@ -98,10 +98,22 @@ async def test_console_and_thread_list(guarded: Service) -> None:
     page = await guarded.api.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert "/v1/requests?status=pending" in page.text
-    assert "innerHTML" not in page.text  # user text is only ever set as textContent
+    script = (await guarded.api.get("/console/console.js")).text
+    assert "/v1/stream" in script
+    assert "innerHTML" not in script  # user text is only ever set as textContent
+    assert "localStorage" not in script  # the token lives for the tab's session only
+    assert (await guarded.api.get("/console/console.css")).status_code == 200
     r = await guarded.api.post("/v1/threads", json={"message": "hi", "sender": "bob"}, headers=AUTH)
     listed = (await guarded.api.get("/v1/threads", headers=AUTH)).json()
     assert [(t["meta"]["thread_id"], t["meta"]["origin"]["address"]) for t in listed] == [
         (r.json()["thread_id"], "bob")
     ]
+
+
+async def test_session_and_agents_for_the_console(guarded: Service) -> None:
+    assert (await guarded.api.get("/v1/session")).status_code == 401
+    session = (await guarded.api.get("/v1/session", headers=AUTH)).json()
+    assert session == {"auth": "token", "operator": "api"}
+    agents = (await guarded.api.get("/v1/agents", headers=AUTH)).json()
+    assert [(a["name"], a["default"]) for a in agents] == [("deploybot", True)]
+    assert (await guarded.api.get("/v1/stream")).status_code == 401

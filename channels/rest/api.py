@@ -27,7 +27,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
-from channels.rest.auth import Caller, caller_of
+from channels.rest import live
+from channels.rest.auth import Access, Caller, caller_of
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
 from model.ids import new_id, thread_id_for
@@ -176,8 +177,11 @@ def _acting_as(caller: Caller, claimed: str | None, names: frozenset[str]) -> st
     return claimed or caller.name
 
 
-def router(port: ChannelPort, registry: Registry, token_names: frozenset[str]) -> APIRouter:
+def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
+    token_names = access.names()
+    hub = live.Hub(port.changes, port.digests)
+    api.include_router(live.router(hub, registry, token_set=access.token_required))
 
     @api.post("/threads", status_code=status.HTTP_201_CREATED, response_model=ThreadCreated)
     async def create_thread(
