@@ -31,7 +31,13 @@ def create_app(
         version="0.1.0",
     )
     install_error_handlers(app)
-    observability.install(app, client, registry.agents, tracer_provider)
+    observability.install(
+        app,
+        client,
+        registry.agents,
+        api_token=api_token is not None,
+        tracer_provider=tracer_provider,
+    )
     app.include_router(router(store, registry, api_token))
 
     @app.get("/", include_in_schema=False)

@@ -23,22 +23,26 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store import gauges
-from telemetry import metrics
+from telemetry import logs, metrics
 
-# Which channel an inbound path belongs to (the REST API and the email links included).
+# Which channel an inbound path belongs to, and how its requests prove who sent them.
 _CHANNEL_PREFIXES = (
-    ("/v1/", "rest"),
-    ("/slack/", "slack"),
-    ("/twilio/", "sms"),
-    ("/email/", "email"),
+    ("/v1/", "rest", "bearer token"),
+    ("/slack/", "slack", "Slack request signature"),
+    ("/twilio/", "sms", "Twilio request signature"),
+    ("/email/", "email", "signed link"),
 )
 
 
 def channel_of(path: str) -> str | None:
-    for prefix, channel in _CHANNEL_PREFIXES:
+    return _edge(path)[0]
+
+
+def _edge(path: str) -> tuple[str | None, str | None]:
+    for prefix, channel, auth in _CHANNEL_PREFIXES:
         if path.startswith(prefix):
-            return channel
-    return None
+            return channel, auth
+    return None, None
 
 
 def metrics_endpoint(
@@ -57,17 +61,25 @@ def metrics_endpoint(
     return scrape
 
 
-class CountRefusals:
-    """ASGI middleware: inbound requests answered 4xx, by channel and status; Redis errors."""
+class InboundEdge:
+    """ASGI middleware at the edge: refusals counted, Redis errors counted, context bound.
 
-    def __init__(self, app: ASGIApp) -> None:
+    A POST to a channel's path that is answered 4xx counts as a refusal (by channel and
+    status). Every line logged while handling it carries ``auth``: how the channel
+    verified the sender (a decision's log line says who decided and how they proved it).
+    """
+
+    def __init__(self, app: ASGIApp, *, api_token: bool = True) -> None:
         self.app = app
+        self.rest_auth = "bearer token" if api_token else "loopback (no API token)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        channel = channel_of(scope["path"]) if scope["method"] == "POST" else None
+        channel, auth = _edge(scope["path"]) if scope["method"] == "POST" else (None, None)
+        if channel == "rest":
+            auth = self.rest_auth
 
         async def counting(message: Message) -> None:
             if (
@@ -79,7 +91,8 @@ class CountRefusals:
             await send(message)
 
         try:
-            await self.app(scope, receive, counting)
+            with logs.bound(auth=auth):
+                await self.app(scope, receive, counting)
         except RedisError:
             metrics.REDIS_ERRORS.labels("api").inc()
             raise
@@ -89,11 +102,13 @@ def install(
     app: FastAPI,
     client: aioredis.Redis,
     agents: Iterable[str],
+    *,
+    api_token: bool,
     tracer_provider: TracerProvider | None = None,
 ) -> None:
-    """Add /metrics and the refusal counts to the API; trace its requests if tracing is on."""
+    """Add /metrics and the edge middleware to the API; trace its requests if tracing is on."""
     app.add_route("/metrics", metrics_endpoint(client, agents), include_in_schema=False)
-    app.add_middleware(CountRefusals)
+    app.add_middleware(InboundEdge, api_token=api_token)
     if tracer_provider is not None:
         FastAPIInstrumentor.instrument_app(
             app, tracer_provider=tracer_provider, excluded_urls="/metrics,/healthz"

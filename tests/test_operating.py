@@ -171,6 +171,7 @@ def test_every_line_about_the_thread_carries_its_id(round_trip: RoundTrip) -> No
     decided = next(line for line in api if line["message"].startswith("approval decided"))
     assert decided["request_id"] == rid
     assert decided["responder"] == "api"
+    assert decided["auth"] == "loopback (no API token)"  # how the decider was verified
 
 
 def test_console_polling_adds_no_info_lines(round_trip: RoundTrip) -> None:
