@@ -111,7 +111,10 @@ def install(
     app.add_middleware(InboundEdge, api_token=api_token)
     if tracer_provider is not None:
         FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=tracer_provider, excluded_urls="/metrics,/healthz"
+            app,
+            tracer_provider=tracer_provider,
+            excluded_urls="/metrics,/healthz",
+            exclude_spans=["receive", "send"],  # one span per request, not three
         )
 
 
