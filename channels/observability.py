@@ -1,10 +1,11 @@
-"""The HTTP side of observability: /metrics, refused-request counts, FastAPI tracing.
+"""The HTTP side of observability: /metrics, the edge middleware, FastAPI tracing.
 
 The API serves /metrics on its own port; a worker process (no API) serves it on
 ``SWITCHBOARD_METRICS_PORT`` through ``metrics_app``. Either way the handler first reads the
 shared gauges from Redis (store.gauges), then renders this process's registry, so the
 pending-requests gauge is right whichever process answers and the counters are this
-process's own (Prometheus sums them across processes).
+process's own (Prometheus sums them across processes). The edge middleware counts
+refusals and Redis errors, and says in the log context how each sender was verified.
 """
 
 from __future__ import annotations
