@@ -10,6 +10,8 @@ refusals and Redis errors, and says in the log context how each sender was verif
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 import redis.asyncio as aioredis
@@ -25,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store import gauges
 from telemetry import logs, metrics
+
+access = logging.getLogger("switchboard.access")
 
 # Which channel an inbound path belongs to, and how its requests prove who sent them.
 _CHANNEL_PREFIXES = (
@@ -62,12 +66,15 @@ def metrics_endpoint(
     return scrape
 
 
-class InboundEdge:
-    """ASGI middleware at the edge: refusals counted, Redis errors counted, context bound.
+class HttpEdge:
+    """ASGI middleware at the HTTP edge: access lines, refusals, Redis errors, and ``auth``.
 
-    A POST to a channel's path that is answered 4xx counts as a refusal (by channel and
-    status). Every line logged while handling it carries ``auth``: how the channel
-    verified the sender (a decision's log line says who decided and how they proved it).
+    - One access line per request, carrying the thread it touched (``thread_id`` and the
+      other fields bound while handling it); a successful GET or HEAD (the console polls)
+      is logged at DEBUG, everything else at INFO. (It replaces uvicorn's access log.)
+    - A POST to a channel's path answered 4xx counts as a refusal (channel, status).
+    - Every line logged while handling a POST carries ``auth``: how the channel verified the
+      sender, so a decision's line says who decided and how they proved it.
     """
 
     def __init__(self, app: ASGIApp, *, api_token: bool = True) -> None:
@@ -81,22 +88,45 @@ class InboundEdge:
         channel, auth = _edge(scope["path"]) if scope["method"] == "POST" else (None, None)
         if channel == "rest":
             auth = self.rest_auth
+        status = 500  # unless a response starts
+        started = time.perf_counter()
 
-        async def counting(message: Message) -> None:
-            if (
-                channel is not None
-                and message["type"] == "http.response.start"
-                and 400 <= message["status"] < 500
-            ):
-                metrics.INBOUND_REFUSED.labels(channel, str(message["status"])).inc()
+        async def watching(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if channel is not None and 400 <= status < 500:
+                    metrics.INBOUND_REFUSED.labels(channel, str(status)).inc()
             await send(message)
 
-        try:
-            with logs.bound(auth=auth):
-                await self.app(scope, receive, counting)
-        except RedisError:
-            metrics.REDIS_ERRORS.labels("api").inc()
-            raise
+        with logs.collecting() as touched:
+            try:
+                with logs.bound(auth=auth):
+                    await self.app(scope, receive, watching)
+            except RedisError:
+                metrics.REDIS_ERRORS.labels("api").inc()
+                raise
+            finally:
+                _access_line(scope, status, time.perf_counter() - started, touched)
+
+
+def _access_line(scope: Scope, status: int, elapsed: float, touched: dict[str, str]) -> None:
+    method = scope["method"]
+    quiet = method in ("GET", "HEAD") and status < 400
+    if not access.isEnabledFor(logging.DEBUG if quiet else logging.INFO):
+        return
+    client = scope.get("client")
+    path = scope["path"] + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+    access.log(
+        logging.DEBUG if quiet else logging.INFO,
+        '%s - "%s %s HTTP/%s" %d',
+        f"{client[0]}:{client[1]}" if client else "-",
+        method,
+        path,
+        scope.get("http_version", "1.1"),
+        status,
+        extra={**touched, "status": status, "duration_ms": round(elapsed * 1000, 1)},
+    )
 
 
 def install(
@@ -109,7 +139,7 @@ def install(
 ) -> None:
     """Add /metrics and the edge middleware to the API; trace its requests if tracing is on."""
     app.add_route("/metrics", metrics_endpoint(client, agents), include_in_schema=False)
-    app.add_middleware(InboundEdge, api_token=api_token)
+    app.add_middleware(HttpEdge, api_token=api_token)
     if tracer_provider is not None:
         FastAPIInstrumentor.instrument_app(
             app,
