@@ -172,7 +172,11 @@ def test_every_line_about_the_thread_carries_its_id(round_trip: RoundTrip) -> No
     assert decided["responder"] == "api"
     assert decided["auth"] == "loopback (no API token)"  # how the decider was verified
     # The API's access lines say which thread each request touched.
-    posts = [line for line in api if line["logger"] == "switchboard.access"]
+    posts = [
+        line
+        for line in api
+        if line["logger"] == "switchboard.access" and '"POST ' in line["message"]
+    ]
     assert [(line["message"].split('"')[1], line["thread_id"]) for line in posts] == [
         ("POST /v1/threads HTTP/1.1", tid),
         (f"POST /v1/requests/{rid} HTTP/1.1", tid),
