@@ -2,6 +2,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY telemetry telemetry
+COPY model model
 COPY agent agent
 COPY store store
 COPY channels channels

@@ -190,7 +190,9 @@ async def supervised(
 
 async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve until a signal, then stop the rest: uvicorn catches SIGINT / SIGTERM for us."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    # No uvicorn access log: the app writes its own (channels.observability.HttpEdge).
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
     try:
         await server.serve()
     finally:

@@ -48,6 +48,7 @@ from model.records import Origin, Status
 from store import keys
 from store.streams import WorkStream
 from store.threads import Lease, ThreadStore
+from telemetry import metrics
 
 log = logging.getLogger("switchboard.run")
 
@@ -190,6 +191,8 @@ class Run:
                     who = ", ".join(str(a) for a in tool.approvers) if tool else ""
                     note += f"; who may approve: {who or 'anyone'}"
                 self.contact.reoffer(request, target, note)
+                metrics.REROUTES.labels(failure.channel).inc()
+                log.info("%s rerouted from %s to %s", failure.message, failure.target, to)
                 self._append(
                     settled.model_copy(update={"to": to, "text": f"{why}; offered at {to}."})
                 )

@@ -46,7 +46,13 @@ def create_app(
     app.add_middleware(AccessGuard, access=access)
     outage = Outage(log, "api")
     install_error_handlers(app, outage)
-    observability.install(app, client, registry.agents, tracer_provider)
+    observability.install(
+        app,
+        client,
+        registry.agents,
+        api_token=access.token_required,
+        tracer_provider=tracer_provider,
+    )
     app.include_router(router(port, registry, access))
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")

@@ -28,6 +28,7 @@ from model.records import (
 )
 from store import keys
 from store.errors import RequestNotFound, ThreadNotFound
+from telemetry import logs
 
 
 def text(v: bytes | str) -> str:
@@ -122,6 +123,7 @@ class ThreadReads:
         tid = await self.redis.hget(keys.REQUEST_THREAD, request_id)
         if tid is None:
             raise RequestNotFound(request_id)
+        logs.touch(thread_id=text(tid))  # the request's access line names its thread
         views = await self.request_views([(request_id, text(tid))])
         if not views:
             raise RequestNotFound(request_id)

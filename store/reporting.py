@@ -58,8 +58,7 @@ class InboundReport:
         self._span.set_attribute("switchboard.inbound.outcome", outcome)
         self._span.end()
         with logs.bound(thread_id=self.thread_id, channel=channel):
-            if stored == -1:
-                metrics.INBOUND_REFUSED.labels(channel, "unknown_thread").inc()
+            if stored == -1:  # refused: the channel's edge counts it (a 404, a 550...)
                 log.info("message refused: no such thread")
                 return
             metrics.INBOUND.labels(channel, outcome).inc()

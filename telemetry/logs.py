@@ -26,6 +26,10 @@ LogFormat = Literal["json", "text"]
 _context: ContextVar[Mapping[str, str]] = ContextVar(
     "switchboard_log_context", default=MappingProxyType({})
 )
+# Fields bound anywhere inside ``collecting`` (an HTTP request), for a line written after.
+_collected: ContextVar[dict[str, str] | None] = ContextVar(
+    "switchboard_log_collected", default=None
+)
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` (but for
 # uvicorn's copy of its message with terminal colours).
@@ -37,11 +41,31 @@ _CHATTY = ("httpx", "httpx2", "httpcore")
 @contextmanager
 def bound(**fields: str | None) -> Iterator[None]:
     """Add fields (None is skipped) to every line logged inside, in this task and its children."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
+    given = {k: v for k, v in fields.items() if v}
+    touch(**given)
+    token = _context.set({**_context.get(), **given})
     try:
         yield
     finally:
         _context.reset(token)
+
+
+@contextmanager
+def collecting() -> Iterator[dict[str, str]]:
+    """Gather what is bound inside (the thread a request touched) for its access line."""
+    collected: dict[str, str] = {}
+    token = _collected.set(collected)
+    try:
+        yield collected
+    finally:
+        _collected.reset(token)
+
+
+def touch(**fields: str | None) -> None:
+    """Note fields for the enclosing ``collecting`` only (a request's access line)."""
+    collected = _collected.get()
+    if collected is not None:
+        collected.update({k: v for k, v in fields.items() if v})
 
 
 def current() -> Mapping[str, str]:
@@ -90,22 +114,6 @@ class TextFormatter(logging.Formatter):
         return f"{head} [{pairs}]{sep}{tail}"
 
 
-class QuietPolling(logging.Filter):
-    """Successful GETs (the console polls every second or two) go to DEBUG, not INFO.
-
-    For uvicorn's access logger, whose records carry (client, method, path, version, status).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and args[1] in ("GET", "HEAD"):
-            status = args[4]
-            if isinstance(status, int) and status < 400:
-                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-                return logging.getLogger().isEnabledFor(logging.DEBUG)
-        return True
-
-
 def default_format() -> LogFormat:
     """Text for a person at a terminal, JSON for whatever collects the output."""
     return "text" if sys.stderr.isatty() else "json"
@@ -124,6 +132,3 @@ def setup(fmt: LogFormat | None = None, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for name in _CHATTY:
         logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, QuietPolling) for f in access.filters):
-        access.addFilter(QuietPolling())

@@ -54,12 +54,13 @@ class ConversationIds(SpanProcessor):
         return True
 
 
-class NoClientRoots(Sampler):
-    """Record every operation, but not a client call that starts a trace of its own.
+class QuietRoots(Sampler):
+    """Record every operation, but not the traces that would only be noise.
 
-    With Redis instrumented, a worker's polling (XREADGROUP every second, the retry queue)
-    would otherwise make a one-span trace per command. Calls made inside one of our spans
-    (a run, a request, a delivery) have a parent and are kept by ``ParentBased``.
+    Not recorded when it would start a trace of its own: a client call (with Redis
+    instrumented, a worker's polling would make a one-span trace per XREADGROUP, every
+    second) and a GET or HEAD request (the console polls). Calls made inside one of our
+    spans (a run, a webhook, a delivery) have a parent and are kept by ``ParentBased``.
     """
 
     def should_sample(
@@ -72,11 +73,18 @@ class NoClientRoots(Sampler):
         links: Sequence[trace.Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
-        decision = Decision.DROP if kind is trace.SpanKind.CLIENT else Decision.RECORD_AND_SAMPLE
-        return SamplingResult(decision, attributes if decision is not Decision.DROP else None)
+        method = (attributes or {}).get("http.request.method") or (attributes or {}).get(
+            "http.method"
+        )
+        quiet = kind is trace.SpanKind.CLIENT or (
+            kind is trace.SpanKind.SERVER and method in ("GET", "HEAD")
+        )
+        if quiet:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
 
     def get_description(self) -> str:
-        return "NoClientRoots"
+        return "QuietRoots"
 
 
 def install(provider: TracerProvider | None) -> None:
@@ -100,7 +108,7 @@ def from_environment() -> TracerProvider | None:
 
     The standard ``OTEL_*`` variables apply (service name, resource attributes, headers,
     the traces-only endpoint, batching); ``OTEL_SDK_DISABLED=true`` keeps tracing off. Every
-    thread is sampled: the sampler is ours (``NoClientRoots``), not ``OTEL_TRACES_SAMPLER``.
+    thread is sampled: the sampler is ours (``QuietRoots``), not ``OTEL_TRACES_SAMPLER``.
     """
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -113,7 +121,7 @@ def from_environment() -> TracerProvider | None:
 
     named = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "switchboard"}
     provider = TracerProvider(
-        resource=Resource.create(named), sampler=ParentBased(root=NoClientRoots())
+        resource=Resource.create(named), sampler=ParentBased(root=QuietRoots())
     )
     provider.add_span_processor(ConversationIds())
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

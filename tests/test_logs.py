@@ -6,9 +6,7 @@ import asyncio
 import json
 import logging
 
-import pytest
-
-from telemetry.logs import JsonFormatter, QuietPolling, TextFormatter, bound, current
+from telemetry.logs import JsonFormatter, TextFormatter, bound, collecting, current
 
 
 def _record(msg: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
@@ -43,11 +41,9 @@ async def test_tasks_started_inside_inherit_the_context() -> None:
     assert await task == "th_2"
 
 
-@pytest.mark.parametrize(
-    ("method", "status", "kept"),
-    [("GET", 200, False), ("HEAD", 304, False), ("GET", 404, True), ("POST", 200, True)],
-)
-def test_successful_gets_drop_below_info(method: str, status: int, kept: bool) -> None:
-    record = _record('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", method, "/v1/threads", "1.1", status)
-    assert QuietPolling().filter(record) is kept
-    assert record.levelname == ("INFO" if kept else "DEBUG")
+def test_collecting_gathers_what_is_bound_inside() -> None:
+    with collecting() as touched:
+        with bound(thread_id="th_3"), bound(request_id="rq_3"):
+            pass
+        assert current() == {}
+    assert touched == {"thread_id": "th_3", "request_id": "rq_3"}

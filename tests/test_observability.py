@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 
 import httpx
@@ -79,3 +80,23 @@ async def test_smtp_refusals_are_counted_by_reply_code(email: EmailHarness) -> N
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         await email.send(mail("hello", to=f"nobody@{DOMAIN}"))
     assert REGISTRY.get_sample_value("switchboard_inbound_refused_total", labels) == before + 1
+
+
+async def test_access_lines_name_the_thread_and_keep_polling_quiet(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="switchboard.access")
+    r = await service.api.post("/v1/threads", json={"message": "hello"})
+    tid = r.json()["thread_id"]
+    await service.api.get(f"/v1/threads/{tid}")
+    await service.api.get("/v1/threads/th_nope")
+    lines = [
+        (rec.levelname, rec.getMessage().split('"')[1], getattr(rec, "thread_id", None))
+        for rec in caplog.records
+        if rec.name == "switchboard.access"
+    ]
+    assert lines == [
+        ("INFO", "POST /v1/threads HTTP/1.1", tid),
+        ("DEBUG", f"GET /v1/threads/{tid} HTTP/1.1", None),
+        ("INFO", "GET /v1/threads/th_nope HTTP/1.1", None),
+    ]

@@ -145,8 +145,7 @@ def test_every_line_about_the_thread_carries_its_id(round_trip: RoundTrip) -> No
     about = [
         line
         for line in api + worker
-        if line["logger"] in thread_loggers
-        or (line["logger"].startswith("switchboard") and (tid in str(line) or rid in str(line)))
+        if line["logger"] in thread_loggers or tid in str(line) or rid in str(line)
     ]
     assert about
     assert [line for line in about if line.get("thread_id") != tid] == []
@@ -171,6 +170,18 @@ def test_every_line_about_the_thread_carries_its_id(round_trip: RoundTrip) -> No
     decided = next(line for line in api if line["message"].startswith("approval decided"))
     assert decided["request_id"] == rid
     assert decided["responder"] == "api"
+    assert decided["auth"] == "loopback (no API token)"  # how the decider was verified
+    # The API's access lines say which thread each request touched.
+    posts = [
+        line
+        for line in api
+        if line["logger"] == "switchboard.access" and '"POST ' in line["message"]
+    ]
+    assert [(line["message"].split('"')[1], line["thread_id"]) for line in posts] == [
+        ("POST /v1/threads HTTP/1.1", tid),
+        (f"POST /v1/requests/{rid} HTTP/1.1", tid),
+        (f"POST /v1/requests/{rid} HTTP/1.1", tid),
+    ]
 
 
 def test_console_polling_adds_no_info_lines(round_trip: RoundTrip) -> None:

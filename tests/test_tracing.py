@@ -176,3 +176,6 @@ def test_a_real_process_exports_the_thread_trace_over_otlp(
     assert any(s.name == "EVALSHA" and s.trace_id == trace_id for s in spans)
     assert {s.trace_id for s in spans if s.parent_span_id in runs} == {trace_id}
     assert not [s for s in spans if s.name == "XREADGROUP" and not s.parent_span_id]
+    # Polling GETs make no traces; a request is one span, not three.
+    assert not [s for s in spans if s.name.startswith("GET ")]
+    assert not [s for s in spans if s.name.endswith(("http send", "http receive"))]

@@ -18,7 +18,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from channels.email.inbound import Inbound
-from telemetry import metrics
+from telemetry import logs, metrics
 
 log = logging.getLogger("switchboard.email")
 
@@ -48,7 +48,8 @@ class Credentials:
 
 
 class CountedReplies:
-    """The SMTP handler, with every refusal (a 4xx or 5xx reply) counted by its code."""
+    """The SMTP handler, with every refusal (a 4xx or 5xx reply) counted by its code, and
+    the log context saying how a mail's decision is trusted."""
 
     def __init__(self, handler: Inbound) -> None:
         self.handler = handler
@@ -61,7 +62,8 @@ class CountedReplies:
         )
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return _counted(await self.handler.handle_DATA(server, session, envelope))
+        with logs.bound(auth="SMTP: Authentication-Results (DKIM/DMARC)"):
+            return _counted(await self.handler.handle_DATA(server, session, envelope))
 
 
 def _counted(reply: str) -> str:

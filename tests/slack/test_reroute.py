@@ -36,7 +36,8 @@ async def test_channel_not_found_is_offered_in_the_origin_thread(
     tid = thread_of(GENERAL, root)
 
     def offered(view: object) -> bool:
-        return bool(slack_kit.fake.thread(GENERAL, root)) and any(
+        # The notice to the requester and the approval offered here, both posted.
+        return len(slack_kit.fake.thread(GENERAL, root)) == 2 and any(
             isinstance(e, Rerouted)
             for e in view.events  # type: ignore[attr-defined]
         )
