@@ -37,7 +37,6 @@ from channels.app import create_app
 from channels.observability import metrics_app
 from channels.registry import Channel, Services, build_channels
 from channels.rest.auth import Access
-from channels.rest.sender import RestSender
 from store import connection, embedded
 from store.outbox import OutboxStore
 from store.port import ChannelPort
@@ -87,7 +86,7 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     jobs: list[Coroutine[Any, Any, None]] = []
     clients = [client]
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
-    log.info("channels on: %s", ", ".join(["rest", *(c.name for c in channels)]))
+    log.info("channels on: %s", ", ".join(c.name for c in channels))
     metrics.preset(registry.agents, ["rest", *(c.name for c in channels)])
     if role in ("serve", "worker"):
         clients.append(connection.connect(redis_url, retrying=False))
@@ -132,8 +131,7 @@ def worker_jobs(
             ),
         ),
     )
-    senders: dict[str, Sender] = {"rest": RestSender()}
-    senders.update({c.name: c.sender for c in channels if c.sender is not None})
+    senders: dict[str, Sender] = {c.name: c.sender for c in channels if c.sender is not None}
     dispatcher = OutboxDispatcher(
         store.outbox_stream, OutboxStore(client), senders, name=worker.name
     )
@@ -156,14 +154,11 @@ def api_jobs(
     access = Access.from_settings(settings)
     app = create_app(
         services.redis,
-        services.port,
         services.registry,
         access=access,
+        channels=channels,
         tracer_provider=tracing.provider(),
     )
-    for channel in channels:
-        if channel.mount is not None:
-            channel.mount(app)
     host = listen_host(settings)
     if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)

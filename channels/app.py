@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -15,10 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from agent.config import Registry
 from channels import observability
-from channels.rest.api import install_error_handlers, router
+from channels.registry import Channel
+from channels.rest.api import install_error_handlers
 from channels.rest.auth import Access, AccessGuard
 from store.connection import INFRA_ERRORS, Outage
-from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.api")
 
@@ -31,12 +32,14 @@ UNHEALTHY: tuple[type[Exception], ...] = (*INFRA_ERRORS, TimeoutError)
 
 def create_app(
     client: aioredis.Redis,
-    port: ChannelPort,
     registry: Registry,
     *,
     access: Access,
+    channels: Sequence[Channel] = (),
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
+    """The HTTP service: access rules, health, metrics, the console, and each channel's
+    endpoints (REST's /v1 among them)."""
     # FastAPIOffline: /docs and /redoc from files of a pip package, not a CDN (offline hosts).
     app = FastAPIOffline(
         title="Switchboard",
@@ -53,8 +56,10 @@ def create_app(
         api_token=access.token_required,
         tracer_provider=tracer_provider,
     )
-    app.include_router(router(port, registry, access))
 
+    for channel in channels:
+        if channel.mount is not None:
+            channel.mount(app)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 
     @app.get("/", include_in_schema=False)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 
 from agent.config import Registry
 from agent.delivery import Sender
@@ -25,8 +26,13 @@ from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.channels")
 
-# Channel packages, in the order they are reported. REST is always on and lives in the app.
-CHANNEL_MODULES: tuple[str, ...] = ("channels.slack", "channels.email", "channels.sms")
+# Channel packages, in the order they are reported. REST is always on.
+CHANNEL_MODULES: tuple[str, ...] = (
+    "channels.rest",
+    "channels.slack",
+    "channels.email",
+    "channels.sms",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,11 @@ class Channel:
 
 class ChannelFactory(Protocol):
     def __call__(self, services: Services) -> Channel | None: ...
+
+
+def channel_settings(modules: tuple[str, ...] = CHANNEL_MODULES) -> list[type[BaseSettings]]:
+    """Each channel's settings class (its ``SETTINGS``): what the README must document."""
+    return [importlib.import_module(name).SETTINGS for name in modules]
 
 
 def build_channels(services: Services, modules: tuple[str, ...] = CHANNEL_MODULES) -> list[Channel]:

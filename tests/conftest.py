@@ -26,6 +26,7 @@ from agent.outbox import OutboxDispatcher, OutboxSettings
 from agent.runner import RunSettings
 from agent.worker import Worker, WorkerSettings
 from channels.app import create_app
+from channels.rest import rest_channel
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from model.records import ThreadView
@@ -198,7 +199,9 @@ async def service_factory(
         tasks.append(asyncio.create_task(worker.run(stop)))
         tasks.append(asyncio.create_task(dispatcher.run(stop)))
         port = ChannelPort(store, OutboxStore(redis_client))
-        app = create_app(redis_client, port, reg, access=access or Access(shared=api_token))
+        rules = access or Access(shared=api_token)
+        rest = rest_channel(port, reg, rules)
+        app = create_app(redis_client, reg, access=rules, channels=[rest])
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb")
         clients.append(client)
         return Service(store, client)

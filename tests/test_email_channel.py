@@ -47,7 +47,8 @@ def test_off_without_a_domain(
 ) -> None:
     monkeypatch.delenv("EMAIL_DOMAIN", raising=False)
     assert "channels.email" in CHANNEL_MODULES
-    assert build_channels(_services(redis_client, store, email_registry)) == []
+    on = build_channels(_services(redis_client, store, email_registry))
+    assert [c.name for c in on] == ["rest"]  # REST is always on
 
 
 async def test_on_with_a_domain_and_serving_smtp(
@@ -61,7 +62,7 @@ async def test_on_with_a_domain_and_serving_smtp(
     monkeypatch.setenv("SMTP_LISTEN", f"127.0.0.1:{port}")
     monkeypatch.setenv("EMAIL_TRUSTED_AUTHSERV_IDS", "mx.sb.test, MX2.sb.test")
     assert EmailSettings().email_trusted_authserv_ids == ["mx.sb.test", "mx2.sb.test"]
-    [channel] = build_channels(_services(redis_client, store, email_registry))
+    _, channel = build_channels(_services(redis_client, store, email_registry))
     assert channel.name == "email"
     assert channel.sender is None  # no relay configured: receive only
     assert channel.mount is not None

@@ -12,6 +12,7 @@ import pytest
 from agent.delivery import SendFailed
 from channels.app import create_app
 from channels.email import router
+from channels.rest import rest_channel
 from channels.rest.auth import Access
 from model.events import DeliveryFailed, FinalAnswer, HumanResponse, ToolResult
 from model.ids import thread_id_for
@@ -213,7 +214,8 @@ async def test_deploy_approved_by_link(
     links = [line.split(": ", 1)[1] for line in approval.text.splitlines() if ": http" in line]
     approve, reject = links
     port = ChannelPort(store, OutboxStore(store.redis))
-    app = create_app(store.redis, port, email.registry, access=Access())
+    rest = rest_channel(port, email.registry, Access())
+    app = create_app(store.redis, email.registry, access=Access(), channels=[rest])
     app.include_router(router(port, email.parts.keyring, store.redis))
     path = approve.removeprefix(PUBLIC)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.config import Registry
 from channels.app import create_app
 from channels.observability import channel_of
+from channels.rest import rest_channel
 from channels.rest.auth import Access
 from store.outbox import OutboxStore
 from store.port import ChannelPort
@@ -47,9 +48,8 @@ async def test_the_pending_gauge_is_read_from_redis_at_scrape_time(service: Serv
 
 async def test_redis_errors_are_counted(registry: Registry) -> None:
     dead = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=1)
-    app = create_app(
-        dead, ChannelPort(ThreadStore(dead), OutboxStore(dead)), registry, access=Access()
-    )
+    rest = rest_channel(ChannelPort(ThreadStore(dead), OutboxStore(dead)), registry, Access())
+    app = create_app(dead, registry, access=Access(), channels=[rest])
     before = REGISTRY.get_sample_value("switchboard_redis_errors_total", {"where": "api"}) or 0
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb") as c:
         assert (await c.get("/v1/threads")).status_code == 503

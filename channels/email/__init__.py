@@ -48,6 +48,10 @@ class EmailParts:
     sender: EmailSender | None
 
 
+SETTINGS = EmailSettings
+"""The settings this channel reads; absent, the channel is off."""
+
+
 def build(services: Services, settings: EmailSettings | None = None) -> Channel | None:
     """The channel, or None when EMAIL_DOMAIN is not set."""
     settings = settings or EmailSettings()

@@ -1,1 +1,31 @@
-"""The REST channel: the JSON API, and a sender that keeps messages on the thread."""
+"""The REST channel: the JSON API (and the console's live stream), and a sender that keeps
+messages on the thread. Always on; its access rules (tokens, body limit, Host allow-list)
+come from the service's own settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from agent.config import Registry
+from agent.settings import Settings
+from channels.registry import Channel, Services
+from channels.rest.api import router
+from channels.rest.auth import Access
+from channels.rest.sender import RestSender
+from store.port import ChannelPort
+
+SETTINGS = Settings
+"""The settings this channel reads (the service's own: SWITCHBOARD_API_TOKEN(S), ...)."""
+
+
+def build(services: Services) -> Channel:
+    return rest_channel(services.port, services.registry, Access.from_settings(services.settings))
+
+
+def rest_channel(port: ChannelPort, registry: Registry, access: Access) -> Channel:
+    """The channel from its parts (tests build it this way)."""
+
+    def mount(app: FastAPI) -> None:
+        app.include_router(router(port, registry, access))
+
+    return Channel(name="rest", sender=RestSender(), mount=mount)

@@ -18,6 +18,10 @@ from channels.slack.settings import SlackSettings
 __all__ = ["SlackSettings", "build", "channel"]
 
 
+SETTINGS = SlackSettings
+"""The settings this channel reads; absent, the channel is off."""
+
+
 def build(services: Services) -> Channel | None:
     return channel(services, SlackSettings())
 

@@ -28,6 +28,10 @@ from channels.sms.state import SmsState
 log = logging.getLogger("switchboard.sms")
 
 
+SETTINGS = SmsSettings
+"""The settings this channel reads; absent, the channel is off."""
+
+
 def build(services: Services) -> Channel | None:
     settings = SmsSettings()
     if not settings.configured:

@@ -15,6 +15,7 @@ from agent.llm import OpenAILLM
 from agent.settings import Settings
 from channels.app import create_app
 from channels.registry import Services
+from channels.rest import rest_channel
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from channels.slack import SlackSettings, channel
@@ -70,7 +71,8 @@ async def slack_kit(
     assert built is not None
     assert built.mount is not None
     port = ChannelPort(store, OutboxStore(redis_client))
-    app = create_app(redis_client, port, slack_registry, access=Access())
+    rest = rest_channel(port, slack_registry, Access())
+    app = create_app(redis_client, slack_registry, access=Access(), channels=[rest])
     built.mount(app)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://switchboard"

@@ -17,6 +17,7 @@ from agent import config
 from agent.settings import Settings
 from channels.app import create_app
 from channels.registry import Channel, Services
+from channels.rest import rest_channel
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from channels.sms import build_channel
@@ -204,7 +205,8 @@ async def sms_factory(
             llm, reg=registry, senders={"rest": RestSender(), "sms": channel.sender}
         )
         port = ChannelPort(store, OutboxStore(redis_client))
-        app = create_app(redis_client, port, registry, access=Access())
+        rest = rest_channel(port, registry, Access())
+        app = create_app(redis_client, registry, access=Access(), channels=[rest])
         channel.mount(app)
         hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sb")
         sms = Sms(service, channel, hooks, fake_twilio, runs)
