@@ -3,6 +3,7 @@
 python main.py            API + worker + outbox in one process (embedded Redis if no REDIS_URL)
 python main.py api        only the HTTP API and channel endpoints
 python main.py worker     only agent workers and outbox senders (scale out: run several)
+python main.py check      check the configuration (--live: also reach Redis, the model...)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from agent.llm import LLM, NoLLM, OpenAILLM
 from agent.runner import RunSettings
 from agent.settings import Settings, load_settings
 from agent.worker import Worker, WorkerSettings
+from channels import checks
 from channels.app import create_app
 from channels.base import Sender
 from channels.outbox import OutboxDispatcher
@@ -183,17 +185,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("role", nargs="?", default="serve", choices=["serve", "api", "worker"])
+    parser.add_argument(
+        "role", nargs="?", default="serve", choices=["serve", "api", "worker", "check"]
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="check: also reach Redis, the model, Slack, ..."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING if args.role == "check" else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = load_settings()
-        Access.from_settings(settings)
+        checked = checks.validate(load_settings(), args.role)
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    settings = checked.settings
+    if args.role == "check":
+        table, fine = asyncio.run(checks.report(checked, args.live))
+        print(table)
+        return 0 if fine else 1
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
     # clean-up: uvicorn re-raises the signal it caught once it has shut down, and the default
     # action would end the process before the embedded Redis is stopped.
@@ -201,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     redis_url = settings.redis_url
     if redis_url is None:
-        server = embedded.start_persistent(settings.switchboard_data_dir)
+        try:
+            server = embedded.start_persistent(settings.switchboard_data_dir)
+        except embedded.EmbeddedRedisError as exc:
+            print(f"switchboard: embedded Redis: {exc}", file=sys.stderr)
+            return 2
         redis_url = server.url
         log.info("embedded Redis at %s (AOF on)", redis_url)
     try:
@@ -209,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run(args.role, settings, redis_url))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except connection.INFRA_ERRORS as exc:
+        # Only at start: once running, the service waits Redis out (store/connection.py).
+        where = "the embedded Redis" if server else f"REDIS_URL={settings.redis_url}"
+        print(f"switchboard: cannot reach {where}: {exc}", file=sys.stderr)
         return 2
     finally:
         if server is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from store.embedded import free_port
 from tests.conftest import ROOT
 from tests.process import clean_env
 
@@ -17,7 +18,12 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args],
         cwd=tmp_path,
-        env={**clean_env(), "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"), **env},
+        env={
+            **clean_env(),
+            "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
+            "SWITCHBOARD_CONFIG": str(ROOT / "switchboard.toml"),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=30,
@@ -42,6 +48,25 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
             "switchboard: PORT='abc': Input should be a valid integer, unable to parse string "
             "as an integer",
         ),
+        (
+            {"SWITCHBOARD_LLM_TIMEOUT": "abc"},
+            "switchboard: SWITCHBOARD_LLM_TIMEOUT='abc': Input should be a valid number, "
+            "unable to parse string as a number",
+        ),
+        (
+            {"REDIS_URL": "notaurl"},
+            "switchboard: REDIS_URL='notaurl': not a Redis URL: use redis://host:6379/0, "
+            "rediss://host:6380/0 (TLS) or unix:///path/to/redis.sock; unset for the embedded "
+            "Redis",
+        ),
+        (
+            {"SWITCHBOARD_MODLE": "gpt-4o"},
+            "switchboard: SWITCHBOARD_MODLE is not a setting (did you mean SWITCHBOARD_MODEL?)",
+        ),
+        (
+            {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "555"},
+            "switchboard: TWILIO_FROM_NUMBER='555': use E.164 form (+15551234567)",
+        ),
     ],
 )
 def test_a_wrong_setting_is_one_line_and_exit_2(
@@ -51,3 +76,37 @@ def test_a_wrong_setting_is_one_line_and_exit_2(
     assert done.returncode == 2
     assert done.stderr.strip() == line
     assert not (tmp_path / "data").exists()
+
+
+def test_a_worker_without_redis_url_says_how_to_join(tmp_path: Path) -> None:
+    done = _start(tmp_path, {}, "worker")
+    assert done.returncode == 2
+    assert done.stderr.startswith("switchboard: REDIS_URL is not set: a worker alone would use")
+    assert "REDIS_URL=unix://<SWITCHBOARD_DATA_DIR>/redis.sock" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("approver", "error"),
+    [
+        ("slak:U1", "'slak:U1': unknown channel 'slak' (did you mean 'slack'?"),
+        ("sms:123", "'sms:123': sms needs a phone number in E.164 form (+15551234567)"),
+    ],
+)
+def test_an_approver_typo_stops_the_start(tmp_path: Path, approver: str, error: str) -> None:
+    toml = (ROOT / "switchboard.toml").read_text().replace('["rest:*"]', f'["{approver}"]')
+    (tmp_path / "switchboard.toml").write_text(toml)
+    done = _start(tmp_path, {"SWITCHBOARD_CONFIG": "switchboard.toml"}, "api")
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        "switchboard: switchboard.toml: agents.deploybot.tools.deploy.approvers: "
+    )
+    assert error in line
+
+
+def test_an_unreachable_redis_is_one_line(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = _start(tmp_path, {"REDIS_URL": url}, "api")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(f"switchboard: cannot reach REDIS_URL={url}: ")
+    assert "Traceback" not in done.stderr
