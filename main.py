@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
 from typing import Any
 
@@ -87,10 +87,9 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
         jobs += worker_jobs(services, clients[-1], channels, stop)
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
-    else:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_signal, stop, asyncio.current_task())
     try:
         await asyncio.gather(*jobs)
     finally:
@@ -99,6 +98,26 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
                 await close()
         for each in clients:
             await each.aclose()
+
+
+def _on_signal(stop: asyncio.Event, main: asyncio.Task[Any] | None) -> None:
+    """The first SIGINT/SIGTERM stops gracefully (workers finish the tools in flight, up to
+    SWITCHBOARD_SHUTDOWN_GRACE); a second one does not wait."""
+    if stop.is_set() and main is not None:
+        log.warning("second signal: stopping now")
+        main.cancel()
+        return
+    log.info("stopping (again to stop at once)")
+    stop.set()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service's (above) stop everything, the
+    HTTP server included, in order; uvicorn's would end the process before workers drain."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def worker_jobs(
@@ -121,6 +140,7 @@ def worker_jobs(
                 lease_ttl_ms=settings.switchboard_lease_ttl_ms,
                 llm_retry_delay=settings.switchboard_llm_retry_delay,
             ),
+            shutdown_grace=settings.switchboard_shutdown_grace,
         ),
     )
     senders: dict[str, Sender] = {"rest": RestSender()}
@@ -143,13 +163,19 @@ def api_jobs(
     host = listen_host(settings)
     if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
+    server = _Server(uvicorn.Config(app, host=host, port=settings.port, log_config=None))
 
     async def serve_http() -> None:
+        async def on_stop() -> None:
+            await stop.wait()
+            server.should_exit = True
+
+        watch = asyncio.create_task(on_stop())
         try:
             await server.serve()
         finally:
-            stop.set()
+            stop.set()  # the server ended by itself (a port in use): stop the rest too
+            await watch
 
     listeners = [
         supervised(f"{c.name} listener", listen, stop) for c in channels for listen in c.listeners
@@ -221,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = server.url
         log.info("embedded Redis at %s (AOF on)", redis_url)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             asyncio.run(run(args.role, settings, redis_url))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     switchboard_lease_ttl_ms: int = Field(default=30_000, ge=100)
     switchboard_worker_concurrency: int = Field(default=8, ge=1)
     switchboard_llm_retry_delay: float = Field(default=1.0, ge=0)
+    switchboard_shutdown_grace: float = Field(default=30.0, ge=0)
+    """Seconds a stopping worker waits for tools in flight before it leaves them."""
 
     @field_validator("redis_url")
     @classmethod

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from agent.config import Registry
 from agent.contact import Contact
+from agent.errors import ShuttingDown
 from agent.llm import LLM
 from agent.runner import Run, RunSettings
 from model.events import SystemNote
@@ -39,6 +40,8 @@ class WorkerSettings:
     concurrency: int = 8
     run: RunSettings = field(default_factory=RunSettings)
     block_ms: int = 1000
+    shutdown_grace: float = 30.0
+    """Seconds a stopping worker waits for runs in flight before it cuts them off."""
 
 
 def worker_name() -> str:
@@ -61,12 +64,14 @@ class Worker:
         self.name = name or worker_name()
         self.settings = settings or WorkerSettings()
         self.outage = Outage(log, f"worker {self.name}")
+        self._stop: asyncio.Event | None = None
 
     @property
     def ttl_ms(self) -> int:
         return self.settings.run.lease_ttl_ms
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         last_reclaim = 0.0
@@ -102,8 +107,22 @@ class Worker:
                 task = asyncio.create_task(self.handle(entry, reclaimed=was_reclaimed))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._drain(tasks)
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Give runs in flight (a tool running, say) the grace period to reach their next
+        step; cancel the rest. A tool cut off that way stays in its own session, and its
+        'started' ledger entry sends the thread to a human on its next run."""
+        if not tasks:
+            return
+        grace = self.settings.shutdown_grace
+        log.info("stopping: waiting up to %g s for %d run(s) in flight", grace, len(tasks))
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("stopping: %d run(s) cut off after %g s", len(late), grace)
+            await asyncio.wait(late)
 
     async def handle(self, entry: Entry, *, reclaimed: bool = False) -> None:
         thread_id = entry.fields.get("t", "")
@@ -135,6 +154,8 @@ class Worker:
         except LeaseLost:
             log.warning("lost the lease on %s; another worker has it now", thread_id)
             await self.store.runs.ack(entry.entry_id)
+        except ShuttingDown:
+            await self._hand_over(lease, entry)
         except INFRA_ERRORS:
             raise
         except Exception:
@@ -163,7 +184,21 @@ class Worker:
                 ack=ack,
             )
             return
-        await Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack).go()
+        run = Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack, stop=self._stop)
+        await run.go()
+
+    async def _hand_over(self, lease: Lease, entry: Entry) -> None:
+        """Stopping between steps: let go of the thread and wake it for another worker now,
+        rather than leave it to be reclaimed once the lease has run out."""
+        await self.store.commit(
+            lease,
+            ttl_ms=self.ttl_ms,
+            release=True,
+            merge=False,
+            ack=(self.store.runs, entry.entry_id),
+        )
+        await self.store.runs.add({"t": lease.thread_id})
+        log.info("stopping: %s handed over between steps", lease.thread_id)
 
     async def _fail(self, lease: Lease, entry: Entry) -> None:
         """A bug in the run itself: note it on the thread and ask a human, rather than retry
