@@ -4,7 +4,6 @@ COPY pyproject.toml README.md ./
 COPY agent agent
 COPY store store
 COPY channels channels
-COPY prompts prompts
 COPY main.py switchboard.toml ./
 RUN pip install --no-cache-dir . && useradd --create-home switchboard
 USER switchboard

@@ -4,7 +4,7 @@ default_agent = "deploybot"
 
 [agents.deploybot]
 module = "agent.examples.deploybot"   # a module with tools(config) -> list[Tool]
-prompt = "deploybot/v1"               # prompts/deploybot/v1.j2
+prompt = "deploybot/v1"               # agent/prompts/deploybot/v1.j2
 max_steps = 10
 
 [agents.deploybot.tools.deploy]

@@ -17,3 +17,10 @@ def test_readme_names_every_setting(settings: type[BaseSettings]) -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [n.upper() for n in settings.model_fields if f"`{n.upper()}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize("settings", [Settings, SlackSettings, EmailSettings, SmsSettings])
+def test_env_example_lists_every_setting(settings: type[BaseSettings]) -> None:
+    example = (ROOT / ".env.example").read_text()
+    missing = [n.upper() for n in settings.model_fields if f"# {n.upper()}=" not in example]
+    assert missing == []
