@@ -141,6 +141,7 @@ def worker_jobs(
                 llm_retry_delay=settings.switchboard_llm_retry_delay,
             ),
             shutdown_grace=settings.switchboard_shutdown_grace,
+            alive_file=settings.switchboard_alive_file,
         ),
     )
     senders: dict[str, Sender] = {"rest": RestSender()}

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     switchboard_llm_retry_delay: float = Field(default=1.0, ge=0)
     switchboard_shutdown_grace: float = Field(default=30.0, ge=0)
     """Seconds a stopping worker waits for tools in flight before it leaves them."""
+    switchboard_alive_file: Path | None = None
+    """A worker touches this file about every second: the liveness signal of a healthcheck."""
 
     @field_validator("redis_url")
     @classmethod

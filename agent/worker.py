@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.config import Registry
 from agent.contact import Contact
@@ -42,6 +43,8 @@ class WorkerSettings:
     block_ms: int = 1000
     shutdown_grace: float = 30.0
     """Seconds a stopping worker waits for runs in flight before it cuts them off."""
+    alive_file: Path | None = None
+    """Touched about every second while the loop turns: a container healthcheck's signal."""
 
 
 def worker_name() -> str:
@@ -65,6 +68,7 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.outage = Outage(log, f"worker {self.name}")
         self._stop: asyncio.Event | None = None
+        self._alive_at = float("-inf")
 
     @property
     def ttl_ms(self) -> int:
@@ -77,6 +81,7 @@ class Worker:
         last_reclaim = 0.0
         ready = False
         while not stop.is_set():
+            self._alive(loop.time())
             free = self.settings.concurrency - len(tasks)
             if free <= 0:
                 await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
@@ -108,6 +113,12 @@ class Worker:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         await self._drain(tasks)
+
+    def _alive(self, now: float) -> None:
+        path = self.settings.alive_file
+        if path is not None and now - self._alive_at >= 1.0:
+            self._alive_at = now
+            path.touch()
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Give runs in flight (a tool running, say) the grace period to reach their next
