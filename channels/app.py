@@ -37,7 +37,7 @@ def create_app(
     app.add_middleware(AccessGuard, access=access)
     outage = Outage(log, "api")
     install_error_handlers(app, outage)
-    app.include_router(router(store, registry, access.names()))
+    app.include_router(router(store, registry))
 
     @app.get("/", include_in_schema=False)
     async def console() -> HTMLResponse:
