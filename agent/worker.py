@@ -66,7 +66,7 @@ class Worker:
         self.llm = llm
         self.name = name or worker_name()
         self.settings = settings or WorkerSettings()
-        self.outage = Outage(log, f"worker {self.name}")
+        self.outage = Outage(log, f"worker {self.name}", store.redis)
         self._stop: asyncio.Event | None = None
         self._alive_at = float("-inf")
 
@@ -143,7 +143,7 @@ class Worker:
             # The entry stays pending: once its lease has run out, a worker reclaims it and
             # runs the thread again from what Redis holds. Nothing here can tell whether
             # the last write went through, so nothing is written blindly a second time.
-            self.outage.failed(exc)
+            await self.outage.failed(exc)
             log.info("run of %s interrupted by Redis (%s); it is retried", thread_id, exc)
 
     async def _handle(self, thread_id: str, entry: Entry, reclaimed: bool) -> None:

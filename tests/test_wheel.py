@@ -18,6 +18,7 @@ import venv
 from pathlib import Path
 
 import httpx
+import pytest
 
 from store.embedded import free_port
 from tests.conftest import ROOT
@@ -58,6 +59,8 @@ def _build_and_install(tmp_path: Path) -> Path:
     return env_dir
 
 
+# Build, install, three processes: about 10 s on an idle machine, more on a loaded one.
+@pytest.mark.timeout(180)
 def test_the_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
     fresh = _build_and_install(tmp_path)
     work = tmp_path / "work"

@@ -120,6 +120,13 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("no such thread or request")}
 
 
+def _dedupe(idempotency_key: str | None) -> str:
+    """The append's dedupe key: the client's Idempotency-Key, else one of ours for this
+    request, so that the Redis client repeating the append after a dropped connection
+    (store/connection.py) cannot store the message twice."""
+    return idempotency_key or new_id("req")
+
+
 def router(store: ThreadStore, registry: Registry) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
 
@@ -141,7 +148,7 @@ def router(store: ThreadStore, registry: Registry) -> APIRouter:
         stored = await store.append_inbound(
             tid,
             event,
-            dedupe=idempotency_key,
+            dedupe=_dedupe(idempotency_key),
             create=NewThread(agent=agent.name, origin=Origin(channel=CHANNEL, address=sender)),
         )
         return ThreadCreated(thread_id=tid, duplicate=not stored)
@@ -174,7 +181,7 @@ def router(store: ThreadStore, registry: Registry) -> APIRouter:
         event = UserMessage(
             channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
         )
-        stored = await store.append_inbound(thread_id, event, dedupe=idempotency_key)
+        stored = await store.append_inbound(thread_id, event, dedupe=_dedupe(idempotency_key))
         return Accepted(thread_id=thread_id, duplicate=not stored)
 
     @api.get("/requests", response_model=list[RequestView], tags=["requests"])
@@ -251,7 +258,7 @@ def install_error_handlers(app: FastAPI, outage: Outage) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        outage.failed(exc)
+        await outage.failed(exc)
         return JSONResponse(
             {"detail": "the store (Redis) is unavailable; try again shortly"},
             status_code=503,
