@@ -3,27 +3,55 @@ traceback, and before anything starts: no Redis, no port opened."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import main
 from store.embedded import free_port
 from tests.conftest import ROOT
 from tests.process import clean_env
+
+
+def _base(tmp_path: Path) -> dict[str, str]:
+    return {
+        "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
+        "SWITCHBOARD_CONFIG": str(ROOT / "switchboard.toml"),
+    }
+
+
+Main = Callable[[dict[str, str], str], tuple[int, str]]
+
+
+@pytest.fixture
+def main_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Main:
+    """``main.main([role])`` in this process with ``env`` over a clean environment: its exit
+    code and what it wrote to stderr. The checks run before anything starts, so this is
+    cheap; test_the_process_exits_2_with_one_line runs the real process once."""
+
+    def run(env: dict[str, str], role: str) -> tuple[int, str]:
+        for name in [n for n in os.environ if n not in clean_env()]:
+            monkeypatch.delenv(name)
+        monkeypatch.chdir(tmp_path)
+        for name, value in {**_base(tmp_path), **env}.items():
+            monkeypatch.setenv(name, value)
+        code = main.main([role])
+        return code, capsys.readouterr().err.strip()
+
+    return run
 
 
 def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py"), *args],
         cwd=tmp_path,
-        env={
-            **clean_env(),
-            "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
-            "SWITCHBOARD_CONFIG": str(ROOT / "switchboard.toml"),
-            **env,
-        },
+        env={**clean_env(), **_base(tmp_path), **env},
         capture_output=True,
         text=True,
         timeout=30,
@@ -70,19 +98,23 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
     ],
 )
 def test_a_wrong_setting_is_one_line_and_exit_2(
-    tmp_path: Path, env: dict[str, str], line: str
+    tmp_path: Path, env: dict[str, str], line: str, main_in_process: Main
 ) -> None:
-    done = _start(tmp_path, env, "api")
-    assert done.returncode == 2
-    assert done.stderr.strip() == line
+    assert main_in_process(env, "api") == (2, line)
     assert not (tmp_path / "data").exists()
 
 
-def test_a_worker_without_redis_url_says_how_to_join(tmp_path: Path) -> None:
-    done = _start(tmp_path, {}, "worker")
+def test_the_process_exits_2_with_one_line(tmp_path: Path) -> None:
+    done = _start(tmp_path, {"SWITCHBOARD_API_TOKEN": "", "HOST": "0.0.0.0"}, "api")
     assert done.returncode == 2
-    assert done.stderr.startswith("switchboard: REDIS_URL is not set: a worker alone would use")
-    assert "REDIS_URL=unix://<SWITCHBOARD_DATA_DIR>/redis.sock" in done.stderr
+    assert done.stderr.strip().startswith("switchboard: SWITCHBOARD_API_TOKEN: is set but empty")
+
+
+def test_a_worker_without_redis_url_says_how_to_join(main_in_process: Main) -> None:
+    code, line = main_in_process({}, "worker")
+    assert code == 2
+    assert line.startswith("switchboard: REDIS_URL is not set: a worker alone would use")
+    assert "REDIS_URL=unix://<SWITCHBOARD_DATA_DIR>/redis.sock" in line
 
 
 @pytest.mark.parametrize(
@@ -92,12 +124,13 @@ def test_a_worker_without_redis_url_says_how_to_join(tmp_path: Path) -> None:
         ("sms:123", "'sms:123': sms needs a phone number in E.164 form (+15551234567)"),
     ],
 )
-def test_an_approver_typo_stops_the_start(tmp_path: Path, approver: str, error: str) -> None:
+def test_an_approver_typo_stops_the_start(
+    tmp_path: Path, approver: str, error: str, main_in_process: Main
+) -> None:
     toml = (ROOT / "switchboard.toml").read_text().replace('["rest:*"]', f'["{approver}"]')
     (tmp_path / "switchboard.toml").write_text(toml)
-    done = _start(tmp_path, {"SWITCHBOARD_CONFIG": "switchboard.toml"}, "api")
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+    code, line = main_in_process({"SWITCHBOARD_CONFIG": "switchboard.toml"}, "api")
+    assert code == 2
     assert line.startswith(
         "switchboard: switchboard.toml: agents.deploybot.tools.deploy.approvers: "
     )
