@@ -40,14 +40,19 @@ def ensure_env(extras: str) -> None:
     wanted = _stamp(extras)
     if wanted in installed:
         return
-    print(f"dev.py: installing switchboard{extras} into .venv", flush=True)
+    print(
+        f"dev.py: installing switchboard{extras} and its dependencies into .venv "
+        "(pip lists each one; the first time takes a minute or so)",
+        flush=True,
+    )
     subprocess.run(
         [
             str(PYTHON),
             "-m",
             "pip",
             "install",
-            "--quiet",
+            "--progress-bar",
+            "off",
             "--disable-pip-version-check",
             "-e",
             f".{extras}",

@@ -3,6 +3,7 @@
 python main.py            API + worker + outbox in one process (embedded Redis if no REDIS_URL)
 python main.py api        only the HTTP API and channel endpoints
 python main.py worker     only agent workers and outbox senders (scale out: run several)
+python main.py check      check the configuration (--live: also reach Redis, the model...)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
 from typing import Any
 
@@ -33,6 +34,7 @@ from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
 from agent.settings import Settings, load_settings
 from agent.worker import Worker, WorkerSettings
+from channels import checks
 from channels.app import create_app
 from channels.observability import metrics_app
 from channels.registry import Channel, Services, build_channels
@@ -79,15 +81,14 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     client = connection.connect(redis_url, retrying=True)
     store = ThreadStore(client)
     await store.setup()
-    outbox = OutboxStore(client)
-    services = Services(settings, client, ChannelPort(store, outbox), registry)
+    services = Services(settings, client, ChannelPort(store, OutboxStore(client)), registry)
     channels = build_channels(services)
     stop = asyncio.Event()
     jobs: list[Coroutine[Any, Any, None]] = []
     clients = [client]
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
     log.info("channels on: %s", ", ".join(c.name for c in channels))
-    metrics.preset(registry.agents, ["rest", *(c.name for c in channels)])
+    metrics.preset(registry.agents, [c.name for c in channels])
     if role in ("serve", "worker"):
         clients.append(connection.connect(redis_url, retrying=False))
         jobs += worker_jobs(services, clients[-1], channels, stop)
@@ -95,10 +96,9 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
         jobs.append(metrics_job(services, stop))
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
-    elif settings.switchboard_metrics_port is None:  # no HTTP server to catch the signals
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_signal, stop, asyncio.current_task())
     try:
         await asyncio.gather(*jobs)
     finally:
@@ -107,6 +107,26 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
                 await close()
         for each in clients:
             await each.aclose()
+
+
+def _on_signal(stop: asyncio.Event, main: asyncio.Task[Any] | None) -> None:
+    """The first SIGINT/SIGTERM stops gracefully (workers finish the tools in flight, up to
+    SWITCHBOARD_SHUTDOWN_GRACE); a second one does not wait."""
+    if stop.is_set() and main is not None:
+        log.warning("second signal: stopping now")
+        main.cancel()
+        return
+    log.info("stopping (again to stop at once)")
+    stop.set()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service's (above) stop everything, the
+    HTTP server included, in order; uvicorn's would end the process before workers drain."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def worker_jobs(
@@ -129,6 +149,8 @@ def worker_jobs(
                 lease_ttl_ms=settings.switchboard_lease_ttl_ms,
                 llm_retry_delay=settings.switchboard_llm_retry_delay,
             ),
+            shutdown_grace=settings.switchboard_shutdown_grace,
+            alive_file=settings.switchboard_alive_file,
         ),
     )
     senders: dict[str, Sender] = {c.name: c.sender for c in channels if c.sender is not None}
@@ -168,30 +190,20 @@ def api_jobs(
     return [serve_http(app, host, settings.port, stop), *listeners]
 
 
-async def supervised(
-    name: str, listen: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event
-) -> None:
-    """Run a channel's listener until the service stops; a Redis outage restarts it once
-    Redis is back instead of ending the service."""
-    outage = connection.Outage(log, name)
-    while not stop.is_set():
-        try:
-            await listen(stop)
-        except connection.INFRA_ERRORS as exc:
-            await outage.wait(exc, stop)
-        else:
-            return
-
-
 async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve until a signal, then stop the rest: uvicorn catches SIGINT / SIGTERM for us."""
-    # No uvicorn access log: the app writes its own (channels.observability.HttpEdge).
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
+    """Serve until the service stops (the signal handlers above set ``stop``)."""
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+
+    async def on_stop() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watch = asyncio.create_task(on_stop())
     try:
         await server.serve()
     finally:
-        stop.set()
+        stop.set()  # the server ended by itself (a port in use): stop the rest too
+        await watch
 
 
 def start_tracing() -> TracerProvider | None:
@@ -209,6 +221,21 @@ def start_tracing() -> TracerProvider | None:
     return provider
 
 
+async def supervised(
+    name: str, listen: Callable[[asyncio.Event], Coroutine[Any, Any, None]], stop: asyncio.Event
+) -> None:
+    """Run a channel's listener until the service stops; a Redis outage restarts it once
+    Redis is back instead of ending the service."""
+    outage = connection.Outage(log, name)
+    while not stop.is_set():
+        try:
+            await listen(stop)
+        except connection.INFRA_ERRORS as exc:
+            await outage.wait(exc, stop)
+        else:
+            return
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """Handle SIGTERM as SIGINT is handled at this moment (asyncio.run cancels its main task)."""
     on_sigint = signal.getsignal(signal.SIGINT)
@@ -222,17 +249,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("role", nargs="?", default="serve", choices=["serve", "api", "worker"])
+    parser.add_argument(
+        "role", nargs="?", default="serve", choices=["serve", "api", "worker", "check"]
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="check: also reach Redis, the model, Slack, ..."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING if args.role == "check" else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = load_settings()
-        Access.from_settings(settings)
+        checked = checks.validate(load_settings(), args.role)
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+    settings = checked.settings
+    if args.role == "check":
+        table, fine = asyncio.run(checks.report(checked, args.live))
+        print(table)
+        return 0 if fine else 1
     logs.setup(settings.switchboard_log_format, settings.switchboard_log_level)
     provider = start_tracing()
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
@@ -242,14 +279,23 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     redis_url = settings.redis_url
     if redis_url is None:
-        server = embedded.start_persistent(settings.switchboard_data_dir)
+        try:
+            server = embedded.start_persistent(settings.switchboard_data_dir)
+        except embedded.EmbeddedRedisError as exc:
+            print(f"switchboard: embedded Redis: {exc}", file=sys.stderr)
+            return 2
         redis_url = server.url
         log.info("embedded Redis at %s (AOF on)", redis_url)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
             asyncio.run(run(args.role, settings, redis_url))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except connection.INFRA_ERRORS as exc:
+        # Only at start: once running, the service waits Redis out (store/connection.py).
+        where = "the embedded Redis" if server else f"REDIS_URL={settings.redis_url}"
+        print(f"switchboard: cannot reach {where}: {exc}", file=sys.stderr)
         return 2
     finally:
         if server is not None:

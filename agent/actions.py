@@ -42,6 +42,9 @@ class CommandAction:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                # Its own session: a Ctrl-C in the service's terminal (SIGINT to the whole
+                # process group) must not kill a deploy halfway; the worker waits for it.
+                start_new_session=True,
             )
         except OSError as exc:
             raise ToolFailed(self.name, f"cannot run {argv[0]}: {exc.strerror}") from None

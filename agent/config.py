@@ -4,7 +4,7 @@ default_agent = "deploybot"
 
 [agents.deploybot]
 module = "agent.examples.deploybot"   # a module with tools(config) -> list[Tool]
-prompt = "deploybot/v1"               # prompts/deploybot/v1.j2
+prompt = "deploybot/v1"               # agent/prompts/deploybot/v1.j2
 max_steps = 10
 
 [agents.deploybot.tools.deploy]
@@ -21,8 +21,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from agent import addresses
 from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
@@ -41,6 +49,16 @@ class ToolConfig(BaseModel):
     notify: list[str] = Field(default_factory=list)
     needs_approval: bool | None = None
     """Overrides the tool's own default."""
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, values: list[str]) -> list[str]:
+        return [addresses.check(v, "approver") for v in values]
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, values: list[str]) -> list[str]:
+        return [addresses.check(v, "notify") for v in values]
 
     @model_validator(mode="after")
     def _one_action(self) -> ToolConfig:
@@ -120,14 +138,25 @@ class Registry:
         return self.agents.get(name or self.default)
 
 
+def one_line(exc: ValidationError) -> str:
+    """``agents.deploybot.tools.deploy.approvers.0: 'slak:U1': unknown channel ...``"""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(x) for x in error["loc"])
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
     try:
         raw = tomllib.loads(path.read_text())
         config = FileConfig.model_validate(raw)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} not found (SWITCHBOARD_CONFIG)") from None
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {one_line(exc)}") from None
     if not config.agents:
         raise ConfigError(f"{path}: no agents configured")
     agents = {name: build_agent(name, ac, prompts) for name, ac in config.agents.items()}

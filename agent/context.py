@@ -31,7 +31,8 @@ from model.events import (
     ToolResult,
 )
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# Inside the package, so a wheel carries them (agent/prompts/<agent>/<version>.j2).
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 
 # Events that prove the agent got past an error: once one follows an error, the error and
 # the failed attempt that caused it leave the context.

@@ -29,3 +29,11 @@ class LLMFailed(AgentError):
 
 class ConfigError(AgentError):
     """The operator's configuration is wrong: a missing module, prompt or setting."""
+
+
+class ShuttingDown(AgentError):
+    """The service is stopping: a run ends at its next step instead of starting one."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"stopping before the next step of {thread_id}")
+        self.thread_id = thread_id

@@ -169,5 +169,19 @@ class OpenAILLM:
         span.set_attribute("gen_ai.response.finish_reasons", reasons)
         return usage
 
+    async def probe(self) -> str:
+        """``main.py check --live``: the server answers and knows our model."""
+        try:
+            models = [m.id async for m in self._client.models.list()]
+        except openai.APIStatusError as exc:
+            raise LLMFailed(
+                "unavailable", f"model server answered HTTP {exc.status_code}"
+            ) from None
+        except openai.APIConnectionError:
+            raise LLMFailed("unavailable", "could not reach the model server") from None
+        if self.model not in models:
+            raise LLMFailed("refused", f"the server does not offer model {self.model!r}")
+        return f"{self.model} offered ({len(models)} models)"
+
     async def close(self) -> None:
         await self._client.close()

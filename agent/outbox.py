@@ -50,7 +50,7 @@ class OutboxDispatcher:
         self.senders = dict(senders)
         self.name = name
         self.settings = settings or OutboxSettings()
-        self.outage = Outage(log, f"outbox {name}")
+        self.outage = Outage(log, f"outbox {name}", store.redis)
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -96,7 +96,7 @@ class OutboxDispatcher:
         except INFRA_ERRORS as exc:
             # Left pending, like any failure below: reclaimed once the claim runs out.
             metrics.REDIS_ERRORS.labels("outbox").inc()
-            self.outage.failed(exc)
+            await self.outage.failed(exc)
         except Exception:
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
             log.exception("delivering %s failed unexpectedly", entry.fields)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from agent.contact import Contact, call_text
-from agent.errors import LLMFailed, ToolFailed
+from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.llm import LLM
 from agent.reducer import (
     Decide,
@@ -74,7 +74,10 @@ class Run:
         store: ThreadStore,
         settings: RunSettings,
         ack: tuple[WorkStream, str] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> None:
+        self.stop = stop
+        """Set when the service stops: no further step (model call, tool) starts."""
         self.lease = lease
         self.agent = agent
         self.llm = llm
@@ -134,6 +137,8 @@ class Run:
         status: Status = "awaiting_human" if self._recover_unknown_outcomes() else "running"
         decided = 0
         while True:
+            if status == "running" and self.stop is not None and self.stop.is_set():
+                raise ShuttingDown(self.lease.thread_id)  # all committed: nothing is lost
             if status == "running":
                 action = plan(self.events, self.ledger, self.lease.meta.origin.target)
                 match action:

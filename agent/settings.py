@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Settings(BaseSettings):
@@ -21,7 +24,7 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     switchboard_model: str = "gpt-4o-mini"
-    switchboard_llm_timeout: float = 60.0
+    switchboard_llm_timeout: float = Field(default=60.0, gt=0)
 
     switchboard_api_token: SecretStr | None = None
     """The shared bearer token for /v1; its holder acts as ``api``."""
@@ -30,13 +33,30 @@ class Settings(BaseSettings):
     switchboard_max_body: int = Field(default=1 << 20, gt=0)
     """Largest /v1 request body, in bytes (1 MiB)."""
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str | None = None
     switchboard_config: Path = Path("switchboard.toml")
 
-    switchboard_lease_ttl_ms: int = 30_000
-    switchboard_worker_concurrency: int = 8
-    switchboard_llm_retry_delay: float = 1.0
+    switchboard_lease_ttl_ms: int = Field(default=30_000, ge=100)
+    switchboard_worker_concurrency: int = Field(default=8, ge=1)
+    switchboard_llm_retry_delay: float = Field(default=1.0, ge=0)
+    switchboard_shutdown_grace: float = Field(default=30.0, ge=0)
+    """Seconds a stopping worker waits for tools in flight before it leaves them."""
+    switchboard_alive_file: Path | None = None
+    """A worker touches this file about every second: the liveness signal of a healthcheck."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+            raise ValueError(
+                "not a Redis URL: use redis://host:6379/0, rediss://host:6380/0 (TLS) "
+                "or unix:///path/to/redis.sock; unset for the embedded Redis"
+            )
+        return url
 
     @field_validator("switchboard_api_token", "switchboard_api_tokens")
     @classmethod

@@ -14,9 +14,11 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.config import Registry
 from agent.contact import Contact
+from agent.errors import ShuttingDown
 from agent.llm import LLM
 from agent.reducer import resting_status
 from agent.runner import Run, RunSettings
@@ -43,6 +45,10 @@ class WorkerSettings:
     concurrency: int = 8
     run: RunSettings = field(default_factory=RunSettings)
     block_ms: int = 1000
+    shutdown_grace: float = 30.0
+    """Seconds a stopping worker waits for runs in flight before it cuts them off."""
+    alive_file: Path | None = None
+    """Touched about every second while the loop turns: a container healthcheck's signal."""
 
 
 def worker_name() -> str:
@@ -64,18 +70,22 @@ class Worker:
         self.llm = llm
         self.name = name or worker_name()
         self.settings = settings or WorkerSettings()
-        self.outage = Outage(log, f"worker {self.name}")
+        self.outage = Outage(log, f"worker {self.name}", store.redis)
+        self._stop: asyncio.Event | None = None
+        self._alive_at = float("-inf")
 
     @property
     def ttl_ms(self) -> int:
         return self.settings.run.lease_ttl_ms
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
         last_reclaim = 0.0
         ready = False
         while not stop.is_set():
+            self._alive(loop.time())
             free = self.settings.concurrency - len(tasks)
             if free <= 0:
                 await asyncio.wait(tasks, timeout=1, return_when=asyncio.FIRST_COMPLETED)
@@ -110,8 +120,28 @@ class Worker:
                 task = asyncio.create_task(self.handle(entry, reclaimed=was_reclaimed))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._drain(tasks)
+
+    def _alive(self, now: float) -> None:
+        path = self.settings.alive_file
+        if path is not None and now - self._alive_at >= 1.0:
+            self._alive_at = now
+            path.touch()
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Give runs in flight (a tool running, say) the grace period to reach their next
+        step; cancel the rest. A tool cut off that way stays in its own session, and its
+        'started' ledger entry sends the thread to a human on its next run."""
+        if not tasks:
+            return
+        grace = self.settings.shutdown_grace
+        log.info("stopping: waiting up to %g s for %d run(s) in flight", grace, len(tasks))
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("stopping: %d run(s) cut off after %g s", len(late), grace)
+            await asyncio.wait(late)
 
     async def handle(self, entry: Entry, *, reclaimed: bool = False) -> None:
         thread_id = entry.fields.get("t", "")
@@ -122,7 +152,7 @@ class Worker:
             # The entry stays pending: once its lease has run out, a worker reclaims it and
             # runs the thread again from what Redis holds. Nothing here can tell whether
             # the last write went through, so nothing is written blindly a second time.
-            self.outage.failed(exc)
+            await self.outage.failed(exc)
             log.info("run of %s interrupted by Redis (%s); it is retried", thread_id, exc)
 
     async def _handle(self, thread_id: str, entry: Entry, reclaimed: bool) -> None:
@@ -162,6 +192,9 @@ class Worker:
                 outcome = "lease_lost"
                 log.warning("lost the lease on %s; another worker has it now", thread_id)
                 await self.store.runs.ack(entry.entry_id)
+            except ShuttingDown:
+                outcome = "handed_over"
+                await self._hand_over(lease, entry)
             except INFRA_ERRORS:
                 outcome = "interrupted"
                 metrics.REDIS_ERRORS.labels("worker").inc()
@@ -197,9 +230,22 @@ class Worker:
                 ack=ack,
             )
             return "failed"
-        run = Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack)
+        run = Run(lease, agent, self.llm, self.store, self.settings.run, ack=ack, stop=self._stop)
         await run.go()
         return resting_status(run.events)
+
+    async def _hand_over(self, lease: Lease, entry: Entry) -> None:
+        """Stopping between steps: let go of the thread and wake it for another worker now,
+        rather than leave it to be reclaimed once the lease has run out."""
+        await self.store.commit(
+            lease,
+            ttl_ms=self.ttl_ms,
+            release=True,
+            merge=False,
+            ack=(self.store.runs, entry.entry_id),
+        )
+        await self.store.runs.add({"t": lease.thread_id})
+        log.info("stopping: %s handed over between steps", lease.thread_id)
 
     async def _fail(self, lease: Lease, entry: Entry) -> None:
         """A bug in the run itself: note it on the thread and ask a human, rather than retry

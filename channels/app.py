@@ -47,7 +47,7 @@ def create_app(
         version="0.1.0",
     )
     app.add_middleware(AccessGuard, access=access)
-    outage = Outage(log, "api")
+    outage = Outage(log, "api", client)
     install_error_handlers(app, outage)
     observability.install(
         app,
@@ -73,7 +73,7 @@ def create_app(
         try:
             await asyncio.wait_for(client.ping(), HEALTH_PING_S)
         except UNHEALTHY as exc:
-            outage.failed(exc)
+            await outage.failed(exc)
             detail = str(exc)[:200] or "no answer in time"
             return JSONResponse({"status": "degraded", "redis": detail}, status_code=503)
         outage.ok()

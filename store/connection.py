@@ -3,9 +3,11 @@
 Two kinds of client, because not every command may be sent twice:
 
 - ``retrying``: redis-py's own ``Retry`` with exponential backoff on connection and timeout
-  errors. For the API and the channels' listeners: reads, deduplicated appends, wake-ups and
-  answers (a repeated answer finds the request answered and is refused). A request that
-  arrives while Redis is away waits a few seconds for it rather than failing at once.
+  errors. For the API and the channels' listeners: reads, appends (each carries a dedupe
+  key: the provider's message id, or one the REST API makes per request), wake-ups (an
+  extra one is harmless) and answers (a repeat whose first try went through is refused as
+  already answered; the answer stands). A request that arrives while Redis is away waits a
+  few seconds for it rather than failing at once.
 - ``plain``: no command is repeated by the client. For the workers and the outbox: a lease
   acquire, a fenced commit or an outbox claim whose reply was lost may have happened, and
   sending it again would take a second lease or append the same events twice. Their loops
@@ -75,14 +77,17 @@ class Outage:
     Every loop that talks to Redis keeps one: ``failed`` on a connection error returns how
     long to wait before trying again (exponential, with jitter, capped), ``ok`` after a
     command that worked. Only the first failure and the recovery are logged, not each retry.
+    Given the loop's client, the first failure also drops the pool's idle connections.
     """
 
     BASE_S = 0.1
-    CAP_S = 5.0
+    CAP_S = 2.0
+    """At most this long between two tries: back at work soon after Redis is."""
 
-    def __init__(self, log: logging.Logger, who: str) -> None:
+    def __init__(self, log: logging.Logger, who: str, client: aioredis.Redis | None = None) -> None:
         self._log = log
         self._who = who
+        self._client = client
         self._since: float | None = None
         self._failures = 0
 
@@ -90,12 +95,16 @@ class Outage:
     def down(self) -> bool:
         return self._since is not None
 
-    def failed(self, exc: BaseException) -> float:
+    async def failed(self, exc: BaseException) -> float:
         if self._since is None:
             self._since = time.monotonic()
             self._log.warning(
                 "%s: Redis unreachable (%s); retrying until it is back", self._who, exc
             )
+            if self._client is not None:
+                # The pool's idle connections point at the server that went away: each would
+                # fail once more after it is back, interrupting a run for nothing.
+                await self._client.connection_pool.disconnect(inuse_connections=False)
         self._failures += 1
         delay = min(self.BASE_S * 2.0 ** (self._failures - 1), self.CAP_S)
         jitter: float = random.uniform(0.8, 1.2)
@@ -111,6 +120,6 @@ class Outage:
 
     async def wait(self, exc: BaseException, stop: asyncio.Event) -> None:
         """Record the failure and sleep out its backoff, or until ``stop`` is set."""
-        delay = self.failed(exc)
+        delay = await self.failed(exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)

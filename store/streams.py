@@ -61,6 +61,10 @@ class WorkStream:
             await self._r.xack(self.key, self.group, *gone)
         return entries
 
+    async def add(self, fields: dict[str, str]) -> None:
+        """Put a new entry on the stream (a wake-up, a pointer)."""
+        await self._r.xadd(self.key, fields)  # type: ignore[arg-type]
+
     async def touch(self, consumer: str, entry_id: str) -> None:
         """Reset an entry's idle time, so a long run is not mistaken for a dead one."""
         await self._r.xclaim(self.key, self.group, consumer, 0, [entry_id], justid=True)

@@ -6,13 +6,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from agent import config
 from agent.llm import NoLLM, OpenAILLM
 from agent.settings import Settings
-from channels.rest.auth import Access, TokenSpecError, host_name, parse_named
+from channels.rest.auth import (
+    Access,
+    AccessGuard,
+    CallerDep,
+    TokenSpecError,
+    host_name,
+    parse_named,
+)
 from model.events import HumanResponse
 from store import keys
 from tests.conftest import ROOT, Service
@@ -235,3 +244,22 @@ async def test_docs_work_offline(guarded: Service) -> None:
     js = await guarded.api.get("/static-offline-docs/swagger-ui-bundle.js")
     assert js.status_code == 200
     assert len(js.content) > 100_000
+
+
+async def test_a_route_outside_the_guarded_prefixes_cannot_ask_who_called() -> None:
+    app = FastAPI()
+    app.add_middleware(AccessGuard, access=Access(shared="s3cret", prefixes=("/v1", "/ops")))
+
+    @app.get("/ops/whoami")
+    async def whoami(caller: CallerDep) -> str:
+        return caller.name
+
+    @app.get("/open/whoami")
+    async def open_whoami(caller: CallerDep) -> str:
+        return caller.name
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        assert (await client.get("/ops/whoami")).status_code == 401
+        assert (await client.get("/ops/whoami", headers=SHARED)).json() == "api"
+        assert (await client.get("/open/whoami", headers=SHARED)).status_code == 500

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as aioredis
 
 from model.events import AgentStep, FinalAnswer, ToolResult
@@ -24,7 +26,7 @@ module = "agent.examples.deploybot"
 prompt = "deploybot/v1"
 
 [agents.deploybot.tools.list_tags]
-command = ["{python}", "-c", "print('v1.2.3')"]
+command = ["{python}", "-c", "import time; time.sleep(0.3); print('v1.2.3')"]
 
 [agents.deploybot.tools.deploy]
 command = ["{python}", "-c", "print('deployed')"]
@@ -34,7 +36,7 @@ approvers = ["rest:*"]
 command = ["{python}", "-c", "print('ok')"]
 """
 
-THREADS_PER_PHASE = 8
+THREADS_PER_PHASE = 6
 
 
 def _brain(messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -74,6 +76,9 @@ async def _degraded(api: httpx.AsyncClient) -> None:
     raise AssertionError("/healthz never reported the outage")
 
 
+# Three processes, two restarts and the lease time-outs they cause: about 20 s on an idle
+# machine, more on a loaded one; no timing is asserted.
+@pytest.mark.timeout(180)
 async def test_api_and_workers_ride_out_two_redis_restarts(
     tmp_path: Path, fake_llm: FakeOpenAI
 ) -> None:
@@ -85,6 +90,7 @@ async def test_api_and_workers_ride_out_two_redis_restarts(
         "OPENAI_BASE_URL": fake_llm.base_url,
         "OPENAI_API_KEY": "test-key",
         "SWITCHBOARD_LEASE_TTL_MS": "2000",
+        "SWITCHBOARD_SHUTDOWN_GRACE": "5",
     }
     try:
         with (
@@ -93,12 +99,18 @@ async def test_api_and_workers_ride_out_two_redis_restarts(
             worker_process(tmp_path / "w2.log", {**env, **_config_env(tmp_path)}) as w2,
         ):
             async with httpx.AsyncClient(base_url=api_process.base, timeout=30) as api:
+                # Both workers up and working before anything is killed.
                 ids = [await _post(api, f"a{i}") for i in range(THREADS_PER_PHASE)]
+                await _all_done(redis_server.url, ids)
                 for phase in ("b", "c"):
+                    ids += [await _post(api, f"{phase}{i}") for i in range(THREADS_PER_PHASE)]
+                    # Kill it with runs in flight: model calls made, tools running.
+                    calls = len(fake_llm.requests)
+                    await _until(lambda n=calls + 2: len(fake_llm.requests) >= n)
                     redis_server.kill()
                     await _degraded(api)
                     posting = asyncio.gather(
-                        *(_post(api, f"{phase}{i}") for i in range(THREADS_PER_PHASE))
+                        *(_post(api, f"{phase}x{i}") for i in range(THREADS_PER_PHASE))
                     )
                     await asyncio.sleep(0.5)
                     redis_server.start()
@@ -107,10 +119,22 @@ async def test_api_and_workers_ride_out_two_redis_restarts(
             assert w1.poll() is None, "a worker exited"
             assert w2.poll() is None, "a worker exited"
             assert "Redis unreachable" in api_process.log()
-        logs = (tmp_path / "w1.log").read_text() + (tmp_path / "w2.log").read_text()
-        assert "Traceback" not in logs, logs[-3000:]
+        for log in ("w1.log", "w2.log"):
+            text = (tmp_path / log).read_text()
+            assert "Traceback" not in text, text[-3000:]
+            # It met both outages (once each in the log, not once per retry) and carried on.
+            assert text.count("Redis unreachable") >= 2, text[-3000:]
+            assert "Redis is back" in text
     finally:
         redis_server.stop()
+
+
+async def _until(check: Callable[[], bool], within: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, "condition never reached"
+        await asyncio.sleep(0.01)
 
 
 def _config_env(tmp_path: Path) -> dict[str, str]:
@@ -122,17 +146,15 @@ async def _all_done(url: str, ids: list[str]) -> None:
     store = ThreadStore(client)
     try:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
+        deadline = loop.time() + 120
         pending = set(ids)
         while pending:
             for tid in sorted(pending):
                 with contextlib.suppress(Exception):
                     view = await store.thread(tid)
-                    if (
-                        view.state.status == "done"
-                        and view.state.lease_owner is None
-                        and all(o.status == "sent" for o in view.outbox)
-                    ):
+                    # Finished: done and let go. Its answer may still wait to be sent: a send
+                    # cut off by the outage is retried once its claim runs out (a minute).
+                    if view.state.status == "done" and view.state.lease_owner is None:
                         pending.discard(tid)
             assert loop.time() < deadline, f"threads never finished: {sorted(pending)}"
             await asyncio.sleep(0.2)
@@ -145,5 +167,6 @@ async def _all_done(url: str, ids: list[str]) -> None:
             results = [e.call_id for e in view.events if isinstance(e, ToolResult)]
             assert results == [steps[0].call_id], (tid, results)
             assert [o.item.kind for o in view.outbox] == ["final"], (tid, view.outbox)
+            assert view.outbox[0].status in ("sent", "pending", "sending"), view.outbox
     finally:
         await client.aclose()

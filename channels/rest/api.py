@@ -1,7 +1,7 @@
 """The REST API: launch threads, post messages, read threads, answer requests.
 
-Every /v1 call needs ``Authorization: Bearer <SWITCHBOARD_API_TOKEN>`` when a token is set;
-without one the service listens on loopback only (see main.py).
+Who may call it, and as whom, is channels/rest/auth.py: a bearer token when one is set
+(shared, or named: its holder acts under the name), else loopback only.
 """
 
 from __future__ import annotations
@@ -11,24 +11,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
-    Depends,
     FastAPI,
     Header,
     HTTPException,
     Query,
     Request,
-    Security,
     status,
 )
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
 from channels.rest import live
-from channels.rest.auth import Access, Caller, caller_of
+from channels.rest.auth import Access, CallerDep
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
 from model.ids import new_id, thread_id_for
@@ -143,43 +140,16 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("no such thread or request")}
 
-# Declares the bearer scheme in the OpenAPI document (the Authorize button of /docs); the
-# token itself is checked by AccessGuard before the body is read (channels/rest/auth.py).
-_bearer_scheme = HTTPBearer(auto_error=False, description="SWITCHBOARD_API_TOKEN(S)")
 
-
-def _caller(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
-) -> Caller:
-    return caller_of(request)
-
-
-CallerDep = Annotated[Caller, Depends(_caller)]
-
-
-def _acting_as(caller: Caller, claimed: str | None, names: frozenset[str]) -> str:
-    """Who a request acts as: a named token's name, or what the shared caller says it is.
-
-    A named token cannot act as anyone else, and nobody else can act as a named token's name:
-    an approver ``rest:ops`` is satisfied by the ``ops`` token only.
-    """
-    if caller.named:
-        if claimed not in (None, caller.name):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this token acts as {caller.name!r}, not {claimed!r}"
-            )
-        return caller.name
-    if claimed in names:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"{claimed!r} is a token's name: use that token"
-        )
-    return claimed or caller.name
+def _dedupe(idempotency_key: str | None) -> str:
+    """The append's dedupe key: the client's Idempotency-Key, else one of ours for this
+    request, so that the Redis client repeating the append after a dropped connection
+    (store/connection.py) cannot store the message twice."""
+    return idempotency_key or new_id("req")
 
 
 def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
-    token_names = access.names()
     hub = live.Hub(port.changes, port.digests)
     api.include_router(live.router(hub, registry, token_set=access.token_required))
 
@@ -193,7 +163,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         agent = registry.get(body.agent)
         if agent is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no agent {body.agent!r}")
-        sender = _acting_as(caller, body.sender, token_names)
+        sender = caller.acting_as(body.sender)
         tid = thread_id_for(CHANNEL, idempotency_key) if idempotency_key else new_id("th")
         event = UserMessage(
             channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
@@ -201,7 +171,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         stored = await port.append_message(
             tid,
             event,
-            dedupe=idempotency_key,
+            dedupe=_dedupe(idempotency_key),
             create=NewThread(agent=agent.name, origin=Origin(channel=CHANNEL, address=sender)),
         )
         return ThreadCreated(thread_id=tid, duplicate=not stored)
@@ -234,11 +204,11 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
         """A human's message on an existing thread; the agent picks it up in its next step."""
-        sender = _acting_as(caller, body.sender, token_names)
+        sender = caller.acting_as(body.sender)
         event = UserMessage(
             channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
         )
-        stored = await port.append_message(thread_id, event, dedupe=idempotency_key)
+        stored = await port.append_message(thread_id, event, dedupe=_dedupe(idempotency_key))
         return Accepted(thread_id=thread_id, duplicate=not stored)
 
     @api.get("/requests", response_model=list[RequestView], tags=["requests"])
@@ -269,7 +239,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         request_id: str, body: Approve | Reject | Answer, caller: CallerDep
     ) -> Answered:
         """Approve or reject an approval request, or answer a question. Once only."""
-        responder = _acting_as(caller, body.responder, token_names)
+        responder = caller.acting_as(body.responder)
         view = await port.request(request_id)
         kind = view.request.kind
         if kind == "approval" and isinstance(body, Answer):
@@ -320,7 +290,7 @@ def install_error_handlers(app: FastAPI, outage: Outage) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        outage.failed(exc)
+        await outage.failed(exc)
         metrics.REDIS_ERRORS.labels("api").inc()
         return JSONResponse(
             {"detail": "the store (Redis) is unavailable; try again shortly"},

@@ -15,6 +15,10 @@
 
 All of it is one ASGI middleware, because FastAPI reads and parses a body before any route
 dependency runs: a dependency would check the token only after a 50 MB body was read.
+Routes learn who called through ``CallerDep`` (which also declares the bearer scheme in the
+OpenAPI document) and ask ``Caller.acting_as`` whom a request may speak for. Routes beyond
+/v1 that need a token (a console's) add their prefix to ``Access.prefixes``; ``CallerDep``
+on a route outside them fails rather than let an unchecked request through.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent.errors import ConfigError
@@ -78,6 +84,21 @@ class Caller:
     name: str
     named: bool = False
     """Authenticated by a named token: the name is proven, not claimed."""
+    reserved: frozenset[str] = frozenset()
+    """The named tokens' names, which only their tokens may act as."""
+
+    def acting_as(self, claimed: str | None) -> str:
+        """Who a request acts as: a named token's name, or what a shared caller says it is
+        (default ``api``). A named token cannot act as anyone else, and nobody else can act
+        as a named token's name: an approver ``rest:ops`` is satisfied by the ops token only.
+        """
+        if self.named:
+            if claimed not in (None, self.name):
+                raise HTTPException(403, f"this token acts as {self.name!r}, not {claimed!r}")
+            return self.name
+        if claimed in self.reserved:
+            raise HTTPException(403, f"{claimed!r} is a token's name: use that token")
+        return claimed or self.name
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,8 @@ class Access:
     max_body: int = 1 << 20
     hosts: frozenset[str] | None = None
     """Host names served when no token is set; None: any (an app built for a test)."""
+    prefixes: tuple[str, ...] = (PREFIX,)
+    """Paths whose requests need a token (and whose bodies are limited)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -110,11 +133,9 @@ class Access:
     def token_required(self) -> bool:
         return self.shared is not None or bool(self.named)
 
-    def names(self) -> frozenset[str]:
-        return frozenset(self.named)
-
     def identify(self, authorization: str | None) -> Caller | None:
         """The caller a request's Authorization header proves; None: refuse it."""
+        reserved = frozenset(self.named)
         if not self.token_required:
             return Caller(SHARED_NAME)
         scheme, _, presented = (authorization or "").partition(" ")
@@ -124,10 +145,10 @@ class Access:
         found: Caller | None = None
         # Compare with every token, so the time taken does not tell which one nearly matched.
         if self.shared is not None and secrets.compare_digest(given, self.shared.encode()):
-            found = Caller(SHARED_NAME)
+            found = Caller(SHARED_NAME, reserved=reserved)
         for name, token in self.named.items():
             if secrets.compare_digest(given, token.encode()):
-                found = Caller(name, named=True)
+                found = Caller(name, named=True, reserved=reserved)
         return found
 
     def host_allowed(self, host_header: str | None) -> bool:
@@ -165,7 +186,7 @@ class AccessGuard:
             await _refuse(send, 400, "invalid host header: not a name this API serves")
             return
         path: str = scope["path"]
-        if path != PREFIX and not path.startswith(PREFIX + "/"):
+        if not any(path == p or path.startswith(p + "/") for p in self.access.prefixes):
             await self.app(scope, receive, send)
             return
         caller = self.access.identify(headers.get("authorization"))
@@ -207,7 +228,24 @@ async def _refuse(send: Send, status: int, detail: str, extra: Mapping[str, str]
     await send({"type": "http.response.body", "body": body})
 
 
-def caller_of(request: Request) -> Caller:
-    """The route's view of who called (set by AccessGuard; an unguarded app: the shared name)."""
+# Declares the bearer scheme in the OpenAPI document (the Authorize button of /docs); the
+# token itself was checked by AccessGuard before the body was read.
+bearer_scheme = HTTPBearer(auto_error=False, description="SWITCHBOARD_API_TOKEN(S)")
+
+
+def caller_of(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
+) -> Caller:
+    """Who called, as AccessGuard found it.
+
+    As a dependency (``CallerDep``) it also puts the bearer scheme on the route's OpenAPI.
+    """
     caller = getattr(request.state, "caller", None)
-    return caller if isinstance(caller, Caller) else Caller(SHARED_NAME)
+    if not isinstance(caller, Caller):
+        # Fail closed: a route that asks who called must sit under one of Access.prefixes.
+        raise RuntimeError(f"{request.url.path} is not under a prefix AccessGuard checks")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(caller_of)]

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import AppStatus
 
 from agent.config import Registry
 from channels.rest.auth import caller_of
@@ -201,3 +202,11 @@ def router(hub: Hub, registry: Registry, *, token_set: bool) -> APIRouter:
         )
 
     return api
+
+
+async def end_streams_on(stop: asyncio.Event) -> None:
+    """The REST channel's listener: when the service stops, end every open stream as a
+    complete response. sse-starlette learns of a shutdown from uvicorn's signal handlers,
+    which the service replaces with its own (main.py), so it is told here instead."""
+    await stop.wait()
+    AppStatus.should_exit = True

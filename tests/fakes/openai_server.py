@@ -91,7 +91,12 @@ class FakeOpenAI:
         self._script: deque[Scripted] = deque()
         self.requests: list[dict[str, Any]] = []
         self.brain: Callable[[list[dict[str, str]]], dict[str, Any]] = deploy_brain
-        app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._complete, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
         self.server = BackgroundServer(app)
 
     @property
@@ -112,6 +117,13 @@ class FakeOpenAI:
         """The rendered thread (the user message) of every call so far."""
         with self._lock:
             return [r["messages"][-1]["content"] for r in self.requests]
+
+    async def _models(self, request: Request) -> JSONResponse:
+        models = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+            for name in ("fake-model", "gpt-4o-mini")
+        ]
+        return JSONResponse({"object": "list", "data": models})
 
     async def _complete(self, request: Request) -> Response:
         body = await request.json()

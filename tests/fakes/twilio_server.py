@@ -52,7 +52,8 @@ class FakeTwilio:
         self.attempts = 0
         app = Starlette(
             routes=[
-                Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"])
+                Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
+                Route("/2010-04-01/Accounts/{sid}.json", self._account, methods=["GET"]),
             ]
         )
         self.server = BackgroundServer(app)
@@ -87,12 +88,33 @@ class FakeTwilio:
             headers=headers,
         )
 
-    async def _create(self, request: Request) -> JSONResponse:
+    def _refused(self, request: Request) -> JSONResponse | None:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if request.headers.get("authorization") != f"Basic {expected}":
             return self._error(401, 20003, "Authenticate")
         if request.path_params["sid"] != self.account_sid:
             return self._error(404, 20404, "The requested resource was not found")
+        return None
+
+    async def _account(self, request: Request) -> JSONResponse:
+        """GET an account, as ``main.py check --live`` does."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        return JSONResponse(
+            {
+                "sid": self.account_sid,
+                "friendly_name": "Switchboard test",
+                "status": "active",
+                "type": "Full",
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}.json",
+            }
+        )
+
+    async def _create(self, request: Request) -> JSONResponse:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         with self._lock:
             self.attempts += 1
