@@ -34,7 +34,9 @@ async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory)
     [sent] = sms.fake.messages
     assert sent["To"] == APPROVER
     assert sent["From"] == OURS
-    assert sent["StatusCallback"] == f"{PUBLIC}/twilio/status"
+    approval = next(o for o in view.outbox if o.item.kind == "approval")
+    callback = f"{PUBLIC}/twilio/status?t={tid}&o={approval.item.outbox_id}"
+    assert sent["StatusCallback"] == callback  # tagged with the item, signed by Twilio
     assert "deploy(tag='v1.2.3', env='production')" in sent["Body"]
     assert sent["Body"].endswith("Reply YES, or NO and a reason.")
     approval = next(o for o in view.outbox if o.item.kind == "approval")
