@@ -150,20 +150,32 @@ class SmsInbound:
         return None
 
     async def status(self, report: StatusReport) -> None:
-        """A delivery status callback: a failed text is reported to its thread, whose run
-        loop offers the request elsewhere."""
+        """A delivery status callback: every status is noted on its outbox item; a failed
+        text is reported to its thread, whose run loop offers the request elsewhere."""
+        target = await self._item(report)
+        if target is None:
+            return
+        thread_id, outbox_id = target
+        await self.port.record_status(thread_id, outbox_id, report.status)
         if report.status not in FAILED:
             return
+        why = f"Twilio reported {report.status} (error {report.error_code or 'none'})"
+        if report.error_code == str(parse.OPTED_OUT_ERROR) and report.to:
+            await self.state.opt_out(report.to)
+        await self.port.report_failure(thread_id, outbox_id, why)
+
+    async def _item(self, report: StatusReport) -> tuple[str, str] | None:
+        """Which outbox item a callback is about: our URL's tag, or (texts sent before the
+        tag) the SID's reference."""
+        if report.thread_id and report.outbox_id:
+            return report.thread_id, report.outbox_id
         found = await self.port.resolve(CHANNEL, report.message_sid)
-        for _ in range(REF_WAIT_TRIES):
+        for _ in range(REF_WAIT_TRIES if report.status in FAILED else 0):
             if found is not None:
                 break
             # A quick failure can beat the sender's own record of the SID by a moment.
             await asyncio.sleep(REF_WAIT_PAUSE)
             found = await self.port.resolve(CHANNEL, report.message_sid)
         if found is None or found.outbox_id is None:
-            return
-        why = f"Twilio reported {report.status} (error {report.error_code or 'none'})"
-        if report.error_code == str(parse.OPTED_OUT_ERROR) and report.to:
-            await self.state.opt_out(report.to)
-        await self.port.report_failure(found.thread_id, found.outbox_id, why)
+            return None
+        return found.thread_id, found.outbox_id

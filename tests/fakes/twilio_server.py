@@ -51,6 +51,8 @@ class Lost:
 
     status: int = 500
     code: int = 20500
+    listed: bool = True
+    """False: the message list does not show it yet (Twilio's list lags behind)."""
 
 
 class FakeTwilio:
@@ -118,7 +120,9 @@ class FakeTwilio:
             found = [
                 m
                 for m in reversed(self.messages)
-                if (to is None or m["To"] == to) and (sender is None or m["From"] == sender)
+                if (to is None or m["To"] == to)
+                and (sender is None or m["From"] == sender)
+                and not m.get("Unlisted")
             ]
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         return JSONResponse(
@@ -151,6 +155,8 @@ class FakeTwilio:
         sid = "SM" + secrets.token_hex(16)
         created = format_datetime(datetime.now(UTC), usegmt=False)
         record = {**form, "Sid": sid, "Created": created}
+        if isinstance(scripted, Lost) and not scripted.listed:
+            record["Unlisted"] = "yes"
         with self._lock:
             self.messages.append(record)
         if isinstance(scripted, Slow):

@@ -291,3 +291,41 @@ async def test_a_signed_text_without_body_is_refused(sms_factory: Factory) -> No
     # An empty Body is a text (a picture without words): answered, not refused.
     empty = await sms.text(TALKER, "")
     assert (empty.status_code, "Only text is understood here." in empty.text) == (200, True)
+
+
+async def test_every_status_callback_is_recorded_on_the_item(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    tid = await _approval_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    [sent] = sms.fake.messages
+    for status in ("queued", "sent", "delivered", "delivered", "read"):
+        r = await sms.status(sent["Sid"], status, callback=sent["StatusCallback"])
+        assert r.status_code == 204
+    # Not a Twilio status: refused, nothing noted.
+    r = await sms.status(sent["Sid"], "exploded", callback=sent["StatusCallback"])
+    assert r.status_code == 400
+    view = await sms.store.thread(tid)
+    [approval] = [o for o in view.outbox if o.item.to.channel == "sms"]
+    assert (approval.status, approval.reported) == ("sent", ["queued", "sent", "delivered", "read"])
+    r = await sms.service.api.get(f"/v1/threads/{tid}")
+    [shown] = [o for o in r.json()["outbox"] if o["item"]["to"]["channel"] == "sms"]
+    assert shown["reported"] == ["queued", "sent", "delivered", "read"]
+
+
+async def test_an_unknown_outcome_shows_what_twilio_reported_later(sms_factory: Factory) -> None:
+    """A 500 after the text went out, and the message list does not show it yet: the item's
+    outcome is unknown (not failed), the origin is asked too, and the delivery Twilio reports
+    later is shown beside it."""
+    sms = await sms_factory()
+    sms.fake.fail(Lost(500, listed=False))
+    tid = await _approval_thread(sms)
+    await sms.service.wait(tid, approval_to("rest"))
+    [sent] = sms.fake.messages
+    r = await sms.status(sent["Sid"], "delivered", callback=sent["StatusCallback"])
+    assert r.status_code == 204
+    view = await sms.service.settled(tid, "awaiting_human")
+    [approval] = [o for o in view.outbox if o.item.to.channel == "sms"]
+    assert (approval.status, approval.reported) == ("unknown", ["delivered"])
+    assert "outcome unknown" in (approval.error or "")
+    [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
+    assert failure.outcome == "unknown"
