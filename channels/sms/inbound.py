@@ -18,7 +18,7 @@ from channels.sms.state import Pending, SmsState
 from model.events import UserMessage, decided
 from model.ids import thread_id_for
 from model.records import Origin
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
+from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
 from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.sms")
@@ -99,12 +99,12 @@ class SmsInbound:
         if decision.code is not None:
             chosen = next((p for p in pending if p.code == decision.code), None)
             if chosen is None:
-                waiting = ", ".join(f"{p.code} ({_what(p)})" for p in pending)
+                waiting = "; ".join([await self._listed(p) for p in pending])
                 return f"No request {decision.code} is waiting for you. Waiting: {waiting}."
         elif len(pending) == 1:
             chosen = pending[0]
         else:
-            listed = "; ".join(f"{p.code}: {_what(p)}" for p in pending)
+            listed = "; ".join([await self._listed(p) for p in pending])
             return (
                 f"{len(pending)} requests are waiting. Reply YES <code>, or NO <code> and a "
                 f"reason. {listed}"
@@ -127,6 +127,16 @@ class SmsInbound:
         await self.state.forget(number, chosen)
         done = "Approved" if decision.verdict == "approve" else "Rejected"
         return f"{done}: {_what(chosen)}."
+
+    async def _listed(self, p: Pending) -> str:
+        """One line of the code list: two requests for the same call must read differently,
+        so it names the agent, the call, who asked and when."""
+        asked = p.request.created.strftime("%H:%M UTC")
+        try:
+            meta = await self.port.meta(p.request.thread_id)
+        except ThreadNotFound:
+            return f"{p.code}: {_what(p)} ({asked})"
+        return f"{p.code}: {meta.agent} {_what(p)}, asked by {meta.origin.target} {asked}"
 
     async def _message(self, sms: InboundSms) -> str | None:
         """A text that decides nothing: the next message of this number's thread."""
