@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
 from channels.slack.messages import Messages
+from channels.slack.working import Working
 from store.port import ChannelPort
 
 
@@ -38,8 +39,9 @@ class SlackInbound:
         agent: str,
         client: AsyncWebClient,
         signing_secret: str | None,
+        working: Working | None = None,
     ) -> None:
-        self.messages = Messages(port, agent)
+        self.messages = Messages(port, agent, working)
         self.decisions = Decisions(port)
         self.bolt = AsyncApp(
             client=client,
@@ -57,3 +59,4 @@ class SlackInbound:
     async def drain(self) -> None:
         """Wait for the calls back to Slack still under way (at shutdown, and in tests)."""
         await self.decisions.drain()
+        await self.messages.drain()

@@ -3,6 +3,7 @@ the Slack thread continues it, and a reply written after the agent's question an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,6 +11,7 @@ from slack_bolt.async_app import AsyncBoltContext
 
 from channels.slack import payloads
 from channels.slack.payloads import MessageIn
+from channels.slack.working import Working
 from model.events import Answered, UserMessage
 from model.ids import thread_id_for
 from model.records import Origin
@@ -24,9 +26,23 @@ CHANNEL = "slack"
 class Messages:
     """The Events API listener for app_mention and message events."""
 
-    def __init__(self, port: ChannelPort, agent: str) -> None:
+    def __init__(self, port: ChannelPort, agent: str, working: Working | None = None) -> None:
         self.port = port
         self.agent = agent
+        self.working = working
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _show_working(self, tid: str, msg: MessageIn) -> None:
+        """The reaction goes on after Slack has its ack: it must not hold the answer up."""
+        if self.working is None:
+            return
+        task = asyncio.create_task(self.working.show(tid, msg.channel, msg.ts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
 
     async def on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         msg = payloads.message(body, context.bot_user_id)
@@ -36,7 +52,10 @@ class Messages:
     async def take(self, msg: MessageIn) -> None:
         """Store a human's message once: an answer to the open question, or a message."""
         tid = thread_id_for(CHANNEL, msg.conversation)
+        if self.working is not None:
+            await self.working.expect(tid, msg.channel, msg.ts)
         if msg.is_reply and await self._answers_question(tid, msg):
+            self._show_working(tid, msg)
             return
         create = None
         if msg.starts:
@@ -48,8 +67,11 @@ class Messages:
             # ts names the message within its channel, and the thread is per channel: both
             # copies of a mention (app_mention and message), every retry, and a copy of a
             # message that answered a question share it, and are stored once.
-            await self.port.append_message(tid, event, dedupe=msg.ts, create=create)
+            if await self.port.append_message(tid, event, dedupe=msg.ts, create=create):
+                self._show_working(tid, msg)
         except ThreadNotFound:
+            if self.working is not None:
+                await self.working.drop(tid, msg.channel, msg.ts)
             log.debug("reply in a Slack thread we are not part of: %s", msg.conversation)
 
     async def _answers_question(self, tid: str, msg: MessageIn) -> bool:

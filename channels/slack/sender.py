@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.delivery import SendFailed
 from channels.slack import blocks, tags
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
+from channels.slack.working import Working
 from model.records import Delivery, OutboxItem
 
 CHANNEL = "slack"
@@ -77,8 +78,10 @@ class SlackSender:
     """An interrupted attempt is looked up first (``find``); one that cannot be found is
     posted again: losing an approval request would be worse than a rare double."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, working: Working | None = None) -> None:
         self.client = client
+        self.working = working
+        """Clears the "working" reaction of a thread once the agent's message is out."""
         """For reads (conversations.replies/history): safe to retry, the given handlers stay."""
         self.poster = AsyncWebClient(
             token=client.token,
@@ -113,6 +116,8 @@ class SlackSender:
             done = [*done, str(response["ts"])]
             channel = str(response.get("channel") or channel)  # a user id becomes a DM id
         self._posted.pop(item.outbox_id, None)
+        if self.working is not None:
+            await self.working.clear(item.thread_id)
         return _delivery(channel, done)
 
     async def find(self, item: OutboxItem) -> Delivery | None:

@@ -87,6 +87,8 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Posted] = {}
         self.groups: dict[str, list[str]] = {}
+        self.reactions: dict[tuple[str, str], set[str]] = defaultdict(set)
+        """Our bot's reactions by (channel, message ts)."""
         self.socket_url = ""
         """Where apps.connections.open sends the app (a FakeSocketMode's url)."""
         self._failures: dict[str, deque[list[Any]]] = defaultdict(deque)
@@ -105,6 +107,7 @@ class FakeSlack:
             self.calls.clear()
             self.messages.clear()
             self.groups.clear()
+            self.reactions.clear()
             self.socket_url = ""
             self._failures.clear()
             self._drops.clear()
@@ -279,6 +282,22 @@ class FakeSlack:
         view = args["view"]
         view = json.loads(view) if isinstance(view, str) else view
         return {"ok": True, "view": {"id": "V0VIEW", **view}}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        key, name = (str(args["channel"]), str(args["timestamp"])), str(args["name"])
+        with self._lock:
+            if name in self.reactions[key]:
+                return {"ok": False, "error": "already_reacted"}
+            self.reactions[key].add(name)
+        return {"ok": True}
+
+    def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        key, name = (str(args["channel"]), str(args["timestamp"])), str(args["name"])
+        with self._lock:
+            if name not in self.reactions.get(key, set()):
+                return {"ok": False, "error": "no_reaction"}
+            self.reactions[key].discard(name)
+        return {"ok": True}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args.get("usergroup"))
