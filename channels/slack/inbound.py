@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
 from channels.slack.messages import Messages
+from channels.slack.names import Names
 from channels.slack.working import Working
 from store.port import ChannelPort
 
@@ -42,7 +43,7 @@ class SlackInbound:
         working: Working | None = None,
     ) -> None:
         self.messages = Messages(port, agent, working)
-        self.decisions = Decisions(port)
+        self.decisions = Decisions(port, Names(client))
         self.bolt = AsyncApp(
             client=client,
             signing_secret=signing_secret or "",

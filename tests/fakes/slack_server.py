@@ -87,6 +87,8 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Posted] = {}
         self.groups: dict[str, list[str]] = {}
+        self.users: dict[str, str] = {}
+        """Display names users.info reports, by user id (others: user_not_found)."""
         self.reactions: dict[tuple[str, str], set[str]] = defaultdict(set)
         """Our bot's reactions by (channel, message ts)."""
         self.socket_url = ""
@@ -108,6 +110,7 @@ class FakeSlack:
             self.messages.clear()
             self.groups.clear()
             self.reactions.clear()
+            self.users.clear()
             self.socket_url = ""
             self._failures.clear()
             self._drops.clear()
@@ -298,6 +301,15 @@ class FakeSlack:
                 return {"ok": False, "error": "no_reaction"}
             self.reactions[key].discard(name)
         return {"ok": True}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user"))
+        with self._lock:
+            name = self.users.get(user)
+        if name is None:
+            return {"ok": False, "error": "user_not_found"}
+        profile = {"display_name": name, "real_name": name.title()}
+        return {"ok": True, "user": {"id": user, "name": name.lower(), "profile": profile}}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args.get("usergroup"))
