@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.delivery import SendFailed
 from channels.slack import blocks, tags
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
+from channels.slack.mrkdwn import to_mrkdwn
 from channels.slack.working import Working
 from model.records import Delivery, OutboxItem
 
@@ -166,7 +167,8 @@ class SlackSender:
 
     @staticmethod
     def _messages(item: OutboxItem) -> list[dict[str, Any]]:
-        parts = split(escape(item.text or " "), MESSAGE_LIMIT)
+        # The model writes Markdown; Slack shows mrkdwn (escaped: nothing becomes a mention).
+        parts = split(to_mrkdwn(item.text or " "), MESSAGE_LIMIT)
         payloads: list[dict[str, Any]] = []
         for n, part in enumerate(parts):
             content = blocks.sections(part)

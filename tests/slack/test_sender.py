@@ -158,3 +158,14 @@ async def test_find_posts_only_the_missing_parts_and_reads_a_dm_by_its_channel(
     sent = await fresh.send(dm)
     assert await _sender(fake_slack).find(dm) == sent
     assert sent.provider_id.startswith("D0ALICE:")
+
+
+async def test_the_models_markdown_is_posted_as_mrkdwn(fake_slack: FakeSlack) -> None:
+    text = "## Deployed\n**v1.2.3** is live, see [the log](https://ci.example.com/1).\n- <!here>"
+    await _sender(fake_slack).send(_item(text))
+    [posted] = fake_slack.messages.values()
+    expected = (
+        "*Deployed*\n*v1.2.3* is live, see <https://ci.example.com/1|the log>.\n• &lt;!here&gt;"
+    )
+    assert posted.text == expected
+    assert posted.blocks[0]["text"] == {"type": "mrkdwn", "text": expected}
