@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncBoltContext
 
 from channels.slack import payloads
-from channels.slack.payloads import MessageIn
+from channels.slack.payloads import Edit, MessageIn
 from channels.slack.working import Working
 from model.events import Answered, UserMessage
 from model.ids import thread_id_for
@@ -21,6 +21,8 @@ from store.port import ChannelPort, NewThread
 log = logging.getLogger("switchboard.slack")
 
 CHANNEL = "slack"
+CORRECTION = "(Correction: I edited my previous message. It now reads:) "
+"""How an edit reaches the model: a new message that says what it is."""
 
 
 class Messages:
@@ -48,6 +50,28 @@ class Messages:
         msg = payloads.message(body, context.bot_user_id)
         if msg is not None:
             await self.take(msg)
+            return
+        edit = payloads.edit(body, context.bot_user_id)
+        if edit is not None:
+            await self.correct(edit)
+
+    async def correct(self, edit: Edit) -> None:
+        """An edit of a message the agent has not answered yet reaches it as a correction;
+        an edit of one it has acted on changes nothing (what it did stands)."""
+        tid = thread_id_for(CHANNEL, edit.conversation)
+        if self.working is None or not await self.working.pending(tid, edit.channel, edit.ts):
+            log.debug("edit of a message already answered (or not ours): %s", edit.ts)
+            return
+        event = UserMessage(
+            channel=CHANNEL,
+            sender=edit.user,
+            text=f"{CORRECTION}{edit.text}",
+            message_id=f"{edit.ts}:{edit.event_id}",
+        )
+        try:
+            await self.port.append_message(tid, event, dedupe=edit.event_id)
+        except ThreadNotFound:
+            log.debug("edit in a Slack thread we are not part of: %s", edit.conversation)
 
     async def take(self, msg: MessageIn) -> None:
         """Store a human's message once: an answer to the open question, or a message."""

@@ -38,6 +38,10 @@ class Working:
             pipe.expire(key, keys.WORKING_TTL_SECONDS)
             await pipe.execute()
 
+    async def pending(self, thread_id: str, channel: str, ts: str) -> bool:
+        """Is the agent still to answer this message (nothing posted in the thread since)?"""
+        return bool(await self.redis.sismember(keys.working(thread_id), _member(channel, ts)))
+
     async def drop(self, thread_id: str, channel: str, ts: str) -> None:
         """The message was not stored after all (no such thread)."""
         await self.redis.srem(keys.working(thread_id), _member(channel, ts))
