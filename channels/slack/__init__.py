@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.errors import ConfigError
 from channels.registry import Channel, Services
 from channels.slack import http, socket
+from channels.slack.direct import Direct
 from channels.slack.inbound import SlackInbound
 from channels.slack.sender import SlackSender
 from channels.slack.settings import SlackSettings
@@ -42,8 +43,9 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     )
     signing_secret = secret.get_secret_value() if secret is not None else None
     working = Working(client, services.redis)
-    inbound = SlackInbound(services.port, agent.name, client, signing_secret, working)
-    sender = SlackSender(client, working)
+    direct = Direct(services.redis)
+    inbound = SlackInbound(services.port, agent.name, client, signing_secret, working, direct)
+    sender = SlackSender(client, working, direct)
     result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)

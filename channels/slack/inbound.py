@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
+from channels.slack.direct import Direct
 from channels.slack.messages import Messages
 from channels.slack.names import Names
 from channels.slack.working import Working
@@ -41,8 +42,9 @@ class SlackInbound:
         client: AsyncWebClient,
         signing_secret: str | None,
         working: Working | None = None,
+        direct: Direct | None = None,
     ) -> None:
-        self.messages = Messages(port, agent, working)
+        self.messages = Messages(port, agent, working, direct)
         self.decisions = Decisions(port, Names(client))
         self.bolt = AsyncApp(
             client=client,

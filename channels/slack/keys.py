@@ -17,3 +17,13 @@ def working(thread_id: str) -> str:
 WORKING_TTL_SECONDS = 24 * 3600
 """A reaction not cleared within a day (the thread failed, its answer went elsewhere) is
 forgotten; the emoji stays on the message."""
+
+
+def direct(team: str, channel: str) -> str:
+    """STRING: the thread id of the open conversation in one DM; absent once it is done
+    (the agent's final answer) or idle for DM_IDLE_SECONDS."""
+    return f"{PREFIX}:slack:{{dm:{team}:{channel}}}:open"
+
+
+DM_IDLE_SECONDS = 8 * 3600
+"""A DM quiet for a working day starts a new conversation with its next message."""

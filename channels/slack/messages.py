@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncBoltContext
 
 from channels.slack import payloads
+from channels.slack.direct import Direct
 from channels.slack.payloads import Edit, MessageIn
 from channels.slack.working import Working
 from model.events import Answered, UserMessage
@@ -28,10 +29,17 @@ CORRECTION = "(Correction: I edited my previous message. It now reads:) "
 class Messages:
     """The Events API listener for app_mention and message events."""
 
-    def __init__(self, port: ChannelPort, agent: str, working: Working | None = None) -> None:
+    def __init__(
+        self,
+        port: ChannelPort,
+        agent: str,
+        working: Working | None = None,
+        direct: Direct | None = None,
+    ) -> None:
         self.port = port
         self.agent = agent
         self.working = working
+        self.direct = direct
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _show_working(self, tid: str, msg: MessageIn) -> None:
@@ -58,7 +66,8 @@ class Messages:
     async def correct(self, edit: Edit) -> None:
         """An edit of a message the agent has not answered yet reaches it as a correction;
         an edit of one it has acted on changes nothing (what it did stands)."""
-        tid = thread_id_for(CHANNEL, edit.conversation)
+        ref = await self.port.resolve(CHANNEL, f"{edit.channel}:{edit.ts}")  # a DM's message
+        tid = ref.thread_id if ref is not None else thread_id_for(CHANNEL, edit.conversation)
         if self.working is None or not await self.working.pending(tid, edit.channel, edit.ts):
             log.debug("edit of a message already answered (or not ours): %s", edit.ts)
             return
@@ -76,6 +85,9 @@ class Messages:
     async def take(self, msg: MessageIn) -> None:
         """Store a human's message once: an answer to the open question, or a message."""
         tid = thread_id_for(CHANNEL, msg.conversation)
+        if msg.direct and self.direct is not None:
+            await self._take_direct(msg, tid)
+            return
         if self.working is not None:
             await self.working.expect(tid, msg.channel, msg.ts)
         if msg.is_reply and await self._answers_question(tid, msg):
@@ -97,6 +109,32 @@ class Messages:
             if self.working is not None:
                 await self.working.drop(tid, msg.channel, msg.ts)
             log.debug("reply in a Slack thread we are not part of: %s", msg.conversation)
+
+    async def _take_direct(self, msg: MessageIn, tid: str) -> None:
+        """A DM: a reply in a Slack thread joins the thread of the message it replies to;
+        a top-level message continues the DM's open conversation, or starts one that is
+        answered in the DM itself (a route without thread_ts)."""
+        assert self.direct is not None
+        route = {"team": msg.team, "channel": msg.channel}
+        if msg.is_reply:
+            ref = await self.port.resolve(CHANNEL, f"{msg.channel}:{msg.thread_ts}")
+            tid = ref.thread_id if ref is not None else tid
+            route["thread_ts"] = msg.thread_ts
+            new = ref is None
+        else:
+            tid, new = await self.direct.open(msg.team, msg.channel, tid)
+        if self.working is not None:
+            await self.working.expect(tid, msg.channel, msg.ts)
+        if not new and await self._answers_question(tid, msg):
+            self._show_working(tid, msg)
+            return
+        origin = Origin(channel=CHANNEL, address=msg.user, route=route)
+        event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
+        create = NewThread(agent=self.agent, origin=origin)
+        if await self.port.append_message(tid, event, dedupe=msg.ts, create=create):
+            self._show_working(tid, msg)
+        # A reply in a Slack thread under this message finds the conversation.
+        await self.port.remember(CHANNEL, f"{msg.channel}:{msg.ts}", tid)
 
     async def _answers_question(self, tid: str, msg: MessageIn) -> bool:
         """A reply written after the agent's latest question answers it. True: handled.

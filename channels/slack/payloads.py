@@ -43,6 +43,8 @@ class MessageIn(_Frozen):
     """The Slack thread's root: the message's own ts when it starts one."""
     starts: bool
     """May this message start a thread (a mention or a DM), or only continue a known one?"""
+    direct: bool = False
+    """Written in a DM with the app."""
 
     @property
     def conversation(self) -> str:
@@ -123,6 +125,7 @@ def message(body: dict[str, Any], bot_user_id: str | None) -> MessageIn | None:
         ts=ts,
         thread_ts=thread_ts if isinstance(thread_ts, str) else ts,
         starts=kind == "app_mention" or direct,
+        direct=direct,
     )
 
 

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.delivery import SendFailed
 from channels.slack import blocks, tags
+from channels.slack.direct import Direct
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
 from channels.slack.mrkdwn import to_mrkdwn
 from channels.slack.working import Working
@@ -79,9 +80,13 @@ class SlackSender:
     """An interrupted attempt is looked up first (``find``); one that cannot be found is
     posted again: losing an approval request would be worse than a rare double."""
 
-    def __init__(self, client: AsyncWebClient, working: Working | None = None) -> None:
+    def __init__(
+        self, client: AsyncWebClient, working: Working | None = None, direct: Direct | None = None
+    ) -> None:
         self.client = client
         self.working = working
+        self.direct = direct
+        """Ends a DM's open conversation when its final answer is out."""
         """Clears the "working" reaction of a thread once the agent's message is out."""
         """For reads (conversations.replies/history): safe to retry, the given handlers stay."""
         self.poster = AsyncWebClient(
@@ -119,6 +124,9 @@ class SlackSender:
         self._posted.pop(item.outbox_id, None)
         if self.working is not None:
             await self.working.clear(item.thread_id)
+        route = item.to.route
+        if self.direct is not None and item.kind == "final" and "thread_ts" not in route:
+            await self.direct.end(route.get("team", ""), channel, item.thread_id)
         return _delivery(channel, done)
 
     async def find(self, item: OutboxItem) -> Delivery | None:

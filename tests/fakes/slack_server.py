@@ -135,8 +135,8 @@ class FakeSlack:
         with self._lock:
             return [c.args for c in self.calls if c.method == method]
 
-    def thread(self, channel: str, thread_ts: str) -> list[Posted]:
-        """Messages posted in one Slack thread, in order."""
+    def thread(self, channel: str, thread_ts: str | None) -> list[Posted]:
+        """Messages posted in one Slack thread (None: at the channel's top level), in order."""
         with self._lock:
             found = [m for m in self.messages.values() if m.channel == channel]
         return sorted((m for m in found if m.thread_ts == thread_ts), key=lambda m: float(m.ts))
