@@ -60,6 +60,13 @@ async def send(sender: Sender, item: OutboxItem, client: aioredis.Redis) -> Deli
         return delivery
 
 
+def found(item: OutboxItem, delivery: Delivery) -> None:
+    """An earlier attempt whose outcome was unknown had gone out: settled, not sent again."""
+    metrics.DELIVERIES.labels(item.to.channel, item.kind).inc()
+    with _about(item):
+        log.info("%s found delivered by an earlier attempt (%s)", item.kind, delivery.provider_id)
+
+
 def retrying(item: OutboxItem, error: str, delay: float) -> None:
     metrics.DELIVERY_RETRIES.labels(item.to.channel).inc()
     with _about(item):

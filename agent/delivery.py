@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from model.records import Delivery, OutboxItem
 
@@ -36,4 +36,15 @@ class Sender(Protocol):
 
     async def send(self, item: OutboxItem) -> Delivery:
         """Deliver one item; raise SendFailed on failure."""
+        ...
+
+
+@runtime_checkable
+class Finds(Protocol):
+    """A sender that can ask its provider whether an earlier attempt went out (a Slack post
+    tagged with its outbox id, a text in Twilio's message list). The outbox asks before it
+    repeats an attempt, so an outcome that was unknown is settled instead of sent twice."""
+
+    async def find(self, item: OutboxItem) -> Delivery | None:
+        """What an earlier attempt delivered, or None; raise SendFailed if it cannot tell."""
         ...

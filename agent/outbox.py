@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from agent import deliveries
-from agent.delivery import Sender, SendFailed
+from agent.delivery import Finds, Sender, SendFailed
 from store.connection import INFRA_ERRORS, Outage
 from store.outbox import OutboxStore
 from store.scripts import Then
@@ -117,12 +117,20 @@ class OutboxDispatcher:
             await self.store.give_up(item, "failed", error, ack)
             deliveries.gave_up(item, "failed", error)
             return True
-        if claim.stale and not sender.resend_when_unknown:
-            error = "an earlier attempt was interrupted; not sent again"
-            await self.store.give_up(item, "unknown", error, ack)
-            deliveries.gave_up(item, "unknown", error)
-            return True
         try:
+            # A repeat: the earlier attempt may have gone out (a dropped answer, a crash).
+            found = None
+            if (claim.stale or claim.attempt > 1) and isinstance(sender, Finds):
+                found = await sender.find(item)
+            if found is not None:
+                await self.store.sent(item, found, ack)
+                deliveries.found(item, found)
+                return True
+            if claim.stale and not sender.resend_when_unknown:
+                error = "an earlier attempt was interrupted; not sent again"
+                await self.store.give_up(item, "unknown", error, ack)
+                deliveries.gave_up(item, "unknown", error)
+                return True
             delivery = await deliveries.send(sender, item, self.store.redis)
         except SendFailed as exc:
             if exc.transient and claim.attempt < self.settings.max_attempts:

@@ -141,6 +141,9 @@ class OutboxView(_Frozen):
     attempts: int = 0
     provider_id: str | None = None
     error: str | None = None
+    reported: list[str] = Field(default_factory=list)
+    """Statuses the provider reported later, in arrival order (Twilio: queued, sent,
+    delivered...); beside ``status``, which is what the sender knew when it settled."""
 
 
 class ThreadSummary(_Frozen):

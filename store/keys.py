@@ -92,6 +92,9 @@ OUTBOX_CLAIM_UNTIL = "c"
 """While 'sending': the claim's deadline (server ms); past it, the attempt is stale."""
 OUTBOX_PROVIDER_ID = "p"
 OUTBOX_ERROR = "e"
+OUTBOX_PROVIDER_STATUS = "d"
+"""What the provider reported later, comma-separated in arrival order, each status once
+(Twilio's queued, sent, delivered, undelivered, failed, read)."""
 
 
 def request_field(request_id: str, suffix: str) -> str:

@@ -33,6 +33,7 @@ class OutboxStore:
         self._settle = client.register_script(scripts.OUTBOX_SETTLE)
         self._due = client.register_script(scripts.RETRY_DUE)
         self._report = client.register_script(scripts.OUTBOX_REPORT_FAILURE)
+        self._status = client.register_script(scripts.OUTBOX_PROVIDER_STATUS)
 
     async def setup(self) -> None:
         """Load the scripts, so the first settle is not a NOSCRIPT round trip."""
@@ -134,6 +135,11 @@ class OutboxStore:
             wake,
         )
         return bool(reported)
+
+    async def record_status(self, thread_id: str, outbox_id: str, status: str) -> bool:
+        """Note a status the provider reported for an item; False: unknown item, or noted."""
+        added = await self._status(keys=[keys.outbox(thread_id)], args=[outbox_id, status])
+        return bool(added)
 
     async def move_due(self, limit: int = 100) -> int:
         """Put retries whose time has come back on the outbox stream."""

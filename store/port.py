@@ -91,6 +91,11 @@ class ChannelPort:
         opt-out); the thread's run loop decides where to ask next. False: already known."""
         return await self._outbox.report_failure(thread_id, outbox_id, reason)
 
+    async def record_status(self, thread_id: str, outbox_id: str, status: str) -> bool:
+        """A delivery status the provider reported (queued, sent, delivered, read...), kept on
+        the item beside its own status. False: unknown item, or that status is noted."""
+        return await self._outbox.record_status(thread_id, outbox_id, status)
+
     # ---- reads ----------------------------------------------------------------------------
     async def meta(self, thread_id: str) -> ThreadMeta:
         """What a thread is (agent, origin); one small read, never the events."""

@@ -109,6 +109,7 @@ def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
             attempts=int(field(k, keys.OUTBOX_ATTEMPTS) or 0),
             provider_id=field(k, keys.OUTBOX_PROVIDER_ID),
             error=field(k, keys.OUTBOX_ERROR),
+            reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )
         for k, v in raw.items()
         if ":" not in k

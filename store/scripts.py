@@ -249,6 +249,25 @@ return 1
 """
 )
 
+OUTBOX_PROVIDER_STATUS = (
+    _CHANGED
+    + f"""
+-- KEYS: outbox    ARGV: outbox_id status
+-- Adds a status the provider reported (a delivery callback) to the item's list, once.
+local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
+local field = id .. ':{keys.OUTBOX_PROVIDER_STATUS}'
+local seen = redis.call('HGET', KEYS[1], field) or ''
+for status in string.gmatch(seen, '[^,]+') do
+  if status == ARGV[2] then return 0 end
+end
+if seen ~= '' then seen = seen .. ',' end
+redis.call('HSET', KEYS[1], field, seen .. ARGV[2])
+changed()
+return 1
+"""
+)
+
 RETRY_DUE = (
     _PRELUDE
     + """

@@ -194,6 +194,34 @@ async def test_forged_or_unauthorized_approval_is_refused(
     assert not _tool_runs(view.events)
 
 
+async def test_an_approver_whose_reply_is_not_vouched_for_is_told_why_once(
+    email: EmailHarness, email_service: Service, store: ThreadStore
+) -> None:
+    """The receiving server is not one we trust: the reply decides nothing, and Alice gets a
+    note saying why, with the signed links; a second such reply within the hour, none."""
+    approval = await _approval_mail(email, email_service)
+    for n in (2, 3):
+        answer = reply_to(
+            approval,
+            "APPROVE",
+            f"m{n}@example.com",
+            **{"Authentication-Results": passed(authserv="mx.untrusted.test")},
+        )
+        with pytest.raises(smtplib.SMTPDataError) as caught:
+            await email.send(answer)  # type: ignore[arg-type]
+        assert caught.value.smtp_code == 550
+    note = await email.capture.next()
+    assert note.rcpt_tos == [ALICE]
+    assert note.header("In-Reply-To") == "<m2@example.com>"
+    assert note.header("Subject").startswith("Re: ")
+    assert "was not accepted as a decision on deploy(tag='v1.2.3'" in note.text
+    assert "EMAIL_TRUSTED_AUTHSERV_IDS" in note.text
+    assert f"{PUBLIC}/email/approve/" in note.text
+    assert email.capture.received.empty()  # the second refusal sent no second note
+    view = await store.thread(FIRST)
+    assert [r.status for r in view.requests] == ["pending"]
+
+
 async def test_approval_needs_the_reply_token(
     email: EmailHarness, email_service: Service, store: ThreadStore
 ) -> None:

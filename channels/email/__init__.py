@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from channels.email.chain import MailChain
 from channels.email.inbound import Inbound
 from channels.email.links import router
+from channels.email.refusals import Refusals
 from channels.email.sender import EmailSender, Relay
 from channels.email.server import Credentials, SmtpServer, tls_context
 from channels.email.settings import EmailSettings
@@ -105,6 +106,7 @@ def assemble(services: Services, settings: EmailSettings, domain: str) -> EmailP
             link_ttl_s=settings.email_link_ttl_s,
             timeout=settings.smtp_timeout_s,
         )
+        inbound.refusals = Refusals(sender, services.redis)
     else:
         log.warning("email: no SMTP_RELAY_URL, so mail is received but none is sent")
     if not settings.email_trusted_authserv_ids:

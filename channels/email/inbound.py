@@ -18,6 +18,7 @@ from agent.tools import Agent
 from channels.email.chain import MailChain
 from channels.email.noise import Noise
 from channels.email.parse import ParsedMail, parse
+from channels.email.refusals import Refusals
 from channels.email.tokens import Keyring, ReplyRef
 from channels.email.trust import address_matches, authenticated, patterns, read_decision
 from model.events import Answered, HumanResponse, UserMessage, decided
@@ -72,6 +73,8 @@ class Inbound:
         self.keyring = keyring
         self.domain = domain.lower()
         self.trusted = trusted_authserv_ids
+        self.refusals: Refusals | None = None
+        """Tells an approver whose reply was not vouched for why (set when mail can go out)."""
         self._addresses: dict[str, str] = {}
         self._domains: dict[str, str] = {}
         for name, agent in registry.agents.items():
@@ -225,7 +228,7 @@ class Inbound:
             decision = read_decision(mail.reply)
             if decision is None:
                 return None
-            self._check_approver(mail, record, token)
+            await self._check_approver(mail, record, token)
             response = decided(
                 decision[0],
                 request_id=request_id,
@@ -240,7 +243,7 @@ class Inbound:
         await self._remember(message_id, record.thread_id)
         return OK
 
-    def _check_approver(
+    async def _check_approver(
         self, mail: ParsedMail, record: RequestRecord, token: ReplyRef | None
     ) -> None:
         if token is None or token.request_id != record.request_id:
@@ -248,6 +251,10 @@ class Inbound:
         if not record.may_answer(CHANNEL, mail.sender):
             raise Refused(f"550 5.7.1 <{mail.sender}> is not an approver of this request")
         if not authenticated(mail.auth_results, mail.sender, self.trusted):
+            if self.refusals is not None:
+                # Before the SMTP answer (the sending server waits minutes for it): a task
+                # left running could be lost at shutdown, and the note is one relay call.
+                await self.refusals.unverified(mail, record)
             raise Refused(
                 f"550 5.7.1 approval refused: mail from <{mail.sender}> did not pass DKIM or DMARC"
             )

@@ -35,3 +35,15 @@ def parent(thread_id: str) -> str:
 CHAIN_TTL_SECONDS = 90 * 24 * 3600
 """As long as the core keeps references to our mail (store.keys.REF_TTL_SECONDS): a reply
 after that starts afresh anyway."""
+
+
+def refusal_note(address: str) -> str:
+    """STRING set while an address has been told, by mail, why its reply did not decide:
+    one such note per address per REFUSAL_NOTE_TTL_SECONDS (a forged From cannot make us
+    mail someone over and over)."""
+    digest = hashlib.sha256(address.lower().encode()).hexdigest()[:32]
+    return f"{PREFIX}:{{email}}:refusal-note:{digest}"
+
+
+REFUSAL_NOTE_TTL_SECONDS = 3600
+"""An hour: enough for the approver to read the note and use the link."""

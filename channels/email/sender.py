@@ -84,13 +84,13 @@ class EmailSender:
         meta = await self.port.meta(item.thread_id)
         thread = await self.chain.of(meta, CHANNEL)
         route = meta.origin.route if meta.origin.channel == CHANNEL else {}
-        from_address = route.get("agent_address") or self._address(meta.agent)
+        from_address = route.get("agent_address") or self.address(meta.agent)
         signer = await self.keyring.signer()
         text = item.text
         links: list[tuple[str, str]] = []
         if item.kind == "approval" and item.request_id:
             text += "\n\n" + APPROVAL_HINT
-            links = await self._links(item.request_id, item.to.address)
+            links = await self.links(item.request_id, item.to.address)
         first_line = item.text.strip().split("\n")[0][:120]
         return Outgoing(
             message_id=f"{item.outbox_id}.{item.thread_id}@{self.domain}",
@@ -104,13 +104,13 @@ class EmailSender:
             links=links,
         )
 
-    def _address(self, agent_name: str) -> str:
+    def address(self, agent_name: str) -> str:
         """The agent's own address: its first configured one, else ``<agent>@domain``."""
         agent = self.registry.get(agent_name)
         own = patterns(agent.settings, "email_addresses") if agent else None
         return own[0] if own else f"{agent_name}@{self.domain}"
 
-    async def _links(self, request_id: str, recipient: str) -> list[tuple[str, str]]:
+    async def links(self, request_id: str, recipient: str) -> list[tuple[str, str]]:
         """One-click links, for a recipient who may decide, when we know our public URL."""
         if self.public_base_url is None:
             return []
@@ -131,22 +131,25 @@ class EmailSender:
             for label, decision in _DECISIONS
         ]
 
+    async def relay_send(self, mail: Outgoing) -> None:
+        """One mail through the relay; aiosmtplib's errors pass through."""
+        await aiosmtplib.send(
+            build(mail),
+            sender=mail.sender[1],
+            recipients=[mail.to],
+            hostname=self.relay.host,
+            port=self.relay.port,
+            username=self.relay.username,
+            password=self.relay.password,
+            use_tls=self.relay.tls,
+            local_hostname=self.domain,
+            timeout=self.timeout,
+        )
+
     async def send(self, item: OutboxItem) -> Delivery:
         mail = await self.compose(item)
-        message = build(mail)
         try:
-            await aiosmtplib.send(
-                message,
-                sender=mail.sender[1],
-                recipients=[mail.to],
-                hostname=self.relay.host,
-                port=self.relay.port,
-                username=self.relay.username,
-                password=self.relay.password,
-                use_tls=self.relay.tls,
-                local_hostname=self.domain,
-                timeout=self.timeout,
-            )
+            await self.relay_send(mail)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise SendFailed(

@@ -11,9 +11,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.errors import ConfigError
 from channels.registry import Channel, Services
 from channels.slack import http, socket
+from channels.slack.direct import Direct
 from channels.slack.inbound import SlackInbound
 from channels.slack.sender import SlackSender
 from channels.slack.settings import SlackSettings
+from channels.slack.working import Working
 
 __all__ = ["SlackSettings", "build", "channel"]
 
@@ -44,8 +46,11 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )
     signing_secret = secret.get_secret_value() if secret is not None else None
-    inbound = SlackInbound(services.port, agent.name, client, signing_secret)
-    result = Channel(name="slack", sender=SlackSender(client), closers=[inbound.drain])
+    working = Working(client, services.redis)
+    direct = Direct(services.redis)
+    inbound = SlackInbound(services.port, agent.name, client, signing_secret, working, direct)
+    sender = SlackSender(client, working, direct)
+    result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)
     if app_token is not None:

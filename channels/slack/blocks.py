@@ -35,6 +35,8 @@ class Decided:
     comment: str | None = None
     channel: str = "slack"
     """Where the decision was made; a Slack user is shown as a mention."""
+    name: str | None = None
+    """The Slack user's display name (users.info), shown before the mention."""
 
 
 def _section(text: str) -> Block:
@@ -99,6 +101,8 @@ def decided_text(decided: Decided) -> str:
     fallback = decided.at.strftime("%Y-%m-%d %H:%M UTC")
     when = f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
     who = f"<@{escape(decided.user)}>"
+    if decided.name:
+        who = f"{escape(decided.name)} ({who})"
     if decided.channel != "slack":
         who = f"{escape(decided.user)} (via {escape(decided.channel)})"
     text = f"{verb} by {who} {when}"

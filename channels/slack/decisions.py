@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, Literal
 
 import aiohttp
@@ -16,7 +17,7 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.slack import blocks, payloads
+from channels.slack import blocks, names, payloads
 from channels.slack.blocks import Decided
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
@@ -30,7 +31,6 @@ log = logging.getLogger("switchboard.slack")
 CHANNEL = "slack"
 _API_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
 
-NOT_AN_APPROVER = "You are not among the approvers of this request, so your click changed nothing."
 ALREADY_DECIDED = "This request was already decided."
 GONE = "This request no longer exists."
 UPDATE_ATTEMPTS = 3
@@ -40,8 +40,9 @@ DRAIN_SECONDS = 10.0
 class Decisions:
     """The block_actions and view_submission listeners, and the calls back they start."""
 
-    def __init__(self, port: ChannelPort) -> None:
+    def __init__(self, port: ChannelPort, people: names.Names | None = None) -> None:
         self.port = port
+        self.people = people
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_click(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -102,7 +103,7 @@ class Decisions:
         except RequestNotFound:
             return GONE, None
         if not await self._may_decide(client, view.request, user):
-            return NOT_AN_APPROVER, view
+            return names.not_an_approver(view.request.approvers), view
         if view.status != "pending":
             return ALREADY_DECIDED, view
         return None, view
@@ -164,6 +165,8 @@ class Decisions:
         self, client: AsyncWebClient, ref: MessageRef, record: RequestRecord, outcome: Decided
     ) -> None:
         """Show the decision on the approval message, buttons removed (a few tries on 429)."""
+        if self.people is not None and outcome.channel == CHANNEL and outcome.name is None:
+            outcome = replace(outcome, name=await self.people.name(outcome.user))
         for attempt in range(1, UPDATE_ATTEMPTS + 1):
             try:
                 await client.chat_update(

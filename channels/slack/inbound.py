@@ -14,7 +14,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
+from channels.slack.direct import Direct
 from channels.slack.messages import Messages
+from channels.slack.names import Names
+from channels.slack.working import Working
 from store.port import ChannelPort
 
 
@@ -38,9 +41,11 @@ class SlackInbound:
         agent: str,
         client: AsyncWebClient,
         signing_secret: str | None,
+        working: Working | None = None,
+        direct: Direct | None = None,
     ) -> None:
-        self.messages = Messages(port, agent)
-        self.decisions = Decisions(port)
+        self.messages = Messages(port, agent, working, direct)
+        self.decisions = Decisions(port, Names(client))
         self.bolt = AsyncApp(
             client=client,
             signing_secret=signing_secret or "",
@@ -57,3 +62,4 @@ class SlackInbound:
     async def drain(self) -> None:
         """Wait for the calls back to Slack still under way (at shutdown, and in tests)."""
         await self.decisions.drain()
+        await self.messages.drain()

@@ -3,13 +3,16 @@ the Slack thread continues it, and a reply written after the agent's question an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncBoltContext
 
 from channels.slack import payloads
-from channels.slack.payloads import MessageIn
+from channels.slack.direct import Direct
+from channels.slack.payloads import Edit, MessageIn
+from channels.slack.working import Working
 from model.events import Answered, UserMessage
 from model.ids import thread_id_for
 from model.records import Origin
@@ -19,24 +22,76 @@ from store.port import ChannelPort, NewThread
 log = logging.getLogger("switchboard.slack")
 
 CHANNEL = "slack"
+CORRECTION = "(Correction: I edited my previous message. It now reads:) "
+"""How an edit reaches the model: a new message that says what it is."""
 
 
 class Messages:
     """The Events API listener for app_mention and message events."""
 
-    def __init__(self, port: ChannelPort, agent: str) -> None:
+    def __init__(
+        self,
+        port: ChannelPort,
+        agent: str,
+        working: Working | None = None,
+        direct: Direct | None = None,
+    ) -> None:
         self.port = port
         self.agent = agent
+        self.working = working
+        self.direct = direct
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _show_working(self, tid: str, msg: MessageIn) -> None:
+        """The reaction goes on after Slack has its ack: it must not hold the answer up."""
+        if self.working is None:
+            return
+        task = asyncio.create_task(self.working.show(tid, msg.channel, msg.ts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
 
     async def on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         msg = payloads.message(body, context.bot_user_id)
         if msg is not None:
             await self.take(msg)
+            return
+        edit = payloads.edit(body, context.bot_user_id)
+        if edit is not None:
+            await self.correct(edit)
+
+    async def correct(self, edit: Edit) -> None:
+        """An edit of a message the agent has not answered yet reaches it as a correction;
+        an edit of one it has acted on changes nothing (what it did stands)."""
+        ref = await self.port.resolve(CHANNEL, f"{edit.channel}:{edit.ts}")  # a DM's message
+        tid = ref.thread_id if ref is not None else thread_id_for(CHANNEL, edit.conversation)
+        if self.working is None or not await self.working.pending(tid, edit.channel, edit.ts):
+            log.debug("edit of a message already answered (or not ours): %s", edit.ts)
+            return
+        event = UserMessage(
+            channel=CHANNEL,
+            sender=edit.user,
+            text=f"{CORRECTION}{edit.text}",
+            message_id=f"{edit.ts}:{edit.event_id}",
+        )
+        try:
+            await self.port.append_message(tid, event, dedupe=edit.event_id)
+        except ThreadNotFound:
+            log.debug("edit in a Slack thread we are not part of: %s", edit.conversation)
 
     async def take(self, msg: MessageIn) -> None:
         """Store a human's message once: an answer to the open question, or a message."""
         tid = thread_id_for(CHANNEL, msg.conversation)
+        if msg.direct and self.direct is not None:
+            await self._take_direct(msg, tid)
+            return
+        if self.working is not None:
+            await self.working.expect(tid, msg.channel, msg.ts)
         if msg.is_reply and await self._answers_question(tid, msg):
+            self._show_working(tid, msg)
             return
         create = None
         if msg.starts:
@@ -48,9 +103,38 @@ class Messages:
             # ts names the message within its channel, and the thread is per channel: both
             # copies of a mention (app_mention and message), every retry, and a copy of a
             # message that answered a question share it, and are stored once.
-            await self.port.append_message(tid, event, dedupe=msg.ts, create=create)
+            if await self.port.append_message(tid, event, dedupe=msg.ts, create=create):
+                self._show_working(tid, msg)
         except ThreadNotFound:
+            if self.working is not None:
+                await self.working.drop(tid, msg.channel, msg.ts)
             log.debug("reply in a Slack thread we are not part of: %s", msg.conversation)
+
+    async def _take_direct(self, msg: MessageIn, tid: str) -> None:
+        """A DM: a reply in a Slack thread joins the thread of the message it replies to;
+        a top-level message continues the DM's open conversation, or starts one that is
+        answered in the DM itself (a route without thread_ts)."""
+        assert self.direct is not None
+        route = {"team": msg.team, "channel": msg.channel}
+        if msg.is_reply:
+            ref = await self.port.resolve(CHANNEL, f"{msg.channel}:{msg.thread_ts}")
+            tid = ref.thread_id if ref is not None else tid
+            route["thread_ts"] = msg.thread_ts
+            new = ref is None
+        else:
+            tid, new = await self.direct.open(msg.team, msg.channel, tid)
+        if self.working is not None:
+            await self.working.expect(tid, msg.channel, msg.ts)
+        if not new and await self._answers_question(tid, msg):
+            self._show_working(tid, msg)
+            return
+        origin = Origin(channel=CHANNEL, address=msg.user, route=route)
+        event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
+        create = NewThread(agent=self.agent, origin=origin)
+        if await self.port.append_message(tid, event, dedupe=msg.ts, create=create):
+            self._show_working(tid, msg)
+        # A reply in a Slack thread under this message finds the conversation.
+        await self.port.remember(CHANNEL, f"{msg.channel}:{msg.ts}", tid)
 
     async def _answers_question(self, tid: str, msg: MessageIn) -> bool:
         """A reply written after the agent's latest question answers it. True: handled.

@@ -43,6 +43,8 @@ class MessageIn(_Frozen):
     """The Slack thread's root: the message's own ts when it starts one."""
     starts: bool
     """May this message start a thread (a mention or a DM), or only continue a known one?"""
+    direct: bool = False
+    """Written in a DM with the app."""
 
     @property
     def conversation(self) -> str:
@@ -123,6 +125,54 @@ def message(body: dict[str, Any], bot_user_id: str | None) -> MessageIn | None:
         ts=ts,
         thread_ts=thread_ts if isinstance(thread_ts, str) else ts,
         starts=kind == "app_mention" or direct,
+        direct=direct,
+    )
+
+
+class Edit(_Frozen):
+    """A human edited one of their messages (a ``message_changed`` event)."""
+
+    team: str
+    channel: str
+    user: str
+    ts: str
+    """The edited message's own ts."""
+    thread_ts: str
+    text: str
+    event_id: str
+    """The edit's event id: Slack's retries of it share it, a later edit has its own."""
+
+    @property
+    def conversation(self) -> str:
+        return f"{self.team}:{self.channel}:{self.thread_ts}"
+
+
+def edit(body: dict[str, Any], bot_user_id: str | None) -> Edit | None:
+    """A ``message_changed`` event as a human's edit, or None (a bot's update, an unfurl)."""
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("subtype") != "message_changed":
+        return None
+    new, old = event.get("message"), event.get("previous_message")
+    if not isinstance(new, dict) or new.get("bot_id") or new.get("subtype"):
+        return None
+    user, ts, channel = new.get("user"), new.get("ts"), event.get("channel")
+    team, event_id = body.get("team_id") or new.get("team"), body.get("event_id")
+    fields = (user, ts, channel, team, event_id)
+    if not all(isinstance(f, str) and f for f in fields) or user == bot_user_id:
+        return None
+    text = normalize(str(new.get("text") or ""), bot_user_id=bot_user_id)[:MAX_TEXT]
+    before = normalize(str((old or {}).get("text") or ""), bot_user_id=bot_user_id)
+    if not text or text == before[:MAX_TEXT]:
+        return None  # an unfurl or an attachment change: the words are the same
+    thread_ts = new.get("thread_ts")
+    return Edit(
+        team=team,
+        channel=channel,
+        user=user,
+        ts=ts,
+        thread_ts=thread_ts if isinstance(thread_ts, str) else ts,
+        text=text,
+        event_id=event_id,
     )
 
 

@@ -1,9 +1,12 @@
 """Posts outbox items in their Slack thread with the official client (slack_sdk).
 
-Slack has no idempotency key for chat.postMessage, so an item is one API call whenever it
-fits one message (up to ~39,000 characters, as 3,000-character section blocks): a failed call
-posted nothing and a retry cannot double it. A longer text takes several messages; the parts
-already posted are remembered, so a retry after a 429 on part two does not repeat part one.
+Slack has no idempotency key for chat.postMessage. A call can post and still fail for us
+(the connection drops before the answer), so posts are never retried blindly: slack_sdk's
+connection-error retry handler is off for them, each message carries its outbox id (see
+channels.slack.tags), and before the outbox repeats an attempt it asks ``find`` whether the
+earlier one went out. An item is one message whenever it fits (up to ~39,000 characters, as
+3,000-character section blocks); a longer text takes several, and only the missing parts are
+posted again.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.delivery import SendFailed
-from channels.slack import blocks
+from channels.slack import blocks, tags
+from channels.slack.direct import Direct
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
+from channels.slack.mrkdwn import to_mrkdwn
+from channels.slack.working import Working
 from model.records import Delivery, OutboxItem
 
 CHANNEL = "slack"
@@ -61,33 +67,52 @@ def failure(exc: Exception, what: str) -> SendFailed:
     return SendFailed(f"{what}: {type(exc).__name__}: {exc}"[:300], transient=True)
 
 
+def _delivery(channel: str, posted: list[str]) -> Delivery:
+    ids = [provider_id(channel, ts) for ts in posted]
+    return Delivery(provider_id=ids[0], refs=ids[1:], detail={"channel": channel, "ts": posted})
+
+
 class SlackSender:
     """The Slack side of the outbox."""
 
     channel = CHANNEL
     resend_when_unknown = True
-    """A crash mid-call may repeat a message; losing an approval request would be worse."""
+    """An interrupted attempt is looked up first (``find``); one that cannot be found is
+    posted again: losing an approval request would be worse than a rare double."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, working: Working | None = None, direct: Direct | None = None
+    ) -> None:
         self.client = client
+        self.working = working
+        self.direct = direct
+        """Ends a DM's open conversation when its final answer is out."""
+        """Clears the "working" reaction of a thread once the agent's message is out."""
+        """For reads (conversations.replies/history): safe to retry, the given handlers stay."""
+        self.poster = AsyncWebClient(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            ssl=client.ssl,
+            proxy=client.proxy,
+            headers=client.headers,
+            retry_handlers=[],  # not the default connection-error retry: it can post twice
+        )
         self._posted: OrderedDict[str, list[str]] = OrderedDict()
 
     async def send(self, item: OutboxItem) -> Delivery:
-        route = item.to.route
-        channel = route.get("channel") or item.to.address
-        thread_ts = route.get("thread_ts")
-        if item.kind == "approval" and item.request_id and item.tool is not None:
-            payloads = [self._approval(item)]
-        else:
-            payloads = self._messages(item)
+        channel = self._channel(item)
+        thread_ts = item.to.route.get("thread_ts")
+        payloads = self._payloads(item)
         done = self._posted.get(item.outbox_id, [])
-        for payload in payloads[len(done) :]:
+        for n, payload in enumerate(payloads[len(done) :], start=len(done)):
             try:
-                response = await self.client.chat_postMessage(
+                response = await self.poster.chat_postMessage(
                     channel=channel,
                     thread_ts=thread_ts,
                     unfurl_links=False,
                     unfurl_media=False,
+                    metadata=tags.metadata(item.outbox_id, n),
                     **payload,
                 )
             except (TimeoutError, SlackApiError, aiohttp.ClientError, OSError) as exc:
@@ -97,8 +122,43 @@ class SlackSender:
             done = [*done, str(response["ts"])]
             channel = str(response.get("channel") or channel)  # a user id becomes a DM id
         self._posted.pop(item.outbox_id, None)
-        ids = [provider_id(channel, ts) for ts in done]
-        return Delivery(provider_id=ids[0], refs=ids[1:], detail={"channel": channel, "ts": done})
+        if self.working is not None:
+            await self.working.clear(item.thread_id)
+        route = item.to.route
+        if self.direct is not None and item.kind == "final" and "thread_ts" not in route:
+            await self.direct.end(route.get("team", ""), channel, item.thread_id)
+        return _delivery(channel, done)
+
+    async def find(self, item: OutboxItem) -> Delivery | None:
+        """What an earlier attempt of ``item`` posted: the whole item (its delivery), or None
+        after remembering the parts that are there, so ``send`` posts only the rest."""
+        channel = self._channel(item)
+        try:
+            if channel.startswith(("U", "W")):  # a user id: its DM's id holds the history
+                opened = await self.client.conversations_open(users=channel)
+                channel = str(opened["channel"]["id"])
+            found = await tags.posted(self.client, channel, item)
+        except (TimeoutError, SlackApiError, aiohttp.ClientError, OSError) as exc:
+            raise failure(exc, "looking for an earlier post") from None
+        parts = len(self._payloads(item))
+        done: list[str] = []
+        while len(done) in found:
+            done.append(found[len(done)])
+        if len(done) >= parts:
+            self._posted.pop(item.outbox_id, None)
+            return _delivery(channel, done[:parts])
+        if done:
+            self._remember(item.outbox_id, done)
+        return None
+
+    @staticmethod
+    def _channel(item: OutboxItem) -> str:
+        return item.to.route.get("channel") or item.to.address
+
+    def _payloads(self, item: OutboxItem) -> list[dict[str, Any]]:
+        if item.kind == "approval" and item.request_id and item.tool is not None:
+            return [self._approval(item)]
+        return self._messages(item)
 
     def _remember(self, outbox_id: str, posted: list[str]) -> None:
         self._posted[outbox_id] = posted
@@ -115,7 +175,8 @@ class SlackSender:
 
     @staticmethod
     def _messages(item: OutboxItem) -> list[dict[str, Any]]:
-        parts = split(escape(item.text or " "), MESSAGE_LIMIT)
+        # The model writes Markdown; Slack shows mrkdwn (escaped: nothing becomes a mention).
+        parts = split(to_mrkdwn(item.text or " "), MESSAGE_LIMIT)
         payloads: list[dict[str, Any]] = []
         for n, part in enumerate(parts):
             content = blocks.sections(part)

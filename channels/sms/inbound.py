@@ -18,7 +18,7 @@ from channels.sms.state import Pending, SmsState
 from model.events import UserMessage, decided
 from model.ids import thread_id_for
 from model.records import Origin
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
+from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
 from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.sms")
@@ -99,12 +99,12 @@ class SmsInbound:
         if decision.code is not None:
             chosen = next((p for p in pending if p.code == decision.code), None)
             if chosen is None:
-                waiting = ", ".join(f"{p.code} ({_what(p)})" for p in pending)
+                waiting = "; ".join([await self._listed(p) for p in pending])
                 return f"No request {decision.code} is waiting for you. Waiting: {waiting}."
         elif len(pending) == 1:
             chosen = pending[0]
         else:
-            listed = "; ".join(f"{p.code}: {_what(p)}" for p in pending)
+            listed = "; ".join([await self._listed(p) for p in pending])
             return (
                 f"{len(pending)} requests are waiting. Reply YES <code>, or NO <code> and a "
                 f"reason. {listed}"
@@ -128,6 +128,16 @@ class SmsInbound:
         done = "Approved" if decision.verdict == "approve" else "Rejected"
         return f"{done}: {_what(chosen)}."
 
+    async def _listed(self, p: Pending) -> str:
+        """One line of the code list: two requests for the same call must read differently,
+        so it names the agent, the call, who asked and when."""
+        asked = p.request.created.strftime("%H:%M UTC")
+        try:
+            meta = await self.port.meta(p.request.thread_id)
+        except ThreadNotFound:
+            return f"{p.code}: {_what(p)} ({asked})"
+        return f"{p.code}: {meta.agent} {_what(p)}, asked by {meta.origin.target} {asked}"
+
     async def _message(self, sms: InboundSms) -> str | None:
         """A text that decides nothing: the next message of this number's thread."""
         agent = self.registry.get(None)
@@ -150,20 +160,32 @@ class SmsInbound:
         return None
 
     async def status(self, report: StatusReport) -> None:
-        """A delivery status callback: a failed text is reported to its thread, whose run
-        loop offers the request elsewhere."""
+        """A delivery status callback: every status is noted on its outbox item; a failed
+        text is reported to its thread, whose run loop offers the request elsewhere."""
+        target = await self._item(report)
+        if target is None:
+            return
+        thread_id, outbox_id = target
+        await self.port.record_status(thread_id, outbox_id, report.status)
         if report.status not in FAILED:
             return
+        why = f"Twilio reported {report.status} (error {report.error_code or 'none'})"
+        if report.error_code == str(parse.OPTED_OUT_ERROR) and report.to:
+            await self.state.opt_out(report.to)
+        await self.port.report_failure(thread_id, outbox_id, why)
+
+    async def _item(self, report: StatusReport) -> tuple[str, str] | None:
+        """Which outbox item a callback is about: our URL's tag, or (texts sent before the
+        tag) the SID's reference."""
+        if report.thread_id and report.outbox_id:
+            return report.thread_id, report.outbox_id
         found = await self.port.resolve(CHANNEL, report.message_sid)
-        for _ in range(REF_WAIT_TRIES):
+        for _ in range(REF_WAIT_TRIES if report.status in FAILED else 0):
             if found is not None:
                 break
             # A quick failure can beat the sender's own record of the SID by a moment.
             await asyncio.sleep(REF_WAIT_PAUSE)
             found = await self.port.resolve(CHANNEL, report.message_sid)
         if found is None or found.outbox_id is None:
-            return
-        why = f"Twilio reported {report.status} (error {report.error_code or 'none'})"
-        if report.error_code == str(parse.OPTED_OUT_ERROR) and report.to:
-            await self.state.opt_out(report.to)
-        await self.port.report_failure(found.thread_id, found.outbox_id, why)
+            return None
+        return found.thread_id, found.outbox_id

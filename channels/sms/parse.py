@@ -66,6 +66,16 @@ class StatusReport(BaseModel):
     error_code: str | None = None
     to: str | None = Field(default=None, max_length=40)
     """The number the text went to."""
+    thread_id: str | None = Field(default=None, max_length=100)
+    outbox_id: str | None = Field(default=None, max_length=100)
+    """The item the text carried, from our tag in the callback URL (which Twilio signs)."""
+
+
+STATUSES = frozenset(
+    {"accepted", "scheduled", "canceled", "queued", "sending", "sent", "delivered"}
+    | {"undelivered", "failed", "read", "partially_delivered", "receiving", "received"}
+)
+"""Twilio's message statuses; a callback with anything else is refused."""
 
 
 def inbound(form: Mapping[str, str]) -> InboundSms:
@@ -85,13 +95,19 @@ def inbound(form: Mapping[str, str]) -> InboundSms:
         raise PayloadError(_first_error(exc)) from None
 
 
-def status_report(form: Mapping[str, str]) -> StatusReport:
+def status_report(form: Mapping[str, str], query: Mapping[str, str]) -> StatusReport:
+    """A status callback's form, and the tag of our callback URL's query."""
+    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if status not in STATUSES:
+        raise PayloadError(f"MessageStatus: not a Twilio message status: {status[:40]!r}")
     try:
         return StatusReport(
             message_sid=form.get("MessageSid") or form.get("SmsSid") or "",
-            status=(form.get("MessageStatus") or form.get("SmsStatus") or "").lower(),
+            status=status,
             error_code=form.get("ErrorCode") or None,
             to=form.get("To") or None,
+            thread_id=query.get("t") or None,
+            outbox_id=query.get("o") or None,
         )
     except ValidationError as exc:
         raise PayloadError(_first_error(exc)) from None

@@ -89,12 +89,12 @@ class Webhooks:
         )
 
     def _guard(
-        self, handler: Callable[[dict[str, str]], Awaitable[Response]]
+        self, handler: Callable[[dict[str, str], dict[str, str]], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
                 form = await self.verified_form(request)
-                return await handler(form)
+                return await handler(form, dict(request.query_params))
             except Refused as exc:
                 return Response(exc.reason, status_code=exc.status, media_type="text/plain")
             except parse.PayloadError as exc:
@@ -102,10 +102,11 @@ class Webhooks:
 
         return endpoint
 
-    async def sms(self, form: dict[str, str]) -> Response:
+    async def sms(self, form: dict[str, str], query: dict[str, str]) -> Response:
         reply = await self.inbound.text(parse.inbound(form))
         return twiml(reply)
 
-    async def status(self, form: dict[str, str]) -> Response:
-        await self.inbound.status(parse.status_report(form))
+    async def status(self, form: dict[str, str], query: dict[str, str]) -> Response:
+        """Signed over the whole URL: the query's item tag is ours, not the caller's."""
+        await self.inbound.status(parse.status_report(form, query))
         return Response(status_code=204)

@@ -1,10 +1,15 @@
 """Texts out through Twilio's Messages API, with the official client, kept short.
 
-Twilio has no idempotency key: a send whose outcome is unknown is never repeated
-(``resend_when_unknown = False``), and only failures that surely sent nothing are retried.
+Twilio has no idempotency key: a send whose outcome is unknown (a 5xx, a timeout, a sender
+that died mid-call) is never repeated (``resend_when_unknown = False``); the text is looked
+up in Twilio's message list instead (channels.sms.lookup), and if it is not there the outcome
+is reported unknown, so the run loop offers the request elsewhere. Only failures that surely
+sent nothing (connection refused, 429) are retried.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 import httpx
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -13,6 +18,7 @@ from twilio.rest import Client
 from agent.delivery import SendFailed
 from channels.sms import segments
 from channels.sms.http import HttpxTwilioClient, last_retry_after
+from channels.sms.lookup import LookupFailed, sent_before
 from channels.sms.parse import OPTED_OUT_ERROR, PayloadError, e164
 from channels.sms.settings import SmsSettings
 from channels.sms.state import SmsState
@@ -56,28 +62,58 @@ class TwilioSender:
         if await self.state.opted_out(number):
             raise SendFailed(f"{number} has opted out of SMS (STOP)", transient=False)
         body = await self.render(item, number)
+        from_ = self._from(item)
         try:
             message = await self.client.messages.create_async(
-                to=number,
-                from_=item.to.route.get("from") or self.settings.twilio_from_number,
-                body=body,
-                status_callback=f"{self.public}/twilio/status",
+                to=number, from_=from_, body=body, status_callback=self.callback(item)
             )
         except TwilioRestException as exc:
-            raise await self._refused(item, number, exc) from None
+            if int(exc.status) < 500:
+                raise await self._refused(item, number, exc) from None
+            lost = f"Twilio {exc.status} (code {exc.code}): {exc.msg}"
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # The request never reached Twilio: sending again cannot double a text.
             raise SendFailed(f"Twilio unreachable: {exc}", transient=True) from None
         except (httpx.HTTPError, TwilioException) as exc:
-            # It may have gone out: without an idempotency key, a retry could send it twice.
-            # Reported as an unknown outcome, the run loop offers it elsewhere too.
-            raise SendFailed(
-                f"outcome unknown: {exc}"[:300], transient=False, unknown=True
-            ) from None
-        return Delivery(
-            provider_id=str(message.sid),
-            detail={"status": str(message.status), "segments": str(message.num_segments)},
-        )
+            lost = f"{type(exc).__name__}: {exc}"
+        else:
+            return Delivery(
+                provider_id=str(message.sid),
+                detail={"status": str(message.status), "segments": str(message.num_segments)},
+            )
+        # It may have gone out: without an idempotency key, a retry could send it twice.
+        try:
+            found = await sent_before(self.client, self.state.port, item, number, from_, body)
+        except LookupFailed as exc:
+            lost += f"; the message list could not be read ({exc})"
+            found = None
+        if found is not None:
+            return found
+        # Reported as an unknown outcome, the run loop offers it elsewhere too.
+        raise SendFailed(f"outcome unknown: {lost}"[:300], transient=False, unknown=True)
+
+    async def find(self, item: OutboxItem) -> Delivery | None:
+        """The text an earlier attempt of ``item`` sent, from Twilio's message list."""
+        try:
+            number = e164(item.to.address)
+        except PayloadError as exc:
+            raise SendFailed(str(exc), transient=False) from None
+        body = await self.render(item, number)
+        try:
+            return await sent_before(
+                self.client, self.state.port, item, number, self._from(item), body
+            )
+        except LookupFailed as exc:
+            error = f"outcome unknown: the message list could not be read ({exc})"
+            raise SendFailed(error, transient=False, unknown=True) from None
+
+    def callback(self, item: OutboxItem) -> str:
+        """The status callback URL, tagged with the item (Twilio signs the whole URL)."""
+        query = urlencode({"t": item.thread_id, "o": item.outbox_id})
+        return f"{self.public}/twilio/status?{query}"
+
+    def _from(self, item: OutboxItem) -> str:
+        return item.to.route.get("from") or self.settings.twilio_from_number or ""
 
     async def render(self, item: OutboxItem, number: str) -> str:
         """The text as the phone shows it: reply instructions kept, the rest shortened."""
@@ -99,7 +135,7 @@ class TwilioSender:
     async def _refused(self, item: OutboxItem, number: str, exc: TwilioRestException) -> SendFailed:
         status = int(exc.status)
         error = f"Twilio {status} (code {exc.code}): {exc.msg}"[:300]
-        if status == 429 or status >= 500:
+        if status == 429:
             return SendFailed(
                 error, transient=True, retry_after=_retry_after(last_retry_after.get())
             )

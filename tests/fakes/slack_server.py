@@ -2,7 +2,8 @@
 
 The real slack_sdk client (and bolt's) talks to it over HTTP on loopback. It keeps the
 messages it was asked to post, as Slack would, records every call, and can be told to fail
-the next calls of a method (429 with Retry-After, or a 5xx).
+the next calls of a method (429 with Retry-After, or a 5xx), or to do what a call asks
+and then drop the connection before answering (the outcome the caller cannot know).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tests.fakes.http_server import BackgroundServer
 
@@ -44,6 +46,39 @@ class Posted:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     thread_ts: str | None = None
     updates: int = 0
+    metadata: dict[str, Any] | None = None
+
+    def wire(self, with_metadata: bool) -> dict[str, Any]:
+        """The message as conversations.history / replies list it."""
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": self.ts,
+            "text": self.text,
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+        }
+        if self.thread_ts:
+            message["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata:
+            message["metadata"] = self.metadata
+        return message
+
+
+class _Dropped(Response):
+    """Start the answer, then cut the connection: the work is done, the caller never knows."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+            }
+        )
+        raise ConnectionAbortedError("fake Slack drops the connection after doing the work")
 
 
 class FakeSlack:
@@ -52,9 +87,14 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Posted] = {}
         self.groups: dict[str, list[str]] = {}
+        self.users: dict[str, str] = {}
+        """Display names users.info reports, by user id (others: user_not_found)."""
+        self.reactions: dict[tuple[str, str], set[str]] = defaultdict(set)
+        """Our bot's reactions by (channel, message ts)."""
         self.socket_url = ""
         """Where apps.connections.open sends the app (a FakeSocketMode's url)."""
         self._failures: dict[str, deque[list[Any]]] = defaultdict(deque)
+        self._drops: dict[str, int] = defaultdict(int)
         self._clock = int(time.time())
         self._seq = 0
         app = Starlette(routes=[Route("/api/{method}", self._call, methods=["POST", "GET"])])
@@ -69,8 +109,11 @@ class FakeSlack:
             self.calls.clear()
             self.messages.clear()
             self.groups.clear()
+            self.reactions.clear()
+            self.users.clear()
             self.socket_url = ""
             self._failures.clear()
+            self._drops.clear()
 
     def fail(
         self, method: str, status: int, *, retry_after: int | None = None, after: int = 0
@@ -83,12 +126,17 @@ class FakeSlack:
         with self._lock:
             self._failures[method].append([after, response])
 
+    def drop(self, method: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` take effect, then the connection drops."""
+        with self._lock:
+            self._drops[method] += times
+
     def called(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
             return [c.args for c in self.calls if c.method == method]
 
-    def thread(self, channel: str, thread_ts: str) -> list[Posted]:
-        """Messages posted in one Slack thread, in order."""
+    def thread(self, channel: str, thread_ts: str | None) -> list[Posted]:
+        """Messages posted in one Slack thread (None: at the channel's top level), in order."""
         with self._lock:
             found = [m for m in self.messages.values() if m.channel == channel]
         return sorted((m for m in found if m.thread_ts == thread_ts), key=lambda m: float(m.ts))
@@ -116,6 +164,9 @@ class FakeSlack:
                 failures[0][0] -= 1
             elif failures:
                 failure = failures.popleft()[1]
+            dropping = self._drops.get(method, 0) > 0
+            if dropping:
+                self._drops[method] -= 1
         if failure is not None:
             return failure
         if method == "apps.connections.open":
@@ -128,7 +179,7 @@ class FakeSlack:
         if handler is None:
             return JSONResponse({"ok": False, "error": "unknown_method"}, status_code=404)
         result: dict[str, Any] = handler(args)
-        return JSONResponse(result)
+        return _Dropped() if dropping else JSONResponse(result)
 
     # ---- methods ----------------------------------------------------------------------
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +198,53 @@ class FakeSlack:
         raw = args.get("blocks") or []
         return json.loads(raw) if isinstance(raw, str) else list(raw)
 
+    def _json(self, raw: Any) -> dict[str, Any] | None:
+        if not raw:
+            return None
+        return dict(json.loads(raw) if isinstance(raw, str) else raw)
+
+    def _listed(self, found: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
+        metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(args.get("limit") or 100)
+        page = found[:limit]
+        return {
+            "ok": True,
+            "messages": [m.wire(metadata) for m in page],
+            "has_more": len(found) > limit,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args["channel"]), str(args["ts"])
+        with self._lock:
+            found = [
+                m
+                for m in self.messages.values()
+                if m.channel == channel and (m.ts == ts or m.thread_ts == ts)
+            ]
+        if not found and not ts.replace(".", "").isdigit():
+            return {"ok": False, "error": "thread_not_found"}
+        return self._listed(sorted(found, key=lambda m: float(m.ts)), args)
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args["channel"])
+        oldest = float(args.get("oldest") or 0)
+        with self._lock:
+            found = [
+                m
+                for m in self.messages.values()
+                if m.channel == channel
+                and (m.thread_ts is None or m.thread_ts == m.ts)
+                and float(m.ts) > oldest
+            ]
+        return self._listed(sorted(found, key=lambda m: -float(m.ts)), args)
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = str(args.get("users") or "")
+        if not users.startswith("U"):
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": "D" + users[1:]}}
+
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args["channel"])
         if channel.startswith("C0GONE"):
@@ -160,6 +258,7 @@ class FakeSlack:
             text=str(args.get("text") or ""),
             blocks=self._blocks(args),
             thread_ts=args.get("thread_ts"),
+            metadata=self._json(args.get("metadata")),
         )
         with self._lock:
             self.messages[(channel, ts)] = posted
@@ -186,6 +285,31 @@ class FakeSlack:
         view = args["view"]
         view = json.loads(view) if isinstance(view, str) else view
         return {"ok": True, "view": {"id": "V0VIEW", **view}}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        key, name = (str(args["channel"]), str(args["timestamp"])), str(args["name"])
+        with self._lock:
+            if name in self.reactions[key]:
+                return {"ok": False, "error": "already_reacted"}
+            self.reactions[key].add(name)
+        return {"ok": True}
+
+    def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        key, name = (str(args["channel"]), str(args["timestamp"])), str(args["name"])
+        with self._lock:
+            if name not in self.reactions.get(key, set()):
+                return {"ok": False, "error": "no_reaction"}
+            self.reactions[key].discard(name)
+        return {"ok": True}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user"))
+        with self._lock:
+            name = self.users.get(user)
+        if name is None:
+            return {"ok": False, "error": "user_not_found"}
+        profile = {"display_name": name, "real_name": name.title()}
+        return {"ok": True, "user": {"id": user, "name": name.lower(), "profile": profile}}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args.get("usergroup"))

@@ -2,7 +2,9 @@
 
 POST /2010-04-01/Accounts/{AccountSid}/Messages.json with a form body (To, From, Body,
 StatusCallback) and HTTP basic auth; answers 201 with the message's JSON, or an error JSON
-{code, message, more_info, status}. The real twilio client talks to it over loopback.
+{code, message, more_info, status}. GET of the same path lists messages, newest first,
+filtered by To and From, in Twilio's page format. The real twilio client talks to it over
+loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,12 +45,22 @@ class Slow:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Lost:
+    """Accept the next message (it goes out), then answer with this HTTP error anyway."""
+
+    status: int = 500
+    code: int = 20500
+    listed: bool = True
+    """False: the message list does not show it yet (Twilio's list lags behind)."""
+
+
 class FakeTwilio:
     def __init__(self, account_sid: str, auth_token: str) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._lock = threading.Lock()
-        self._script: deque[Fail | Slow] = deque()
+        self._script: deque[Fail | Slow | Lost] = deque()
         self.messages: list[dict[str, str]] = []
         """Every accepted message, as the form Twilio received."""
         self.attempts = 0
@@ -54,6 +68,7 @@ class FakeTwilio:
             routes=[
                 Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
                 Route("/2010-04-01/Accounts/{sid}.json", self._account, methods=["GET"]),
+                Route("/2010-04-01/Accounts/{sid}/Messages.json", self._list, methods=["GET"]),
             ]
         )
         self.server = BackgroundServer(app)
@@ -62,7 +77,7 @@ class FakeTwilio:
     def url(self) -> str:
         return self.server.url
 
-    def fail(self, *failures: Fail | Slow) -> None:
+    def fail(self, *failures: Fail | Slow | Lost) -> None:
         with self._lock:
             self._script.extend(failures)
 
@@ -111,6 +126,35 @@ class FakeTwilio:
             }
         )
 
+    async def _list(self, request: Request) -> JSONResponse:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        to, sender = request.query_params.get("To"), request.query_params.get("From")
+        size = int(request.query_params.get("PageSize") or 50)
+        with self._lock:
+            found = [
+                m
+                for m in reversed(self.messages)
+                if (to is None or m["To"] == to)
+                and (sender is None or m["From"] == sender)
+                and not m.get("Unlisted")
+            ]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        return JSONResponse(
+            {
+                "messages": [self._resource(m["Sid"], m) for m in found[:size]],
+                "end": min(size, len(found)) - 1,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            }
+        )
+
     async def _create(self, request: Request) -> JSONResponse:
         refused = self._refused(request)
         if refused is not None:
@@ -125,20 +169,26 @@ class FakeTwilio:
         if not form.get("To") or not form.get("Body") or not form.get("From"):
             return self._error(400, 21604, "A 'To' phone number is required.")
         sid = "SM" + secrets.token_hex(16)
+        created = format_datetime(datetime.now(UTC), usegmt=False)
+        record = {**form, "Sid": sid, "Created": created}
+        if isinstance(scripted, Lost) and not scripted.listed:
+            record["Unlisted"] = "yes"
         with self._lock:
-            self.messages.append({**form, "Sid": sid})
+            self.messages.append(record)
         if isinstance(scripted, Slow):
             await asyncio.sleep(scripted.seconds)
-        return JSONResponse(self._resource(sid, form), status_code=201)
+        if isinstance(scripted, Lost):
+            return self._error(scripted.status, scripted.code, "Internal Server Error")
+        return JSONResponse(self._resource(sid, record), status_code=201)
 
     def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:
         return {
             "account_sid": self.account_sid,
             "api_version": "2010-04-01",
             "body": form["Body"],
-            "date_created": "Tue, 24 Nov 2026 10:00:00 +0000",
+            "date_created": form["Created"],
             "date_sent": None,
-            "date_updated": "Tue, 24 Nov 2026 10:00:00 +0000",
+            "date_updated": form["Created"],
             "direction": "outbound-api",
             "error_code": None,
             "error_message": None,

@@ -56,6 +56,7 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
         ("sb_reject", rid, "danger"),
     ]
 
+    slack_kit.fake.users[ALICE] = "Alice"
     r = await slack_kit.click(ALICE, "sb_approve", rid, GENERAL, approval.ts, root)
     assert r.status_code == 200, r.text
     view = await service.settled(tid, "done")
@@ -75,7 +76,7 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     updated = slack_kit.fake.messages[(GENERAL, approval.ts)]
     assert updated.updates == 1
     assert _buttons(updated) == []
-    assert f"Approved by <@{ALICE}> <!date^" in _shown(updated)
+    assert f"Approved by Alice (<@{ALICE}>) <!date^" in _shown(updated)  # users.info's name
     assert "• *tag:* `v1.2.3`" in _shown(updated)
 
     # A second click changes nothing: the clicker is told, the tool does not run again.
@@ -144,6 +145,8 @@ async def test_only_approvers_decide_others_get_an_ephemeral_refusal(
         (MALLORY, GENERAL, root)
     ] * 2
     assert all("not among the approvers" in n["text"] for n in refusals)
+    # ... and it says who can: the tool's approvers, a person and a user group.
+    assert all(f"Who can approve: <@{ALICE}>, <!subteam^{OPS}>." in n["text"] for n in refusals)
     assert slack_kit.fake.called("views.open") == []
     assert slack_kit.fake.called("chat.update") == []
     assert [q.status for q in (await service.store.thread(tid)).requests] == ["pending"]

@@ -80,23 +80,49 @@ async def test_reply_in_the_thread_continues_it(
     assert [e.text for e in view.events if isinstance(e, UserMessage)][-1] == "thanks"
 
 
-async def test_direct_message_starts_a_thread(
-    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
-) -> None:
-    service = slack_service
-    fake_llm.script(step("done_for_now", message="Hello in private"))
-    ts = slack_kit.fake.next_ts()
-    dm = {
+def _dm(text: str, ts: str, thread_ts: str | None = None) -> dict[str, Any]:
+    event = {
         "type": "message",
         "channel": "D0ALICE",
         "channel_type": "im",
         "user": ALICE,
-        "text": "what can you do?",
+        "text": text,
         "ts": ts,
     }
-    assert (await slack_kit.event(dm)).status_code == 200
-    await service.settled(thread_of("D0ALICE", ts), "done")
-    assert [p.text for p in slack_kit.fake.thread("D0ALICE", ts)] == ["Hello in private"]
+    return {**event, "thread_ts": thread_ts} if thread_ts else event
+
+
+async def test_direct_messages_continue_one_conversation_answered_in_the_dm(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    """Top-level DMs continue the open conversation; the agent answers in the DM itself
+    (no Slack thread); after its final answer, the next DM starts a new conversation."""
+    service = slack_service
+    fake_llm.script(
+        step("request_more_information", message="Which environment?"),
+        step("done_for_now", message="Staging runs v1.2.3"),
+        step("done_for_now", message="Hello again"),
+    )
+    first = slack_kit.fake.next_ts()
+    assert (await slack_kit.event(_dm("which version is deployed?", first))).status_code == 200
+    tid = thread_of("D0ALICE", first)
+    await service.settled(tid, "awaiting_human")
+    answer = slack_kit.fake.next_ts()
+    await slack_kit.event(_dm("staging", answer))  # top level, as people write in a DM
+    view = await service.settled(tid, "done")
+    assert [p.text for p in slack_kit.fake.thread("D0ALICE", None)] == [
+        "Which environment?",
+        "Staging runs v1.2.3",
+    ]
+    assert view.meta.origin.route == {"team": "T0TEAM", "channel": "D0ALICE"}
+    assert [r.status for r in view.requests] == ["answered"]
+
+    later = slack_kit.fake.next_ts()
+    await slack_kit.event(_dm("hi", later))
+    await service.settled(thread_of("D0ALICE", later), "done")
+    assert [e.text for e in view.events if isinstance(e, UserMessage)] == [
+        "which version is deployed?"
+    ]
 
 
 async def test_retries_and_the_mention_message_pair_are_stored_once(
@@ -238,3 +264,52 @@ async def test_an_answer_is_stored_once_across_retries_and_twins(
     assert [a.answer for a in answers] == ["v1.2.3", "staging"]
     assert not [e for e in view.events if isinstance(e, UserMessage)][1:]
     assert [r.status for r in view.requests] == ["answered", "answered"]
+
+
+def _edited(root: str, text: str, before: str) -> dict[str, Any]:
+    message = {"type": "message", "user": ALICE, "text": text, "ts": root}
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": GENERAL,
+        "channel_type": "channel",
+        "hidden": True,
+        "ts": f"{root}9",
+        "message": {**message, "edited": {"user": ALICE, "ts": f"{root}9"}},
+        "previous_message": {**message, "text": before},
+    }
+
+
+async def test_an_edit_before_the_answer_reaches_the_agent_as_a_correction(
+    slack_kit: SlackKit, store: ThreadStore
+) -> None:
+    root = slack_kit.fake.next_ts()
+    await slack_kit.event(mention("deploy v1.2.3 to staging", root))
+    edit = _edited(root, f"<@{BOT_USER}> deploy v1.2.4 to staging", "deploy v1.2.3 to staging")
+    for _ in range(2):  # Slack's retry of the same edit event is stored once
+        assert (await slack_kit.event(edit, event_id="EvEDIT1")).status_code == 200
+    # Unchanged words (an unfurl added) are no correction.
+    same = _edited(root, "deploy v1.2.3 to staging", "deploy v1.2.3 to staging")
+    await slack_kit.event(same, event_id="EvEDIT2")
+
+    view = await store.thread(thread_of(GENERAL, root))
+    texts = [e.text for e in view.inbox if isinstance(e, UserMessage)]
+    assert texts == [
+        "deploy v1.2.3 to staging",
+        "(Correction: I edited my previous message. It now reads:) deploy v1.2.4 to staging",
+    ]
+
+
+async def test_an_edit_after_the_answer_changes_nothing(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.script(step("done_for_now", message="staging is on v1.2.3"))
+    root = slack_kit.fake.next_ts()
+    await slack_kit.event(mention("which version is on staging?", root))
+    tid = thread_of(GENERAL, root)
+    await slack_service.settled(tid, "done")
+    edit = _edited(root, "which version is on production?", "which version is on staging?")
+    assert (await slack_kit.event(edit)).status_code == 200
+    view = await slack_service.store.thread(tid)
+    assert view.inbox == []
+    assert len([e for e in view.events if isinstance(e, UserMessage)]) == 1

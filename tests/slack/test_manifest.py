@@ -35,4 +35,6 @@ def test_manifest_scopes_cover_the_methods_we_call() -> None:
     scopes = set(_manifest()["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "im:history", "channels:history"} <= scopes
     assert "usergroups:read" in scopes  # usergroups.users.list, for group approvers
+    assert "users:read" in scopes  # users.info, who decided by name
+    assert "reactions:write" in scopes  # reactions.add / remove, the "working" sign
     assert _manifest()["features"]["bot_user"]["display_name"]

@@ -110,3 +110,62 @@ async def test_question_invites_a_reply_in_the_thread(fake_slack: FakeSlack) -> 
     [posted] = fake_slack.messages.values()
     assert posted.text == "Which environment?"
     assert posted.blocks[-1]["elements"][0]["text"] == "Reply in this thread to answer."
+
+
+async def test_a_post_whose_answer_is_lost_is_found_not_posted_again(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    """Slack posts the message, then the connection drops: the outbox's next attempt finds
+    the message by its outbox id (conversations.replies) and settles it; one post in Slack."""
+    fake_llm.script(step("done_for_now", message="all good"))
+    slack_kit.fake.drop("chat.postMessage")
+    root = slack_kit.fake.next_ts()
+    await slack_kit.event(mention("status?", root))
+    view = await slack_service.settled(thread_of(GENERAL, root), "done")
+
+    [posted] = slack_kit.fake.thread(GENERAL, root)
+    assert posted.text == "all good"
+    [out] = view.outbox
+    assert (out.status, out.provider_id) == ("sent", f"{GENERAL}:{posted.ts}")
+    assert len(slack_kit.fake.called("chat.postMessage")) == 1
+    assert slack_kit.fake.called("conversations.replies")
+
+
+async def test_find_posts_only_the_missing_parts_and_reads_a_dm_by_its_channel(
+    fake_slack: FakeSlack,
+) -> None:
+    sender = _sender(fake_slack)
+    text = ("word " * 199 + "end\n") * 60
+    fake_slack.drop("chat.postMessage")  # part one goes out, its answer is lost
+    with pytest.raises(SendFailed) as lost:
+        await sender.send(_item(text))
+    assert lost.value.transient
+    fresh = _sender(fake_slack)  # another process: nothing remembered in memory
+    assert await fresh.find(_item(text)) is None  # part two is missing
+    delivery = await fresh.send(_item(text))
+    posted = fake_slack.thread(GENERAL, "1.000001")
+    assert len(posted) == 2
+    assert [p.metadata for p in posted] == [
+        {"event_type": "switchboard_outbox", "event_payload": {"outbox_id": "out_test", "part": n}}
+        for n in (0, 1)
+    ]
+    assert await fresh.find(_item(text)) == delivery
+
+    dm = _item("hello", thread_ts=None).model_copy(
+        update={"outbox_id": "out_dm", "to": Origin(channel="slack", address=ALICE)}
+    )
+    assert await fresh.find(dm) is None
+    sent = await fresh.send(dm)
+    assert await _sender(fake_slack).find(dm) == sent
+    assert sent.provider_id.startswith("D0ALICE:")
+
+
+async def test_the_models_markdown_is_posted_as_mrkdwn(fake_slack: FakeSlack) -> None:
+    text = "## Deployed\n**v1.2.3** is live, see [the log](https://ci.example.com/1).\n- <!here>"
+    await _sender(fake_slack).send(_item(text))
+    [posted] = fake_slack.messages.values()
+    expected = (
+        "*Deployed*\n*v1.2.3* is live, see <https://ci.example.com/1|the log>.\n• &lt;!here&gt;"
+    )
+    assert posted.text == expected
+    assert posted.blocks[0]["text"] == {"type": "mrkdwn", "text": expected}

@@ -134,12 +134,20 @@ class Sms:
         return await self._post("/twilio/sms", form, signature)
 
     async def status(
-        self, message_sid: str, status: str, error_code: str | None = None, **kw: Any
+        self,
+        message_sid: str,
+        status: str,
+        error_code: str | None = None,
+        *,
+        callback: str | None = None,
+        **kw: Any,
     ) -> httpx.Response:
+        """A status callback; ``callback``: the URL the text asked for (its tag included)."""
         form = {"MessageSid": message_sid, "MessageStatus": status, "AccountSid": ACCOUNT}
         if error_code:
             form["ErrorCode"] = error_code
-        return await self._post("/twilio/status", form, kw.get("signature", "valid"))
+        path = callback.removeprefix(PUBLIC) if callback else "/twilio/status"
+        return await self._post(path, form, kw.get("signature", "valid"))
 
     async def _post(self, path: str, form: dict[str, str], signature: str | None) -> httpx.Response:
         headers = {}

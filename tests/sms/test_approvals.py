@@ -19,8 +19,10 @@ from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, TALKER, Sms, appro
 Factory = Callable[..., Awaitable[Sms]]
 
 
-async def _rest_thread(sms: Sms, text: str = "deploy v1.2.3 to production") -> str:
-    r = await sms.service.api.post("/v1/threads", json={"message": text, "sender": "alice"})
+async def _rest_thread(
+    sms: Sms, text: str = "deploy v1.2.3 to production", sender: str = "alice"
+) -> str:
+    r = await sms.service.api.post("/v1/threads", json={"message": text, "sender": sender})
     assert r.status_code == 201, r.text
     return str(r.json()["thread_id"])
 
@@ -34,7 +36,9 @@ async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory)
     [sent] = sms.fake.messages
     assert sent["To"] == APPROVER
     assert sent["From"] == OURS
-    assert sent["StatusCallback"] == f"{PUBLIC}/twilio/status"
+    approval = next(o for o in view.outbox if o.item.kind == "approval")
+    callback = f"{PUBLIC}/twilio/status?t={tid}&o={approval.item.outbox_id}"
+    assert sent["StatusCallback"] == callback  # tagged with the item, signed by Twilio
     assert "deploy(tag='v1.2.3', env='production')" in sent["Body"]
     assert sent["Body"].endswith("Reply YES, or NO and a reason.")
     approval = next(o for o in view.outbox if o.item.kind == "approval")
@@ -101,7 +105,7 @@ async def test_two_pending_requests_need_their_codes(sms_factory: Factory) -> No
     # YES alone is ambiguous now: the reply lists the codes, nothing is decided.
     r = await sms.text(APPROVER, "YES")
     assert "2 requests are waiting" in r.text
-    codes = dict(re.findall(r"(\d{4}): (deploy\(tag='v[\d.]+')", r.text))
+    codes = dict(re.findall(r"(\d{4}): deploybot (deploy\(tag='v[\d.]+')", r.text))
     assert codes[code2.group(1)] == "deploy(tag='v1.2.4'"
     code1 = next(c for c, what in codes.items() if "v1.2.3" in what)
     assert all(r.status == "pending" for r in (await sms.store.thread(first)).requests)
@@ -121,6 +125,20 @@ async def test_two_pending_requests_need_their_codes(sms_factory: Factory) -> No
         "deployed v1.2.4 to staging"
     ]
     assert sms.deploys() == 1
+
+
+async def test_two_requests_for_the_same_call_say_who_asked(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    for sender in ("alice", "bob"):
+        tid = await _rest_thread(sms, sender=sender)
+        await sms.service.settled(tid, "awaiting_human")
+    r = await sms.text(APPROVER, "YES")
+    assert "2 requests are waiting" in r.text
+    lines = dict(re.findall(r"(\d{4}): (deploybot deploy\(.*?\), asked by rest:\w+)", r.text))
+    assert sorted(what.rsplit(" ", 1)[-1] for what in lines.values()) == ["rest:alice", "rest:bob"]
+    r = await sms.text(APPROVER, "no 9999")
+    assert "asked by rest:alice" in r.text
+    assert "asked by rest:bob" in r.text
 
 
 async def test_unauthorized_number_is_told_and_nothing_changes(sms_factory: Factory) -> None:

@@ -13,7 +13,7 @@ from model.ids import thread_id_for
 from model.records import Origin, OutboxItem, ThreadView
 from store.embedded import free_port
 from tests.fakes.openai_server import FakeOpenAI, step
-from tests.fakes.twilio_server import Fail, Slow
+from tests.fakes.twilio_server import Fail, Lost, Slow
 from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, Sms, approval_to, sign
 
 Factory = Callable[..., Awaitable[Sms]]
@@ -154,13 +154,17 @@ async def test_stop_moves_an_already_pending_request(sms_factory: Factory) -> No
     assert [r.status for r in view.requests] == ["pending"]
 
 
-async def test_rate_limited_then_sent_once(sms_factory: Factory) -> None:
-    sms = await sms_factory()
-    sms.fake.fail(Fail(429, 20429, "Too Many Requests", retry_after="0"), Fail(503, 20500, "busy"))
+async def _approval_thread(sms: Sms) -> str:
     r = await sms.service.api.post(
         "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
     )
-    view = await sms.service.settled(r.json()["thread_id"], "awaiting_human")
+    return str(r.json()["thread_id"])
+
+
+async def test_rate_limited_then_sent_once(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    sms.fake.fail(Fail(429, 20429, "Too Many Requests", retry_after="0"), Fail(429, 20429, "Slow"))
+    view = await sms.service.settled(await _approval_thread(sms), "awaiting_human")
     assert sms.fake.attempts == 3
     assert len(sms.fake.sent_to(APPROVER)) == 1
     [approval] = [o for o in view.outbox if o.item.kind == "approval"]
@@ -170,10 +174,7 @@ async def test_rate_limited_then_sent_once(sms_factory: Factory) -> None:
 async def test_permanent_error_is_not_retried(sms_factory: Factory) -> None:
     sms = await sms_factory()
     sms.fake.fail(Fail(400, 21211, "The 'To' number is not a valid phone number."))
-    r = await sms.service.api.post(
-        "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
-    )
-    tid = r.json()["thread_id"]
+    tid = await _approval_thread(sms)
 
     await sms.service.wait(tid, approval_to("rest"))
     view = await sms.service.settled(tid, "awaiting_human")
@@ -183,38 +184,57 @@ async def test_permanent_error_is_not_retried(sms_factory: Factory) -> None:
     assert "21211" in (by_channel["sms"].error or "")
 
 
-async def test_lost_response_is_not_sent_again(sms_factory: Factory) -> None:
-    """Twilio took the message but the answer never came: no blind resend, the origin asks."""
-    sms = await sms_factory(sms_timeout=0.3)
-    sms.fake.fail(Slow(2))
-    r = await sms.service.api.post(
-        "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
-    )
-    tid = r.json()["thread_id"]
+async def test_a_5xx_after_twilio_created_the_text_sends_it_once(sms_factory: Factory) -> None:
+    """Twilio sent the text and answered 500: found in the message list, not sent again."""
+    sms = await sms_factory()
+    sms.fake.fail(Lost(500))
+    view = await sms.service.settled(await _approval_thread(sms), "awaiting_human")
+    [sent] = sms.fake.messages
+    assert sms.fake.attempts == 1
+    [approval] = [o for o in view.outbox if o.item.kind == "approval"]
+    assert (approval.item.to.channel, approval.status) == ("sms", "sent")
+    assert approval.provider_id == sent["Sid"]
+    assert not [e for e in view.events if isinstance(e, Rerouted)]
+
+
+async def test_a_5xx_that_sent_nothing_is_an_unknown_outcome(sms_factory: Factory) -> None:
+    """Not in the message list either: never resent blindly; the origin is asked too."""
+    sms = await sms_factory()
+    sms.fake.fail(Fail(503, 20500, "busy"))
+    tid = await _approval_thread(sms)
     await sms.service.wait(tid, approval_to("rest"))
     view = await sms.service.settled(tid, "awaiting_human")
-    assert sms.fake.attempts == 1
+    assert (sms.fake.attempts, sms.fake.messages) == (1, [])
     by_channel = {o.item.to.channel: o for o in view.outbox if o.item.kind == "approval"}
-    assert "outcome unknown" in (by_channel["sms"].error or "")
-
-
-async def test_send_cut_off_with_its_sender_is_offered_on_the_origin(sms_factory: Factory) -> None:
-    """The sender looked dead mid-call (its claim ran out): no second text, the origin asks."""
-    sms = await sms_factory()  # the test outbox's claims last 2 s; this send hangs longer
-    sms.fake.fail(Slow(3.5))
-    r = await sms.service.api.post(
-        "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
-    )
-    tid = r.json()["thread_id"]
-    await sms.service.wait(tid, approval_to("rest"), within=15)
-    view = await sms.service.settled(tid, "awaiting_human", within=15)
-    assert sms.fake.attempts == 1
+    assert by_channel["sms"].status == "unknown"
+    assert "outcome unknown: Twilio 503" in (by_channel["sms"].error or "")
     [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
     assert failure.outcome == "unknown"
-    assert "interrupted" in failure.reason
-    [rerouted] = [e for e in view.events if isinstance(e, Rerouted)]
-    assert "may not have reached" in rerouted.text
-    assert rerouted.to == "rest:alice"
+
+
+async def test_a_lost_response_is_found_in_the_message_list(sms_factory: Factory) -> None:
+    """Twilio took the message but the answer never came (a timeout): it is looked up."""
+    sms = await sms_factory(sms_timeout=0.3)
+    sms.fake.fail(Slow(2))
+    view = await sms.service.settled(await _approval_thread(sms), "awaiting_human")
+    [sent] = sms.fake.messages
+    assert sms.fake.attempts == 1
+    [approval] = [o for o in view.outbox if o.item.kind == "approval"]
+    assert (approval.status, approval.provider_id) == ("sent", sent["Sid"])
+
+
+async def test_send_cut_off_with_its_sender_is_found_not_sent_again(sms_factory: Factory) -> None:
+    """The sender looked dead mid-call (its claim ran out): the next claim finds the text."""
+    sms = await sms_factory()  # the test outbox's claims last 2 s; this send hangs longer
+    sms.fake.fail(Slow(3.5))
+    tid = await _approval_thread(sms)
+
+    def sent(view: ThreadView) -> bool:
+        return any(o.item.kind == "approval" and o.status == "sent" for o in view.outbox)
+
+    view = await sms.service.wait(tid, sent, within=15)
+    assert sms.fake.attempts == 1
+    assert not [e for e in view.events if isinstance(e, DeliveryFailed | Rerouted)]
 
 
 async def test_unreachable_twilio_is_retried(sms_factory: Factory) -> None:
@@ -271,3 +291,41 @@ async def test_a_signed_text_without_body_is_refused(sms_factory: Factory) -> No
     # An empty Body is a text (a picture without words): answered, not refused.
     empty = await sms.text(TALKER, "")
     assert (empty.status_code, "Only text is understood here." in empty.text) == (200, True)
+
+
+async def test_every_status_callback_is_recorded_on_the_item(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    tid = await _approval_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    [sent] = sms.fake.messages
+    for status in ("queued", "sent", "delivered", "delivered", "read"):
+        r = await sms.status(sent["Sid"], status, callback=sent["StatusCallback"])
+        assert r.status_code == 204
+    # Not a Twilio status: refused, nothing noted.
+    r = await sms.status(sent["Sid"], "exploded", callback=sent["StatusCallback"])
+    assert r.status_code == 400
+    view = await sms.store.thread(tid)
+    [approval] = [o for o in view.outbox if o.item.to.channel == "sms"]
+    assert (approval.status, approval.reported) == ("sent", ["queued", "sent", "delivered", "read"])
+    r = await sms.service.api.get(f"/v1/threads/{tid}")
+    [shown] = [o for o in r.json()["outbox"] if o["item"]["to"]["channel"] == "sms"]
+    assert shown["reported"] == ["queued", "sent", "delivered", "read"]
+
+
+async def test_an_unknown_outcome_shows_what_twilio_reported_later(sms_factory: Factory) -> None:
+    """A 500 after the text went out, and the message list does not show it yet: the item's
+    outcome is unknown (not failed), the origin is asked too, and the delivery Twilio reports
+    later is shown beside it."""
+    sms = await sms_factory()
+    sms.fake.fail(Lost(500, listed=False))
+    tid = await _approval_thread(sms)
+    await sms.service.wait(tid, approval_to("rest"))
+    [sent] = sms.fake.messages
+    r = await sms.status(sent["Sid"], "delivered", callback=sent["StatusCallback"])
+    assert r.status_code == 204
+    view = await sms.service.settled(tid, "awaiting_human")
+    [approval] = [o for o in view.outbox if o.item.to.channel == "sms"]
+    assert (approval.status, approval.reported) == ("unknown", ["delivered"])
+    assert "outcome unknown" in (approval.error or "")
+    [failure] = [e for e in view.events if isinstance(e, DeliveryFailed)]
+    assert failure.outcome == "unknown"

@@ -399,7 +399,10 @@ function threadHeader(t) {
 
 function delivery(o) {
   const to = `${o.item.to.channel}:${o.item.to.address}`;
-  const text = `${o.item.kind} to ${to}: ${o.status}${o.attempts > 1 ? ` after ${o.attempts} attempts` : ""}${o.error ? ` (${o.error})` : ""}`;
+  // "unknown": the provider may have taken it (a lost answer); what it reported later shows too.
+  const status = o.status === "unknown" ? "outcome unknown" : o.status;
+  const reported = o.reported && o.reported.length ? `; ${o.item.to.channel} reported ${o.reported.join(", ")}` : "";
+  const text = `${o.item.kind} to ${to}: ${status}${o.attempts > 1 ? ` after ${o.attempts} attempts` : ""}${o.error ? ` (${o.error})` : ""}${reported}`;
   return [el("span", { text }), " · ", el("time", { datetime: o.item.created, text: clock(o.item.created) })];
 }
 

@@ -1,0 +1,76 @@
+"""Telling an approver why a reply did not decide, by mail, through the channel's relay.
+
+An approval by reply counts only when a trusted receiving server vouched for it (DKIM or
+DMARC pass in Authentication-Results from a host in EMAIL_TRUSTED_AUTHSERV_IDS). Without a
+word back, the approver would think the deploy approved. The note goes to the reply's From
+address, which may be forged; so it says nothing the approval mail did not (the request and
+the signed links, bound to that address), and goes at most once per address per hour.
+
+Not an outbox item: the reply did not join the thread (it is refused), so it is no message
+of the thread; the channel sends it itself and a failed send is only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import aiosmtplib
+import redis.asyncio as aioredis
+
+from agent.contact import call_text
+from channels.email import keys
+from channels.email.compose import Outgoing, reply_subject
+from channels.email.parse import ParsedMail
+from channels.email.sender import EmailSender
+from model.records import RequestRecord
+from store.errors import ThreadNotFound
+
+log = logging.getLogger("switchboard.email")
+
+WHY = (
+    "Your reply was not accepted as a decision on {what}, and nothing was changed.\n\n"
+    "Why: a decision by reply counts only when the mail server that received it vouches for "
+    "it (DKIM or DMARC pass in its Authentication-Results header), and your reply carried no "
+    "such verdict from a server this service trusts (EMAIL_TRUSTED_AUTHSERV_IDS).\n\n"
+    "{how}"
+)
+WITH_LINKS = "Decide with one of the signed links below instead (they work once)."
+WITHOUT_LINKS = "Decide with the Approve or Reject link in the approval mail instead."
+
+
+class Refusals:
+    def __init__(self, sender: EmailSender, redis: aioredis.Redis) -> None:
+        self.sender = sender
+        self.redis = redis
+
+    async def unverified(self, mail: ParsedMail, record: RequestRecord) -> bool:
+        """Send the note, unless this address had one within the hour. True: sent."""
+        if not await self.redis.set(
+            keys.refusal_note(mail.sender), "sent", nx=True, ex=keys.REFUSAL_NOTE_TTL_SECONDS
+        ):
+            return False
+        try:
+            agent = (await self.sender.port.meta(record.thread_id)).agent
+        except ThreadNotFound:
+            return False
+        links = await self.sender.links(record.request_id, mail.sender)
+        what = call_text(record.tool, record.arguments or {}) if record.tool else "the request"
+        note = Outgoing(
+            message_id=f"refused.{secrets.token_hex(8)}.{record.thread_id}@{self.sender.domain}",
+            sender=(agent.capitalize(), self.sender.address(agent)),
+            to=mail.sender,
+            reply_to=self.sender.address(agent),
+            subject=reply_subject(mail.subject, "Your reply was not accepted"),
+            text=WHY.format(what=what, how=WITH_LINKS if links else WITHOUT_LINKS),
+            in_reply_to=mail.message_id,
+            references=[mail.message_id] if mail.message_id else [],
+            links=links,
+        )
+        try:
+            await self.sender.relay_send(note)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            log.warning("could not tell %s why the reply did not decide: %s", mail.sender, exc)
+            return False
+        log.info("told %s why the reply did not decide %s", mail.sender, record.request_id)
+        return True
