@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent import tokens
 from agent.context import render
 from agent.tools import Agent
 from model.events import (
@@ -34,7 +35,7 @@ from model.events import (
     UserMessage,
 )
 
-CACHE = Path(__file__).resolve().parent / ".tiktoken"
+CACHE = tokens.cache_dir()
 # tiktoken's cache name of o200k_base: sha1 of its download URL.
 O200K = "fb374d419588a4632f3f557e76b4b70aebbca790"
 WHEEL = "litellm==1.109.1"
