@@ -88,7 +88,7 @@ def first_open(events: Sequence[Event]) -> int:
 def compactable(events: Sequence[Event]) -> list[Turn]:
     """The turns that may be summarized, oldest first."""
     all_turns = turns(events)
-    keep_from = min(first_open(events), *(t.start for t in all_turns[-KEEP_TURNS:]))
+    keep_from = min([first_open(events), *(t.start for t in all_turns[-KEEP_TURNS:])])
     return [t for t in all_turns if t.end <= keep_from]
 
 

@@ -4,8 +4,9 @@ default_agent = "deploybot"
 
 [agents.deploybot]
 module = "agent.examples.deploybot"   # a module with tools(config) -> list[Tool]
-prompt = "deploybot/v1"               # prompts/deploybot/v1.j2
+prompt = "deploybot/v1"               # prompts/deploybot/v1.j2; A/B: { "deploybot/v1" = 90, ... }
 max_steps = 10
+context_tokens = 16000                # the context's budget (agent/context.py compacts past it)
 
 [agents.deploybot.tools.deploy]
 command = ["./deploy.sh", "{tag}", "{env}"]   # or: url = "https://..."

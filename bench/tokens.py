@@ -25,6 +25,7 @@ from agent.context import render
 from agent.tools import Agent
 from model.events import (
     AgentStep,
+    Answered,
     Event,
     FinalAnswer,
     HumanRequest,
@@ -93,7 +94,7 @@ def as_chat_messages(events: Sequence[Event]) -> list[dict[str, Any]]:
             out.append({"role": "tool", "tool_call_id": e.call_id, "content": e.output})
         elif isinstance(e, ToolError):
             out.append({"role": "tool", "tool_call_id": e.call_id or "", "content": e.error})
-        elif isinstance(e, HumanResponse) and e.answer:
+        elif isinstance(e, Answered):
             out.append({"role": "user", "content": e.answer})
         elif isinstance(e, SystemNote):
             out.append({"role": "system", "content": e.text})

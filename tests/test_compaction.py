@@ -128,6 +128,13 @@ def test_summaries_that_do_not_fit_are_counted_not_shown(small: Agent) -> None:
     assert f'not_shown="{ctx.compacted.omitted}"' in ctx.messages[1]["content"]
 
 
+def test_an_empty_thread_renders(small: Agent) -> None:
+    # A thread read before its first message left the inbox has no events yet.
+    ctx = render(small, [])
+    assert ctx.compacted is None
+    assert compaction.compactable([]) == []
+
+
 def test_only_settled_turns_are_compactable() -> None:
     events = [*_round_trip(0), *_round_trip(1)[:3], *_round_trip(2), *_round_trip(3)]
     assert [(t.start, t.end) for t in compaction.compactable(events)] == [(0, 7)]
