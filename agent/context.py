@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +141,9 @@ def render(
     tmpl = template(agent.prompt, root)
     counter = counter or tokens.counter()
     visible = visible_events(events)
-    schema = counter.count(json.dumps(response_schema(agent), separators=(",", ":")))
+    schema = _fixed_count(counter, json.dumps(response_schema(agent), separators=(",", ":")))
     system = _block(tmpl, agent, "system", visible, None)
-    fixed = schema + counter.count(system) + 2 * tokens.MESSAGE_OVERHEAD
+    fixed = schema + _fixed_count(counter, system) + 2 * tokens.MESSAGE_OVERHEAD
     thread, used, compacted = _fit(tmpl, agent, visible, fixed, counter)
     return Context(
         prompt=agent.prompt,
@@ -152,6 +152,12 @@ def render(
         counting=counter.method,
         compacted=compacted,
     )
+
+
+@lru_cache(maxsize=64)
+def _fixed_count(counter: tokens.Counter, text: str) -> int:
+    """The schema and system prompt are the same text run after run: counted once."""
+    return counter.count(text)
 
 
 def _block(

@@ -92,6 +92,12 @@ async def test_replay_reports_agreement_and_differences_and_writes_nothing(
     assert await _stored(redis_client) == before
 
 
+def test_since_reads_units() -> None:
+    now = 1_000_000.0
+    assert replay.since_ms("7d", now) == int((now - 7 * 86400) * 1000)
+    assert replay.since_ms("90m", now) == int((now - 5400) * 1000)
+
+
 async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -126,9 +132,13 @@ async def test_replay_command(
     assert report["threads"] == 2
     assert report["decisions"] == report["agreed"] == 2  # the two newest: one decision each
 
-    code, out, err = await _cli(*base, "--thread", ids[0], "--since", "7d", env=env)
+    code, out, err = await _cli(*base, "--thread", ids[0], env=env)
     assert code == 0, err
     assert "1 threads, 2 decisions, 2/2 agree" in out
+
+    code, out, err = await _cli(*base, "--since", "7d", "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out)["threads"] == 3
 
     code, _, err = await _cli("--prompt", "deploybot/v9", env=env)
     assert code == 2
