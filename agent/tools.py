@@ -105,8 +105,14 @@ class Agent:
     name: str
     tools: Mapping[str, Tool]
     prompt: str
-    """Prompt template as ``folder/version``, e.g. ``deploybot/v1``."""
+    """Prompt template as ``folder/version``, e.g. ``deploybot/v1``: the one a run uses
+    (``agent.prompts.for_thread`` sets it per thread when there are several)."""
+    prompt_weights: Mapping[str, int] = field(default_factory=dict)
+    """Versions under A/B test and their weights; empty: ``prompt`` alone."""
     max_steps: int = 10
+    context_tokens: int = 16_000
+    """The context's budget in tokens (system prompt, thread, tool schemas): older settled
+    turns are summarized past it. 16,000 leaves room to answer in a 32k-token window."""
     request_timeout: float | None = None
     """Seconds a question or approval may wait before it expires (None: forever)."""
     description: str = ""

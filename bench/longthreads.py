@@ -3,8 +3,8 @@
 Long threads are repeated approval round trips (message, step, approval request, approval,
 result, step, final answer: 7 events, with their request record and two outbox items),
 written under a lease as a worker would. For each length: stored bytes, context render time,
-and resume time (acquire = load the whole thread, plan, render, release), which must grow
-linearly with the length.
+resume time (acquire = load the whole thread, plan, render, release), which must grow
+linearly with the length, and the rendered context's tokens against the agent's budget.
 
 Overhead per step: one thread at a time, nothing else running, the scripted model answering
 at once: the time of a whole run (acquire, render, decide, parse, dispatch, fenced commit,
@@ -140,9 +140,9 @@ async def run_long(
                 lease = await store.acquire(tid, "bench", 60_000)
                 t1 = time.perf_counter()
                 assert lease is not None
-                plan(lease.events, lease.ledger)
+                plan(lease.events, lease.ledger, lease.meta.origin.target)
                 t2 = time.perf_counter()
-                render(agent, lease.events)
+                context = render(agent, lease.events)
                 t3 = time.perf_counter()
                 await store.commit(lease, ttl_ms=60_000, release=True)
                 t4 = time.perf_counter()
@@ -159,6 +159,10 @@ async def run_long(
                     "load_ms": round(statistics.median(loads) * 1000, 3),
                     "resume_ms": round(statistics.median(resumes) * 1000, 3),
                     "resume_us_per_event": round(statistics.median(resumes) * 1e6 / n_events, 2),
+                    "context_tokens": context.tokens,
+                    "budget": agent.context_tokens,
+                    "compacted_turns": context.compacted.turns if context.compacted else 0,
+                    "counting": context.counting,
                 }
             )
     finally:

@@ -119,6 +119,8 @@ def render(result: dict[str, Any]) -> str:
                     "load ms",
                     "resume ms",
                     "resume µs/event",
+                    "context tokens / budget",
+                    "turns compacted",
                 ],
                 [
                     [
@@ -129,6 +131,8 @@ def render(result: dict[str, Any]) -> str:
                         r["load_ms"],
                         r["resume_ms"],
                         r["resume_us_per_event"],
+                        f"{r.get('context_tokens', '-')} / {r.get('budget', '-')}",
+                        r.get("compacted_turns", "-"),
                     ]
                     for r in rows
                 ],

@@ -20,10 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent import tokens
 from agent.context import render
 from agent.tools import Agent
 from model.events import (
     AgentStep,
+    Answered,
     Event,
     FinalAnswer,
     HumanRequest,
@@ -34,7 +36,7 @@ from model.events import (
     UserMessage,
 )
 
-CACHE = Path(__file__).resolve().parent / ".tiktoken"
+CACHE = tokens.cache_dir()
 # tiktoken's cache name of o200k_base: sha1 of its download URL.
 O200K = "fb374d419588a4632f3f557e76b4b70aebbca790"
 WHEEL = "litellm==1.109.1"
@@ -92,7 +94,7 @@ def as_chat_messages(events: Sequence[Event]) -> list[dict[str, Any]]:
             out.append({"role": "tool", "tool_call_id": e.call_id, "content": e.output})
         elif isinstance(e, ToolError):
             out.append({"role": "tool", "tool_call_id": e.call_id or "", "content": e.error})
-        elif isinstance(e, HumanResponse) and e.answer:
+        elif isinstance(e, Answered):
             out.append({"role": "user", "content": e.answer})
         elif isinstance(e, SystemNote):
             out.append({"role": "system", "content": e.text})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from agent.config import Registry
 from agent.context import render, visible_events
@@ -71,13 +74,16 @@ THREAD: list[Event] = [
 ]
 
 
-def test_context_matches_golden(registry: Registry) -> None:
-    context = render(registry.agents["deploybot"], THREAD)
-    assert context.prompt == "deploybot/v1"
+@pytest.mark.parametrize("version", ["deploybot/v1", "deploybot/v2"])
+def test_context_matches_golden(registry: Registry, version: str) -> None:
+    """One golden file per prompt version: a template change shows as a diff in review."""
+    context = render(replace(registry.agents["deploybot"], prompt=version), THREAD)
+    assert context.prompt == version
     assert [m["role"] for m in context.messages] == ["system", "user"]
     text = "\n--- system / user ---\n".join(m["content"] for m in context.messages) + "\n"
     # To accept a deliberate prompt change: write `text` to the golden file and review the diff.
-    assert text == (GOLDEN / "deploybot_v1_context.txt").read_text()
+    golden = GOLDEN / f"{version.replace('/', '_')}_context.txt"
+    assert text == golden.read_text()
 
 
 def test_same_events_render_the_same(registry: Registry) -> None:

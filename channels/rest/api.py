@@ -23,7 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent import window
 from agent.config import Registry
+from agent.window import ContextInfo
 from channels.rest import live
 from channels.rest.auth import Access, CallerDep
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
@@ -121,6 +123,8 @@ class TokenUsage(_Body):
 class ThreadOut(ThreadView):
     pending: list[RequestView]
     usage: TokenUsage
+    context: ContextInfo | None = None
+    """Prompt version, tokens and compaction of the next context (None: agent not configured)."""
 
 
 class Problem(_Body):
@@ -185,10 +189,12 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     async def get_thread(thread_id: str) -> ThreadOut:
         """Status, pending requests, events, and messages sent to humans."""
         view = await port.thread(thread_id)
+        agent = registry.agents.get(view.meta.agent)
         return ThreadOut(
             **dict(view),
             pending=[r for r in view.requests if r.status == "pending"],
             usage=TokenUsage.of(view.events),
+            context=window.describe(agent, thread_id, view.events) if agent else None,
         )
 
     @api.post(
