@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
+from agent.policy import ApprovalConfig
 from agent.tools import Address, Agent, Tool, ToolFunction
 
 
@@ -41,12 +42,25 @@ class ToolConfig(BaseModel):
     notify: list[str] = Field(default_factory=list)
     needs_approval: bool | None = None
     """Overrides the tool's own default."""
+    approval: ApprovalConfig | None = None
+    """Who is asked when (a route of stages), reminders, the deadline: agent.policy."""
 
     @model_validator(mode="after")
     def _one_action(self) -> ToolConfig:
         if self.command is not None and self.url is not None:
             raise ValueError("give a command or a url, not both")
+        if self.approval and self.approval.route and self.notify:
+            raise ValueError("give notify or approval.route, not both")
+        for asked in self.approval.addresses() if self.approval else []:
+            # Asking someone who may not decide would only waste their time.
+            if not any(_covers(a, asked) for a in self.approvers):
+                raise ValueError(f"route address {asked} is not one of the approvers")
         return self
+
+    def asked(self) -> tuple[Address, ...]:
+        """Where approval requests go: the route's addresses in order, else ``notify``."""
+        route = self.approval.addresses() if self.approval else []
+        return self.addresses(route or self.notify)
 
     def action(self, name: str) -> ToolFunction | None:
         if self.command is not None:
@@ -57,6 +71,11 @@ class ToolConfig(BaseModel):
 
     def addresses(self, which: list[str]) -> tuple[Address, ...]:
         return tuple(Address.parse(a) for a in which)
+
+
+def _covers(approver: str, address: str) -> bool:
+    channel, _, who = approver.partition(":")
+    return approver == address or (who == "*" and address.startswith(f"{channel}:"))
 
 
 class AgentConfig(BaseModel):

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from agent.context import PROMPTS_DIR, render
+from agent.escalation import Escalation, next_escalation
 from agent.llm import LLM
 from agent.reroute import Reroute, next_reroute
 from agent.steps import Decision, parse_step, response_schema
@@ -18,6 +19,7 @@ from agent.tools import Agent
 from model.events import (
     AgentStep,
     Answered,
+    ApprovalDue,
     ApprovalRequest,
     Approved,
     DeliveryFailed,
@@ -25,6 +27,7 @@ from model.events import (
     FinalAnswer,
     HumanRequest,
     LLMError,
+    Offered,
     Rejected,
     Rerouted,
     SystemNote,
@@ -82,12 +85,15 @@ class Idle:
     """Nothing to do until a human says something."""
 
 
-Action = Reroute | RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
+Action = (
+    Reroute | Escalation | RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
+)
 
 # Notes that record what happened around the thread, not input the agent must react to.
 _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
-# Delivery bookkeeping: the run loop answers it (a reroute), never the model.
-_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted)
+# Delivery and timer bookkeeping: the run loop answers it (a reroute, a stage, a reminder),
+# never the model.
+_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered)
 
 
 def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:
@@ -98,6 +104,9 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
     reroute = next_reroute(events, origin)
     if reroute is not None:
         return reroute
+    escalation = next_escalation(events, origin)
+    if escalation is not None:
+        return escalation
     approvals: dict[str, ApprovalRequest] = {}
     settled: set[str] = set()
     for e in events:

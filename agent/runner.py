@@ -15,6 +15,7 @@ from typing import Any, assert_never
 
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ToolFailed
+from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
 from agent.llm import LLM
 from agent.reducer import (
     Decide,
@@ -37,6 +38,7 @@ from model.events import (
     Event,
     FinalAnswer,
     LLMError,
+    Offered,
     Rerouted,
     SystemNote,
     ToolError,
@@ -48,6 +50,7 @@ from model.records import Origin, Status
 from store import keys
 from store.streams import WorkStream
 from store.threads import Lease, ThreadStore
+from store.timers import timer_id
 from telemetry import metrics
 
 log = logging.getLogger("switchboard.run")
@@ -110,6 +113,7 @@ class Run:
             ledger=self._ledger_buffer,
             requests=requests,
             outbox=outbox,
+            timers=self.contact.take_timers(),
             release=release,
             ack=self.ack if release else None,
         )
@@ -141,6 +145,8 @@ class Run:
                         status = resting_status(self.events)
                     case OfferElsewhere() | StillOffered() | NowhereLeft() | Moot():
                         self._reroute(action)
+                    case OfferStage() | Remind() | TimerMoot():
+                        self._escalate_approval(action)
                     case RunApproved(request=request):
                         status = await self._run_tool(
                             self.agent.tools[request.tool], request.call_id, request.arguments
@@ -148,12 +154,18 @@ class Run:
                     case RecordRejection():
                         self._record_rejection(action)
                     case RecordExpiry(request=request):
+                        rejected = request.on_deadline == "reject"
                         self._append(
                             ToolResult(
                                 call_id=request.call_id,
                                 tool=request.tool,
-                                output="nobody decided before the deadline; the call did not run",
-                                outcome="expired",
+                                output=(
+                                    "rejected: nobody approved before the deadline"
+                                    if rejected
+                                    else "nobody decided before the deadline"
+                                )
+                                + "; the call did not run",
+                                outcome="rejected" if rejected else "expired",
                             )
                         )
                     case Dispatch(step=step):
@@ -210,6 +222,34 @@ class Run:
                 self._append(settled.model_copy(update={"text": f"{why}; no longer pending."}))
             case _:
                 assert_never(action)
+
+    def _escalate_approval(self, action: Escalation) -> None:
+        """Answer one due timer: ask the next stage, remind the current one, or nobody."""
+        due = action.due
+        settled = Offered(timer=due.timer, request_id=due.request_id, kind=due.kind, text="")
+        match action:
+            case OfferStage(request=request, to=to):
+                note = f"stage {due.n + 1}: nobody has decided yet"
+                what = f"stage {due.n + 1} of the route asked {', '.join(to) or 'nobody new'}"
+            case Remind(request=request, to=to):
+                note = f"reminder {due.n}: still waiting for a decision"
+                what = f"reminder {due.n} sent to {', '.join(to)}"
+                if request.remind_every:
+                    self.contact.schedule(
+                        timer_id(request.request_id, "remind", due.n + 1), request.remind_every
+                    )
+            case TimerMoot():
+                self._append(settled.model_copy(update={"text": "no longer pending"}))
+                return
+            case _:
+                assert_never(action)
+        origin = self.lease.meta.origin
+        for address in to:
+            channel, _, who = address.partition(":")
+            target = origin if address == origin.target else Origin(channel=channel, address=who)
+            self.contact.reoffer(request, target, note)
+        log.info("approval %s: %s", request.request_id, what)
+        self._append(settled.model_copy(update={"to": list(to), "text": what}))
 
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import ToolFailed
+from agent.policy import ApprovalConfig
 from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard.tools")
@@ -56,6 +57,8 @@ class Tool:
     """Who may decide an approval. Empty: anyone who can reach the thread's channel."""
     notify: tuple[Address, ...] = ()
     """Where approval requests go. Empty: the channel the thread came from."""
+    approval: ApprovalConfig | None = None
+    """Route stages, reminders, deadline and the rest of the approval policy."""
 
     async def call(self, args: BaseModel, call_id: str) -> str:
         """Run the tool: one ``execute_tool`` span, a log line, its duration and outcome."""

@@ -27,6 +27,7 @@ from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
 from store.streams import Entry
 from store.threads import Lease, ThreadStore
+from store.timers import Timers
 from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard.worker")
@@ -65,6 +66,7 @@ class Worker:
         self.name = name or worker_name()
         self.settings = settings or WorkerSettings()
         self.outage = Outage(log, f"worker {self.name}")
+        self.timers = Timers(store.redis)
 
     @property
     def ttl_ms(self) -> int:
@@ -92,6 +94,7 @@ class Worker:
                     if expired:
                         metrics.EXPIRED.inc(expired)
                         log.info("%d request(s) expired unanswered", expired)
+                    await self.timers.fire_due()
                 fresh = (
                     []
                     if reclaimed

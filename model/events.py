@@ -91,6 +91,16 @@ class Question(_Event):
     text: str
 
 
+class ApprovalStage(BaseModel):
+    """One stage of an approval's route, as it stood when the request was made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notify: list[str]
+    after: float = 0.0
+    """Seconds after the request that this stage is asked."""
+
+
 class ApprovalRequest(_Event):
     """The agent asks a human to approve one tool call with these exact arguments."""
 
@@ -105,6 +115,12 @@ class ApprovalRequest(_Event):
     offered: list[str] = Field(default_factory=list)
     """``channel:address`` it was offered at when asked (empty in logs written before 0.2:
     read as the origin)."""
+    stages: list[ApprovalStage] = Field(default_factory=list)
+    """The route, when the tool has one: stage 1 is ``offered``, later ones come on a timer."""
+    remind_every: float | None = None
+    """Seconds between reminders to the current stage's addresses, until decided."""
+    on_deadline: Literal["reject", "expire"] = "expire"
+    """What the deadline does to an undecided call: never a silent approve."""
 
 
 HumanRequest = Question | ApprovalRequest
@@ -248,6 +264,36 @@ class Rerouted(_Event):
     text: str
 
 
+TimerKind = Literal["stage", "remind"]
+
+
+class ApprovalDue(_Event):
+    """A durable timer of a pending approval came due: a later stage, or a reminder.
+
+    Appended by whichever worker claimed the timer; the run loop answers it with ``Offered``.
+    """
+
+    type: Literal["approval_due"] = "approval_due"
+    timer: str
+    """The timer's own id (unique per request, kind and number): ``Offered`` settles it."""
+    request_id: str
+    kind: TimerKind
+    n: int
+    """The stage index (from 0) or the reminder's number (from 1)."""
+
+
+class Offered(_Event):
+    """What the run loop did about one ``ApprovalDue``: asked ``to`` (a stage, a reminder),
+    or nobody (``to`` empty) because the request was settled meanwhile."""
+
+    type: Literal["offered"] = "offered"
+    timer: str
+    request_id: str
+    kind: TimerKind
+    to: list[str] = Field(default_factory=list)
+    text: str
+
+
 SystemNoteKind = Literal[
     "timeout", "escalation", "merged_messages", "step_limit", "delivery_failure", "recovered"
 ]
@@ -277,7 +323,9 @@ Event = Annotated[
     | FinalAnswer
     | SystemNote
     | DeliveryFailed
-    | Rerouted,
+    | Rerouted
+    | ApprovalDue
+    | Offered,
     Field(discriminator="type"),
 ]
 

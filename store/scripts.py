@@ -134,6 +134,21 @@ return 1
 """
 )
 
+TIMER_FIRE = (
+    _CHANGED
+    + """
+-- KEYS: requests inbox seen
+-- ARGV: request_id dedupe_key event_json
+-- A timer came due: its event joins the inbox once (the seen set dedupes a second worker
+-- firing the same timer), and only while its request is still pending.
+if redis.call('HGET', KEYS[1], ARGV[1] .. ':status') ~= 'pending' then return 0 end
+if redis.call('SADD', KEYS[3], ARGV[2]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+changed()
+return 1
+"""
+)
+
 ACQUIRE = (
     _PRELUDE
     + """

@@ -224,11 +224,14 @@ class ThreadStore(ThreadReads):
         ledger: Mapping[str, str] | None = None,
         requests: Sequence[RequestRecord] = (),
         outbox: Sequence[OutboxItem] = (),
+        timers: Mapping[str, int] | None = None,
         release: bool = False,
         merge: bool = True,
         ack: tuple[WorkStream, str] | None = None,
     ) -> CommitResult:
         """Write under the lease, atomically: events, state, ledger, requests, outbox items.
+
+        ``timers`` (timer id -> due, epoch ms) are published with the new requests and items.
 
         ``merge`` also moves the inbox into the log (the result says what arrived).
         ``release`` gives the lease up, unless something arrived: then the caller keeps it
@@ -240,8 +243,9 @@ class ThreadStore(ThreadReads):
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
         publication: dict[str, Any] | None = None
-        if requests or outbox:
+        if requests or outbox or timers:
             publication = {
+                "timers": [[keys.timer_member(tid, t), due] for t, due in (timers or {}).items()],
                 "requests": [
                     [r.request_id, _ms(r.created), _ms(r.deadline) if r.deadline else 0]
                     for r in requests
@@ -297,6 +301,8 @@ class ThreadStore(ThreadReads):
             pipe.hset(keys.REQUEST_THREAD, rid, thread_id)
             if deadline_ms:
                 pipe.zadd(keys.DEADLINES, {rid: deadline_ms})
+        for member, due_ms in publication.get("timers", []):
+            pipe.zadd(keys.TIMERS, {member: due_ms})
         for oid in publication.get("outbox", []):
             pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
         pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
