@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from agent.tools import Address, Tool
-from model.events import ApprovalRequest, ApprovalStage, HumanRequest, Question, utcnow
+from model.events import (
+    ApprovalRequest,
+    ApprovalStage,
+    HumanRequest,
+    Question,
+    arguments_hash,
+    utcnow,
+)
 from model.ids import new_id
 from model.records import Origin, OutboxItem, OutboxKind, RequestRecord
 from store.timers import timer_id
@@ -90,6 +97,7 @@ class Contact:
                 arguments=arguments,
                 call_id=call_id,
                 approvers=[str(a) for a in tool.approvers],
+                arguments_hash=arguments_hash(arguments),
                 deadline=self._deadline(policy.deadline if policy else None),
             )
         )

@@ -34,6 +34,7 @@ from model.events import (
     ToolError,
     ToolResult,
     UserMessage,
+    arguments_hash,
 )
 from model.records import Status
 
@@ -120,6 +121,8 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
             if request.call_id in settled or request.call_id in ledger:
                 continue
             if isinstance(e, Approved):
+                if e.arguments_hash not in (None, arguments_hash(request.arguments)):
+                    continue  # approved something else: it does not count for this call
                 return RunApproved(request, e)
             return RecordRejection(request, e)
         if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id in approvals:

@@ -6,6 +6,8 @@ TypeAdapter. Execution state (status, lease, counters) lives apart, in the store
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -16,6 +18,12 @@ JsonObject = dict[str, Any]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def arguments_hash(arguments: JsonObject) -> str:
+    """SHA-256 of the arguments as canonical JSON: what a decision binds to."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class _Event(BaseModel):
@@ -142,6 +150,8 @@ class Approved(_Response):
 
     type: Literal["approved"] = "approved"
     comment: str | None = None
+    arguments_hash: str | None = None
+    """``arguments_hash`` of the call approved (set by the store; absent in logs before 0.3)."""
     verdict: ClassVar[Verdict] = "approve"
 
 

@@ -70,6 +70,8 @@ class RequestRecord(_Frozen):
     call_id: str | None = None
     approvers: list[str] = Field(default_factory=list)
     """``channel:address`` of who may decide; empty means anyone on the thread's channel."""
+    arguments_hash: str | None = None
+    """For an approval: ``model.events.arguments_hash`` of the call; a decision binds to it."""
     created: datetime = Field(default_factory=utcnow)
     deadline: datetime | None = None
     """After this, the request expires unanswered and the agent is told."""

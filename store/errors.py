@@ -31,6 +31,16 @@ class RequestExpired(StoreError):
         self.request_id = request_id
 
 
+class ArgumentsChanged(StoreError):
+    """A decision names arguments other than the ones pending: it decides nothing."""
+
+    def __init__(self, request_id: str, expected: str, given: str) -> None:
+        super().__init__(f"request {request_id!r} is for other arguments than the ones approved")
+        self.request_id = request_id
+        self.expected = expected
+        self.given = given
+
+
 class NotAllowed(StoreError):
     """The responder may not decide this request."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from model.events import Event, HumanResponse, SystemNote, dump_event, load_events
+from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
 from model.records import (
     Origin,
     OutboxItem,
@@ -27,6 +27,7 @@ from model.records import (
 )
 from store import keys, reporting, scripts
 from store.errors import (
+    ArgumentsChanged,
     LeaseLost,
     NotAllowed,
     RequestAlreadyAnswered,
@@ -157,6 +158,13 @@ class ThreadStore(ThreadReads):
             raise RequestAlreadyAnswered(request_id)
         if check and not record.may_answer(response.channel, response.responder):
             raise NotAllowed(request_id, f"{response.channel}:{response.responder}")
+        expected = record.arguments_hash
+        if isinstance(response, Approved) and expected:
+            # The approval binds to the exact arguments pending: stamped here when the channel
+            # showed the pending call; refused when it names other ones.
+            if response.arguments_hash not in (None, expected):
+                raise ArgumentsChanged(request_id, expected, response.arguments_hash or "")
+            response = response.model_copy(update={"arguments_hash": expected})
         tid = record.thread_id
 
         def then(pipe: aioredis.client.Pipeline) -> None:
