@@ -92,17 +92,45 @@ class AgentConfig(BaseModel):
     """Free-form settings for channels (allowed senders, addresses...)."""
 
 
+class PersonConfig(BaseModel):
+    """``[people.<name>]``: one person's addresses, so quorum and self-approval count people."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slack: str | None = None
+    email: str | None = None
+    sms: str | None = None
+    rest: str | None = None
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     default_agent: str | None = None
     agents: dict[str, AgentConfig]
+    people: dict[str, PersonConfig] = Field(default_factory=dict)
+
+    def people_by_address(self) -> dict[str, str]:
+        """``channel:address`` -> person name; an address named twice is refused."""
+        found: dict[str, str] = {}
+        for name, person in self.people.items():
+            for channel, address in person.model_dump(exclude_none=True).items():
+                target = f"{channel}:{address}"
+                if target in found:
+                    raise ConfigError(f"{target} belongs to both {found[target]} and {name}")
+                found[target] = name
+        return found
 
 
 ToolsFactory = Callable[[Mapping[str, ToolConfig]], list[Tool]]
 
 
-def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> Agent:
+def build_agent(
+    name: str,
+    config: AgentConfig,
+    prompts: Path = PROMPTS_DIR,
+    people: Mapping[str, str] | None = None,
+) -> Agent:
     try:
         module = importlib.import_module(config.module)
     except ImportError as exc:
@@ -123,6 +151,7 @@ def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> 
         request_timeout=config.request_timeout,
         description=config.description,
         settings=config.settings,
+        people=dict(people or {}),
     )
 
 
@@ -149,5 +178,6 @@ def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
         raise ConfigError(f"{path}: {exc}") from None
     if not config.agents:
         raise ConfigError(f"{path}: no agents configured")
-    agents = {name: build_agent(name, ac, prompts) for name, ac in config.agents.items()}
+    people = config.people_by_address()
+    agents = {name: build_agent(name, ac, prompts, people) for name, ac in config.agents.items()}
     return Registry(agents, config.default_agent or next(iter(agents)))

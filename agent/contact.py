@@ -40,6 +40,7 @@ class Contact:
     request_timeout: float | None = None
     requests: list[RequestRecord] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
+    people: Mapping[str, str] = field(default_factory=dict)
     timers: dict[str, int] = field(default_factory=dict)
     """Timer id -> due (epoch ms): scheduled with the next commit (store.timers)."""
 
@@ -82,7 +83,14 @@ class Contact:
         self.send("question", text, request_id=rid)
         return Question(request_id=rid, text=text)
 
-    def approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> ApprovalRequest:
+    def approval(
+        self,
+        tool: Tool,
+        call_id: str,
+        arguments: dict[str, Any],
+        requester: str | None = None,
+    ) -> ApprovalRequest:
+        """``requester``: ``channel:address`` of whose message led to the call."""
         rid = new_id("rq")
         policy = tool.approval
         shown = call_text(tool.name, arguments)
@@ -98,6 +106,10 @@ class Contact:
                 call_id=call_id,
                 approvers=[str(a) for a in tool.approvers],
                 arguments_hash=arguments_hash(arguments),
+                approvals_needed=policy.quorum if policy else 1,
+                people=dict(self.people),
+                requester=self.people.get(requester, requester) if requester else None,
+                self_approval=policy.self_approval if policy else True,
                 deadline=self._deadline(policy.deadline if policy else None),
             )
         )
@@ -126,6 +138,7 @@ class Contact:
             stages=stages,
             remind_every=policy.remind_every if policy else None,
             on_deadline=policy.on_deadline if policy else "expire",
+            quorum=policy.quorum if policy else 1,
         )
 
     def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:

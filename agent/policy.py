@@ -67,8 +67,6 @@ class ApprovalConfig(BaseModel):
         # Named in the interface, not enforced yet: refused rather than silently ignored
         # (a quorum of 2 that one approval satisfied would run the call unchecked).
         pending = {
-            "quorum": self.quorum != 1,
-            "self_approval": not self.self_approval,
             "editable": bool(self.editable),
             "grants": bool(self.grants),
         }

@@ -115,6 +115,7 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
             approvals[e.request_id] = e
         elif isinstance(e, ToolResult | ToolError) and e.call_id:
             settled.add(e.call_id)
+    approvers: dict[str, set[str]] = {}
     for e in events:
         if isinstance(e, Approved | Rejected) and e.request_id in approvals:
             request = approvals[e.request_id]
@@ -123,6 +124,10 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
             if isinstance(e, Approved):
                 if e.arguments_hash not in (None, arguments_hash(request.arguments)):
                     continue  # approved something else: it does not count for this call
+                people = approvers.setdefault(e.request_id, set())
+                people.add(e.person or f"{e.channel}:{e.responder}")
+                if len(people) < request.quorum:
+                    continue  # counted; the call waits for more people
                 return RunApproved(request, e)
             return RecordRejection(request, e)
         if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id in approvals:

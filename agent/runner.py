@@ -90,7 +90,9 @@ class Run:
         self.errors = lease.state.errors
         self._buffer: list[Event] = []
         self._ledger_buffer: dict[str, str] = {}
-        self.contact = Contact(lease.thread_id, lease.meta.origin, agent.request_timeout)
+        self.contact = Contact(
+            lease.thread_id, lease.meta.origin, agent.request_timeout, people=agent.people
+        )
         self.report = RunReport(agent)
 
     # ---- buffered writes ------------------------------------------------------------------
@@ -309,7 +311,16 @@ class Run:
             self._append(ToolError(call_id=step.call_id, tool=tool.name, error=exc.error))
             return self._count_error(exc.error)
         if tool.needs_approval:
-            self._append(self.contact.approval(tool, step.call_id, args.model_dump(mode="json")))
+            asked_by = next(
+                (
+                    f"{e.channel}:{e.sender}"
+                    for e in reversed(self.events)
+                    if isinstance(e, UserMessage)
+                ),
+                None,
+            )
+            arguments = args.model_dump(mode="json")
+            self._append(self.contact.approval(tool, step.call_id, arguments, asked_by))
             return "awaiting_human"
         return await self._run_tool(tool, step.call_id, step.arguments)
 

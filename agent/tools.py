@@ -114,6 +114,8 @@ class Agent:
     """Seconds a question or approval may wait before it expires (None: forever)."""
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
+    people: Mapping[str, str] = field(default_factory=dict)
+    """``channel:address`` -> person (``[people.<name>]``): who is who across channels."""
 
 
 def compact_validation_error(exc: ValidationError) -> str:

@@ -129,6 +129,8 @@ class ApprovalRequest(_Event):
     """Seconds between reminders to the current stage's addresses, until decided."""
     on_deadline: Literal["reject", "expire"] = "expire"
     """What the deadline does to an undecided call: never a silent approve."""
+    quorum: int = 1
+    """Distinct people who must approve before the call runs."""
 
 
 HumanRequest = Question | ApprovalRequest
@@ -152,6 +154,8 @@ class Approved(_Response):
     comment: str | None = None
     arguments_hash: str | None = None
     """``arguments_hash`` of the call approved (set by the store; absent in logs before 0.3)."""
+    person: str | None = None
+    """Who approved, as a person (``[people]``); quorum counts these, not addresses."""
     verdict: ClassVar[Verdict] = "approve"
 
 

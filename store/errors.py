@@ -25,6 +25,10 @@ class RequestAlreadyAnswered(StoreError):
         self.request_id = request_id
 
 
+class AlreadyCounted(RequestAlreadyAnswered):
+    """This person's approval was counted before (on this or another of their addresses)."""
+
+
 class RequestExpired(StoreError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request {request_id!r} expired before it was answered")

@@ -27,6 +27,7 @@ from model.records import (
 )
 from store import keys, reporting, scripts
 from store.errors import (
+    AlreadyCounted,
     ArgumentsChanged,
     LeaseLost,
     NotAllowed,
@@ -165,20 +166,33 @@ class ThreadStore(ThreadReads):
             if response.arguments_hash not in (None, expected):
                 raise ArgumentsChanged(request_id, expected, response.arguments_hash or "")
             response = response.model_copy(update={"arguments_hash": expected})
+        person = record.person(response.channel, response.responder)
+        needed = 0
+        if isinstance(response, Approved):
+            needed = record.approvals_needed
+            response = response.model_copy(update={"person": person})
         tid = record.thread_id
 
+        quorum = needed > 1
+
         def then(pipe: aioredis.client.Pipeline) -> None:
-            pipe.zrem(keys.PENDING, request_id)
-            pipe.zrem(keys.DEADLINES, request_id)
+            if not quorum:  # else only once the quorum is complete (below)
+                pipe.zrem(keys.PENDING, request_id)
+                pipe.zrem(keys.DEADLINES, request_id)
             pipe.xadd(keys.RUNS, {"t": tid})
 
         result, *_ = await scripts.run_then(
             self.redis,
             self._answer,
             [keys.requests(tid), keys.inbox(tid), keys.seen(tid)],
-            [request_id, dump_event(response), dedupe or ""],
+            [request_id, dump_event(response), dedupe or "", person, needed],
             then,
         )
+        if quorum and result == 1:
+            await self.redis.zrem(keys.PENDING, request_id)
+            await self.redis.zrem(keys.DEADLINES, request_id)
+        if result == 2:
+            raise AlreadyCounted(request_id)
         if result == 0:
             raise RequestAlreadyAnswered(request_id)
         if result == -1:

@@ -70,9 +70,7 @@ def test_bad_policies_are_refused_at_start(tmp_path: Path, policy: str, error: s
         _load(tmp_path, policy)
 
 
-@pytest.mark.parametrize(
-    "setting", ["quorum = 2", "self_approval = false", 'editable = ["env"]', 'grants = ["thread"]']
-)
+@pytest.mark.parametrize("setting", ['editable = ["env"]', 'grants = ["thread"]'])
 def test_settings_not_enforced_yet_are_refused(tmp_path: Path, setting: str) -> None:
     with pytest.raises(ConfigError, match="not supported yet"):
         _load(tmp_path, ROUTE + setting + "\n")
@@ -82,3 +80,17 @@ def test_rest_star_covers_a_named_rest_address(tmp_path: Path) -> None:
     policy = '[agents.deploybot.tools.deploy.approval]\nroute = [{ notify = ["rest:ops"] }]\n'
     tool = _load(tmp_path, policy, '["rest:*"]').agents["deploybot"].tools["deploy"]
     assert [str(a) for a in tool.notify] == ["rest:ops"]
+
+
+def test_people_map_addresses_to_names(tmp_path: Path) -> None:
+    people = '\n[people.alice]\nslack = "U1"\nsms = "+15550001111"\n'
+    agent = _load(tmp_path, ROUTE + "quorum = 2\n" + people).agents["deploybot"]
+    assert agent.people == {"slack:U1": "alice", "sms:+15550001111": "alice"}
+    assert agent.tools["deploy"].approval is not None
+    assert agent.tools["deploy"].approval.quorum == 2
+
+
+def test_an_address_of_two_people_is_refused(tmp_path: Path) -> None:
+    people = '\n[people.alice]\nslack = "U1"\n\n[people.bob]\nslack = "U1"\n'
+    with pytest.raises(ConfigError, match="belongs to both alice and bob"):
+        _load(tmp_path, ROUTE + people)

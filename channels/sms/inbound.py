@@ -18,7 +18,7 @@ from channels.sms.state import Pending, SmsState
 from model.events import UserMessage, decided
 from model.ids import thread_id_for
 from model.records import Origin
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
+from store.errors import AlreadyCounted, NotAllowed, RequestAlreadyAnswered, RequestNotFound
 from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.sms")
@@ -121,6 +121,9 @@ class SmsInbound:
             await self.port.answer(record.request_id, response)
         except NotAllowed:
             return f"You are not allowed to decide {_what(chosen)}. Nothing was changed."
+        except AlreadyCounted:
+            await self.state.forget(number, chosen)
+            return f"Your approval of {_what(chosen)} was already counted. Nothing was changed."
         except (RequestAlreadyAnswered, RequestNotFound):
             await self.state.forget(number, chosen)
             return f"{_what(chosen)} was already decided. Nothing was changed."

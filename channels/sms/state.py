@@ -47,11 +47,15 @@ class SmsState:
             return _text(existing)
         while True:
             code = f"{1000 + secrets.randbelow(9000)}"
-            if await self.redis.hsetnx(key, code, request_id):
-                await self.redis.hset(
-                    key, mapping={f"rq:{request_id}": code, f"out:{request_id}": outbox_id}
-                )
+            if not await self.redis.hsetnx(key, code, request_id):
+                continue  # the code names another request here
+            # Two sends of one request at once (a route stage and a reminder) agree on one
+            # code: the first to claim the request's field wins, the other takes its code.
+            if await self.redis.hsetnx(key, f"rq:{request_id}", code):
+                await self.redis.hset(key, f"out:{request_id}", outbox_id)
                 return code
+            await self.redis.hdel(key, code)
+            return _text(await self.redis.hget(key, f"rq:{request_id}") or code)
 
     async def pending(self, number: str) -> list[Pending]:
         """Approvals sent to this number and still unanswered, oldest first."""

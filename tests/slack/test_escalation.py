@@ -21,7 +21,7 @@ from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from channels.sms import build_channel
 from channels.sms.settings import SmsSettings
-from model.events import ApprovalDue, Offered, ToolResult
+from model.events import ApprovalDue, Approved, Offered, ToolResult
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
@@ -32,6 +32,7 @@ from tests.slack.kit import ALICE, GENERAL, SlackKit, mention, thread_of
 from tests.sms.conftest import ACCOUNT, OURS, PUBLIC, TOKEN, sign
 
 PHONE = "+15551230001"
+BOB = "+15551230002"
 POLICY = f"""
 [agents.deploybot.tools.deploy.approval]
 route = [
@@ -48,7 +49,8 @@ def slack_registry(tmp_path: Path, request: pytest.FixtureRequest) -> Registry:
     extra = getattr(request, "param", "")
     text = text.replace(
         'approvers = ["rest:*"]',
-        f'approvers = ["slack:{ALICE}", "sms:{PHONE}", "rest:*"]\n' + (extra or POLICY),
+        f'approvers = ["slack:{ALICE}", "sms:{PHONE}", "sms:{BOB}", "rest:*"]\n'
+        + (extra or POLICY),
     )
     path = tmp_path / "switchboard.toml"
     path.write_text(text)
@@ -110,11 +112,13 @@ async def both(
     return await service_factory(llm, reg=slack_registry, senders=senders)
 
 
-async def _text(hooks: httpx.AsyncClient, body: str) -> httpx.Response:
+async def _text(
+    hooks: httpx.AsyncClient, body: str, sender: str = PHONE, sid: str = "SM" + "e" * 32
+) -> httpx.Response:
     form = {
-        "MessageSid": "SM" + "e" * 32,
+        "MessageSid": sid,
         "AccountSid": ACCOUNT,
-        "From": PHONE,
+        "From": sender,
         "To": OURS,
         "Body": body,
         "NumMedia": "0",
@@ -188,3 +192,90 @@ async def test_deadline_reject_reaches_the_model_as_the_tool_result(
     assert "nobody approved before the deadline" in result.output
     [request] = view.requests
     assert request.status == "expired"
+
+
+QUORUM = f"""
+[agents.deploybot.tools.deploy.approval]
+route = [{{ notify = ["slack:{ALICE}", "sms:{PHONE}", "sms:{BOB}"] }}]
+quorum = 2
+
+[people.alice]
+slack = "{ALICE}"
+sms = "{PHONE}"
+
+[people.bob]
+sms = "{BOB}"
+"""
+
+
+@pytest.mark.parametrize("slack_registry", [QUORUM], indirect=True)
+async def test_two_of_three_counts_people_not_addresses(
+    slack_kit: SlackKit,
+    sms_channel: tuple[Channel, httpx.AsyncClient],
+    both: Service,
+    twilio: FakeTwilio,
+) -> None:
+    root = slack_kit.fake.next_ts()
+    await slack_kit.event(mention("please deploy v1.2.3 to production", root))
+    tid = thread_of(GENERAL, root)
+    view = await both.settled(tid, "awaiting_human")
+    [pending] = view.requests
+    rid = pending.request.request_id
+    assert pending.request.approvals_needed == 2
+    dm_channel = "D" + ALICE[1:]  # the fake's DM with Alice
+    [dm] = [m for m in slack_kit.fake.messages.values() if m.channel == dm_channel]
+
+    # Alice approves in Slack: counted, and the request stays pending.
+    r = await slack_kit.click(ALICE, "sb_approve", rid, dm_channel, dm.ts, dm.ts)
+    assert r.status_code == 200, r.text
+    await slack_kit.settle()
+    view = await both.settled(tid, "awaiting_human")
+    [pending] = view.requests
+    assert (pending.status, pending.approvals_given) == ("pending", 1)
+
+    # Alice again, by text from her phone: the same person, counted once.
+    r = await _text(sms_channel[1], "YES", PHONE, "SM" + "a" * 32)
+    assert "already counted" in r.text, r.text
+    view = await both.settled(tid, "awaiting_human")
+    assert view.requests[0].approvals_given == 1
+    assert not [e for e in view.events if isinstance(e, ToolResult)]
+
+    # Bob completes the quorum: the deploy runs once.
+    r = await _text(sms_channel[1], "YES", BOB, "SM" + "b" * 32)
+    assert "Approved" in r.text, r.text
+    view = await both.settled(tid, "done")
+    assert [e.output for e in view.events if isinstance(e, ToolResult)] == [
+        "deployed v1.2.3 to production"
+    ]
+    assert [e.person for e in view.events if isinstance(e, Approved)] == ["alice", "bob"]
+    assert (view.requests[0].status, view.requests[0].approvals_given) == ("answered", 2)
+
+
+SELF = """
+[agents.deploybot.tools.deploy.approval]
+self_approval = false
+
+[people.alice]
+rest = "alice"
+"""
+
+
+@pytest.mark.parametrize("slack_registry", [SELF], indirect=True)
+async def test_the_requester_may_not_approve_their_own_call(both: Service) -> None:
+    r = await both.api.post(
+        "/v1/threads", json={"message": "deploy v1.2.3 to production", "sender": "alice"}
+    )
+    tid = r.json()["thread_id"]
+    view = await both.settled(tid, "awaiting_human")
+    rid = view.requests[0].request.request_id
+    assert view.requests[0].request.requester == "alice"
+    r = await both.api.post(
+        f"/v1/requests/{rid}", json={"decision": "approve", "responder": "alice"}
+    )
+    assert r.status_code == 403, r.text
+    assert (await both.store.request(rid)).status == "pending"
+    r = await both.api.post(f"/v1/requests/{rid}", json={"decision": "approve", "responder": "ops"})
+    assert r.status_code == 200, r.text
+    view = await both.settled(tid, "done")
+    [approved] = [e for e in view.events if isinstance(e, Approved)]
+    assert (approved.channel, approved.responder) == ("rest", "ops")
