@@ -19,7 +19,7 @@ import importlib
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -86,6 +86,8 @@ class AgentConfig(BaseModel):
     max_steps: int = Field(default=10, ge=1, le=50)
     request_timeout: float | None = Field(default=None, gt=0)
     """Seconds before an unanswered question or approval expires."""
+    on_new_message: Literal["withdraw", "keep"] = "withdraw"
+    """A human writing while an approval is pending withdraws it (the ask may have changed)."""
     description: str = ""
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -152,6 +154,7 @@ def build_agent(
         description=config.description,
         settings=config.settings,
         people=dict(people or {}),
+        on_new_message=config.on_new_message,
     )
 
 

@@ -41,6 +41,7 @@ class Contact:
     requests: list[RequestRecord] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
     people: Mapping[str, str] = field(default_factory=dict)
+    withdraw_on_message: bool = False
     timers: dict[str, int] = field(default_factory=dict)
     """Timer id -> due (epoch ms): scheduled with the next commit (store.timers)."""
 
@@ -139,6 +140,7 @@ class Contact:
             remind_every=policy.remind_every if policy else None,
             on_deadline=policy.on_deadline if policy else "expire",
             quorum=policy.quorum if policy else 1,
+            withdraw_on_message=self.withdraw_on_message,
         )
 
     def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:

@@ -70,6 +70,13 @@ class RecordExpiry:
 
 
 @dataclass(frozen=True)
+class Withdraw:
+    """A human wrote while this approval was pending: the ask may have changed."""
+
+    request: ApprovalRequest
+
+
+@dataclass(frozen=True)
 class Dispatch:
     """A decided step that was never dispatched (its run stopped right after deciding)."""
 
@@ -87,7 +94,15 @@ class Idle:
 
 
 Action = (
-    Reroute | Escalation | RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
+    Reroute
+    | Escalation
+    | RunApproved
+    | RecordRejection
+    | RecordExpiry
+    | Withdraw
+    | Dispatch
+    | Decide
+    | Idle
 )
 
 # Notes that record what happened around the thread, not input the agent must react to.
@@ -134,6 +149,19 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
             request = approvals[e.request_id]
             if request.call_id not in settled and request.call_id not in ledger:
                 return RecordExpiry(request)
+
+    asked: ApprovalRequest | None = None
+    for e in events:  # an approval still open, and a human message that came after it
+        if isinstance(e, ApprovalRequest):
+            asked = e
+        elif (
+            isinstance(e, UserMessage)
+            and asked is not None
+            and asked.withdraw_on_message
+            and asked.call_id not in settled
+            and asked.call_id not in ledger
+        ):
+            return Withdraw(asked)
 
     last = _last_significant(events)
     if last is None:

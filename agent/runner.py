@@ -24,6 +24,7 @@ from agent.reducer import (
     RecordExpiry,
     RecordRejection,
     RunApproved,
+    Withdraw,
     next_step,
     plan,
     resting_status,
@@ -91,7 +92,11 @@ class Run:
         self._buffer: list[Event] = []
         self._ledger_buffer: dict[str, str] = {}
         self.contact = Contact(
-            lease.thread_id, lease.meta.origin, agent.request_timeout, people=agent.people
+            lease.thread_id,
+            lease.meta.origin,
+            agent.request_timeout,
+            people=agent.people,
+            withdraw_on_message=agent.on_new_message == "withdraw",
         )
         self.report = RunReport(agent)
 
@@ -170,6 +175,8 @@ class Run:
                                 outcome="rejected" if rejected else "expired",
                             )
                         )
+                    case Withdraw(request=request):
+                        await self._withdraw(request)
                     case Dispatch(step=step):
                         status = await self._dispatch(step)
                     case Decide() if decided >= self.agent.max_steps:
@@ -252,6 +259,25 @@ class Run:
             self.contact.reoffer(request, target, note)
         log.info("approval %s: %s", request.request_id, what)
         self._append(settled.model_copy(update={"to": list(to), "text": what}))
+
+    async def _withdraw(self, request: ApprovalRequest) -> None:
+        """Withdraw a pending approval a human message overtook; the model decides again."""
+        if not await self.store.withdraw(self.lease, request.request_id):
+            # Decided just before the message arrived: the decision stands, and is merged
+            # with the next commit (it is already in the inbox).
+            await self._flush()
+            return
+        self._append(
+            ToolResult(
+                call_id=request.call_id,
+                tool=request.tool,
+                output=(
+                    "withdrawn: a new message arrived before anyone decided; "
+                    "the call did not run (ask again if it is still wanted)"
+                ),
+                outcome="withdrawn",
+            )
+        )
 
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"

@@ -115,6 +115,8 @@ class Agent:
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
     people: Mapping[str, str] = field(default_factory=dict)
+    on_new_message: str = "withdraw"
+    """``withdraw``: a human message withdraws a pending approval; ``keep``: it stands."""
     """``channel:address`` -> person (``[people.<name>]``): who is who across channels."""
 
 

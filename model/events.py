@@ -66,7 +66,7 @@ class ToolResult(_Event):
     call_id: str
     tool: str
     output: str
-    outcome: Literal["ok", "rejected", "expired", "unknown"] = "ok"
+    outcome: Literal["ok", "rejected", "expired", "unknown", "withdrawn"] = "ok"
 
 
 class ToolError(_Event):
@@ -131,6 +131,8 @@ class ApprovalRequest(_Event):
     """What the deadline does to an undecided call: never a silent approve."""
     quorum: int = 1
     """Distinct people who must approve before the call runs."""
+    withdraw_on_message: bool = False
+    """A human message on the thread while this is pending withdraws it (``on_new_message``)."""
 
 
 HumanRequest = Question | ApprovalRequest

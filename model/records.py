@@ -55,7 +55,7 @@ class ThreadState(_Frozen):
     """Lease deadline, in Redis server time (ms)."""
 
 
-RequestStatus = Literal["pending", "answered", "expired"]
+RequestStatus = Literal["pending", "answered", "expired", "withdrawn"]
 
 
 class RequestRecord(_Frozen):

@@ -29,6 +29,12 @@ class AlreadyCounted(RequestAlreadyAnswered):
     """This person's approval was counted before (on this or another of their addresses)."""
 
 
+class RequestWithdrawn(StoreError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id!r} is no longer pending: it was withdrawn")
+        self.request_id = request_id
+
+
 class RequestExpired(StoreError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request {request_id!r} expired before it was answered")

@@ -129,6 +129,21 @@ return 1
 """
 )
 
+WITHDRAW = (
+    _CHANGED
+    + """
+-- KEYS: state requests    ARGV: token request_id
+-- The lease holder withdraws a request, unless it was answered or expired first.
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+local status = redis.call('HGET', KEYS[2], ARGV[2] .. ':status')
+if status == 'withdrawn' then return 1 end  -- a run that withdrew it stopped before its commit
+if status ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2] .. ':status', 'withdrawn')
+changed()
+return 1
+"""
+)
+
 EXPIRE = (
     _CHANGED
     + """

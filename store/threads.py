@@ -34,6 +34,7 @@ from store.errors import (
     RequestAlreadyAnswered,
     RequestExpired,
     RequestNotFound,
+    RequestWithdrawn,
     ThreadNotFound,
 )
 from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
@@ -87,6 +88,7 @@ class ThreadStore(ThreadReads):
         self._commit = client.register_script(scripts.COMMIT)
         self._extend = client.register_script(scripts.EXTEND)
         self._expire = client.register_script(scripts.EXPIRE)
+        self._withdraw = client.register_script(scripts.WITHDRAW)
 
     async def setup(self) -> None:
         await self.runs.ensure_group()
@@ -155,6 +157,8 @@ class ThreadStore(ThreadReads):
         record = view.request
         if view.status == "expired":
             raise RequestExpired(request_id)
+        if view.status == "withdrawn":
+            raise RequestWithdrawn(request_id)
         if view.status != "pending":
             raise RequestAlreadyAnswered(request_id)
         if check and not record.may_answer(response.channel, response.responder):
@@ -328,6 +332,29 @@ class ThreadStore(ThreadReads):
         for oid in publication.get("outbox", []):
             pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
         pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
+
+    async def withdraw(self, lease: Lease, request_id: str) -> bool:
+        """Withdraw a pending request under the lease. False: answered or expired first."""
+        tid = lease.thread_id
+
+        def then(pipe: aioredis.client.Pipeline) -> None:
+            pipe.zrem(keys.PENDING, request_id)  # harmless when the script refused
+            pipe.zrem(keys.DEADLINES, request_id)
+
+        result, *_ = await scripts.run_then(
+            self.redis,
+            self._withdraw,
+            [keys.state(tid), keys.requests(tid)],
+            [lease.token, request_id],
+            None,
+        )
+        if result == -1:
+            raise LeaseLost(tid, lease.token)
+        if result == 1:
+            pipe = self.redis.pipeline(transaction=False)
+            then(pipe)
+            await pipe.execute()
+        return bool(result == 1)
 
     async def expire_due(self, limit: int = 100) -> int:
         """Expire pending requests whose deadline has passed; each thread hears of it."""

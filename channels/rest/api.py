@@ -40,6 +40,7 @@ from store.errors import (
     RequestAlreadyAnswered,
     RequestExpired,
     RequestNotFound,
+    RequestWithdrawn,
     ThreadNotFound,
 )
 from store.port import ChannelPort, NewThread
@@ -350,4 +351,5 @@ def install_error_handlers(app: FastAPI, outage: Outage) -> None:
     app.add_exception_handler(RequestAlreadyAnswered, conflict)
     app.add_exception_handler(RequestExpired, conflict)
     app.add_exception_handler(ArgumentsChanged, conflict)
+    app.add_exception_handler(RequestWithdrawn, conflict)
     app.add_exception_handler(NotAllowed, forbidden)
