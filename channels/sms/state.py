@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from channels.sms import keys
 from model.events import utcnow
-from model.records import RequestRecord
+from model.records import RequestRecord, RequestView
 from store.errors import RequestNotFound
 from store.port import ChannelPort
 
@@ -65,7 +65,7 @@ class SmsState:
         found: list[Pending] = []
         stale: list[str] = []
         for code, rid in entries.items():
-            if code.startswith(("rq:", "out:")):
+            if code.startswith(("rq:", "out:")) or code == keys.CODES_SETTLED:
                 continue
             try:
                 view = await self.port.request(rid)
@@ -77,11 +77,23 @@ class SmsState:
                 found.append(Pending(code, view.request, entries.get(f"out:{rid}")))
         if stale:
             await self.redis.hdel(key, *stale)
+            await self.redis.hset(key, keys.CODES_SETTLED, entries[stale[-3]])
         return sorted(found, key=lambda p: p.request.created)
 
     async def forget(self, number: str, pending: Pending) -> None:
         rid = pending.request.request_id
         await self.redis.hdel(keys.codes(number), pending.code, f"rq:{rid}", f"out:{rid}")
+        await self.redis.hset(keys.codes(number), keys.CODES_SETTLED, rid)
+
+    async def settled(self, number: str) -> RequestView | None:
+        """The request last decided or pruned on this number (what a late answer is about)."""
+        rid = await self.redis.hget(keys.codes(number), keys.CODES_SETTLED)
+        if rid is None:
+            return None
+        try:
+            return await self.port.request(_text(rid))
+        except RequestNotFound:
+            return None
 
     # ---- opt-out -------------------------------------------------------------------------
     async def opt_out(self, number: str) -> None:
