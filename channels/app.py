@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from agent.config import Registry
 from channels import observability
+from channels.rest import audit
 from channels.rest.api import install_error_handlers, router
 from channels.rest.auth import Access, AccessGuard
 from store.connection import INFRA_ERRORS, Outage
@@ -54,6 +55,7 @@ def create_app(
         tracer_provider=tracer_provider,
     )
     app.include_router(router(port, registry, access))
+    app.include_router(audit.router(port))
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

@@ -164,6 +164,12 @@ async def test_stage_one_in_slack_then_a_reminder_then_sms_approves(
     assert [e.output for e in view.events if isinstance(e, ToolResult)] == [
         "deployed v1.2.3 to production"
     ]
+    # The audit shows each step, in order.
+    kinds = [e["kind"] for e in (await both.api.get(f"/v1/threads/{tid}/audit")).json()]
+    assert kinds[0] == "requested"
+    assert kinds.index("reminded") < kinds.index("escalated") < kinds.index("approved")
+    assert kinds[-2:] == ["approved", "ran"]
+
     # Decided: the timers still queued fire nothing, and nobody is reminded again.
     offers = len([e for e in view.events if isinstance(e, Offered)])
     assert await Timers(both.store.redis).fire_due() == 0
