@@ -20,7 +20,7 @@ import importlib
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import (
     BaseModel,
@@ -35,6 +35,7 @@ from agent import addresses
 from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
+from agent.policy import ApprovalConfig
 from agent.tools import Address, Agent, Tool, ToolFunction
 
 
@@ -50,6 +51,8 @@ class ToolConfig(BaseModel):
     notify: list[str] = Field(default_factory=list)
     needs_approval: bool | None = None
     """Overrides the tool's own default."""
+    approval: ApprovalConfig | None = None
+    """Who is asked when (a route of stages), reminders, the deadline: agent.policy."""
 
     @field_validator("approvers")
     @classmethod
@@ -65,7 +68,18 @@ class ToolConfig(BaseModel):
     def _one_action(self) -> ToolConfig:
         if self.command is not None and self.url is not None:
             raise ValueError("give a command or a url, not both")
+        if self.approval and self.approval.route and self.notify:
+            raise ValueError("give notify or approval.route, not both")
+        for asked in self.approval.addresses() if self.approval else []:
+            # Asking someone who may not decide would only waste their time.
+            if not any(_covers(a, asked) for a in self.approvers):
+                raise ValueError(f"route address {asked} is not one of the approvers")
         return self
+
+    def asked(self) -> tuple[Address, ...]:
+        """Where approval requests go: the route's addresses in order, else ``notify``."""
+        route = self.approval.addresses() if self.approval else []
+        return self.addresses(route or self.notify)
 
     def action(self, name: str) -> ToolFunction | None:
         if self.command is not None:
@@ -76,6 +90,11 @@ class ToolConfig(BaseModel):
 
     def addresses(self, which: list[str]) -> tuple[Address, ...]:
         return tuple(Address.parse(a) for a in which)
+
+
+def _covers(approver: str, address: str) -> bool:
+    channel, _, who = approver.partition(":")
+    return approver == address or (who == "*" and address.startswith(f"{channel}:"))
 
 
 class AgentConfig(BaseModel):
@@ -89,10 +108,23 @@ class AgentConfig(BaseModel):
     """Token budget of the model's context (agent.context, agent.compaction)."""
     request_timeout: float | None = Field(default=None, gt=0)
     """Seconds before an unanswered question or approval expires."""
+    on_new_message: Literal["withdraw", "keep"] = "withdraw"
+    """A human writing while an approval is pending withdraws it (the ask may have changed)."""
     description: str = ""
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings for channels (allowed senders, addresses...)."""
+
+
+class PersonConfig(BaseModel):
+    """``[people.<name>]``: one person's addresses, so quorum and self-approval count people."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slack: str | None = None
+    email: str | None = None
+    sms: str | None = None
+    rest: str | None = None
 
 
 class FileConfig(BaseModel):
@@ -100,6 +132,18 @@ class FileConfig(BaseModel):
 
     default_agent: str | None = None
     agents: dict[str, AgentConfig]
+    people: dict[str, PersonConfig] = Field(default_factory=dict)
+
+    def people_by_address(self) -> dict[str, str]:
+        """``channel:address`` -> person name; an address named twice is refused."""
+        found: dict[str, str] = {}
+        for name, person in self.people.items():
+            for channel, address in person.model_dump(exclude_none=True).items():
+                target = f"{channel}:{address}"
+                if target in found:
+                    raise ConfigError(f"{target} belongs to both {found[target]} and {name}")
+                found[target] = name
+        return found
 
 
 def _weights(name: str, prompt: str | dict[str, int]) -> dict[str, int]:
@@ -113,7 +157,12 @@ def _weights(name: str, prompt: str | dict[str, int]) -> dict[str, int]:
 ToolsFactory = Callable[[Mapping[str, ToolConfig]], list[Tool]]
 
 
-def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> Agent:
+def build_agent(
+    name: str,
+    config: AgentConfig,
+    prompts: Path = PROMPTS_DIR,
+    people: Mapping[str, str] | None = None,
+) -> Agent:
     try:
         module = importlib.import_module(config.module)
     except ImportError as exc:
@@ -139,6 +188,8 @@ def build_agent(name: str, config: AgentConfig, prompts: Path = PROMPTS_DIR) -> 
         request_timeout=config.request_timeout,
         description=config.description,
         settings=config.settings,
+        people=dict(people or {}),
+        on_new_message=config.on_new_message,
     )
 
 
@@ -176,5 +227,6 @@ def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
         raise ConfigError(f"{path}: {one_line(exc)}") from None
     if not config.agents:
         raise ConfigError(f"{path}: no agents configured")
-    agents = {name: build_agent(name, ac, prompts) for name, ac in config.agents.items()}
+    people = config.people_by_address()
+    agents = {name: build_agent(name, ac, prompts, people) for name, ac in config.agents.items()}
     return Registry(agents, config.default_agent or next(iter(agents)))

@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, assert_never
 
-from agent.tools import Tool
-from model.events import ApprovalRequest, HumanRequest, Question, utcnow
+from agent.tools import Address, Tool
+from model.events import (
+    ApprovalRequest,
+    ApprovalStage,
+    HumanRequest,
+    Question,
+    arguments_hash,
+    utcnow,
+)
 from model.ids import new_id
 from model.records import Origin, OutboxItem, OutboxKind, RequestRecord
+from store.timers import timer_id
 
 
 def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
@@ -32,6 +40,17 @@ class Contact:
     request_timeout: float | None = None
     requests: list[RequestRecord] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
+    people: Mapping[str, str] = field(default_factory=dict)
+    withdraw_on_message: bool = False
+    timers: dict[str, int] = field(default_factory=dict)
+    """Timer id -> due (epoch ms): scheduled with the next commit (store.timers)."""
+
+    def schedule(self, timer: str, after: float) -> None:
+        self.timers[timer] = int((utcnow() + timedelta(seconds=after)).timestamp() * 1000)
+
+    def take_timers(self) -> dict[str, int]:
+        taken, self.timers = self.timers, {}
+        return taken
 
     def take(self) -> tuple[list[RequestRecord], list[OutboxItem]]:
         """What was said since the last commit (and forget it: the commit owns it now)."""
@@ -65,8 +84,16 @@ class Contact:
         self.send("question", text, request_id=rid)
         return Question(request_id=rid, text=text)
 
-    def approval(self, tool: Tool, call_id: str, arguments: dict[str, Any]) -> ApprovalRequest:
+    def approval(
+        self,
+        tool: Tool,
+        call_id: str,
+        arguments: dict[str, Any],
+        requester: str | None = None,
+    ) -> ApprovalRequest:
+        """``requester``: ``channel:address`` of whose message led to the call."""
         rid = new_id("rq")
+        policy = tool.approval
         shown = call_text(tool.name, arguments)
         text = f"Approval needed: {shown}"
         self.requests.append(
@@ -79,12 +106,22 @@ class Contact:
                 arguments=arguments,
                 call_id=call_id,
                 approvers=[str(a) for a in tool.approvers],
-                deadline=self._deadline(),
+                arguments_hash=arguments_hash(arguments),
+                approvals_needed=policy.quorum if policy else 1,
+                people=dict(self.people),
+                requester=self.people.get(requester, requester) if requester else None,
+                self_approval=policy.self_approval if policy else True,
+                deadline=self._deadline(policy.deadline if policy else None),
             )
         )
-        targets = [Origin(channel=a.channel, address=a.address) for a in tool.notify] or [
-            self.origin
-        ]
+        route = policy.route if policy else []
+        stages = [ApprovalStage(notify=s.notify, after=s.after) for s in route]
+        first = [Address.parse(a) for a in stages[0].notify] if stages else tool.notify
+        targets = [Origin(channel=a.channel, address=a.address) for a in first] or [self.origin]
+        for n, stage in enumerate(stages[1:], start=1):
+            self.schedule(timer_id(rid, "stage", n), stage.after)
+        if policy and policy.remind_every:
+            self.schedule(timer_id(rid, "remind", 1), policy.remind_every)
         for target in targets:
             self.send("approval", text, target, request_id=rid, tool=tool.name, arguments=arguments)
         # The requester hears that the approval went elsewhere (another channel or person).
@@ -99,6 +136,11 @@ class Contact:
             call_id=call_id,
             notify=[str(a) for a in tool.notify],
             offered=[t.target for t in targets],
+            stages=stages,
+            remind_every=policy.remind_every if policy else None,
+            on_deadline=policy.on_deadline if policy else "expire",
+            quorum=policy.quorum if policy else 1,
+            withdraw_on_message=self.withdraw_on_message,
         )
 
     def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:
@@ -119,7 +161,8 @@ class Contact:
             case _:
                 assert_never(request)
 
-    def _deadline(self) -> datetime | None:
-        if not self.request_timeout:
+    def _deadline(self, seconds: float | None = None) -> datetime | None:
+        seconds = seconds or self.request_timeout
+        if not seconds:
             return None
-        return utcnow() + timedelta(seconds=self.request_timeout)
+        return utcnow() + timedelta(seconds=seconds)

@@ -29,10 +29,12 @@ from agent.tools import Agent
 from model.events import (
     ERROR_EVENTS,
     AgentStep,
+    ApprovalDue,
     DeliveryFailed,
     Event,
     FinalAnswer,
     HumanRequest,
+    Offered,
     Question,
     Rejected,
     ToolResult,
@@ -71,8 +73,9 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
             hidden.add(i)
             if i > 0 and isinstance(events[i - 1], AgentStep):
                 hidden.add(i - 1)
-        # A failed delivery reaches the model as the reroute that answered it, once.
-        if isinstance(event, DeliveryFailed):
+        # A failed delivery reaches the model as the reroute that answered it, once; who
+        # was asked on a timer (stages, reminders) is the humans' business, not the model's.
+        if isinstance(event, DeliveryFailed | ApprovalDue | Offered):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, Rejected):

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from agent.context import PROMPTS_DIR, render
+from agent.escalation import Escalation, next_escalation
 from agent.llm import LLM
 from agent.reroute import Reroute, next_reroute
 from agent.steps import Decision, parse_step, response_schema
@@ -18,6 +19,7 @@ from agent.tools import Agent
 from model.events import (
     AgentStep,
     Answered,
+    ApprovalDue,
     ApprovalRequest,
     Approved,
     DeliveryFailed,
@@ -25,12 +27,14 @@ from model.events import (
     FinalAnswer,
     HumanRequest,
     LLMError,
+    Offered,
     Rejected,
     Rerouted,
     SystemNote,
     ToolError,
     ToolResult,
     UserMessage,
+    arguments_hash,
 )
 from model.records import Status
 
@@ -66,6 +70,13 @@ class RecordExpiry:
 
 
 @dataclass(frozen=True)
+class Withdraw:
+    """A human wrote while this approval was pending: the ask may have changed."""
+
+    request: ApprovalRequest
+
+
+@dataclass(frozen=True)
 class Dispatch:
     """A decided step that was never dispatched (its run stopped right after deciding)."""
 
@@ -82,12 +93,23 @@ class Idle:
     """Nothing to do until a human says something."""
 
 
-Action = Reroute | RunApproved | RecordRejection | RecordExpiry | Dispatch | Decide | Idle
+Action = (
+    Reroute
+    | Escalation
+    | RunApproved
+    | RecordRejection
+    | RecordExpiry
+    | Withdraw
+    | Dispatch
+    | Decide
+    | Idle
+)
 
 # Notes that record what happened around the thread, not input the agent must react to.
 _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
-# Delivery bookkeeping: the run loop answers it (a reroute), never the model.
-_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted)
+# Delivery and timer bookkeeping: the run loop answers it (a reroute, a stage, a reminder),
+# never the model.
+_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered)
 
 
 def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:
@@ -98,6 +120,9 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
     reroute = next_reroute(events, origin)
     if reroute is not None:
         return reroute
+    escalation = next_escalation(events, origin)
+    if escalation is not None:
+        return escalation
     approvals: dict[str, ApprovalRequest] = {}
     settled: set[str] = set()
     for e in events:
@@ -105,18 +130,38 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
             approvals[e.request_id] = e
         elif isinstance(e, ToolResult | ToolError) and e.call_id:
             settled.add(e.call_id)
+    approvers: dict[str, set[str]] = {}
     for e in events:
         if isinstance(e, Approved | Rejected) and e.request_id in approvals:
             request = approvals[e.request_id]
             if request.call_id in settled or request.call_id in ledger:
                 continue
             if isinstance(e, Approved):
+                if e.arguments_hash not in (None, arguments_hash(request.arguments)):
+                    continue  # approved something else: it does not count for this call
+                people = approvers.setdefault(e.request_id, set())
+                people.add(e.person or f"{e.channel}:{e.responder}")
+                if len(people) < request.quorum:
+                    continue  # counted; the call waits for more people
                 return RunApproved(request, e)
             return RecordRejection(request, e)
         if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id in approvals:
             request = approvals[e.request_id]
             if request.call_id not in settled and request.call_id not in ledger:
                 return RecordExpiry(request)
+
+    asked: ApprovalRequest | None = None
+    for e in events:  # an approval still open, and a human message that came after it
+        if isinstance(e, ApprovalRequest):
+            asked = e
+        elif (
+            isinstance(e, UserMessage)
+            and asked is not None
+            and asked.withdraw_on_message
+            and asked.call_id not in settled
+            and asked.call_id not in ledger
+        ):
+            return Withdraw(asked)
 
     last = _last_significant(events)
     if last is None:

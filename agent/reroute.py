@@ -18,6 +18,7 @@ from model.events import (
     Event,
     HumanRequest,
     HumanResponse,
+    Offered,
     Rerouted,
     SystemNote,
     ToolError,
@@ -75,14 +76,14 @@ def next_reroute(events: Sequence[Event], origin: str) -> Reroute | None:
         if failure.request_id is not None:
             return Moot(failure)  # a request we no longer know of cannot be moved
         return NowhereLeft(failure, None)
-    if _settled(events, request):
+    if settled(events, request):
         return Moot(failure)
     failed = {
         e.target
         for e in events
         if isinstance(e, DeliveryFailed) and e.request_id == request.request_id
     }
-    offered = _offered(events, request, origin)
+    offered = offered_at(events, request, origin)
     live = tuple(a for a in offered if a not in failed)
     if live:
         return StillOffered(failure, request, live)
@@ -101,7 +102,7 @@ def _request(events: Sequence[Event], request_id: str | None) -> HumanRequest | 
     )
 
 
-def _settled(events: Sequence[Event], request: HumanRequest) -> bool:
+def settled(events: Sequence[Event], request: HumanRequest) -> bool:
     for e in events:
         if isinstance(e, HumanResponse) and e.request_id == request.request_id:
             return True
@@ -116,11 +117,13 @@ def _settled(events: Sequence[Event], request: HumanRequest) -> bool:
     return False
 
 
-def _offered(events: Sequence[Event], request: HumanRequest, origin: str) -> list[str]:
-    """Every place the request was offered: when asked, then each reroute's target."""
+def offered_at(events: Sequence[Event], request: HumanRequest, origin: str) -> list[str]:
+    """Every place the request was offered: when asked, then each reroute's and stage's."""
     asked = request.offered if isinstance(request, ApprovalRequest) else []
     offered = list(asked) or [origin]  # questions, and logs before 0.2, asked on the origin
     for e in events:
         if isinstance(e, Rerouted) and e.request_id == request.request_id and e.to:
             offered.append(e.to)
+        elif isinstance(e, Offered) and e.request_id == request.request_id:
+            offered.extend(a for a in e.to if a not in offered)  # later stages, reminders
     return offered

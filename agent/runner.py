@@ -16,6 +16,7 @@ from typing import Any, assert_never
 from agent import prompts
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
+from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
 from agent.llm import LLM
 from agent.reducer import (
     Decide,
@@ -24,6 +25,7 @@ from agent.reducer import (
     RecordExpiry,
     RecordRejection,
     RunApproved,
+    Withdraw,
     next_step,
     plan,
     resting_status,
@@ -38,6 +40,7 @@ from model.events import (
     Event,
     FinalAnswer,
     LLMError,
+    Offered,
     Rerouted,
     SystemNote,
     ToolError,
@@ -49,6 +52,7 @@ from model.records import Origin, Status
 from store import keys
 from store.streams import WorkStream
 from store.threads import Lease, ThreadStore
+from store.timers import timer_id
 from telemetry import metrics
 
 log = logging.getLogger("switchboard.run")
@@ -91,7 +95,13 @@ class Run:
         self.errors = lease.state.errors
         self._buffer: list[Event] = []
         self._ledger_buffer: dict[str, str] = {}
-        self.contact = Contact(lease.thread_id, lease.meta.origin, agent.request_timeout)
+        self.contact = Contact(
+            lease.thread_id,
+            lease.meta.origin,
+            agent.request_timeout,
+            people=agent.people,
+            withdraw_on_message=agent.on_new_message == "withdraw",
+        )
         self.report = RunReport(agent)
 
     # ---- buffered writes ------------------------------------------------------------------
@@ -114,6 +124,7 @@ class Run:
             ledger=self._ledger_buffer,
             requests=requests,
             outbox=outbox,
+            timers=self.contact.take_timers(),
             release=release,
             ack=self.ack if release else None,
         )
@@ -147,6 +158,8 @@ class Run:
                         status = resting_status(self.events)
                     case OfferElsewhere() | StillOffered() | NowhereLeft() | Moot():
                         self._reroute(action)
+                    case OfferStage() | Remind() | TimerMoot():
+                        self._escalate_approval(action)
                     case RunApproved(request=request):
                         status = await self._run_tool(
                             self.agent.tools[request.tool], request.call_id, request.arguments
@@ -154,14 +167,22 @@ class Run:
                     case RecordRejection():
                         self._record_rejection(action)
                     case RecordExpiry(request=request):
+                        rejected = request.on_deadline == "reject"
                         self._append(
                             ToolResult(
                                 call_id=request.call_id,
                                 tool=request.tool,
-                                output="nobody decided before the deadline; the call did not run",
-                                outcome="expired",
+                                output=(
+                                    "rejected: nobody approved before the deadline"
+                                    if rejected
+                                    else "nobody decided before the deadline"
+                                )
+                                + "; the call did not run",
+                                outcome="rejected" if rejected else "expired",
                             )
                         )
+                    case Withdraw(request=request):
+                        await self._withdraw(request)
                     case Dispatch(step=step):
                         status = await self._dispatch(step)
                     case Decide() if decided >= self.agent.max_steps:
@@ -216,6 +237,53 @@ class Run:
                 self._append(settled.model_copy(update={"text": f"{why}; no longer pending."}))
             case _:
                 assert_never(action)
+
+    def _escalate_approval(self, action: Escalation) -> None:
+        """Answer one due timer: ask the next stage, remind the current one, or nobody."""
+        due = action.due
+        settled = Offered(timer=due.timer, request_id=due.request_id, kind=due.kind, text="")
+        match action:
+            case OfferStage(request=request, to=to):
+                note = f"stage {due.n + 1}: nobody has decided yet"
+                what = f"stage {due.n + 1} of the route asked {', '.join(to) or 'nobody new'}"
+            case Remind(request=request, to=to):
+                note = f"reminder {due.n}: still waiting for a decision"
+                what = f"reminder {due.n} sent to {', '.join(to)}"
+                if request.remind_every:
+                    self.contact.schedule(
+                        timer_id(request.request_id, "remind", due.n + 1), request.remind_every
+                    )
+            case TimerMoot():
+                self._append(settled.model_copy(update={"text": "no longer pending"}))
+                return
+            case _:
+                assert_never(action)
+        origin = self.lease.meta.origin
+        for address in to:
+            channel, _, who = address.partition(":")
+            target = origin if address == origin.target else Origin(channel=channel, address=who)
+            self.contact.reoffer(request, target, note)
+        log.info("approval %s: %s", request.request_id, what)
+        self._append(settled.model_copy(update={"to": list(to), "text": what}))
+
+    async def _withdraw(self, request: ApprovalRequest) -> None:
+        """Withdraw a pending approval a human message overtook; the model decides again."""
+        if not await self.store.withdraw(self.lease, request.request_id):
+            # Decided just before the message arrived: the decision stands, and is merged
+            # with the next commit (it is already in the inbox).
+            await self._flush()
+            return
+        self._append(
+            ToolResult(
+                call_id=request.call_id,
+                tool=request.tool,
+                output=(
+                    "withdrawn: a new message arrived before anyone decided; "
+                    "the call did not run (ask again if it is still wanted)"
+                ),
+                outcome="withdrawn",
+            )
+        )
 
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"
@@ -275,7 +343,16 @@ class Run:
             self._append(ToolError(call_id=step.call_id, tool=tool.name, error=exc.error))
             return self._count_error(exc.error)
         if tool.needs_approval:
-            self._append(self.contact.approval(tool, step.call_id, args.model_dump(mode="json")))
+            asked_by = next(
+                (
+                    f"{e.channel}:{e.sender}"
+                    for e in reversed(self.events)
+                    if isinstance(e, UserMessage)
+                ),
+                None,
+            )
+            arguments = args.model_dump(mode="json")
+            self._append(self.contact.approval(tool, step.call_id, arguments, asked_by))
             return "awaiting_human"
         return await self._run_tool(tool, step.call_id, step.arguments)
 

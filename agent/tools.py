@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import ToolFailed
+from agent.policy import ApprovalConfig
 from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard.tools")
@@ -56,6 +57,8 @@ class Tool:
     """Who may decide an approval. Empty: anyone who can reach the thread's channel."""
     notify: tuple[Address, ...] = ()
     """Where approval requests go. Empty: the channel the thread came from."""
+    approval: ApprovalConfig | None = None
+    """Route stages, reminders, deadline and the rest of the approval policy."""
 
     async def call(self, args: BaseModel, call_id: str) -> str:
         """Run the tool: one ``execute_tool`` span, a log line, its duration and outcome."""
@@ -117,6 +120,10 @@ class Agent:
     """Seconds a question or approval may wait before it expires (None: forever)."""
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
+    people: Mapping[str, str] = field(default_factory=dict)
+    on_new_message: str = "withdraw"
+    """``withdraw``: a human message withdraws a pending approval; ``keep``: it stands."""
+    """``channel:address`` -> person (``[people.<name>]``): who is who across channels."""
 
 
 def compact_validation_error(exc: ValidationError) -> str:

@@ -29,6 +29,7 @@ from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
 from store.streams import Entry
 from store.threads import Lease, ThreadStore
+from store.timers import Timers
 from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard.worker")
@@ -73,6 +74,7 @@ class Worker:
         self.outage = Outage(log, f"worker {self.name}", store.redis)
         self._stop: asyncio.Event | None = None
         self._alive_at = float("-inf")
+        self.timers = Timers(store.redis)
 
     @property
     def ttl_ms(self) -> int:
@@ -102,6 +104,7 @@ class Worker:
                     if expired:
                         metrics.EXPIRED.inc(expired)
                         log.info("%d request(s) expired unanswered", expired)
+                    await self.timers.fire_due()
                 fresh = (
                     []
                     if reclaimed

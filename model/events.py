@@ -6,6 +6,8 @@ TypeAdapter. Execution state (status, lease, counters) lives apart, in the store
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -16,6 +18,12 @@ JsonObject = dict[str, Any]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def arguments_hash(arguments: JsonObject) -> str:
+    """SHA-256 of the arguments as canonical JSON: what a decision binds to."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class _Event(BaseModel):
@@ -58,7 +66,7 @@ class ToolResult(_Event):
     call_id: str
     tool: str
     output: str
-    outcome: Literal["ok", "rejected", "expired", "unknown"] = "ok"
+    outcome: Literal["ok", "rejected", "expired", "unknown", "withdrawn"] = "ok"
 
 
 class ToolError(_Event):
@@ -91,6 +99,16 @@ class Question(_Event):
     text: str
 
 
+class ApprovalStage(BaseModel):
+    """One stage of an approval's route, as it stood when the request was made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notify: list[str]
+    after: float = 0.0
+    """Seconds after the request that this stage is asked."""
+
+
 class ApprovalRequest(_Event):
     """The agent asks a human to approve one tool call with these exact arguments."""
 
@@ -105,6 +123,16 @@ class ApprovalRequest(_Event):
     offered: list[str] = Field(default_factory=list)
     """``channel:address`` it was offered at when asked (empty in logs written before 0.2:
     read as the origin)."""
+    stages: list[ApprovalStage] = Field(default_factory=list)
+    """The route, when the tool has one: stage 1 is ``offered``, later ones come on a timer."""
+    remind_every: float | None = None
+    """Seconds between reminders to the current stage's addresses, until decided."""
+    on_deadline: Literal["reject", "expire"] = "expire"
+    """What the deadline does to an undecided call: never a silent approve."""
+    quorum: int = 1
+    """Distinct people who must approve before the call runs."""
+    withdraw_on_message: bool = False
+    """A human message on the thread while this is pending withdraws it (``on_new_message``)."""
 
 
 HumanRequest = Question | ApprovalRequest
@@ -126,6 +154,10 @@ class Approved(_Response):
 
     type: Literal["approved"] = "approved"
     comment: str | None = None
+    arguments_hash: str | None = None
+    """``arguments_hash`` of the call approved (set by the store; absent in logs before 0.3)."""
+    person: str | None = None
+    """Who approved, as a person (``[people]``); quorum counts these, not addresses."""
     verdict: ClassVar[Verdict] = "approve"
 
 
@@ -248,6 +280,36 @@ class Rerouted(_Event):
     text: str
 
 
+TimerKind = Literal["stage", "remind"]
+
+
+class ApprovalDue(_Event):
+    """A durable timer of a pending approval came due: a later stage, or a reminder.
+
+    Appended by whichever worker claimed the timer; the run loop answers it with ``Offered``.
+    """
+
+    type: Literal["approval_due"] = "approval_due"
+    timer: str
+    """The timer's own id (unique per request, kind and number): ``Offered`` settles it."""
+    request_id: str
+    kind: TimerKind
+    n: int
+    """The stage index (from 0) or the reminder's number (from 1)."""
+
+
+class Offered(_Event):
+    """What the run loop did about one ``ApprovalDue``: asked ``to`` (a stage, a reminder),
+    or nobody (``to`` empty) because the request was settled meanwhile."""
+
+    type: Literal["offered"] = "offered"
+    timer: str
+    request_id: str
+    kind: TimerKind
+    to: list[str] = Field(default_factory=list)
+    text: str
+
+
 SystemNoteKind = Literal[
     "timeout", "escalation", "merged_messages", "step_limit", "delivery_failure", "recovered"
 ]
@@ -277,7 +339,9 @@ Event = Annotated[
     | FinalAnswer
     | SystemNote
     | DeliveryFailed
-    | Rerouted,
+    | Rerouted
+    | ApprovalDue
+    | Offered,
     Field(discriminator="type"),
 ]
 

@@ -55,7 +55,7 @@ class ThreadState(_Frozen):
     """Lease deadline, in Redis server time (ms)."""
 
 
-RequestStatus = Literal["pending", "answered", "expired"]
+RequestStatus = Literal["pending", "answered", "expired", "withdrawn"]
 
 
 class RequestRecord(_Frozen):
@@ -70,13 +70,33 @@ class RequestRecord(_Frozen):
     call_id: str | None = None
     approvers: list[str] = Field(default_factory=list)
     """``channel:address`` of who may decide; empty means anyone on the thread's channel."""
+    arguments_hash: str | None = None
+    """For an approval: ``model.events.arguments_hash`` of the call; a decision binds to it."""
+    approvals_needed: int = 1
+    """Distinct people who must approve (the policy's ``quorum``); one rejection rejects."""
+    people: dict[str, str] = Field(default_factory=dict)
+    """``channel:address`` -> person (the file's ``[people]``), as it was when asked."""
+    requester: str | None = None
+    """The person (or ``channel:address``) whose message led to the call."""
+    self_approval: bool = True
+    """False: the requester may not approve their own request."""
+
+    def person(self, channel: str, responder: str) -> str:
+        """Who answered, as a person: their name when known, else ``channel:address``."""
+        target = f"{channel}:{responder}"
+        return self.people.get(target, target)
+
     created: datetime = Field(default_factory=utcnow)
     deadline: datetime | None = None
     """After this, the request expires unanswered and the agent is told."""
 
     def may_answer(self, channel: str, responder: str) -> bool:
         """Questions take anyone's answer; approvals only an approver's (``rest:*`` = any)."""
-        if self.kind == "question" or not self.approvers:
+        if self.kind == "question":
+            return True
+        if not self.self_approval and self.person(channel, responder) == self.requester:
+            return False
+        if not self.approvers:
             return True
         for approver in self.approvers:
             ch, _, address = approver.partition(":")
@@ -94,6 +114,8 @@ class RequestView(_Frozen):
     """The answer that settled it (requests answered before 0.2 do not carry it)."""
     sent: str | None = None
     """The provider's id of the message that last offered it."""
+    approvals_given: int = 0
+    """Distinct people who approved so far (an approval's quorum is ``approvals_needed``)."""
 
 
 OutboxKind = MessageKind

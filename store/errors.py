@@ -25,10 +25,30 @@ class RequestAlreadyAnswered(StoreError):
         self.request_id = request_id
 
 
+class AlreadyCounted(RequestAlreadyAnswered):
+    """This person's approval was counted before (on this or another of their addresses)."""
+
+
+class RequestWithdrawn(StoreError):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id!r} is no longer pending: it was withdrawn")
+        self.request_id = request_id
+
+
 class RequestExpired(StoreError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request {request_id!r} expired before it was answered")
         self.request_id = request_id
+
+
+class ArgumentsChanged(StoreError):
+    """A decision names arguments other than the ones pending: it decides nothing."""
+
+    def __init__(self, request_id: str, expected: str, given: str) -> None:
+        super().__init__(f"request {request_id!r} is for other arguments than the ones approved")
+        self.request_id = request_id
+        self.expected = expected
+        self.given = given
 
 
 class NotAllowed(StoreError):

@@ -81,6 +81,10 @@ REQUEST_STATUS = "status"
 """pending | answered | expired."""
 REQUEST_ANSWER = "answer"
 """JSON of the human's answer (the event), written with the status."""
+REQUEST_APPROVALS = "approvals"
+"""How many distinct people approved so far (an approval with a quorum stays pending)."""
+REQUEST_BY = "by"
+"""``<request_id>:by:<person>``: set when that person's approval was counted (once each)."""
 REQUEST_SENT = "sent"
 """Provider id of the message that last offered the request (a Slack ts, a Message-ID)."""
 
@@ -129,6 +133,24 @@ REQUEST_THREAD = f"{PREFIX}:{{index}}:request-thread"
 """HASH request id -> thread id."""
 DEADLINES = f"{PREFIX}:{{index}}:deadlines"
 """ZSET of pending request ids with a deadline, scored by it (ms)."""
+TIMERS = f"{PREFIX}:{{index}}:timers"
+"""ZSET of approval timers (a later route stage, a reminder), scored by when due (ms).
+Members are ``timer_member`` strings; firing one appends to its thread's inbox, deduplicated
+by ``timer_dedupe`` in the thread's ``seen`` set, so it fires once across all workers."""
+TIMERS_BATCH = 100
+"""At most this many due timers are fired per poll (the rest wait for the next one)."""
+
+
+def timer_member(thread_id: str, timer: str) -> str:
+    """A member of TIMERS: 'thread|timer id'."""
+    return f"{thread_id}|{timer}"
+
+
+def timer_dedupe(timer: str) -> str:
+    """The ``seen`` entry of a timer that fired (a provider id never starts with 'timer:')."""
+    return f"timer:{timer}"
+
+
 PENDING_GAUGE_LIMIT = 10_000
 """At most this many pending requests are read per /metrics scrape (two round trips)."""
 

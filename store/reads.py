@@ -57,18 +57,20 @@ def request_view(
     status: str | bytes | None,
     answer: str | bytes | None,
     sent: str | bytes | None,
+    approvals: str | bytes | None = None,
 ) -> RequestView:
     return RequestView(
         request=RequestRecord.model_validate_json(record),
         status=cast(RequestStatus, text(status) if status is not None else "pending"),
         response=RESPONSE.validate_json(answer) if answer is not None else None,
         sent=text(sent) if sent is not None else None,
+        approvals_given=int(text(approvals)) if approvals is not None else 0,
     )
 
 
 def request_fields(rid: str) -> list[str]:
     """The hash fields ``request_view`` reads, in its order."""
-    suffixes = (keys.REQUEST_STATUS, keys.REQUEST_ANSWER, keys.REQUEST_SENT)
+    suffixes = (keys.REQUEST_STATUS, keys.REQUEST_ANSWER, keys.REQUEST_SENT, keys.REQUEST_APPROVALS)
     return [rid, *(keys.request_field(rid, s) for s in suffixes)]
 
 
@@ -149,9 +151,9 @@ class ThreadReads:
         for rid, tid in pairs:
             pipe.hmget(keys.requests(tid), request_fields(rid))
         views = []
-        for (rid, _), (raw, status, answer, sent) in zip(pairs, await pipe.execute(), strict=True):
+        for (rid, _), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
             if raw is not None:
-                views.append(request_view(rid, raw, status, answer, sent))
+                views.append(request_view(rid, raw, *fields))
         return views
 
     async def thread(self, thread_id: str) -> ThreadView:

@@ -104,16 +104,41 @@ ANSWER = (
     _CHANGED
     + """
 -- KEYS: requests inbox seen
--- ARGV: request_id event_json dedupe_key
+-- ARGV: request_id event_json dedupe_key person needed
 -- The answer is kept beside the request too, so a channel can show who decided without
 -- reading the thread; a provider message id already stored (a copy of the message that
--- answered) answers nothing.
+-- answered) answers nothing. An approval counts once per person (``needed`` > 0: it is
+-- one); the request stays pending (3) until ``needed`` people approved, 2: counted before.
 local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
 if not status then return -1 end
 if status ~= 'pending' then return 0 end
 if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
+local needed = tonumber(ARGV[5])
+if needed > 0 then
+  if redis.call('HSETNX', KEYS[1], ARGV[1] .. ':by:' .. ARGV[4], '1') == 0 then return 2 end
+  if redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':approvals', 1) < needed then
+    redis.call('RPUSH', KEYS[2], ARGV[2])
+    changed()
+    return 3
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'answered', ARGV[1] .. ':answer', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[2])
+changed()
+return 1
+"""
+)
+
+WITHDRAW = (
+    _CHANGED
+    + """
+-- KEYS: state requests    ARGV: token request_id
+-- The lease holder withdraws a request, unless it was answered or expired first.
+if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return -1 end
+local status = redis.call('HGET', KEYS[2], ARGV[2] .. ':status')
+if status == 'withdrawn' then return 1 end  -- a run that withdrew it stopped before its commit
+if status ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2] .. ':status', 'withdrawn')
 changed()
 return 1
 """
@@ -129,6 +154,21 @@ local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
 if status ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'expired')
 redis.call('RPUSH', KEYS[2], ARGV[2])
+changed()
+return 1
+"""
+)
+
+TIMER_FIRE = (
+    _CHANGED
+    + """
+-- KEYS: requests inbox seen
+-- ARGV: request_id dedupe_key event_json
+-- A timer came due: its event joins the inbox once (the seen set dedupes a second worker
+-- firing the same timer), and only while its request is still pending.
+if redis.call('HGET', KEYS[1], ARGV[1] .. ':status') ~= 'pending' then return 0 end
+if redis.call('SADD', KEYS[3], ARGV[2]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
 changed()
 return 1
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from model.events import Event, HumanResponse, SystemNote, dump_event, load_events
+from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
 from model.records import (
     Origin,
     OutboxItem,
@@ -27,11 +27,14 @@ from model.records import (
 )
 from store import keys, reporting, scripts
 from store.errors import (
+    AlreadyCounted,
+    ArgumentsChanged,
     LeaseLost,
     NotAllowed,
     RequestAlreadyAnswered,
     RequestExpired,
     RequestNotFound,
+    RequestWithdrawn,
     ThreadNotFound,
 )
 from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
@@ -85,6 +88,7 @@ class ThreadStore(ThreadReads):
         self._commit = client.register_script(scripts.COMMIT)
         self._extend = client.register_script(scripts.EXTEND)
         self._expire = client.register_script(scripts.EXPIRE)
+        self._withdraw = client.register_script(scripts.WITHDRAW)
 
     async def setup(self) -> None:
         await self.runs.ensure_group()
@@ -153,24 +157,46 @@ class ThreadStore(ThreadReads):
         record = view.request
         if view.status == "expired":
             raise RequestExpired(request_id)
+        if view.status == "withdrawn":
+            raise RequestWithdrawn(request_id)
         if view.status != "pending":
             raise RequestAlreadyAnswered(request_id)
         if check and not record.may_answer(response.channel, response.responder):
             raise NotAllowed(request_id, f"{response.channel}:{response.responder}")
+        expected = record.arguments_hash
+        if isinstance(response, Approved) and expected:
+            # The approval binds to the exact arguments pending: stamped here when the channel
+            # showed the pending call; refused when it names other ones.
+            if response.arguments_hash not in (None, expected):
+                raise ArgumentsChanged(request_id, expected, response.arguments_hash or "")
+            response = response.model_copy(update={"arguments_hash": expected})
+        person = record.person(response.channel, response.responder)
+        needed = 0
+        if isinstance(response, Approved):
+            needed = record.approvals_needed
+            response = response.model_copy(update={"person": person})
         tid = record.thread_id
 
+        quorum = needed > 1
+
         def then(pipe: aioredis.client.Pipeline) -> None:
-            pipe.zrem(keys.PENDING, request_id)
-            pipe.zrem(keys.DEADLINES, request_id)
+            if not quorum:  # else only once the quorum is complete (below)
+                pipe.zrem(keys.PENDING, request_id)
+                pipe.zrem(keys.DEADLINES, request_id)
             pipe.xadd(keys.RUNS, {"t": tid})
 
         result, *_ = await scripts.run_then(
             self.redis,
             self._answer,
             [keys.requests(tid), keys.inbox(tid), keys.seen(tid)],
-            [request_id, dump_event(response), dedupe or ""],
+            [request_id, dump_event(response), dedupe or "", person, needed],
             then,
         )
+        if quorum and result == 1:
+            await self.redis.zrem(keys.PENDING, request_id)
+            await self.redis.zrem(keys.DEADLINES, request_id)
+        if result == 2:
+            raise AlreadyCounted(request_id)
         if result == 0:
             raise RequestAlreadyAnswered(request_id)
         if result == -1:
@@ -224,11 +250,14 @@ class ThreadStore(ThreadReads):
         ledger: Mapping[str, str] | None = None,
         requests: Sequence[RequestRecord] = (),
         outbox: Sequence[OutboxItem] = (),
+        timers: Mapping[str, int] | None = None,
         release: bool = False,
         merge: bool = True,
         ack: tuple[WorkStream, str] | None = None,
     ) -> CommitResult:
         """Write under the lease, atomically: events, state, ledger, requests, outbox items.
+
+        ``timers`` (timer id -> due, epoch ms) are published with the new requests and items.
 
         ``merge`` also moves the inbox into the log (the result says what arrived).
         ``release`` gives the lease up, unless something arrived: then the caller keeps it
@@ -240,8 +269,9 @@ class ThreadStore(ThreadReads):
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
         publication: dict[str, Any] | None = None
-        if requests or outbox:
+        if requests or outbox or timers:
             publication = {
+                "timers": [[keys.timer_member(tid, t), due] for t, due in (timers or {}).items()],
                 "requests": [
                     [r.request_id, _ms(r.created), _ms(r.deadline) if r.deadline else 0]
                     for r in requests
@@ -297,9 +327,34 @@ class ThreadStore(ThreadReads):
             pipe.hset(keys.REQUEST_THREAD, rid, thread_id)
             if deadline_ms:
                 pipe.zadd(keys.DEADLINES, {rid: deadline_ms})
+        for member, due_ms in publication.get("timers", []):
+            pipe.zadd(keys.TIMERS, {member: due_ms})
         for oid in publication.get("outbox", []):
             pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
         pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
+
+    async def withdraw(self, lease: Lease, request_id: str) -> bool:
+        """Withdraw a pending request under the lease. False: answered or expired first."""
+        tid = lease.thread_id
+
+        def then(pipe: aioredis.client.Pipeline) -> None:
+            pipe.zrem(keys.PENDING, request_id)  # harmless when the script refused
+            pipe.zrem(keys.DEADLINES, request_id)
+
+        result, *_ = await scripts.run_then(
+            self.redis,
+            self._withdraw,
+            [keys.state(tid), keys.requests(tid)],
+            [lease.token, request_id],
+            None,
+        )
+        if result == -1:
+            raise LeaseLost(tid, lease.token)
+        if result == 1:
+            pipe = self.redis.pipeline(transaction=False)
+            then(pipe)
+            await pipe.execute()
+        return bool(result == 1)
 
     async def expire_due(self, limit: int = 100) -> int:
         """Expire pending requests whose deadline has passed; each thread hears of it."""

@@ -170,7 +170,10 @@ async def test_message_while_paused_continues_thread(
     assert r.status_code == 202
     view = await service.settled(tid, "done")
     assert "any news?" in fake_llm.contexts()[-1]
-    assert [r.status for r in view.requests] == ["pending"]  # still answerable
+    # on_new_message = "withdraw" (the default): the ask may have changed, so the pending
+    # approval is withdrawn and the model decides again with the new message.
+    assert [r.status for r in view.requests] == ["withdrawn"]
+    assert '<withdrawn tool="deploy">' in fake_llm.contexts()[-1]
     assert isinstance(view.events[-1], FinalAnswer)
     assert any(isinstance(e, HumanRequest) for e in view.events)
 

@@ -67,7 +67,8 @@ def tools(config: Mapping[str, ToolConfig]) -> list[Tool]:
                 ),
                 side_effects=side_effects,
                 approvers=tool_config.addresses(tool_config.approvers),
-                notify=tool_config.addresses(tool_config.notify),
+                notify=tool_config.asked(),
+                approval=tool_config.approval,
             )
         )
     return result

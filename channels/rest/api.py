@@ -34,10 +34,12 @@ from model.ids import new_id, thread_id_for
 from model.records import Origin, RequestView, ThreadSummary, ThreadView
 from store.connection import INFRA_ERRORS, Outage
 from store.errors import (
+    ArgumentsChanged,
     NotAllowed,
     RequestAlreadyAnswered,
     RequestExpired,
     RequestNotFound,
+    RequestWithdrawn,
     ThreadNotFound,
 )
 from store.port import ChannelPort, NewThread
@@ -74,6 +76,8 @@ class Approve(_Body):
     decision: Literal["approve"]
     comment: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
     responder: Name | None = None
+    arguments_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The request's ``arguments_hash`` as the approver saw it: refused (409) if it changed."""
 
 
 class Reject(_Body):
@@ -238,7 +242,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         responses={
             **NOT_FOUND,
             403: _problem("the caller is not one of the request's approvers"),
-            409: _problem("already answered, or expired"),
+            409: _problem("already answered, or expired, or for other arguments"),
         },
     )
     async def answer_request(
@@ -272,6 +276,8 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
                 responder=responder,
                 comment=body.comment,
             )
+            if isinstance(body, Approve) and body.arguments_hash:
+                response = response.model_copy(update={"arguments_hash": body.arguments_hash})
         record = await port.answer(request_id, response)
         return Answered(request_id=request_id, thread_id=record.thread_id)
 
@@ -320,4 +326,6 @@ def install_error_handlers(app: FastAPI, outage: Outage) -> None:
     app.add_exception_handler(RequestNotFound, not_found)
     app.add_exception_handler(RequestAlreadyAnswered, conflict)
     app.add_exception_handler(RequestExpired, conflict)
+    app.add_exception_handler(ArgumentsChanged, conflict)
+    app.add_exception_handler(RequestWithdrawn, conflict)
     app.add_exception_handler(NotAllowed, forbidden)

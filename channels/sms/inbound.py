@@ -15,10 +15,16 @@ from agent.tools import Agent
 from channels.sms import parse
 from channels.sms.parse import Decision, InboundSms, StatusReport
 from channels.sms.state import Pending, SmsState
-from model.events import UserMessage, decided
+from model.events import Approved, Rejected, UserMessage, decided
 from model.ids import thread_id_for
-from model.records import Origin
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
+from model.records import Origin, RequestView
+from store.errors import (
+    AlreadyCounted,
+    NotAllowed,
+    RequestAlreadyAnswered,
+    RequestNotFound,
+    ThreadNotFound,
+)
 from store.port import ChannelPort, NewThread
 
 log = logging.getLogger("switchboard.sms")
@@ -43,6 +49,22 @@ def known_senders(agent: Agent) -> frozenset[str]:
         except parse.PayloadError:
             log.warning("agent %s: %r is not a phone number; ignored", agent.name, n)
     return frozenset(numbers)
+
+
+def late_reply(view: RequestView) -> str:
+    """What a YES / NO for a request that is no longer pending hears: what became of it."""
+    r = view.request
+    what = call_text(r.tool, r.arguments or {}) if r.tool else r.text[:60]
+    answer = view.response
+    if view.status == "withdrawn":
+        return f"{what} is no longer pending: it was withdrawn (the request changed)."
+    if view.status == "expired":
+        return f"{what} is no longer pending: it expired before anyone decided."
+    if isinstance(answer, Approved | Rejected):
+        how = "approved" if isinstance(answer, Approved) else "rejected"
+        who = answer.person if isinstance(answer, Approved) and answer.person else answer.responder
+        return f"{what} was already {how} by {who} at {answer.at:%H:%M} UTC. Nothing was changed."
+    return f"{what} was already decided. Nothing was changed."
 
 
 def _what(p: Pending) -> str:
@@ -93,6 +115,9 @@ class SmsInbound:
             pending = await self.state.pending(number)
             if pending:
                 return await self._decide(number, decision, pending)
+            settled = await self.state.settled(number)
+            if settled is not None:
+                return late_reply(settled)  # a late answer is not a new conversation
         return await self._message(sms)
 
     async def _decide(self, number: str, decision: Decision, pending: list[Pending]) -> str:
@@ -121,6 +146,9 @@ class SmsInbound:
             await self.port.answer(record.request_id, response)
         except NotAllowed:
             return f"You are not allowed to decide {_what(chosen)}. Nothing was changed."
+        except AlreadyCounted:
+            await self.state.forget(number, chosen)
+            return f"Your approval of {_what(chosen)} was already counted. Nothing was changed."
         except (RequestAlreadyAnswered, RequestNotFound):
             await self.state.forget(number, chosen)
             return f"{_what(chosen)} was already decided. Nothing was changed."

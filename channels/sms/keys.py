@@ -17,6 +17,11 @@ def codes(number: str) -> str:
     return f"{PREFIX}:sms:{{{number}}}:codes"
 
 
+CODES_SETTLED = "settled"
+"""Field of ``codes``: the request id last pruned or decided here, so a late YES / NO is told
+what became of it instead of starting a conversation."""
+
+
 OPTED_OUT = f"{PREFIX}:{{sms}}:opted-out"
 """HASH number -> ISO time it texted STOP (or a synonym). Nothing is sent there until START."""
 

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from channels.sms import keys
 from model.events import utcnow
-from model.records import RequestRecord
+from model.records import RequestRecord, RequestView
 from store.errors import RequestNotFound
 from store.port import ChannelPort
 
@@ -47,11 +47,15 @@ class SmsState:
             return _text(existing)
         while True:
             code = f"{1000 + secrets.randbelow(9000)}"
-            if await self.redis.hsetnx(key, code, request_id):
-                await self.redis.hset(
-                    key, mapping={f"rq:{request_id}": code, f"out:{request_id}": outbox_id}
-                )
+            if not await self.redis.hsetnx(key, code, request_id):
+                continue  # the code names another request here
+            # Two sends of one request at once (a route stage and a reminder) agree on one
+            # code: the first to claim the request's field wins, the other takes its code.
+            if await self.redis.hsetnx(key, f"rq:{request_id}", code):
+                await self.redis.hset(key, f"out:{request_id}", outbox_id)
                 return code
+            await self.redis.hdel(key, code)
+            return _text(await self.redis.hget(key, f"rq:{request_id}") or code)
 
     async def pending(self, number: str) -> list[Pending]:
         """Approvals sent to this number and still unanswered, oldest first."""
@@ -61,7 +65,7 @@ class SmsState:
         found: list[Pending] = []
         stale: list[str] = []
         for code, rid in entries.items():
-            if code.startswith(("rq:", "out:")):
+            if code.startswith(("rq:", "out:")) or code == keys.CODES_SETTLED:
                 continue
             try:
                 view = await self.port.request(rid)
@@ -73,11 +77,23 @@ class SmsState:
                 found.append(Pending(code, view.request, entries.get(f"out:{rid}")))
         if stale:
             await self.redis.hdel(key, *stale)
+            await self.redis.hset(key, keys.CODES_SETTLED, entries[stale[-3]])
         return sorted(found, key=lambda p: p.request.created)
 
     async def forget(self, number: str, pending: Pending) -> None:
         rid = pending.request.request_id
         await self.redis.hdel(keys.codes(number), pending.code, f"rq:{rid}", f"out:{rid}")
+        await self.redis.hset(keys.codes(number), keys.CODES_SETTLED, rid)
+
+    async def settled(self, number: str) -> RequestView | None:
+        """The request last decided or pruned on this number (what a late answer is about)."""
+        rid = await self.redis.hget(keys.codes(number), keys.CODES_SETTLED)
+        if rid is None:
+            return None
+        try:
+            return await self.port.request(_text(rid))
+        except RequestNotFound:
+            return None
 
     # ---- opt-out -------------------------------------------------------------------------
     async def opt_out(self, number: str) -> None:

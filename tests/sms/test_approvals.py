@@ -11,9 +11,10 @@ from model.events import (
     HumanResponse,
     Rerouted,
     ToolResult,
-    UserMessage,
 )
 from model.ids import thread_id_for
+from store import keys
+from tests.fakes.openai_server import FakeOpenAI, step
 from tests.sms.conftest import APPROVER, OTHER, OURS, PUBLIC, TALKER, Sms, approval_to
 
 Factory = Callable[..., Awaitable[Sms]]
@@ -63,14 +64,15 @@ async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory)
     assert "deployed v1.2.3 to production" in final.item.text
     assert len(sms.fake.messages) == 1  # the final answer went to REST, not to the phone
 
-    # A second YES decides nothing: no request is waiting, so it is a message to the agent,
-    # on the phone's own thread.
+    # A second YES decides nothing, and starts no conversation: it hears who decided, when.
     r = await sms.text(APPROVER, "YES")
-    assert "<Message>" not in r.text
+    assert re.search(
+        rf"<Message>deploy\(tag='v1.2.3', env='production'\) was already approved by "
+        rf"sms:\{APPROVER} at \d\d:\d\d UTC. Nothing was changed.</Message>",
+        r.text,
+    ), r.text
     phone_thread = thread_id_for("sms", f"{OURS}:{APPROVER}")
-    phone = await sms.service.settled(phone_thread, "awaiting_human")
-    assert [e.text for e in phone.events if isinstance(e, UserMessage)] == ["YES"]
-    assert sms.fake.sent_to(APPROVER)[-1] == "What would you like me to do?"
+    assert not await sms.store.redis.exists(keys.meta(phone_thread))
     assert sms.deploys() == 1
     assert len((await sms.store.thread(tid)).events) == len(view.events)
 
@@ -223,3 +225,25 @@ async def test_sms_thread_asks_and_answers_on_the_phone(sms_factory: Factory) ->
     assert sms.fake.sent_to(TALKER)[-1] == "Done: deployed v1.2.3 to staging"
     assert [o.item.kind for o in view.outbox] == ["approval", "final"]
     assert sms.deploys() == 1
+
+
+async def test_a_yes_for_a_withdrawn_approval_is_no_longer_pending(
+    sms_factory: Factory, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.script(
+        step("deploy", tag="v1.2.3", env="production"),
+        step("done_for_now", message="Tell me which environment."),
+    )
+    sms = await sms_factory()
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    r = await sms.service.api.post(
+        f"/v1/threads/{tid}/messages", json={"message": "wait, not production"}
+    )
+    assert r.status_code == 202
+    view = await sms.service.settled(tid, "done")
+    assert [r.status for r in view.requests] == ["withdrawn"]
+
+    r = await sms.text(APPROVER, "YES")
+    assert "no longer pending: it was withdrawn" in r.text, r.text
+    assert sms.deploys() == 0
