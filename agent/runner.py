@@ -46,7 +46,7 @@ from model.events import (
 from model.ids import new_id
 from model.records import Origin, Status
 from store import keys
-from store.streams import WorkStream
+from store.streams import Entry, WorkStream
 from store.threads import Lease, ThreadStore
 from telemetry import metrics
 
@@ -73,7 +73,7 @@ class Run:
         llm: LLM,
         store: ThreadStore,
         settings: RunSettings,
-        ack: tuple[WorkStream, str] | None = None,
+        ack: tuple[WorkStream, Entry] | None = None,
     ) -> None:
         self.lease = lease
         self.agent = agent

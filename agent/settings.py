@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     switchboard_config: Path = Path("switchboard.toml")
 
+    switchboard_partitions: int | None = Field(default=None, ge=1, le=1024)
+    """Partitions of the shared streams and indexes (store.partitions reads it from the
+    environment; checked here so a bad value is refused at start)."""
     switchboard_lease_ttl_ms: int = 30_000
     switchboard_worker_concurrency: int = 8
     switchboard_llm_retry_delay: float = 1.0

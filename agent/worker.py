@@ -110,6 +110,7 @@ class Worker:
                 task = asyncio.create_task(self.handle(entry, reclaimed=was_reclaimed))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+        await self.store.runs.close()
         if tasks:
             await asyncio.wait(tasks)
 
@@ -129,14 +130,14 @@ class Worker:
         try:
             lease = await self.store.acquire(thread_id, self.name, self.ttl_ms)
         except ThreadNotFound:
-            await self.store.runs.ack(entry.entry_id)
+            await self.store.runs.ack(entry)
             return
         if lease is None:
             # Another worker holds the thread; it merges whatever woke us before it lets go.
             # A reclaimed entry stays pending, though: its holder may be dead, its lease not
             # yet run out.
             if not reclaimed:
-                await self.store.runs.ack(entry.entry_id)
+                await self.store.runs.ack(entry)
             return
         if reclaimed:
             metrics.LEASE_TAKEOVERS.inc()
@@ -161,7 +162,7 @@ class Worker:
             except LeaseLost:
                 outcome = "lease_lost"
                 log.warning("lost the lease on %s; another worker has it now", thread_id)
-                await self.store.runs.ack(entry.entry_id)
+                await self.store.runs.ack(entry)
             except INFRA_ERRORS:
                 outcome = "interrupted"
                 metrics.REDIS_ERRORS.labels("worker").inc()
@@ -180,7 +181,7 @@ class Worker:
     async def _run(self, lease: Lease, entry: Entry) -> Status:
         """Run the thread until it rests; the status it rests in."""
         agent = self.registry.get(lease.meta.agent)
-        ack = (self.store.runs, entry.entry_id)
+        ack = (self.store.runs, entry)
         if agent is None:
             metrics.ESCALATIONS.labels(lease.meta.agent).inc()
             await self.store.commit(
@@ -221,7 +222,7 @@ class Worker:
                 outbox=outbox,
                 release=True,
                 merge=False,
-                ack=(self.store.runs, entry.entry_id),
+                ack=(self.store.runs, entry),
             )
         except Exception:
             log.exception("could not hand %s to a human after an internal error", lease.thread_id)
@@ -233,6 +234,6 @@ class Worker:
             try:
                 if not await self.store.extend(lease, self.ttl_ms):
                     return
-                await self.store.runs.touch(self.name, entry.entry_id)
+                await self.store.runs.touch(self.name, entry)
             except INFRA_ERRORS:
                 continue  # the run itself meets the outage at its next write
