@@ -40,7 +40,7 @@ from channels.app import create_app
 from channels.observability import metrics_app
 from channels.registry import Channel, Services, build_channels
 from channels.rest.auth import Access
-from store import connection, embedded
+from store import connection, embedded, partitions
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
@@ -77,6 +77,8 @@ def listen_host(settings: Settings) -> str:
 
 async def run(role: str, settings: Settings, redis_url: str) -> None:
     registry = config.load(settings.switchboard_config)
+    if settings.switchboard_partitions is not None:  # from .env too, where the store looks
+        os.environ.setdefault(partitions.ENV, str(settings.switchboard_partitions))
     # The API and the channels repeat a command Redis dropped; the workers must not (see
     # store/connection.py), so they get a client of their own.
     client = connection.connect(redis_url, retrying=True)

@@ -82,17 +82,18 @@ class OutboxDispatcher:
                 task = asyncio.create_task(self.deliver(entry))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+        await self.stream.close()
         if tasks:
             await asyncio.wait(tasks, timeout=10)
 
     async def deliver(self, entry: Entry) -> None:
         def ack(pipe: aioredis.client.Pipeline) -> None:
-            self.stream.ack_into(pipe, entry.entry_id)
+            self.stream.ack_into(pipe, entry)
 
         try:
             settled = await self.deliver_item(entry.fields["t"], entry.fields["o"], ack=ack)
             if not settled:
-                await self.stream.ack(entry.entry_id)
+                await self.stream.ack(entry)
         except INFRA_ERRORS as exc:
             # Left pending, like any failure below: reclaimed once the claim runs out.
             metrics.REDIS_ERRORS.labels("outbox").inc()

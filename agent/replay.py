@@ -23,6 +23,7 @@ from agent.reducer import next_step
 from agent.tools import Agent
 from model.events import AgentStep, Event
 from store import keys
+from store.partitions import Shared
 from store.reads import ThreadReads, text
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
@@ -104,10 +105,12 @@ async def select(
     """The agent's threads to replay: these ids, or the newest (since a time, up to a limit)."""
     if thread_ids:
         return list(thread_ids)
-    if since is not None:
-        raw: Any = await reads.redis.zrevrangebyscore(keys.THREADS, "+inf", since_ms(since))
-    else:
-        raw = await reads.redis.zrevrange(keys.THREADS, 0, -1)
+    raw: list[Any] = []
+    for index in Shared(reads.redis).every(keys.threads):  # every partition's index
+        if since is not None:
+            raw += await reads.redis.zrevrangebyscore(index, "+inf", since_ms(since))
+        else:
+            raw += await reads.redis.zrevrange(index, 0, -1)
     chosen = []
     for tid in (text(t) for t in raw):
         owner = await reads.redis.hget(keys.meta(tid), "agent")

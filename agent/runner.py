@@ -50,7 +50,7 @@ from model.events import (
 from model.ids import new_id
 from model.records import Origin, Status
 from store import keys
-from store.streams import WorkStream
+from store.streams import Entry, WorkStream
 from store.threads import Lease, ThreadStore
 from store.timers import timer_id
 from telemetry import metrics
@@ -78,7 +78,7 @@ class Run:
         llm: LLM,
         store: ThreadStore,
         settings: RunSettings,
-        ack: tuple[WorkStream, str] | None = None,
+        ack: tuple[WorkStream, Entry] | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
         self.stop = stop

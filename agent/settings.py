@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 class Settings(BaseSettings):
@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     switchboard_config: Path = Path("switchboard.toml")
 
+    switchboard_partitions: int | None = Field(default=None, ge=1, le=1024)
+    """Partitions of the shared streams and indexes (store.partitions reads it from the
+    environment; checked here so a bad value is refused at start)."""
     switchboard_lease_ttl_ms: int = Field(default=30_000, ge=100)
     switchboard_worker_concurrency: int = Field(default=8, ge=1)
     switchboard_llm_retry_delay: float = Field(default=1.0, ge=0)
@@ -53,8 +56,9 @@ class Settings(BaseSettings):
         parts = urlsplit(url)
         if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
             raise ValueError(
-                "not a Redis URL: use redis://host:6379/0, rediss://host:6380/0 (TLS) "
-                "or unix:///path/to/redis.sock; unset for the embedded Redis"
+                "not a Redis URL: use redis://host:6379/0, rediss://host:6380/0 (TLS), "
+                "unix:///path/to/redis.sock or redis+cluster://host:7000 (a Redis Cluster); "
+                "unset for the embedded Redis"
             )
         return url
 

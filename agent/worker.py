@@ -124,6 +124,7 @@ class Worker:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         await self._drain(tasks)
+        await self.store.runs.close()
 
     def _alive(self, now: float) -> None:
         path = self.settings.alive_file
@@ -162,14 +163,14 @@ class Worker:
         try:
             lease = await self.store.acquire(thread_id, self.name, self.ttl_ms)
         except ThreadNotFound:
-            await self.store.runs.ack(entry.entry_id)
+            await self.store.runs.ack(entry)
             return
         if lease is None:
             # Another worker holds the thread; it merges whatever woke us before it lets go.
             # A reclaimed entry stays pending, though: its holder may be dead, its lease not
             # yet run out.
             if not reclaimed:
-                await self.store.runs.ack(entry.entry_id)
+                await self.store.runs.ack(entry)
             return
         if reclaimed:
             metrics.LEASE_TAKEOVERS.inc()
@@ -194,7 +195,7 @@ class Worker:
             except LeaseLost:
                 outcome = "lease_lost"
                 log.warning("lost the lease on %s; another worker has it now", thread_id)
-                await self.store.runs.ack(entry.entry_id)
+                await self.store.runs.ack(entry)
             except ShuttingDown:
                 outcome = "handed_over"
                 await self._hand_over(lease, entry)
@@ -216,7 +217,7 @@ class Worker:
     async def _run(self, lease: Lease, entry: Entry) -> Status:
         """Run the thread until it rests; the status it rests in."""
         agent = self.registry.get(lease.meta.agent)
-        ack = (self.store.runs, entry.entry_id)
+        ack = (self.store.runs, entry)
         if agent is None:
             metrics.ESCALATIONS.labels(lease.meta.agent).inc()
             await self.store.commit(
@@ -245,7 +246,7 @@ class Worker:
             ttl_ms=self.ttl_ms,
             release=True,
             merge=False,
-            ack=(self.store.runs, entry.entry_id),
+            ack=(self.store.runs, entry),
         )
         await self.store.runs.add({"t": lease.thread_id})
         log.info("stopping: %s handed over between steps", lease.thread_id)
@@ -270,7 +271,7 @@ class Worker:
                 outbox=outbox,
                 release=True,
                 merge=False,
-                ack=(self.store.runs, entry.entry_id),
+                ack=(self.store.runs, entry),
             )
         except Exception:
             log.exception("could not hand %s to a human after an internal error", lease.thread_id)
@@ -282,6 +283,6 @@ class Worker:
             try:
                 if not await self.store.extend(lease, self.ttl_ms):
                     return
-                await self.store.runs.touch(self.name, entry.entry_id)
+                await self.store.runs.touch(self.name, entry)
             except INFRA_ERRORS:
                 continue  # the run itself meets the outage at its next write

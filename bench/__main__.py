@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.targets import RedisTarget, TargetUnavailable, embedded_redis, machine_redis
+from bench.targets import (
+    RedisTarget,
+    TargetUnavailable,
+    embedded_cluster,
+    embedded_redis,
+    machine_redis,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("roundtrip", "overhead", "long", "tokens", "ingest", "telemetry")
@@ -43,6 +50,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--redis", default="127.0.0.1:6379", help="the machine's Redis ('' to skip)")
     p.add_argument("--redis-db", type=int, default=15, help="database number the bench may use")
     p.add_argument("--no-embedded", action="store_true", help="skip the embedded Redis")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="round trip on a 3-master embedded Redis Cluster too (figures per shard)",
+    )
     p.add_argument("--no-peer", action="store_true", help="skip LangGraph")
     p.add_argument("--rates", nargs="+", type=float, default=[100, 300, 1000])
     p.add_argument("--ingest-seconds", type=float, default=5.0)
@@ -77,6 +89,9 @@ def targets(args: argparse.Namespace, notes: list[str]) -> Iterator[list[RedisTa
                 notes.append(f"machine Redis skipped: {exc}")
         if not args.no_embedded:
             found.append(stack.enter_context(embedded_redis()))
+        if args.cluster:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-cluster-")))
+            found.append(stack.enter_context(embedded_cluster(work)))
         yield found
 
 
@@ -101,7 +116,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "notes": notes,
     }
     with targets(args, notes) as stores:
-        primary = stores[0] if stores else None
+        # The other sections run on one server; the cluster is for the round trip.
+        primary = next((s for s in stores if not s.nodes), None)
         if "roundtrip" in args.only:
             # Setups take turns, repeat after repeat, so that load from elsewhere on the
             # machine falls on all of them alike; each keeps its median run.
@@ -113,7 +129,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         runs.setdefault(key, []).append(await job())
                     except Exception as exc:  # the peer's database may be missing: say so
                         notes.append(f"{key} skipped: {type(exc).__name__}: {exc}")
-            out["roundtrip"] = [median_run(r) for r in runs.values()]
+                        print(notes[-1], flush=True)
+            out["roundtrip"] = [median_run(r) for r in runs.values() if r]
             out["roundtrip_all_runs"] = runs
         if primary and "overhead" in args.only:
             print("overhead per step ...", flush=True)

@@ -65,7 +65,43 @@ def roundtrip(rows: list[dict[str, Any]], n: int) -> str:
                     cells.append(f"{ratio:.2f}x")
             body.append(cells)
         out += ["", "Throughput ratios:", _table(head, body)]
+    spread = [r for r in ours if r.get("shards")]
+    if spread:
+        out += ["", "Work per shard (cluster runs):", shards(ours)]
     return "\n".join(out)
+
+
+def shards(rows: list[dict[str, Any]]) -> str:
+    """Each server's commands and CPU per thread, and how the threads fell on the partitions:
+    single servers beside clusters."""
+    head = [
+        "system",
+        "server",
+        "Redis cmds/thread",
+        "server CPU ms/thread",
+        "threads per partition (min / max of n)",
+    ]
+    body = []
+    for r in rows:
+        parts = r.get("threads_per_partition") or [0]
+        share = f"{min(parts)} / {max(parts)} of {len(parts)}"
+        for shard in r.get("shards") or [
+            {
+                "node": "one server",
+                "redis_commands_per_thread": r["redis_commands_per_thread"],
+                "server_cpu_ms_per_thread": r.get("server_cpu_ms_per_thread", "—"),
+            }
+        ]:
+            body.append(
+                [
+                    _name(r),
+                    shard["node"],
+                    shard["redis_commands_per_thread"],
+                    shard["server_cpu_ms_per_thread"],
+                    share,
+                ]
+            )
+    return _table(head, body)
 
 
 def render(result: dict[str, Any]) -> str:

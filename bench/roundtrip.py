@@ -19,17 +19,58 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 
-from bench.targets import RedisTarget, reset
+from bench.targets import RedisTarget, reset_target
 from bench.workload import AGENT, MESSAGE, RoundTrips, command_delta, summary
 from model.events import Approved, UserMessage
 from model.ids import new_id
 from model.records import Origin
-from store import keys
+from store import connection, keys, partitions
 from store.threads import NewThread, ThreadStore
 
 ORIGIN = Origin(channel="rest", address="bench")
+
+
+class ServerStats:
+    """INFO commandstats and CPU of the target's server, or of each master of a cluster.
+
+    Read with redis-py's synchronous client, which RoundTrips does not count, so the
+    driver's round trips stay its own.
+    """
+
+    def __init__(self, target: RedisTarget) -> None:
+        self.urls = list(target.nodes) or [target.url]
+
+    def read(self) -> list[tuple[dict[str, Any], float]]:
+        out = []
+        for url in self.urls:
+            client = redis.Redis.from_url(url)
+            try:
+                commands: Any = client.info("commandstats")
+                cpu: Any = client.info("cpu")
+            finally:
+                client.close()
+            out.append((commands, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])))
+        return out
+
+
+def per_shard(
+    stats: ServerStats,
+    before: list[tuple[dict[str, Any], float]],
+    after: list[tuple[dict[str, Any], float]],
+    n: int,
+) -> list[dict[str, Any]]:
+    """Each server's share of the work: commands and server CPU per thread."""
+    return [
+        {
+            "node": url.removeprefix("redis://").removesuffix("/0"),
+            "redis_commands_per_thread": round(sum(command_delta(b[0], a[0]).values()) / n, 1),
+            "server_cpu_ms_per_thread": round((a[1] - b[1]) * 1000 / n, 3),
+        }
+        for url, b, a in zip(stats.urls, before, after, strict=True)
+    ]
 
 
 @dataclass
@@ -106,9 +147,14 @@ async def run_roundtrip(
     profile: str | None = None,
 ) -> dict[str, Any]:
     """Run ``n`` threads through both phases; the figures as a dict."""
-    reset(target.url)
-    client = aioredis.from_url(target.url)
+    reset_target(target)
+    client = (
+        connection.connect(target.url, retrying=False)
+        if target.nodes
+        else aioredis.from_url(target.url)
+    )
     store = ThreadStore(client)
+    servers = ServerStats(target)
     await store.setup()
     loop = asyncio.get_running_loop()
     transport, reports = await loop.create_datagram_endpoint(
@@ -122,7 +168,7 @@ async def run_roundtrip(
     try:
         await reports.until(lambda: reports.ready >= workers, 60)
         await asyncio.sleep(0.3)  # let every consumer join the groups
-        stats0: Any = await client.info("commandstats")
+        stats0 = servers.read()
         driver0 = RoundTrips.count
 
         # ---- phase 1: message -> paused (approval request delivered) -----------------
@@ -147,7 +193,7 @@ async def run_roundtrip(
         await reports.until(lambda: len(reports.approvals) >= n, 60 + n / 10)
         t1 = max(at for _, at in reports.approvals.values())
         phase1 = summary([reports.approvals[t][1] - sent[t] for t in tids], t1 - t0, n)
-        stats1: Any = await client.info("commandstats")
+        stats1 = servers.read()
 
         # ---- phase 2: approval -> done (final message delivered) ---------------------
         answered: dict[str, float] = {}
@@ -174,8 +220,8 @@ async def run_roundtrip(
         await reports.until(lambda: len(reports.finals) >= n, 60 + n / 10)
         t3 = max(reports.finals.values())
         phase2 = summary([reports.finals[t] - answered[t] for t in tids], t3 - t2, n)
-        stats2: Any = await client.info("commandstats")
-        driver_trips = RoundTrips.count - driver0 - 2  # less the INFO calls
+        stats2 = servers.read()
+        driver_trips = RoundTrips.count - driver0
 
         memory = await _stored_bytes(client, store, tids[: min(n, 200)])
         views = [await store.thread(t) for t in tids[:3]]
@@ -193,8 +239,17 @@ async def run_roundtrip(
             await reports.until(lambda: len(reports.trips) >= workers, 5)
         transport.close()
         await client.aclose()
-    c1 = command_delta(stats0, stats1)
-    c2 = command_delta(stats1, stats2)
+    c1: dict[str, int] = {}
+    c2: dict[str, int] = {}
+    for (s0, _), (s1, _), (s2, _) in zip(stats0, stats1, stats2, strict=True):
+        for name, calls in command_delta(s0, s1).items():
+            c1[name] = c1.get(name, 0) + calls
+        for name, calls in command_delta(s1, s2).items():
+            c2[name] = c2.get(name, 0) + calls
+    shards = per_shard(servers, stats0, stats2, n) if target.nodes else None
+    spread = [0] * store.shared.n
+    for tid in tids:
+        spread[partitions.of(tid, store.shared.n)] += 1
     return {
         "system": "switchboard",
         "store": target.name,
@@ -215,6 +270,11 @@ async def run_roundtrip(
         "events_per_thread": events,
         "bytes_per_event": round(memory / events) if events else None,
         "final_status": sorted(statuses),
+        "shards": shards,
+        "threads_per_partition": spread,
+        "server_cpu_ms_per_thread": round(
+            sum(s2[1] - s0[1] for s0, s2 in zip(stats0, stats2, strict=True)) * 1000 / n, 3
+        ),
     }
 
 

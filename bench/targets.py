@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -25,6 +26,8 @@ class RedisTarget:
     url: str
     shared: bool
     """The machine's server: other clients may add to the command counts."""
+    nodes: tuple[str, ...] = ()
+    """A cluster: its masters (plain URLs), read one by one for their statistics."""
 
 
 class TargetUnavailable(Exception):
@@ -44,6 +47,19 @@ def _claim(url: str) -> None:
         raise TargetUnavailable(f"{url} unreachable: {exc}") from None
     finally:
         client.close()
+
+
+def reset_target(target: RedisTarget) -> None:
+    """Empty the target between runs; a cluster (always our embedded one) node by node."""
+    if not target.nodes:
+        reset(target.url)
+        return
+    for url in target.nodes:
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
 
 
 def reset(url: str) -> None:
@@ -80,6 +96,21 @@ def embedded_redis() -> Iterator[RedisTarget]:
         yield RedisTarget(f"redis {_version(server.url)} (embedded)", server.url, shared=False)
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def embedded_cluster(work_dir: Path, masters: int = 3) -> Iterator[RedisTarget]:
+    cluster = embedded.start_cluster(work_dir, masters)
+    try:
+        version = _version(cluster.nodes[0].url)
+        yield RedisTarget(
+            f"redis {version} cluster of {masters} (embedded)",
+            cluster.url,
+            shared=False,
+            nodes=tuple(n.url for n in cluster.nodes),
+        )
+    finally:
+        cluster.stop()
 
 
 def _version(url: str) -> str:

@@ -32,6 +32,7 @@ from bench.workload import AGENT, MESSAGE, ScriptedLLM, registry
 from model.events import HumanResponse, UserMessage
 from model.ids import new_id
 from model.records import Origin
+from store import keys
 from store.streams import Entry
 from store.threads import NewThread, ThreadStore
 from telemetry import logs, tracing
@@ -108,13 +109,13 @@ async def _round_trip(store: ThreadStore, worker: Worker) -> float:
         UserMessage(channel="rest", sender="bench", text=MESSAGE),
         create=NewThread(agent=AGENT, origin=ORIGIN),
     )
-    await worker.handle(Entry(entry_id="0-1", fields={"t": tid}))
+    await worker.handle(Entry(entry_id="0-1", fields={"t": tid}, key=keys.RUNS))
     pending = await store.pending_requests(1)
     rid = pending[0].request.request_id
     await store.answer(
         rid, HumanResponse(request_id=rid, channel="rest", responder="bench", decision="approve")
     )
-    await worker.handle(Entry(entry_id="0-2", fields={"t": tid}))
+    await worker.handle(Entry(entry_id="0-2", fields={"t": tid}, key=keys.RUNS))
     return time.process_time() - c0
 
 

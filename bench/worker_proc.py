@@ -24,6 +24,7 @@ from agent.worker import Worker, WorkerSettings
 from bench.workload import RoundTrips, ScriptedLLM, registry
 from channels.rest.sender import RestSender
 from model.records import Delivery, OutboxItem
+from store import connection
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 
@@ -43,7 +44,12 @@ class ReportingSender(RestSender):
 
 
 async def serve(url: str, port: int, concurrency: int) -> None:
-    client = aioredis.from_url(url)
+    # The cluster client where the URL names a cluster (as main.py); else as before.
+    client = (
+        connection.connect(url, retrying=False)
+        if connection.is_cluster(url)
+        else aioredis.from_url(url)
+    )
     store = ThreadStore(client)
     await store.setup()
     stop = asyncio.Event()

@@ -23,9 +23,10 @@ import contextlib
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -52,11 +53,36 @@ RETRY_BASE_S = 0.05
 RETRY_CAP_S = 2.0
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""``redis+cluster://host:port`` (or ``rediss+cluster://``): a Redis Cluster, found from that
+one node; the store then uses redis-py's cluster client and partitions its shared keys."""
+
+
+def is_cluster(url: str) -> bool:
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
 def connect(url: str, *, retrying: bool) -> aioredis.Redis:
-    """A client for ``url`` (redis://, rediss:// or unix://); see the module doc for which."""
+    """A client for ``url`` (redis://, rediss://, unix:// or a cluster URL); see the module
+    doc for which kind."""
     retry = Retry(
         ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES if retrying else 0
     )
+    if is_cluster(url):
+        scheme, rest = url.split("://", 1)
+        cluster = RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}",
+            max_connections=POOL_SIZE,
+            retry=retry,
+            retry_on_error=list(INFRA_ERRORS),
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            health_check_interval=HEALTH_CHECK_S,
+            socket_keepalive=True,
+        )
+        # The cluster client speaks the same commands, pipelines and scripts as the
+        # single-server one (it routes each by its key's slot), but shares no base class
+        # with it; the store is written against the single-server type.
+        return cast(aioredis.Redis, cluster)
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
         url,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -21,7 +20,8 @@ from model.records import (
     ThreadState,
 )
 from model.views import Offer, RequestDigest, Said, ThreadChange, ThreadDigest
-from store import keys
+from store import indexes, keys
+from store.partitions import Shared
 from store.reads import meta_of, outbox_of, requests_of, state_of, text
 
 TAIL = 20
@@ -92,6 +92,7 @@ def _thread_digest(raw: _Raw) -> ThreadDigest:
 class Digests:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
+        self.shared = Shared(client)
 
     async def _read(self, since: Mapping[str, int | None], tail: int = TAIL) -> dict[str, _Raw]:
         """Read each thread and ``tail`` events; ``since[tid]`` also reads from that index on.
@@ -166,19 +167,18 @@ class Digests:
 
     async def threads(self, limit: int = 100) -> list[ThreadDigest]:
         """The newest threads first."""
-        ids: Any = await self.redis.zrevrange(keys.THREADS, 0, limit - 1)
+        ids = await indexes.newest_threads(self.redis, self.shared, limit)
         # A line of the list needs only the last event (its time), not a tail to search.
-        raws = await self._read(dict.fromkeys(map(text, ids)), tail=1)
+        raws = await self._read(dict.fromkeys(ids), tail=1)
         return [_thread_digest(raw) for raw in raws.values()]
 
     async def pending(self, limit: int = 200) -> list[RequestDigest]:
         """Requests waiting for a human, oldest first."""
-        raw: Any = await self.redis.zrange(keys.PENDING, 0, limit - 1)
-        ids = [text(r) for r in raw]
-        if not ids:
+        pairs = await indexes.pending_pairs(self.redis, self.shared, limit)
+        if not pairs:
             return []
-        tids = await self.redis.hmget(keys.REQUEST_THREAD, ids)
-        raws = await self._read(dict.fromkeys(text(t) for t in tids if t is not None))
+        ids = [rid for rid, _ in pairs]
+        raws = await self._read(dict.fromkeys(tid for _, tid in pairs))
         found = {
             view.request.request_id: _request_digest(raw, view)
             for raw in raws.values()

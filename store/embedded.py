@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -143,25 +144,117 @@ def _wait_ready_once(url: str) -> None:
 
 def start_ephemeral(port: int | None = None) -> EmbeddedRedis:
     """Redis on a free loopback port, nothing on disk: for tests and benchmarks."""
-    port = port or free_port()
+    return _loopback_server(port or free_port(), "--protected-mode", "yes")
+
+
+def _loopback_server(port: int, *options: str) -> EmbeddedRedis:
+    """A server on 127.0.0.1:``port`` that persists nothing, started and answering."""
+    args = [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     process = subprocess.Popen(
-        [
-            server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "yes",
-        ],
+        [*args, "--appendonly", "no", *options],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_ready(url, process, None)
-    return EmbeddedRedis(process=process, url=url)
+    server = EmbeddedRedis(process=process, url=f"redis://127.0.0.1:{port}/0")
+    try:
+        wait_ready(server.url, process, None)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class EmbeddedCluster:
+    """Masters of a loopback Redis Cluster, no replicas; ``url`` is a cluster URL."""
+
+    nodes: list[EmbeddedRedis]
+    url: str
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_cluster(work_dir: Path, masters: int = 3) -> EmbeddedCluster:
+    """A Redis Cluster of ``masters`` nodes on free loopback ports, nothing persisted but
+    the nodes' own cluster files under ``work_dir``: for tests and benchmarks.
+
+    Set up from here (MEET, ADDSLOTS) rather than with ``redis-cli --cluster create``, as
+    the embedded server comes without redis-cli.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    nodes: list[EmbeddedRedis] = []
+    try:
+        for _ in range(masters):
+            port = _cluster_port()
+            config = str(work_dir / f"nodes-{port}.conf")
+            nodes.append(
+                _loopback_server(
+                    port,
+                    *("--cluster-enabled", "yes", "--cluster-config-file", config),
+                    *("--cluster-node-timeout", "5000", "--dir", str(work_dir)),
+                )
+            )
+        _form(nodes)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    host_port = nodes[0].url.removeprefix("redis://").removesuffix("/0")
+    return EmbeddedCluster(nodes=nodes, url=f"redis+cluster://{host_port}")
+
+
+CLUSTER_BUS_OFFSET = 10_000
+"""A cluster node also listens on its port + this, for the other nodes (Redis's rule)."""
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port is free and below 65536 too."""
+    while True:
+        port = free_port()
+        if port + CLUSTER_BUS_OFFSET > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+
+
+def _form(nodes: list[EmbeddedRedis]) -> None:
+    """Introduce the nodes to each other, give each an equal range of slots, and wait until
+    every node sees all of them and the cluster says it is ok."""
+    clients = [redis.Redis.from_url(n.url) for n in nodes]
+    # CLUSTER subcommands have no typed methods on the single-server client.
+    commands: list[Any] = [c.execute_command for c in clients]
+    try:
+        host, port = nodes[0].url.removeprefix("redis://").removesuffix("/0").split(":")
+        for command in commands[1:]:
+            command("CLUSTER", "MEET", host, int(port))
+        share = CLUSTER_SLOTS // len(nodes)
+        for i, command in enumerate(commands):
+            end = CLUSTER_SLOTS if i == len(nodes) - 1 else (i + 1) * share
+            command("CLUSTER", "ADDSLOTS", *range(i * share, end))
+        deadline = time.monotonic() + 20
+        while True:
+            infos = [_text(command("CLUSTER", "INFO")) for command in commands]
+            if all(
+                "cluster_state:ok" in i and f"cluster_known_nodes:{len(nodes)}" in i for i in infos
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise EmbeddedRedisError(f"the cluster did not form: {infos[0]}")
+            time.sleep(0.05)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import redis.asyncio as aioredis
 
 from model.records import RequestRecord
-from store import keys
+from store import indexes, keys
+from store.partitions import Shared
 from store.reads import text
 from telemetry import metrics
 
@@ -22,12 +23,7 @@ RequestKind = Literal["question", "approval"]
 
 async def pending_counts(client: aioredis.Redis) -> Counter[tuple[str, str]]:
     """Pending requests by (agent, kind), up to ``PENDING_GAUGE_LIMIT`` of them."""
-    raw: Any = await client.zrange(keys.PENDING, 0, keys.PENDING_GAUGE_LIMIT - 1)
-    ids = [text(r) for r in raw]
-    if not ids:
-        return Counter()
-    tids = await client.hmget(keys.REQUEST_THREAD, ids)
-    pairs = [(rid, text(t)) for rid, t in zip(ids, tids, strict=True) if t is not None]
+    pairs = await indexes.pending_pairs(client, Shared(client), keys.PENDING_GAUGE_LIMIT)
     pipe = client.pipeline(transaction=False)
     for rid, tid in pairs:
         pipe.hmget(keys.requests(tid), [rid, f"{rid}:status"])

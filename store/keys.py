@@ -152,6 +152,62 @@ def timer_dedupe(timer: str) -> str:
 
 
 PENDING_GAUGE_LIMIT = 10_000
+
+
+# ---- shared, one of each per partition (store.partitions) ----------------------------------
+# On a Redis Cluster one shared key sits on one slot, so every wake-up and delivery would go
+# through one shard: each of the keys above exists once per partition, partition p > 0 under
+# the tag ``<tag>-<p>``. Partition 0 keeps the names above, so a single server with the
+# default of one partition keeps the keys it always had. A thread's work (runs, outbox, its
+# line in the threads index) lives in the partition of its thread id; a request's index
+# entries (pending, deadlines, request -> thread) in the partition of its request id, as
+# that is the id they are looked up by.
+
+
+def _part(key: str, p: int) -> str:
+    """``sb:{work}:runs`` -> ``sb:{work-3}:runs``: a hash tag of its own per partition."""
+    if p == 0:
+        return key
+    before, _, after = key.partition("}")
+    return f"{before}-{p}}}{after}"
+
+
+def runs(p: int) -> str:
+    """RUNS of partition ``p``."""
+    return _part(RUNS, p)
+
+
+def outbox_stream(p: int) -> str:
+    """OUTBOX of partition ``p``."""
+    return _part(OUTBOX, p)
+
+
+def outbox_retry(p: int) -> str:
+    """OUTBOX_RETRY of partition ``p``: the same tag as its stream (RETRY_DUE moves between
+    the two in one script)."""
+    return _part(OUTBOX_RETRY, p)
+
+
+def threads(p: int) -> str:
+    """THREADS of partition ``p``."""
+    return _part(THREADS, p)
+
+
+def pending(p: int) -> str:
+    """PENDING of partition ``p``."""
+    return _part(PENDING, p)
+
+
+def request_thread(p: int) -> str:
+    """REQUEST_THREAD of partition ``p``."""
+    return _part(REQUEST_THREAD, p)
+
+
+def deadlines(p: int) -> str:
+    """DEADLINES of partition ``p``."""
+    return _part(DEADLINES, p)
+
+
 """At most this many pending requests are read per /metrics scrape (two round trips)."""
 
 

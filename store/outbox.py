@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from model.events import DeliveryFailed, dump_event
 from model.records import Delivery, OutboxItem, ProviderRef
 from store import keys, scripts
+from store.partitions import Shared
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Claim:
 class OutboxStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
+        self.shared = Shared(client)
         self._claim = client.register_script(scripts.OUTBOX_CLAIM)
         self._settle = client.register_script(scripts.OUTBOX_SETTLE)
         self._due = client.register_script(scripts.RETRY_DUE)
@@ -98,7 +100,8 @@ class OutboxStore:
         due_ms = int((time.time() + delay_s) * 1000)
 
         def schedule(pipe: aioredis.client.Pipeline) -> None:
-            pipe.zadd(keys.OUTBOX_RETRY, {f"{item.thread_id}|{item.outbox_id}": due_ms})
+            retry = self.shared.outbox_retry(item.thread_id)
+            pipe.zadd(retry, {f"{item.thread_id}|{item.outbox_id}": due_ms})
 
         await self._settle_then(item, ["pending", "", error[:300], ""], [schedule, ack])
 
@@ -110,7 +113,7 @@ class OutboxStore:
         failure = _failure(item, error, "unknown" if status == "unknown" else "failed")
 
         def wake(pipe: aioredis.client.Pipeline) -> None:
-            pipe.xadd(keys.RUNS, {"t": item.thread_id})
+            pipe.xadd(self.shared.runs(item.thread_id), {"t": item.thread_id})
 
         await self._settle_then(item, [status, "", error[:300], dump_event(failure)], [wake, ack])
 
@@ -125,7 +128,7 @@ class OutboxStore:
         failure = _failure(item, reason, "failed")
 
         def wake(pipe: aioredis.client.Pipeline) -> None:
-            pipe.xadd(keys.RUNS, {"t": thread_id})
+            pipe.xadd(self.shared.runs(thread_id), {"t": thread_id})
 
         reported, *_ = await scripts.run_then(
             self.redis,
@@ -142,8 +145,12 @@ class OutboxStore:
         return bool(added)
 
     async def move_due(self, limit: int = 100) -> int:
-        """Put retries whose time has come back on the outbox stream."""
-        return int(await self._due(keys=[keys.OUTBOX_RETRY, keys.OUTBOX], args=[limit]))
+        """Put retries whose time has come back on the outbox streams (each partition's
+        retries onto its own stream: one tag, one slot, one script)."""
+        calls = [
+            ([keys.outbox_retry(p), keys.outbox_stream(p)], [limit]) for p in range(self.shared.n)
+        ]
+        return sum(int(due) for due in await scripts.run_each(self.redis, self._due, calls))
 
     async def lookup_ref(self, channel: str, provider_id: str) -> ProviderRef | None:
         """What a message we sent (or a human's message we stored) is, by its provider id."""

@@ -26,8 +26,9 @@ from model.records import (
     ThreadSummary,
     ThreadView,
 )
-from store import keys
+from store import indexes, keys
 from store.errors import RequestNotFound, ThreadNotFound
+from store.partitions import Shared
 from telemetry import logs
 
 
@@ -121,9 +122,10 @@ def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
 
 class ThreadReads:
     redis: aioredis.Redis
+    shared: Shared
 
     async def request(self, request_id: str) -> RequestView:
-        tid = await self.redis.hget(keys.REQUEST_THREAD, request_id)
+        tid = await self.redis.hget(self.shared.request_thread(request_id), request_id)
         if tid is None:
             raise RequestNotFound(request_id)
         logs.touch(thread_id=text(tid))  # the request's access line names its thread
@@ -133,17 +135,13 @@ class ThreadReads:
         return views[0]
 
     async def pending_requests(self, limit: int = 200) -> list[RequestView]:
-        raw: Any = await self.redis.zrange(keys.PENDING, 0, limit - 1)
-        ids = [text(r) for r in raw]
-        if not ids:
+        pairs = await indexes.pending_pairs(self.redis, self.shared, limit)
+        if not pairs:
             return []
-        tids = await self.redis.hmget(keys.REQUEST_THREAD, ids)
-        views = await self.request_views(
-            [(rid, text(t)) for rid, t in zip(ids, tids, strict=True) if t is not None]
-        )
+        views = await self.request_views(pairs)
         stale = [v.request.request_id for v in views if v.status != "pending"]
         if stale:  # the index lags a crash between an answer and its ZREM; heal it here
-            await self.redis.zrem(keys.PENDING, *stale)
+            await indexes.drop_pending(self.redis, self.shared, stale)
         return [v for v in views if v.status == "pending"]
 
     async def request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
@@ -177,8 +175,7 @@ class ThreadReads:
         )
 
     async def thread_ids(self, limit: int = 100) -> list[str]:
-        raw: Any = await self.redis.zrevrange(keys.THREADS, 0, limit - 1)
-        return [text(t) for t in raw]
+        return await indexes.newest_threads(self.redis, self.shared, limit)
 
     async def summaries(self, limit: int = 100) -> list[ThreadSummary]:
         """The newest threads with their status, newest first."""

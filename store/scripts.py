@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -32,14 +33,48 @@ async def run_then(
     trip of its own; we call the script by its SHA instead. Should Redis have lost it (a
     restart), the script is loaded and the whole pipeline runs again: the commands ``then``
     adds are wake-ups, index updates and acknowledgements, which tolerate running twice.
+
+    On a Redis Cluster, two round trips: a cluster pipeline sends each node its share at
+    once, in no order across nodes, so a wake-up on a shared key's node could run before
+    the script on the thread's node that it announces (a worker would find no thread, or
+    an empty inbox, and acknowledge the wake-up away). The script first, then the rest.
     """
+    if isinstance(client, RedisCluster):
+        result = await script(keys=keys, args=args)
+        if then is None:
+            return [result]
+        pipe = client.pipeline(transaction=False)
+        then(pipe)
+        return [result, *await pipe.execute()]
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        # Through execute_command: redis-py's cluster pipeline refuses its evalsha() method
+        # but routes EVALSHA by its keys like any other command.
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         if then is not None:
             then(pipe)
         results: list[Any] = await pipe.execute(raise_on_error=False)
         if not isinstance(results[0], NoScriptError) or attempt:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            return results
+        await client.script_load(script.script)
+    raise AssertionError("unreachable")
+
+
+async def run_each(
+    client: aioredis.Redis, script: AsyncScript, calls: list[tuple[list[str], list[Any]]]
+) -> list[Any]:
+    """One script over several key sets (one per partition), in one pipeline: one round
+    trip on a server, one per node on a cluster. Loaded and repeated as in ``run_then``, so
+    only for scripts that may run twice."""
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for names, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(names), *names, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        if attempt or not any(isinstance(r, NoScriptError) for r in results):
             for result in results:
                 if isinstance(result, Exception):
                     raise result

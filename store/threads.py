@@ -37,8 +37,9 @@ from store.errors import (
     RequestWithdrawn,
     ThreadNotFound,
 )
+from store.partitions import Shared
 from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
-from store.streams import WorkStream
+from store.streams import Entry, WorkStream
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ class ThreadStore(ThreadReads):
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
-        self.runs = WorkStream(client, keys.RUNS, keys.RUNS_GROUP)
-        self.outbox_stream = WorkStream(client, keys.OUTBOX, keys.OUTBOX_GROUP)
+        self.shared = Shared(client)
+        self.runs = WorkStream(client, keys.runs, keys.RUNS_GROUP)
+        self.outbox_stream = WorkStream(client, keys.outbox_stream, keys.OUTBOX_GROUP)
         self._inbound = client.register_script(scripts.INBOUND)
         self._answer = client.register_script(scripts.ANSWER)
         self._acquire = client.register_script(scripts.ACQUIRE)
@@ -124,9 +126,9 @@ class ThreadStore(ThreadReads):
             # wake-ups are cheap: a run with nothing to do ends at once.
             if report.traceparent:  # before the wake-up, so the first run finds it
                 pipe.hsetnx(keys.meta(thread_id), keys.META_TRACE, report.traceparent)
-            pipe.xadd(keys.RUNS, {"t": thread_id})
+            pipe.xadd(self.shared.runs(thread_id), {"t": thread_id})
             if create:
-                pipe.zadd(keys.THREADS, {thread_id: _ms(event.at)}, nx=True)
+                pipe.zadd(self.shared.threads(thread_id), {thread_id: _ms(event.at)}, nx=True)
 
         thread_keys = [
             keys.inbox(thread_id),
@@ -181,9 +183,9 @@ class ThreadStore(ThreadReads):
 
         def then(pipe: aioredis.client.Pipeline) -> None:
             if not quorum:  # else only once the quorum is complete (below)
-                pipe.zrem(keys.PENDING, request_id)
-                pipe.zrem(keys.DEADLINES, request_id)
-            pipe.xadd(keys.RUNS, {"t": tid})
+                pipe.zrem(self.shared.pending(request_id), request_id)
+                pipe.zrem(self.shared.deadlines(request_id), request_id)
+            pipe.xadd(self.shared.runs(tid), {"t": tid})
 
         result, *_ = await scripts.run_then(
             self.redis,
@@ -193,8 +195,8 @@ class ThreadStore(ThreadReads):
             then,
         )
         if quorum and result == 1:
-            await self.redis.zrem(keys.PENDING, request_id)
-            await self.redis.zrem(keys.DEADLINES, request_id)
+            await self.redis.zrem(self.shared.pending(request_id), request_id)
+            await self.redis.zrem(self.shared.deadlines(request_id), request_id)
         if result == 2:
             raise AlreadyCounted(request_id)
         if result == 0:
@@ -253,7 +255,7 @@ class ThreadStore(ThreadReads):
         timers: Mapping[str, int] | None = None,
         release: bool = False,
         merge: bool = True,
-        ack: tuple[WorkStream, str] | None = None,
+        ack: tuple[WorkStream, Entry] | None = None,
     ) -> CommitResult:
         """Write under the lease, atomically: events, state, ledger, requests, outbox items.
 
@@ -323,14 +325,14 @@ class ThreadStore(ThreadReads):
     ) -> None:
         """Index new requests and hand new outbox items to the senders (idempotent)."""
         for rid, created_ms, deadline_ms in publication.get("requests", []):
-            pipe.zadd(keys.PENDING, {rid: created_ms})
-            pipe.hset(keys.REQUEST_THREAD, rid, thread_id)
+            pipe.zadd(self.shared.pending(rid), {rid: created_ms})
+            pipe.hset(self.shared.request_thread(rid), rid, thread_id)
             if deadline_ms:
-                pipe.zadd(keys.DEADLINES, {rid: deadline_ms})
+                pipe.zadd(self.shared.deadlines(rid), {rid: deadline_ms})
         for member, due_ms in publication.get("timers", []):
             pipe.zadd(keys.TIMERS, {member: due_ms})
         for oid in publication.get("outbox", []):
-            pipe.xadd(keys.OUTBOX, {"t": thread_id, "o": oid})
+            pipe.xadd(self.shared.outbox(thread_id), {"t": thread_id, "o": oid})
         pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
 
     async def withdraw(self, lease: Lease, request_id: str) -> bool:
@@ -338,8 +340,8 @@ class ThreadStore(ThreadReads):
         tid = lease.thread_id
 
         def then(pipe: aioredis.client.Pipeline) -> None:
-            pipe.zrem(keys.PENDING, request_id)  # harmless when the script refused
-            pipe.zrem(keys.DEADLINES, request_id)
+            pipe.zrem(self.shared.pending(request_id), request_id)  # harmless if refused
+            pipe.zrem(self.shared.deadlines(request_id), request_id)
 
         result, *_ = await scripts.run_then(
             self.redis,
@@ -359,13 +361,16 @@ class ThreadStore(ThreadReads):
     async def expire_due(self, limit: int = 100) -> int:
         """Expire pending requests whose deadline has passed; each thread hears of it."""
         now_ms = int(time.time() * 1000)
-        due: Any = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now_ms, 0, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.shared.every(keys.deadlines):
+            pipe.zrangebyscore(key, "-inf", now_ms, 0, limit)
+        due: list[Any] = [raw for part in await pipe.execute() for raw in part]
         expired = 0
         for raw in due:
             rid = text(raw)
-            tid = await self.redis.hget(keys.REQUEST_THREAD, rid)
+            tid = await self.redis.hget(self.shared.request_thread(rid), rid)
             if tid is None:  # the request's thread is gone: drop the deadline
-                await self.redis.zrem(keys.DEADLINES, rid)
+                await self.redis.zrem(self.shared.deadlines(rid), rid)
                 continue
             tid = text(tid)
             note = SystemNote(
@@ -373,9 +378,9 @@ class ThreadStore(ThreadReads):
             )
 
             def then(pipe: aioredis.client.Pipeline, rid: str = rid, tid: str = tid) -> None:
-                pipe.zrem(keys.PENDING, rid)
-                pipe.zrem(keys.DEADLINES, rid)
-                pipe.xadd(keys.RUNS, {"t": tid})
+                pipe.zrem(self.shared.pending(rid), rid)
+                pipe.zrem(self.shared.deadlines(rid), rid)
+                pipe.xadd(self.shared.runs(tid), {"t": tid})
 
             result, *_ = await scripts.run_then(
                 self.redis,

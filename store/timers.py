@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from model.events import ApprovalDue, TimerKind, dump_event
 from store import keys, scripts
+from store.partitions import Shared
 from store.reads import text
 
 
@@ -28,6 +29,7 @@ class Timers:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self._fire = client.register_script(scripts.TIMER_FIRE)
+        self.shared = Shared(client)
 
     async def fire_due(self, limit: int = keys.TIMERS_BATCH) -> int:
         """Fire every timer due by now; how many reached their thread."""
@@ -43,7 +45,7 @@ class Timers:
 
             def then(pipe: aioredis.client.Pipeline, tid: str = tid, member: str = member) -> None:
                 pipe.zrem(keys.TIMERS, member)
-                pipe.xadd(keys.RUNS, {"t": tid})
+                pipe.xadd(self.shared.runs(tid), {"t": tid})
 
             result, *_ = await scripts.run_then(
                 self.redis,

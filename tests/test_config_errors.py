@@ -84,8 +84,8 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
         (
             {"REDIS_URL": "notaurl"},
             "switchboard: REDIS_URL='notaurl': not a Redis URL: use redis://host:6379/0, "
-            "rediss://host:6380/0 (TLS) or unix:///path/to/redis.sock; unset for the embedded "
-            "Redis",
+            "rediss://host:6380/0 (TLS), unix:///path/to/redis.sock or redis+cluster://host:7000 "
+            "(a Redis Cluster); unset for the embedded Redis",
         ),
         (
             {"SWITCHBOARD_MODLE": "gpt-4o"},

@@ -1,0 +1,109 @@
+"""Idle cost: Redis commands per second made by a service with no traffic.
+
+    .venv/bin/python -m bench.idle [--seconds 20]
+
+Runs ``main.py worker`` and ``main.py api`` (each alone, no LLM, the repository's
+switchboard.toml) against an embedded single server and an embedded 3-master cluster, lets
+each settle for a few seconds, then counts the commands the server(s) ran over ``--seconds``
+(INFO commandstats, less the INFO calls of this measurement). Not part of ``dev.py bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.workload import command_delta
+from store import embedded
+from store.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTLE_S = 5.0
+
+
+@contextlib.contextmanager
+def targets() -> Iterator[list[tuple[str, str, list[str]]]]:
+    """(name, REDIS_URL, node URLs) of a single server and a 3-master cluster."""
+    single = embedded.start_ephemeral()
+    with tempfile.TemporaryDirectory(prefix="sb-idle-") as tmp:
+        cluster = embedded.start_cluster(Path(tmp))
+        try:
+            yield [
+                ("single server", single.url, [single.url]),
+                ("3-master cluster", cluster.url, [n.url for n in cluster.nodes]),
+            ]
+        finally:
+            cluster.stop()
+            single.stop()
+
+
+def _stats(nodes: list[str]) -> list[Any]:
+    out = []
+    for url in nodes:
+        client = redis.Redis.from_url(url)
+        try:
+            out.append(client.info("commandstats"))
+        finally:
+            client.close()
+    return out
+
+
+def measure(role: str, url: str, nodes: list[str], seconds: float) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "REDIS_"))}
+    env |= {"REDIS_URL": url, "PORT": str(free_port()), "SWITCHBOARD_LOG_LEVEL": "WARNING"}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "main.py", role],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(SETTLE_S)
+        before = _stats(nodes)
+        time.sleep(seconds)
+        after = _stats(nodes)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    calls: dict[str, int] = {}
+    for b, a in zip(before, after, strict=True):
+        for name, n in command_delta(b, a).items():
+            calls[name] = calls.get(name, 0) + n
+    calls.pop("info", None)  # this measurement's own
+    total = sum(calls.values())
+    return {
+        "role": role,
+        "commands_per_s": round(total / seconds, 2),
+        "by_command_per_s": {k: round(v / seconds, 2) for k, v in sorted(calls.items())},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.idle")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    print("| Redis | process | commands/s | of which |")
+    print("|---|---|---|---|")
+    with targets() as found:
+        for name, url, nodes in found:
+            for role in ("worker", "api"):
+                r = measure(role, url, nodes, args.seconds)
+                top = ", ".join(f"{k} {v}" for k, v in r["by_command_per_s"].items())
+                print(f"| {name} | {role} | {r['commands_per_s']} | {top} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Flows of the suite, run again on the Redis Cluster (fixtures: tests/cluster/conftest.py).
+
+The tests are imported, not copied: pytest collects them here a second time, with this
+directory's ``redis_url`` and ``redis_client``. Each crosses the shards: a thread's keys sit
+on one slot, its work and index entries on the partitions of its thread and request ids.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import cast
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from store import keys, partitions
+from store.threads import ThreadStore
+from tests.test_crash import test_killed_worker_thread_is_finished_by_another_without_rerun
+from tests.test_email_reroute import (
+    email_registry,
+    test_a_relay_5xx_is_offered_on_the_origin,
+)
+from tests.test_flow import test_deploy_approved_runs_once_and_answers
+
+pytest_plugins = ("tests.email_fixtures",)
+
+__all__ = [
+    "email_registry",
+    "test_a_relay_5xx_is_offered_on_the_origin",
+    "test_deploy_approved_runs_once_and_answers",
+    "test_killed_worker_thread_is_finished_by_another_without_rerun",
+]
+
+
+@pytest.fixture(autouse=True)
+def _default_partitions() -> None:
+    # The crash test's worker process does not inherit SWITCHBOARD_*: all sides must agree.
+    assert partitions.ENV not in os.environ
+
+
+async def test_the_partitions_spread_over_the_masters(
+    redis_client: aioredis.Redis, store: ThreadStore
+) -> None:
+    cluster = cast(RedisCluster, redis_client)
+    assert store.shared.n == partitions.CLUSTER_DEFAULT
+    for key in (keys.runs, keys.outbox_stream, keys.pending):
+        masters = {cluster.get_node_from_key(k).name for k in store.shared.every(key)}
+        assert len(masters) == 3, key
