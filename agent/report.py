@@ -17,6 +17,7 @@ from model.events import (
     Event,
     FinalAnswer,
     HumanRequest,
+    Offered,
     SystemNote,
     ToolResult,
 )
@@ -62,7 +63,15 @@ class RunReport:
                 event.text[:200],
                 extra={"request_id": event.request_id, "call_id": call_id},
             )
+        elif isinstance(event, Offered) and event.to:
+            if event.kind == "remind":
+                metrics.REMINDERS.labels(self.agent).inc()
+            else:  # a later stage of the route: escalated to the next people
+                metrics.ESCALATIONS.labels(self.agent).inc()
+            log.info("%s of %s: asked %s", event.kind, event.request_id, ", ".join(event.to))
         elif isinstance(event, ToolResult) and event.outcome != "ok":
+            if event.outcome == "withdrawn":
+                metrics.WITHDRAWALS.labels(self.agent).inc()
             log.info(
                 "tool %s not run: %s",
                 event.tool,

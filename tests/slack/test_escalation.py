@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from agent import config
 from agent.config import Registry
@@ -134,6 +135,13 @@ async def test_stage_one_in_slack_then_a_reminder_then_sms_approves(
     both: Service,
     twilio: FakeTwilio,
 ) -> None:
+    def counted(name: str) -> float:
+        return REGISTRY.get_sample_value(name, {"agent": "deploybot"}) or 0
+
+    reminders, escalations = (
+        counted("switchboard_reminders_total"),
+        counted("switchboard_escalations_total"),
+    )
     root = slack_kit.fake.next_ts()
     r = await slack_kit.event(mention("please deploy v1.2.3 to production", root))
     assert r.status_code == 200, r.text
@@ -170,6 +178,9 @@ async def test_stage_one_in_slack_then_a_reminder_then_sms_approves(
     assert kinds[0] == "requested"
     assert kinds.index("reminded") < kinds.index("escalated") < kinds.index("approved")
     assert kinds[-2:] == ["approved", "ran"]
+    # ... and the metrics count them: a reminder at least, and the escalation to stage 2.
+    assert counted("switchboard_reminders_total") > reminders
+    assert counted("switchboard_escalations_total") > escalations
 
     # Decided: the timers still queued fire nothing, and nobody is reminded again.
     offers = len([e for e in view.events if isinstance(e, Offered)])
