@@ -210,9 +210,8 @@ class Run:
         match action:
             case OfferElsewhere(request=request, to=to):
                 origin = self.lease.meta.origin
-                channel, _, address = to.partition(":")
-                target = origin if to == origin.target else Origin(channel=channel, address=address)
-                note = f"{failure.target} {lost.replace('could not', 'cannot')}: {failure.reason}"
+                target = origin if to == origin.target else Origin.of(to)
+                note = f"it {lost} {failure.target}: {failure.reason}"
                 if isinstance(request, ApprovalRequest):
                     tool = self.agent.tools.get(request.tool)
                     who = ", ".join(str(a) for a in tool.approvers) if tool else ""

@@ -32,6 +32,12 @@ class Origin(_Frozen):
         """``channel:address``, the form approvers, notify lists and delivery events use."""
         return f"{self.channel}:{self.address}"
 
+    @classmethod
+    def of(cls, target: str) -> Origin:
+        """The ``channel:address`` form back as an origin (with no routing of its own)."""
+        channel, _, address = target.partition(":")
+        return cls(channel=channel, address=address)
+
 
 class ThreadMeta(_Frozen):
     thread_id: str

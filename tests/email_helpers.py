@@ -7,10 +7,12 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 
+from agent import config
 from agent.config import Registry
 from channels.email import EmailParts
 from channels.registry import Services
@@ -122,3 +124,16 @@ def bounce(of: Captured, recipient: str = ALICE) -> bytes:
         f"Message-ID: {of.header('Message-ID')}\r\n"
         "\r\n--B--\r\n"
     ).encode()
+
+
+def approved_by_bob(tmp_path: Path, also: str = "") -> Registry:
+    """The example registry with deploys approved by Bob (and ``also``), and asked of him."""
+    extra = f", {also}" if also else ""
+    toml = REGISTRY_TOML.replace(
+        f'approvers = ["email:{ALICE}", "rest:*"]',
+        f'approvers = ["email:{BOB}"{extra}]\nnotify = ["email:{BOB}"]',
+    )
+    assert toml != REGISTRY_TOML
+    path = tmp_path / "switchboard.toml"
+    path.write_text(toml)
+    return config.load(path)

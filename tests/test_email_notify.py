@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from agent import config
 from agent.config import Registry
 from model.events import HumanResponse, ToolResult
 from model.ids import thread_id_for
 from tests.conftest import Service
-from tests.email_helpers import ALICE, BOB, REGISTRY_TOML, EmailHarness, mail, passed
+from tests.email_helpers import (
+    ALICE,
+    BOB,
+    EmailHarness,
+    approved_by_bob,
+    mail,
+    passed,
+)
 
 pytest_plugins = ("tests.email_fixtures",)
 
@@ -21,14 +27,7 @@ pytest_plugins = ("tests.email_fixtures",)
 @pytest.fixture
 def email_registry(tmp_path: Path) -> Registry:
     """Deploys are approved by Bob, and their approval requests go to him."""
-    toml = REGISTRY_TOML.replace(
-        f'approvers = ["email:{ALICE}", "rest:*"]',
-        f'approvers = ["email:{BOB}"]\nnotify = ["email:{BOB}"]',
-    )
-    assert toml != REGISTRY_TOML
-    path = tmp_path / "switchboard.toml"
-    path.write_text(toml)
-    return config.load(path)
+    return approved_by_bob(tmp_path)
 
 
 async def test_approval_goes_to_the_approver(email: EmailHarness, email_service: Service) -> None:

@@ -8,12 +8,17 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from agent import config
 from agent.config import Registry
 from model.events import DeliveryFailed, Rerouted
 from model.records import ThreadView
 from tests.conftest import Service
-from tests.email_helpers import AGENT, ALICE, BOB, REGISTRY_TOML, EmailHarness, bounce
+from tests.email_helpers import (
+    AGENT,
+    BOB,
+    EmailHarness,
+    approved_by_bob,
+    bounce,
+)
 
 pytest_plugins = ("tests.email_fixtures",)
 
@@ -21,14 +26,7 @@ pytest_plugins = ("tests.email_fixtures",)
 @pytest.fixture
 def email_registry(tmp_path: Path) -> Registry:
     """Deploys are approved by Bob, by mail, and also by anyone on REST."""
-    toml = REGISTRY_TOML.replace(
-        f'approvers = ["email:{ALICE}", "rest:*"]',
-        f'approvers = ["email:{BOB}", "rest:*"]\nnotify = ["email:{BOB}"]',
-    )
-    assert toml != REGISTRY_TOML
-    path = tmp_path / "switchboard.toml"
-    path.write_text(toml)
-    return config.load(path)
+    return approved_by_bob(tmp_path, '"rest:*"')
 
 
 def _offered_on_rest(view: ThreadView) -> bool:
