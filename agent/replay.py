@@ -105,14 +105,19 @@ async def select(
     """The agent's threads to replay: these ids, or the newest (since a time, up to a limit)."""
     if thread_ids:
         return list(thread_ids)
-    raw: list[Any] = []
+    scored: list[Any] = []  # (member, score) pairs
     for index in Shared(reads.redis).every(keys.threads):  # every partition's index
         if since is not None:
-            raw += await reads.redis.zrevrangebyscore(index, "+inf", since_ms(since))
+            scored += await reads.redis.zrevrangebyscore(
+                index, "+inf", since_ms(since), withscores=True
+            )
         else:
-            raw += await reads.redis.zrevrange(index, 0, -1)
+            scored += await reads.redis.zrevrange(index, 0, -1, withscores=True)
+    # Each partition is newest-first on its own; merged, the newest overall must come
+    # first, or --limit would keep the newest of the first partition only.
+    scored.sort(key=lambda pair: pair[1], reverse=True)
     chosen = []
-    for tid in (text(t) for t in raw):
+    for tid in (text(pair[0]) for pair in scored):
         owner = await reads.redis.hget(keys.meta(tid), "agent")
         if owner is not None and text(owner) == agent:
             chosen.append(tid)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as aioredis
 
+from agent import replay
 from model.events import UserMessage
 from model.records import Origin
 from store import keys, partitions
@@ -40,6 +41,8 @@ async def test_listings_merge_the_partitions_newest_first(redis_client: aioredis
     for p in used:
         assert await redis_client.zcard(keys.threads(p)) > 0
     assert await store.thread_ids(5) == tids[::-1][:5]
+    # Replay picks the newest threads overall, not the newest of one partition.
+    assert await replay.select(store, "deploybot", limit=5) == tids[::-1][:5]
 
     entries = []
     for _ in range(50):  # each read returns the partitions that have answered so far
