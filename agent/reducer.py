@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from agent.context import PROMPTS_DIR, render
 from agent.escalation import Escalation, next_escalation
+from agent.fitting import NO_PRIOR, Prior
 from agent.llm import LLM
 from agent.reroute import Reroute, next_reroute
 from agent.steps import Decision, parse_step, response_schema
@@ -39,9 +40,13 @@ from model.events import (
 from model.records import Status
 
 
-async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision:
-    """Ask the model for the next step of this thread. Raises LLMFailed."""
-    context = render(agent, events, PROMPTS_DIR)
+async def next_step(
+    agent: Agent, events: Sequence[Event], llm: LLM, prior: Prior = NO_PRIOR
+) -> Decision:
+    """Ask the model for the next step of this thread. Raises LLMFailed.
+
+    ``prior``: the compacted prefix from the thread's snapshot, ``events`` the log after it."""
+    context = render(agent, events, PROMPTS_DIR, prior=prior)
     completion = await llm.complete(context.messages, response_schema(agent))
     return replace(parse_step(agent, completion.text), usage=completion.usage)
 
