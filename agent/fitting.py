@@ -31,7 +31,7 @@ class Piece(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    text: str | None
+    text: str | None = None
     """The turn rendered verbatim; None when too old ever to be shown so (only counted)."""
     tokens: int
     line: str

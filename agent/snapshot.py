@@ -21,6 +21,7 @@ is built again from the log; a thread stored before snapshots existed simply has
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,7 +78,8 @@ class Snapshot(BaseModel):
         return Prior(turns=self.turns, events=self.events, pieces=self.pieces)
 
     def stored(self) -> Stored:
-        return Stored(self.upto, self.model_dump_json(exclude_none=True))
+        # Compressed: its turn texts repeat each other, and every run reads it.
+        return Stored(self.upto, zlib.compress(self.model_dump_json(exclude_none=True).encode()))
 
     def fits(self, agent: Agent, counter: tokens.Counter) -> bool:
         """Made for this format, prompt version, budget and counting."""
@@ -89,13 +91,13 @@ class Snapshot(BaseModel):
         )
 
 
-def parse(body: str | None) -> Snapshot | None:
+def parse(body: bytes | None) -> Snapshot | None:
     """The stored snapshot, or None when there is none or it cannot be read (then rebuilt)."""
     if not body:
         return None
     try:
-        snap = Snapshot.model_validate_json(body)
-    except ValidationError:
+        snap = Snapshot.model_validate_json(zlib.decompress(body))
+    except (zlib.error, ValidationError):
         return None
     return snap if snap.version == VERSION else None
 

@@ -3,7 +3,7 @@
 The acquire script returns the log from the snapshot's position on, with the snapshot's
 body (``Lease.base``, ``Lease.snapshot``); the commit script writes a new one under the
 lease (``ThreadStore.commit(snapshot=...)``). What a snapshot holds, and how it is built
-from the log, is the agent's business (``agent.snapshot``): here it is an opaque text.
+from the log, is the agent's business (``agent.snapshot``): here it is opaque bytes.
 The log stays the source of truth: when a snapshot cannot be read, its holder loads the
 part of the log it covers and builds it again.
 """
@@ -16,7 +16,6 @@ import redis.asyncio as aioredis
 
 from model.events import Event, load_events
 from store import keys
-from store.reads import text
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Stored:
     """A snapshot as stored: the log position it covers and its body."""
 
     upto: int
-    body: str
+    body: bytes
 
 
 async def log_before(client: aioredis.Redis, thread_id: str, upto: int) -> list[Event]:
@@ -43,4 +42,4 @@ async def stored(client: aioredis.Redis, thread_id: str) -> Stored | None:
     )
     if upto is None or body is None:
         return None
-    return Stored(int(upto), text(body))
+    return Stored(int(upto), body if isinstance(body, bytes) else body.encode())

@@ -66,7 +66,7 @@ class Lease:
     """Index and outbox pointers a previous run stored but may not have published."""
     base: int = 0
     """Where ``events`` start in the log: the position the thread's snapshot covers."""
-    snapshot: str | None = None
+    snapshot: bytes | None = None
     """The snapshot's body (store.snapshot), when ``base`` > 0."""
 
 
@@ -242,7 +242,7 @@ class ThreadStore(ThreadReads):
             ledger=flat_hash(ledger_flat),
             unpublished=json.loads(unpublished) if unpublished else None,
             base=int(base),
-            snapshot=text(body) if body else None,
+            snapshot=body if body else None,
         )
 
     async def extend(self, lease: Lease, ttl_ms: int) -> bool:

@@ -3,6 +3,7 @@ over the whole log does, and it is the same whether built from the log or advanc
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -200,26 +201,18 @@ def test_the_snapshot_carries_what_the_reducer_reads_of_the_prefix() -> None:
     assert snapshot.carried([lost, done], ["lost"], [result]) == ([lost, done], [])
 
 
+_OLD = Snapshot(
+    version=0, upto=7, prompt="p", budget=1, counting="c", turns=1, events=1, carried=[],
+    pieces=[],
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "body",
-    [
-        "",
-        "not json",
-        '{"version": 0}',
-        Snapshot(
-            version=0,
-            upto=7,
-            prompt="p",
-            budget=1,
-            counting="c",
-            turns=1,
-            events=1,
-            carried=[],
-            pieces=[],
-        ).model_dump_json(),
-    ],
+    [b"", b"not compressed", zlib.compress(b"not json"), _OLD.stored().body],
+    ids=["empty", "not compressed", "not json", "another version"],
 )
-def test_a_snapshot_that_cannot_be_read_is_none(body: str) -> None:
+def test_a_snapshot_that_cannot_be_read_is_none(body: bytes) -> None:
     assert snapshot.parse(body) is None
 
 
@@ -237,3 +230,7 @@ def test_a_snapshot_made_for_another_prompt_budget_or_counting_does_not_fit(
         agent, snapshot.tokens.ESTIMATE if counter.exact else replace(counter, method="other")
     )
     assert snapshot.parse(snap.stored().body) == snap
+    trimmed = snapshot.build(replace(agent, context_tokens=1_500), _long(60))
+    assert trimmed is not None
+    assert any(p.text is None for p in trimmed.pieces)  # older turns: only their lines
+    assert snapshot.parse(trimmed.stored().body) == trimmed

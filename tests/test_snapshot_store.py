@@ -4,6 +4,7 @@ equal to the one built from the log, and built again from the log when it cannot
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -111,13 +112,13 @@ async def test_the_next_run_loads_the_tail_and_decides_as_over_the_whole_log(
     "damage",
     [
         {keys.SNAPSHOT_BODY: "not json"},
-        {keys.SNAPSHOT_BODY: '{"version": 0}'},
+        {keys.SNAPSHOT_BODY: zlib.compress(b'{"version": 0}')},
         {keys.SNAPSHOT_UPTO: "999999"},
     ],
     ids=["unreadable", "another version", "past the log"],
 )
 async def test_a_snapshot_that_cannot_serve_is_built_again_from_the_log(
-    store: ThreadStore, registry: Registry, damage: dict[str, str]
+    store: ThreadStore, registry: Registry, damage: dict[str, str | bytes]
 ) -> None:
     agent, llm = _agent(registry), Scripted()
     await _old_thread(store, "th_d", 30)
@@ -141,6 +142,6 @@ async def test_a_stale_lease_holder_writes_no_snapshot(
     taken = await store.acquire("th_s", "b", 5_000)
     assert taken is not None
     with pytest.raises(LeaseLost):
-        await store.commit(stale, ttl_ms=5_000, snapshot=Stored(3, "{}"))
-    await store.commit(taken, ttl_ms=5_000, snapshot=Stored(10_000, "{}"))  # past the log
+        await store.commit(stale, ttl_ms=5_000, snapshot=Stored(3, b"{}"))
+    await store.commit(taken, ttl_ms=5_000, snapshot=Stored(10_000, b"{}"))  # past the log
     assert await redis_client.exists(keys.snapshot("th_s")) == 0
