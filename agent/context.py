@@ -38,6 +38,7 @@ from model.events import (
     Offered,
     Question,
     Rejected,
+    Summarized,
     ToolResult,
 )
 
@@ -76,7 +77,7 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
                 hidden.add(i - 1)
         # A failed delivery reaches the model as the reroute that answered it, once; who
         # was asked on a timer (stages, reminders) is the humans' business, not the model's.
-        if isinstance(event, DeliveryFailed | ApprovalDue | Offered):
+        if isinstance(event, DeliveryFailed | ApprovalDue | Offered | Summarized):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, Rejected):
@@ -146,7 +147,13 @@ def render(
     system = _block(tmpl, agent, "system", visible, None)
     fixed = schema + _fixed_count(counter, system) + 2 * tokens.MESSAGE_OVERHEAD
     thread, used, compacted = fitting.fit(
-        thread_block(tmpl, agent), agent.context_tokens, visible, fixed, counter, prior
+        thread_block(tmpl, agent),
+        agent.context_tokens,
+        visible,
+        fixed,
+        counter,
+        prior,
+        fitting.summaries(events),
     )
     return Context(
         prompt=agent.prompt,

@@ -10,14 +10,14 @@ the count is the sum of the pieces' counts (one token more per join, counted hig
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
 from agent import compaction, tokens
 from agent.compaction import Compaction
-from model.events import Event
+from model.events import Event, Summarized
 
 # Of the room left beside the open and latest turns, the share older turns may fill
 # verbatim when the thread must be compacted; the rest is for the summary lines.
@@ -77,9 +77,10 @@ class Candidates:
         visible: Sequence[Event],
         own: Sequence[compaction.Turn],
         prior: Prior,
+        summaries: Mapping[int, str],
     ) -> None:
         self._block, self._counter, self._visible, self._own = block, counter, visible, own
-        self._prior = prior
+        self._prior, self._summaries = prior, summaries
         self._missing = prior.turns - len(prior.pieces)
         self._cache: dict[int, Piece] = {}
         self.count = prior.turns + len(own)
@@ -92,7 +93,9 @@ class Candidates:
         found = self._cache.get(i)
         if found is None:
             turn = self._own[i - self._prior.turns]
-            fresh = make_piece(self._block, self._counter, self._visible[turn.start : turn.end])
+            turn_events = self._visible[turn.start : turn.end]
+            line = self._summaries.get(i)
+            fresh = make_piece(self._block, self._counter, turn_events, line)
             found = fresh.model_copy(update={"end": self._prior.events + turn.end})
             self._cache[i] = found
         return found
@@ -105,10 +108,14 @@ class Candidates:
         return first.end if first else self._prior.events  # only counted: the oldest known
 
 
-def make_piece(block: Block, counter: tokens.Counter, events: Sequence[Event]) -> Piece:
-    """A settled turn's piece (``end`` relative to the turn: the caller places it)."""
+def make_piece(
+    block: Block, counter: tokens.Counter, events: Sequence[Event], line: str | None = None
+) -> Piece:
+    """A settled turn's piece (``end`` relative to the turn: the caller places it).
+
+    ``line``: the turn's stored summary (``Summarized``), else the code writes one."""
     text = block(events, None)
-    line = compaction.summary_line(events)
+    line = compaction.summary_line(events) if line is None else line
     return Piece(
         text=text,
         tokens=counter.count(text),
@@ -129,15 +136,17 @@ def fit(
     fixed: int,
     counter: tokens.Counter,
     prior: Prior = NO_PRIOR,
+    summaries: Mapping[int, str] | None = None,
 ) -> tuple[str, int, Compaction | None]:
     """The thread's text within the budget: whole if it fits, else compacted.
 
     Settled turns are weighed newest first, so only what can be shown is rendered and
     counted: a thread of 10,000 events costs about what its budget holds, not its length.
     One more turn is summarized (or one more summary left out) while the sum is over.
+    ``summaries``: stored summary lines by turn (counted from the thread's first turn).
     """
     own = compaction.compactable(visible)
-    cands = Candidates(block, counter, visible, own, prior)
+    cands = Candidates(block, counter, visible, own, prior, summaries or {})
     n = cands.count
     rest = block(visible[own[-1].end :] if own else visible, None)
     rest_cost = counter.count(rest) if rest else 0
@@ -193,3 +202,8 @@ def _text(cands: Candidates, i: int) -> str | None:
 def _cost(cands: Candidates, i: int) -> int:
     piece = cands.piece(i)
     return piece.tokens + 1 if piece and piece.text is not None else 0
+
+
+def summaries(events: Sequence[Event]) -> dict[int, str]:
+    """The stored summary lines among ``events``, by turn (a later one for a turn wins)."""
+    return {e.turn: e.text for e in events if isinstance(e, Summarized)}

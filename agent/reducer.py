@@ -31,6 +31,7 @@ from model.events import (
     Offered,
     Rejected,
     Rerouted,
+    Summarized,
     SystemNote,
     ToolError,
     ToolResult,
@@ -114,7 +115,7 @@ Action = (
 _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
 # Delivery and timer bookkeeping: the run loop answers it (a reroute, a stage, a reminder),
 # never the model.
-_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered)
+_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered, Summarized)
 
 
 def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:

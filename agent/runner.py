@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from agent import prompts
+from agent import prompts, summaries
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
@@ -118,6 +118,9 @@ class Run:
 
     async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
         """Commit what is buffered; merge whatever arrived meanwhile. True: lease released."""
+        if release:  # summarize = "model": lines for the turns the snapshot moves past
+            for turn, events in summaries.due(self.agent, self.resume.snapshot, self.events):
+                self._append(await summaries.summarize(self.agent, self.llm, turn, events))
         requests, outbox = self.contact.take()
         snap = self.resume.after(self.agent, self.events) if release else None
         result = await self.store.commit(

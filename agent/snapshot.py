@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent import compaction, tokens
 from agent.context import template, thread_block, visible_events
-from agent.fitting import NO_PRIOR, Piece, Prior, make_piece
+from agent.fitting import NO_PRIOR, Piece, Prior, make_piece, summaries
 from agent.tools import Agent
 from model.events import (
     AgentStep,
@@ -202,12 +202,13 @@ def advance(
     vturns = compaction.turns(visible)[: at.turns]
     block = thread_block(template(agent.prompt), agent)
     prior = previous.prior() if previous else NO_PRIOR
+    written = summaries(tail)  # model-written lines (agent.summaries), by turn
     fresh: list[Piece] = []
     verbatim = lines = 0  # token sums from the newest turn back, to know when to stop
-    for t in reversed(vturns):
+    for j, t in reversed(list(enumerate(vturns))):
         if verbatim > agent.context_tokens and lines > agent.context_tokens:
             break  # neither the text nor the line of older turns could ever be shown
-        piece = make_piece(block, counter, visible[t.start : t.end])
+        piece = make_piece(block, counter, visible[t.start : t.end], written.get(base.turns + j))
         piece = piece.model_copy(update={"end": base.events + t.end})
         fresh.append(piece)
         verbatim += piece.tokens + 1
