@@ -76,7 +76,8 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
             if i > 0 and isinstance(events[i - 1], AgentStep):
                 hidden.add(i - 1)
         # A failed delivery reaches the model as the reroute that answered it, once; who
-        # was asked on a timer (stages, reminders) is the humans' business, not the model's.
+        # was asked on a timer (stages, reminders) is the humans' business, not the model's;
+        # a model-written summary shows as its turn's line once compacted (agent.fitting).
         if isinstance(event, DeliveryFailed | ApprovalDue | Offered | Summarized):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
