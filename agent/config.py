@@ -110,6 +110,8 @@ class AgentConfig(BaseModel):
     """Seconds before an unanswered question or approval expires."""
     on_new_message: Literal["withdraw", "keep"] = "withdraw"
     """A human writing while an approval is pending withdraws it (the ask may have changed)."""
+    summarize: Literal["code", "model"] = "code"
+    """Who writes the summary lines of compacted turns (agent.summaries)."""
     description: str = ""
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -190,6 +192,7 @@ def build_agent(
         settings=config.settings,
         people=dict(people or {}),
         on_new_message=config.on_new_message,
+        summarize=config.summarize,
     )
 
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import jinja2
 
-from agent import compaction, tokens
+from agent import fitting, tokens
 from agent.compaction import Compaction
 from agent.errors import ConfigError
+from agent.fitting import NO_PRIOR, Earlier, Prior
 from agent.steps import ASK, DONE, response_schema
 from agent.tools import Agent
 from model.events import (
@@ -37,6 +38,7 @@ from model.events import (
     Offered,
     Question,
     Rejected,
+    Summarized,
     ToolResult,
 )
 
@@ -74,8 +76,9 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
             if i > 0 and isinstance(events[i - 1], AgentStep):
                 hidden.add(i - 1)
         # A failed delivery reaches the model as the reroute that answered it, once; who
-        # was asked on a timer (stages, reminders) is the humans' business, not the model's.
-        if isinstance(event, DeliveryFailed | ApprovalDue | Offered):
+        # was asked on a timer (stages, reminders) is the humans' business, not the model's;
+        # a model-written summary shows as its turn's line once compacted (agent.fitting).
+        if isinstance(event, DeliveryFailed | ApprovalDue | Offered | Summarized):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, Rejected):
@@ -126,29 +129,33 @@ def template(prompt: str, root: Path = PROMPTS_DIR) -> jinja2.Template:
         raise ConfigError(f"prompt template {prompt!r} not found under {root}") from None
 
 
-@dataclass(frozen=True)
-class Earlier:
-    """The summary lines the template shows before the verbatim events."""
-
-    lines: list[str]
-    turns: int
-    omitted: int
-
-
 def render(
     agent: Agent,
     events: Sequence[Event],
     root: Path = PROMPTS_DIR,
     counter: tokens.Counter | None = None,
+    prior: Prior = NO_PRIOR,
 ) -> Context:
-    """Render the model's context for this thread, compacted to the agent's budget."""
+    """Render the model's context for this thread, compacted to the agent's budget.
+
+    ``prior``: the thread's compacted prefix from its snapshot, ``events`` then being the
+    log after it (``agent.snapshot``); the text is the same as from the whole log.
+    """
     tmpl = template(agent.prompt, root)
     counter = counter or tokens.counter()
     visible = visible_events(events)
     schema = _fixed_count(counter, json.dumps(response_schema(agent), separators=(",", ":")))
     system = _block(tmpl, agent, "system", visible, None)
     fixed = schema + _fixed_count(counter, system) + 2 * tokens.MESSAGE_OVERHEAD
-    thread, used, compacted = _fit(tmpl, agent, visible, fixed, counter)
+    thread, used, compacted = fitting.fit(
+        thread_block(tmpl, agent),
+        agent.context_tokens,
+        visible,
+        fixed,
+        counter,
+        prior,
+        fitting.summaries(events),
+    )
     return Context(
         prompt=agent.prompt,
         messages=[{"role": "system", "content": system}, {"role": "user", "content": thread}],
@@ -162,6 +169,15 @@ def render(
 def _fixed_count(counter: tokens.Counter, text: str) -> int:
     """The schema and system prompt are the same text run after run: counted once."""
     return counter.count(text)
+
+
+def thread_block(tmpl: jinja2.Template, agent: Agent) -> fitting.Block:
+    """The template's ``thread`` block, for some events and summary lines."""
+
+    def block(events: Sequence[Event], earlier: Earlier | None) -> str:
+        return _block(tmpl, agent, "thread", events, earlier)
+
+    return block
 
 
 def _block(
@@ -178,70 +194,3 @@ def _block(
         "earlier": earlier,
     }
     return "".join(tmpl.blocks[name](tmpl.new_context(variables))).strip()
-
-
-# Of the room left beside the open and latest turns, the share older turns may fill
-# verbatim when the thread must be compacted; the rest is for the summary lines.
-VERBATIM_SHARE = 0.75
-# Tokens the <earlier> element's own tags take (counted high).
-_EARLIER_TAGS = 16
-
-
-def _fit(
-    tmpl: jinja2.Template,
-    agent: Agent,
-    visible: list[Event],
-    fixed: int,
-    counter: tokens.Counter,
-) -> tuple[str, int, Compaction | None]:
-    """The thread's text within the budget: whole if it fits, else compacted.
-
-    Settled turns are weighed newest first, so only what can be shown is rendered and
-    counted: a thread of 10,000 events costs about what its budget holds, not its length.
-    Costs are counted per turn; the chosen text is counted again as a whole, and one more
-    turn is summarized (or one more summary left out) whenever the sum was a little short.
-    """
-    budget = agent.context_tokens
-    candidates = compaction.compactable(visible)
-    rest = visible[candidates[-1].end :] if candidates else visible
-    left = budget - fixed - counter.count(_block(tmpl, agent, "thread", rest, None))
-    kept: list[int] = []  # verbatim costs of the newest settled turns, newest first
-    spent = 0
-    for turn in reversed(candidates):
-        cost = counter.count(_block(tmpl, agent, "thread", visible[turn.start : turn.end], None))
-        if spent + cost + 1 > left:
-            break
-        kept.append(cost + 1)
-        spent += cost + 1
-    if len(kept) == len(candidates):
-        thread = _block(tmpl, agent, "thread", visible, None)
-        used = fixed + counter.count(thread)
-        if used <= budget:
-            return thread, used, None
-    while kept and spent > left * VERBATIM_SHARE:
-        spent -= kept.pop()
-    k = max(len(candidates) - len(kept), 1) if candidates else 0
-    room = left - spent - _EARLIER_TAGS
-    lines: list[str] = []  # summary lines shown, newest first
-    for turn in reversed(candidates[:k]):
-        line = compaction.summary_line(visible[turn.start : turn.end])
-        room -= counter.count(line) + 1
-        if room < 0:
-            break
-        lines.append(line)
-    omitted = k - len(lines)
-    while True:
-        shown = visible[candidates[k - 1].end :] if k else visible
-        earlier = Earlier(lines[::-1], k, omitted) if k else None
-        thread = _block(tmpl, agent, "thread", shown, earlier)
-        used = fixed + counter.count(thread)
-        if used <= budget or (k == len(candidates) and not lines):
-            break  # within budget, or only open and latest turns left: shown whole
-        if lines:
-            lines.pop()
-            omitted += 1
-        else:
-            k += 1
-            omitted += 1
-    held = candidates[k - 1].end if k else 0
-    return thread, used, Compaction(turns=k, events=held, omitted=omitted)

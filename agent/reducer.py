@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from agent.context import PROMPTS_DIR, render
 from agent.escalation import Escalation, next_escalation
+from agent.fitting import NO_PRIOR, Prior
 from agent.llm import LLM
 from agent.reroute import Reroute, next_reroute
 from agent.steps import Decision, parse_step, response_schema
@@ -30,6 +31,7 @@ from model.events import (
     Offered,
     Rejected,
     Rerouted,
+    Summarized,
     SystemNote,
     ToolError,
     ToolResult,
@@ -39,9 +41,13 @@ from model.events import (
 from model.records import Status
 
 
-async def next_step(agent: Agent, events: Sequence[Event], llm: LLM) -> Decision:
-    """Ask the model for the next step of this thread. Raises LLMFailed."""
-    context = render(agent, events, PROMPTS_DIR)
+async def next_step(
+    agent: Agent, events: Sequence[Event], llm: LLM, prior: Prior = NO_PRIOR
+) -> Decision:
+    """Ask the model for the next step of this thread. Raises LLMFailed.
+
+    ``prior``: the compacted prefix from the thread's snapshot, ``events`` the log after it."""
+    context = render(agent, events, PROMPTS_DIR, prior=prior)
     completion = await llm.complete(context.messages, response_schema(agent))
     return replace(parse_step(agent, completion.text), usage=completion.usage)
 
@@ -109,7 +115,7 @@ Action = (
 _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
 # Delivery and timer bookkeeping: the run loop answers it (a reroute, a stage, a reminder),
 # never the model.
-_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered)
+_BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered, Summarized)
 
 
 def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:

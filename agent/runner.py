@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from agent import prompts
+from agent import prompts, summaries
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
@@ -32,6 +32,7 @@ from agent.reducer import (
 )
 from agent.report import RunReport
 from agent.reroute import Moot, NowhereLeft, OfferElsewhere, Reroute, StillOffered
+from agent.resume import Resume
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
 from model.events import (
@@ -84,12 +85,14 @@ class Run:
         self.stop = stop
         """Set when the service stops: no further step (model call, tool) starts."""
         self.lease = lease
-        self.agent = prompts.for_thread(agent, lease.thread_id, lease.events)  # A/B, sticky
+        self.resume = Resume.of(lease)  # the snapshot's carried events, then the tail
+        self._configured = agent
+        self.agent = prompts.for_thread(agent, lease.thread_id, self.resume.events)  # A/B
         self.llm = llm
         self.store = store
         self.settings = settings
         self.ack = ack
-        self.events: list[Event] = list(lease.events)
+        self.events: list[Event] = list(self.resume.events)
         self.ledger: dict[str, str] = dict(lease.ledger)
         self.steps = lease.state.steps
         self.errors = lease.state.errors
@@ -115,7 +118,11 @@ class Run:
 
     async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
         """Commit what is buffered; merge whatever arrived meanwhile. True: lease released."""
+        if release:  # summarize = "model": lines for the turns the snapshot moves past
+            for turn, events in summaries.due(self.agent, self.resume.snapshot, self.events):
+                self._append(await summaries.summarize(self.agent, self.llm, turn, events))
         requests, outbox = self.contact.take()
+        snap = self.resume.after(self.agent, self.events) if release else None
         result = await self.store.commit(
             self.lease,
             ttl_ms=self.settings.lease_ttl_ms,
@@ -127,6 +134,7 @@ class Run:
             timers=self.contact.take_timers(),
             release=release,
             ack=self.ack if release else None,
+            snapshot=snap,
         )
         self._buffer, self._ledger_buffer = [], {}
         if result.merged:
@@ -144,6 +152,10 @@ class Run:
 
     # ---- the loop -------------------------------------------------------------------------
     async def go(self) -> None:
+        if not self.resume.usable(self.agent):  # the snapshot cannot serve: read the log
+            self.resume = await self.resume.load(self.store, self.lease.thread_id)
+            self.events = list(self.resume.events)
+            self.agent = prompts.for_thread(self._configured, self.lease.thread_id, self.events)
         if self.lease.unpublished:
             await self.store.publish(self.lease.thread_id, self.lease.unpublished)
         status: Status = "awaiting_human" if self._recover_unknown_outcomes() else "running"
@@ -298,7 +310,8 @@ class Run:
 
     async def _decide(self) -> Status:
         try:
-            decision = await next_step(self.agent, self.events, self.llm)
+            shown = self.events[self.resume.skip :]
+            decision = await next_step(self.agent, shown, self.llm, prior=self.resume.prior())
         except LLMFailed as exc:
             self._append(LLMError(kind=exc.kind, error=exc.error))
             if exc.kind == "not_configured":

@@ -123,6 +123,9 @@ class Agent:
     people: Mapping[str, str] = field(default_factory=dict)
     on_new_message: str = "withdraw"
     """``withdraw``: a human message withdraws a pending approval; ``keep``: it stands."""
+    summarize: str = "code"
+    """Who writes compacted turns' summary lines: ``code`` (agent.compaction) or ``model``
+    (agent.summaries: one model call per turn, stored as a ``Summarized`` event)."""
     """``channel:address`` -> person (``[people.<name>]``): who is who across channels."""
 
 

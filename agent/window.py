@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from agent import prompts
 from agent.context import render
 from agent.tools import Agent
-from model.events import Event
+from model.events import Event, Summarized
 
 
 class ContextInfo(BaseModel):
@@ -33,6 +33,9 @@ class ContextInfo(BaseModel):
     """Events (as the model would see them) those turns held."""
     not_shown: int = 0
     """Of the compacted turns, the oldest left out entirely (only their number is shown)."""
+    model_summaries: int = 0
+    """Of the compacted turns, those whose line the model wrote (``summarize = "model"``:
+    the ``summarized`` events of the thread hold the text)."""
 
 
 def describe(agent: Agent, thread_id: str, events: Sequence[Event]) -> ContextInfo:
@@ -46,4 +49,9 @@ def describe(agent: Agent, thread_id: str, events: Sequence[Event]) -> ContextIn
         compacted_turns=done.turns if done else 0,
         compacted_events=done.events if done else 0,
         not_shown=done.omitted if done else 0,
+        model_summaries=sum(
+            1
+            for e in events
+            if isinstance(e, Summarized) and e.by == "model" and done and e.turn < done.turns
+        ),
     )

@@ -3,8 +3,9 @@
 Long threads are repeated approval round trips (message, step, approval request, approval,
 result, step, final answer: 7 events, with their request record and two outbox items),
 written under a lease as a worker would. For each length: stored bytes, context render time,
-resume time (acquire = load the whole thread, plan, render, release), which must grow
-linearly with the length, and the rendered context's tokens against the agent's budget.
+resume time (acquire = load the snapshot and the tail after it, plan, render, release with
+the next snapshot, as a run does), which must not grow with the length, and the rendered
+context's tokens against the agent's budget.
 
 Overhead per step: one thread at a time, nothing else running, the scripted model answering
 at once: the time of a whole run (acquire, render, decide, parse, dispatch, fenced commit,
@@ -15,13 +16,17 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from agent import snapshot
 from agent.context import render
 from agent.reducer import plan
+from agent.resume import Resume
 from agent.runner import Run, RunSettings
+from agent.tools import Agent
 from bench.targets import RedisTarget, reset
 from bench.workload import AGENT, MESSAGE, PROMPT, ScriptedLLM, percentile, registry
 from model.events import (
@@ -36,6 +41,7 @@ from model.events import (
 from model.ids import new_id
 from model.records import Origin, OutboxItem, RequestRecord
 from store import keys
+from store.snapshot import Stored
 from store.threads import NewThread, ThreadStore
 
 ORIGIN = Origin(channel="rest", address="bench")
@@ -109,8 +115,17 @@ async def build_thread(store: ThreadStore, length: int) -> str:
             outbox=outbox,
         )
         written += len(events)
-    await store.commit(lease, ttl_ms=60_000, release=True)
+    # Released as a run would: with the snapshot of what it wrote (agent.snapshot).
+    log = (await store.thread(tid)).events
+    await store.commit(lease, ttl_ms=60_000, release=True, snapshot=_snapshot(log))
     return tid
+
+
+def _snapshot(log: list[Event]) -> Stored | None:
+    agent = registry().get(AGENT)
+    assert agent is not None
+    snap = snapshot.build(agent, log)
+    return snap.stored() if snap else None
 
 
 async def _stored(client: aioredis.Redis, tid: str) -> int:
@@ -120,9 +135,39 @@ async def _stored(client: aioredis.Redis, tid: str) -> int:
     return sum(v or 0 for v in await pipe.execute())
 
 
+@dataclass
+class _Timings:
+    loads: list[float] = field(default_factory=list)
+    renders: list[float] = field(default_factory=list)
+    resumes: list[float] = field(default_factory=list)
+
+
+async def _resume_once(store: ThreadStore, agent: Agent, tid: str, into: _Timings) -> Any:
+    """One resume as a run does it: snapshot and tail (agent.resume), plan, render, release
+    with the next snapshot. Returns the lease and the rendered context."""
+    t0 = time.perf_counter()
+    lease = await store.acquire(tid, "bench", 60_000)
+    t1 = time.perf_counter()
+    assert lease is not None
+    resume = Resume.of(lease)
+    plan(resume.events, lease.ledger, lease.meta.origin.target)
+    t2 = time.perf_counter()
+    context = render(agent, resume.events[resume.skip :], prior=resume.prior())
+    t3 = time.perf_counter()
+    after = resume.after(agent, resume.events)
+    await store.commit(lease, ttl_ms=60_000, release=True, snapshot=after)
+    t4 = time.perf_counter()
+    into.loads.append(t1 - t0)
+    into.renders.append(t3 - t2)
+    into.resumes.append(t4 - t0)
+    return lease, context
+
+
 async def run_long(
-    target: RedisTarget, lengths: list[int], repeats: int = 5
+    target: RedisTarget, lengths: list[int], repeats: int = 15
 ) -> list[dict[str, Any]]:
+    """Every length's thread is built first, then resumed in turn, round after round: on a
+    shared machine, a busy moment then slows every length alike instead of one of them."""
     reset(target.url)
     client = aioredis.from_url(target.url)
     store = ThreadStore(client)
@@ -131,38 +176,30 @@ async def run_long(
     assert agent is not None
     out = []
     try:
-        for length in lengths:
-            tid = await build_thread(store, length)
-            stored = await _stored(client, tid)
-            renders, loads, resumes = [], [], []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                lease = await store.acquire(tid, "bench", 60_000)
-                t1 = time.perf_counter()
-                assert lease is not None
-                plan(lease.events, lease.ledger, lease.meta.origin.target)
-                t2 = time.perf_counter()
-                context = render(agent, lease.events)
-                t3 = time.perf_counter()
-                await store.commit(lease, ttl_ms=60_000, release=True)
-                t4 = time.perf_counter()
-                loads.append(t1 - t0)
-                renders.append(t3 - t2)
-                resumes.append(t4 - t0)
-            n_events = len(lease.events)
+        tids = [await build_thread(store, length) for length in lengths]
+        sizes = [await _stored(client, tid) for tid in tids]
+        timings = [_Timings() for _ in lengths]
+        last: list[Any] = [None] * len(lengths)
+        for _ in range(repeats):
+            for i, tid in enumerate(tids):
+                last[i] = await _resume_once(store, agent, tid, timings[i])
+        for (lease, context), stored, t in zip(last, sizes, timings, strict=True):
+            n_events = lease.base + len(lease.events)
+            resume = statistics.median(t.resumes)
             out.append(
                 {
                     "events": n_events,
                     "stored_bytes": stored,
                     "bytes_per_event": round(stored / n_events),
-                    "render_ms": round(statistics.median(renders) * 1000, 3),
-                    "load_ms": round(statistics.median(loads) * 1000, 3),
-                    "resume_ms": round(statistics.median(resumes) * 1000, 3),
-                    "resume_us_per_event": round(statistics.median(resumes) * 1e6 / n_events, 2),
+                    "render_ms": round(statistics.median(t.renders) * 1000, 3),
+                    "load_ms": round(statistics.median(t.loads) * 1000, 3),
+                    "resume_ms": round(resume * 1000, 3),
+                    "resume_us_per_event": round(resume * 1e6 / n_events, 2),
                     "context_tokens": context.tokens,
                     "budget": agent.context_tokens,
                     "compacted_turns": context.compacted.turns if context.compacted else 0,
                     "counting": context.counting,
+                    "tail_events": len(lease.events),
                 }
             )
     finally:

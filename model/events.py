@@ -310,6 +310,19 @@ class Offered(_Event):
     text: str
 
 
+class Summarized(_Event):
+    """The summary line of one compacted turn, written by a model call (``summarize =
+    "model"``) and kept, so every later run and replay shows the same text. ``by`` "code":
+    the model call failed, ``error`` says why, and the code's line stands for it."""
+
+    type: Literal["summarized"] = "summarized"
+    turn: int
+    """The turn, counted from 0 (a turn starts at each human message)."""
+    text: str
+    by: Literal["model", "code"] = "model"
+    error: str | None = None
+
+
 SystemNoteKind = Literal[
     "timeout", "escalation", "merged_messages", "step_limit", "delivery_failure", "recovered"
 ]
@@ -341,7 +354,8 @@ Event = Annotated[
     | DeliveryFailed
     | Rerouted
     | ApprovalDue
-    | Offered,
+    | Offered
+    | Summarized,
     Field(discriminator="type"),
 ]
 

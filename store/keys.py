@@ -56,6 +56,19 @@ def outbox(thread_id: str) -> str:
     return f"{PREFIX}:{{{thread_id}}}:outbox"
 
 
+def snapshot(thread_id: str) -> str:
+    """HASH: what a run needs of the log before ``SNAPSHOT_UPTO`` (agent.snapshot), so it
+    loads that and the tail after it. Derived from the log, which it never replaces: written
+    by the fenced commit that writes past it, rebuilt from the log when missing or unreadable."""
+    return f"{PREFIX}:{{{thread_id}}}:snapshot"
+
+
+SNAPSHOT_UPTO = "upto"
+"""Field of ``snapshot``: how many events of the log it covers (the tail starts there)."""
+SNAPSHOT_BODY = "body"
+"""Field of ``snapshot``: its JSON (agent.snapshot.Snapshot, with its format version)."""
+
+
 # ---- hash fields ------------------------------------------------------------------------
 # state: execution state (model.records.ThreadState reads the first six)
 STATUS = "status"
@@ -111,7 +124,9 @@ def outbox_field(outbox_id: str, suffix: str) -> str:
 
 def thread_keys(thread_id: str) -> list[str]:
     """All keys of one thread (for MEMORY USAGE, deletion, and scripts)."""
-    return [f(thread_id) for f in (events, inbox, seen, state, meta, ledger, requests, outbox)]
+    return [
+        f(thread_id) for f in (events, inbox, seen, state, meta, ledger, requests, outbox, snapshot)
+    ]
 
 
 # ---- shared -----------------------------------------------------------------------------

@@ -212,8 +212,9 @@ return 1
 ACQUIRE = (
     _PRELUDE
     + """
--- KEYS: state inbox events ledger meta
+-- KEYS: state inbox events ledger meta snapshot
 -- ARGV: owner ttl_ms
+-- The log is returned from the snapshot's position on, with the snapshot (store.snapshot).
 if redis.call('EXISTS', KEYS[5]) == 0 then return {-1} end
 local lease = redis.call('HMGET', KEYS[1], 'lease_owner', 'lease_until')
 if lease[1] and lease[1] ~= '' and tonumber(lease[2] or 0) > now then return {0} end
@@ -221,18 +222,22 @@ local token = redis.call('HINCRBY', KEYS[1], 'lease_token', 1)
 redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', now + tonumber(ARGV[2]),
            'status', 'running')
 drain(KEYS[2], KEYS[3])
-return {token, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, -1),
-        redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5])}
+local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
+local from = tonumber(snap[1] or '0') or 0
+if from > redis.call('LLEN', KEYS[3]) then from = 0 end  -- not this log's: load it whole
+return {token, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], from, -1),
+        redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5]), from,
+        from > 0 and snap[2] or ''}
 """
 )
 
 COMMIT = (
     _PRELUDE
     + """
--- KEYS: state events inbox ledger requests outbox
--- ARGV: token ttl_ms release drain, then four counted groups:
+-- KEYS: state events inbox ledger requests outbox snapshot
+-- ARGV: token ttl_ms release drain, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
---       records for requests/outbox hashes (field value...)
+--       records for requests/outbox hashes (field value...), snapshot (upto body, or none)
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
 local i = 5
 local n = tonumber(ARGV[i])
@@ -249,6 +254,12 @@ if n > 0 then redis.call('HSET', KEYS[5], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i])
 if n > 0 then redis.call('HSET', KEYS[6], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i] or '0')
+-- A snapshot covers a position of this log, never one past its end.
+if n > 0 and tonumber(ARGV[i + 1]) <= redis.call('LLEN', KEYS[2]) then
+  redis.call('HSET', KEYS[7], 'upto', ARGV[i + 1], 'body', ARGV[i + 2])
+end
 local drained = {}
 if ARGV[4] == '1' then drained = drain(KEYS[3], KEYS[2]) end
 changed()

@@ -39,6 +39,7 @@ from store.errors import (
 )
 from store.partitions import Shared
 from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
+from store.snapshot import Stored
 from store.streams import Entry, WorkStream
 
 
@@ -63,6 +64,10 @@ class Lease:
     ledger: dict[str, str]
     unpublished: dict[str, Any] | None
     """Index and outbox pointers a previous run stored but may not have published."""
+    base: int = 0
+    """Where ``events`` start in the log: the position the thread's snapshot covers."""
+    snapshot: bytes | None = None
+    """The snapshot's body (store.snapshot), when ``base`` > 0."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,7 @@ class ThreadStore(ThreadReads):
                 keys.events(thread_id),
                 keys.ledger(thread_id),
                 keys.meta(thread_id),
+                keys.snapshot(thread_id),
             ],
             args=[owner, ttl_ms],
         )
@@ -223,7 +229,7 @@ class ThreadStore(ThreadReads):
             raise ThreadNotFound(thread_id)
         if reply[0] == 0:
             return None
-        token, state_flat, events, ledger_flat, meta_flat = reply
+        token, state_flat, events, ledger_flat, meta_flat, base, body = reply
         state = flat_hash(state_flat)
         unpublished = state.get(keys.UNPUBLISHED)
         return Lease(
@@ -235,6 +241,8 @@ class ThreadStore(ThreadReads):
             events=load_events(events),
             ledger=flat_hash(ledger_flat),
             unpublished=json.loads(unpublished) if unpublished else None,
+            base=int(base),
+            snapshot=body if body else None,
         )
 
     async def extend(self, lease: Lease, ttl_ms: int) -> bool:
@@ -256,8 +264,10 @@ class ThreadStore(ThreadReads):
         release: bool = False,
         merge: bool = True,
         ack: tuple[WorkStream, Entry] | None = None,
+        snapshot: Stored | None = None,
     ) -> CommitResult:
-        """Write under the lease, atomically: events, state, ledger, requests, outbox items.
+        """Write under the lease, atomically: events, state, ledger, requests, outbox items,
+        and the thread's new snapshot (store.snapshot) if given.
 
         ``timers`` (timer id -> due, epoch ms) are published with the new requests and items.
 
@@ -297,6 +307,7 @@ class ThreadStore(ThreadReads):
             status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
             flat_out += [o.outbox_id, o.model_dump_json(), status_field, "pending"]
         args += [len(flat_out), *flat_out]
+        args += [2, snapshot.upto, snapshot.body] if snapshot else [0]
         reply = await self._commit(
             keys=[
                 keys.state(tid),
@@ -305,6 +316,7 @@ class ThreadStore(ThreadReads):
                 keys.ledger(tid),
                 keys.requests(tid),
                 keys.outbox(tid),
+                keys.snapshot(tid),
             ],
             args=args,
         )
