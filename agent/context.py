@@ -30,6 +30,9 @@ from model.events import (
     ERROR_EVENTS,
     AgentStep,
     ApprovalDue,
+    CallDue,
+    CallReported,
+    CancelRequested,
     DeliveryFailed,
     Event,
     FinalAnswer,
@@ -76,6 +79,9 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
         # A failed delivery reaches the model as the reroute that answered it, once; who
         # was asked on a timer (stages, reminders) is the humans' business, not the model's.
         if isinstance(event, DeliveryFailed | ApprovalDue | Offered):
+            hidden.add(i)
+        # A started call's result reaches the model as its ToolResult / ToolError.
+        if isinstance(event, CallReported | CallDue | CancelRequested):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, Rejected):

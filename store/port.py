@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from model.events import HumanResponse, UserMessage
+from model.events import CallReported, CancelRequested, HumanResponse, UserMessage
 from model.records import (
     ProviderRef,
     RequestRecord,
@@ -22,6 +22,7 @@ from model.records import (
     ThreadView,
 )
 from store import keys
+from store.calls import Calls, Report
 from store.changes import ChangeFeed
 from store.digest import Digests
 from store.errors import ThreadNotFound
@@ -37,6 +38,7 @@ class ChannelPort:
         self._threads = threads
         self._outbox = outbox
         self._redis: aioredis.Redis = threads.redis
+        self._calls = Calls(self._redis)
         self.changes = ChangeFeed(self._redis)
         """Which threads changed, as they change (the console's live stream)."""
         self.digests = Digests(self._redis)
@@ -71,6 +73,18 @@ class ChannelPort:
         ``dedupe``, the provider's id of the message that answers, shared with messages.
         """
         return await self._threads.answer(request_id, response, check=check, dedupe=dedupe)
+
+    async def report_call(self, event: CallReported) -> Report:
+        """A started call's result (a webhook), stored once. Raises CallNotFound."""
+        return await self._calls.report(event)
+
+    async def call_signed(self, call_id: str, expires: int, signature: str) -> bool:
+        """True: the signature of a per-call result URL is valid and unexpired."""
+        return await self._calls.check_signature(call_id, expires, signature)
+
+    async def cancel(self, thread_id: str, event: CancelRequested, dedupe: str) -> bool:
+        """Ask the thread's run loop to cancel it (and its children). False: a duplicate."""
+        return await self._threads.append_inbound(thread_id, event, dedupe=dedupe)
 
     # ---- what we sent, and what became of it --------------------------------------------
     async def resolve(self, channel: str, provider_id: str) -> ProviderRef | None:

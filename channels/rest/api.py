@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent import window
 from agent.config import Registry
 from agent.window import ContextInfo
-from channels.rest import live
+from channels.rest import calls, live
 from channels.rest.auth import Access, CallerDep
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
@@ -160,6 +160,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
     hub = live.Hub(port.changes, port.digests)
     api.include_router(live.router(hub, registry, token_set=access.token_required))
+    api.include_router(calls.router(port))
 
     @api.post("/threads", status_code=status.HTTP_201_CREATED, response_model=ThreadCreated)
     async def create_thread(
