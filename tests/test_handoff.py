@@ -8,14 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from agent import config
 from agent.config import Registry
 from agent.errors import ConfigError
-from agent.handoff import CHANNEL, ToParent
+from agent.handoff import CHANNEL
 from agent.llm import OpenAILLM
-from channels.rest.sender import RestSender
 from model.events import (
     Cancelled,
     FinalAnswer,
@@ -25,7 +23,6 @@ from model.events import (
     UserMessage,
 )
 from model.ids import thread_id_for
-from store.calls import Calls
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.test_flow import _start
@@ -75,14 +72,11 @@ Agents = Callable[[str], Awaitable[Service]]
 
 
 @pytest.fixture
-def agents(
-    service_factory: Factory, llm: OpenAILLM, redis_client: aioredis.Redis, tmp_path: Path
-) -> Agents:
-    """Starts the service on the agents of a file, with the sender of children's answers."""
+def agents(service_factory: Factory, llm: OpenAILLM, tmp_path: Path) -> Agents:
+    """Starts the service on the agents of a file."""
 
     async def start(text: str) -> Service:
-        senders = {"rest": RestSender(), CHANNEL: ToParent(Calls(redis_client))}
-        return await service_factory(llm, reg=_registry(tmp_path, text), senders=senders)
+        return await service_factory(llm, reg=_registry(tmp_path, text))
 
     return start
 
