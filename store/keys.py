@@ -111,7 +111,9 @@ def outbox_field(outbox_id: str, suffix: str) -> str:
 
 def thread_keys(thread_id: str) -> list[str]:
     """All keys of one thread (for MEMORY USAGE, deletion, and scripts)."""
-    return [f(thread_id) for f in (events, inbox, seen, state, meta, ledger, requests, outbox)]
+    return [
+        f(thread_id) for f in (events, inbox, seen, state, meta, ledger, requests, outbox, calls)
+    ]
 
 
 # ---- shared -----------------------------------------------------------------------------

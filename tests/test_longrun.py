@@ -9,13 +9,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from agent import config
+from agent.actions import HttpAction
 from agent.config import Registry
 from agent.llm import OpenAILLM
+from agent.longrun import CallContext, Started, calling, started
 from model.events import CallReported, SystemNote, ToolError, ToolResult, ToolStarted
+from tests import longrun_tools
 from tests.conftest import Service
+from tests.fakes.http_server import BackgroundServer
 from tests.fakes.openai_server import FakeOpenAI, step
+from tests.longrun_tools import Job
 
 # The deploy command starts a job: it leaves its result URL where the test finds it (as a
 # CI system would keep it) and says "started" on its last line.
@@ -150,7 +159,52 @@ async def test_three_timeouts_in_a_row_go_to_a_human(
 
 @pytest.mark.parametrize("output", ["queued", '{"started": ""}', '{"started": 3}'])
 def test_only_a_started_line_starts(output: str) -> None:
-    from agent.longrun import Started, started
-
     assert started(output) is None
     assert started(f'{output}\n{{"started": "j-1"}}\n') == Started("j-1")
+
+
+async def test_a_python_tool_returns_started_and_gets_its_url(
+    service_factory: Factory, llm: OpenAILLM, fake_llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    path = tmp_path / "switchboard.toml"
+    path.write_text('[agents.jobs]\nmodule = "tests.longrun_tools"\nprompt = "deploybot/v1"\n')
+    fake_llm.script(
+        step("start_job", name="nightly"), step("done_for_now", message="nightly finished")
+    )
+    service = await service_factory(llm, reg=config.load(path))
+    r = await service.api.post("/v1/threads", json={"message": "run nightly", "sender": "bo"})
+    tid = str(r.json()["thread_id"])
+    view = await service.settled(tid, "waiting")
+    [started] = [e for e in view.events if isinstance(e, ToolStarted)]
+    assert (started.external_id, started.timeout) == ("py-nightly", 60)
+    [call] = longrun_tools.SEEN[-1:]
+    assert call is not None
+    assert call.call_id == started.call_id
+    assert call.result_url.startswith(f"http://127.0.0.1:8000/v1/calls/{call.call_id}/result?")
+
+    r = await service.api.post(f"/v1/calls/{call.call_id}/result", json={"result": "42 rows"})
+    assert r.status_code == 200, r.text
+    view = await service.settled(tid, "done")
+    assert [e.output for e in view.events if isinstance(e, ToolResult)] == ["42 rows"]
+
+
+async def test_an_http_tool_gets_the_headers_and_may_answer_started() -> None:
+    heard: list[dict[str, str]] = []
+
+    async def start(request: Request) -> JSONResponse:
+        heard.append(dict(request.headers))
+        return JSONResponse({"started": "h-1"})
+
+    server = BackgroundServer(Starlette(routes=[Route("/jobs", start, methods=["POST"])]))
+    server.start()
+    try:
+        action = HttpAction("job", f"{server.url}/jobs")
+        with calling(CallContext("call_1", "http://sb/v1/calls/call_1/result?sig")):
+            assert await action(Job(name="n")) == Started("h-1")
+        assert heard[-1]["switchboard-call-id"] == "call_1"
+        assert heard[-1]["switchboard-result-url"] == "http://sb/v1/calls/call_1/result?sig"
+        # Outside a long-running call the same body is just the result.
+        assert await action(Job(name="n")) == '{"started":"h-1"}'
+        assert "switchboard-call-id" not in heard[-1]
+    finally:
+        server.stop()
