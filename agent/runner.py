@@ -445,9 +445,10 @@ class Run(Waits):
         """Calls recorded as started but never finished: a worker died mid-call. Ask, don't redo."""
         waiting = started_calls(self.events)  # those wait for a result: not interrupted
         unknown = [cid for cid, s in self.ledger.items() if s == "started" and cid not in waiting]
+        calls = {e.call_id: e for e in self.events if isinstance(e, AgentStep) and e.call_id}
+        unknown = [cid for cid in unknown if not self._start_again(calls.get(cid))]
         if not unknown:
             return False
-        calls = {e.call_id: e for e in self.events if isinstance(e, AgentStep) and e.call_id}
         for cid in unknown:
             step = calls.get(cid)
             name = step.intent if step else "a tool"

@@ -20,6 +20,7 @@ from agent.longrun import CallContext
 from agent.tools import Agent, Tool
 from agent.waiting import Cancel, FinishCall, waiting_on
 from model.events import (
+    AgentStep,
     CallDue,
     CallReported,
     Cancelled,
@@ -172,6 +173,16 @@ class Waits:
         if not request.by.startswith("thread:"):  # a parent tells its own people
             self.contact.send("notice", f"This thread was {why}.")
         return "cancelled"
+
+    def _start_again(self, step: AgentStep | None) -> bool:
+        """A handoff cut off before its child was recorded on this thread: dispatch it again
+        rather than ask a human. Safe, as the child's id comes from the call id and its first
+        message is deduplicated: a second start finds the child the first one made."""
+        tool = self.agent.tools.get(step.intent) if step else None
+        if step is None or step.call_id is None or tool is None or tool.handoff is None:
+            return False
+        del self.ledger[step.call_id]
+        return True
 
     def _settle(self, call_id: str, tool: str, output: str) -> None:
         self._append(ToolResult(call_id=call_id, tool=tool, output=output, outcome="withdrawn"))

@@ -15,14 +15,18 @@ from agent.errors import ConfigError
 from agent.handoff import CHANNEL
 from agent.llm import OpenAILLM
 from model.events import (
+    AgentStep,
     Cancelled,
     FinalAnswer,
+    SystemNote,
     ToolError,
     ToolResult,
     ToolStarted,
     UserMessage,
 )
 from model.ids import thread_id_for
+from model.records import Origin, ParentLink
+from store.threads import NewThread, ThreadStore
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.test_flow import _start
@@ -226,3 +230,37 @@ def test_bad_handoff_declarations_are_refused(tmp_path: Path, tool: str, problem
     )
     with pytest.raises(ConfigError, match=re.escape(problem)):
         _registry(tmp_path, text)
+
+
+async def test_a_handoff_cut_off_before_it_was_recorded_starts_its_child_once(
+    agents: Agents, fake_llm: FakeOpenAI, store: ThreadStore
+) -> None:
+    # A worker decided the handoff, recorded it as started, made the child, and died before
+    # its ToolStarted was committed: the next run finds a 'started' call with no record.
+    tid, cid = "th_cut", "call_cut"
+    create = NewThread(agent="deploybot", origin=Origin(channel="rest", address="alice"))
+    hello = UserMessage(channel="rest", sender="alice", text="roll back staging")
+    await store.append_inbound(tid, hello, create=create)
+    lease = await store.acquire(tid, "dead-worker", 5_000)
+    assert lease is not None
+    step_ = AgentStep(intent="rollback", arguments={"env": "staging"}, prompt="p", call_id=cid)
+    await store.commit(lease, ttl_ms=5_000, events=[step_], ledger={cid: "started"}, release=True)
+    child = thread_id_for(CHANNEL, cid)
+    first = UserMessage(channel=CHANNEL, sender="deploybot", text="already made")
+    link = ParentLink(thread_id=tid, call_id=cid)
+    made = NewThread(agent="rollbackbot", origin=create.origin, parent=link)
+    await store.append_inbound(child, first, dedupe=f"handoff:{cid}", create=made)
+
+    fake_llm.script(
+        step("done_for_now", message="staging rolled back"),  # the child
+        step("done_for_now", message="done"),  # the parent
+    )
+    service = await agents(agents_toml())
+    await store.runs.add({"t": tid})
+    view = await service.settled(tid, "done")
+    assert not [e for e in view.events if isinstance(e, SystemNote)]  # nobody was asked
+    [started] = [e for e in view.events if isinstance(e, ToolStarted)]
+    assert started.external_id == child
+    assert [e.output for e in view.events if isinstance(e, ToolResult)] == ["staging rolled back"]
+    kid = await service.settled(child, "done")
+    assert [e.text for e in kid.events if isinstance(e, UserMessage)] == ["already made"]
