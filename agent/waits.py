@@ -70,10 +70,10 @@ class Waits:
     def _mark(self, call_id: str, value: str) -> None:
         self.ledger[call_id] = self._ledger_buffer[call_id] = value
 
-    async def _open_call(self, tool: Tool, call_id: str) -> CallContext:
+    async def _open_call(self, tool: Tool, call_id: str, child: str | None = None) -> CallContext:
         """Record the call as started and waiting for a result; where the result goes."""
         self._mark(call_id, "started")
-        await self.calls.open(self.lease, call_id, tool.name)
+        await self.calls.open(self.lease, call_id, tool.name, child)
         await self._flush()
         valid = (tool.timeout or RESULT_URL_UNTIMED) + RESULT_URL_SLACK
         query = await self.calls.signed_query(call_id, valid)
@@ -115,9 +115,9 @@ class Waits:
         if error is not None:
             self._append(ToolError(call_id=call_id, tool=tool.name, error=error))
             return self._count_error(error)
-        await self._open_call(tool, call_id)
-        tid = self.lease.thread_id
         child = thread_id_for(CHANNEL, call_id)
+        await self._open_call(tool, call_id, child)
+        tid = self.lease.thread_id
         await self.store.append_inbound(
             child,
             UserMessage(channel=CHANNEL, sender=self.lease.meta.agent, text=text),

@@ -106,10 +106,11 @@ class Calls:
     def _index(self, call_id: str) -> str:
         return keys.call_thread(of(call_id, self.shared.n))
 
-    async def open(self, lease: Lease, call_id: str, tool: str) -> None:
-        """Record the call as waiting for its result (before the tool runs)."""
+    async def open(self, lease: Lease, call_id: str, tool: str, child: str | None = None) -> None:
+        """Record the call as waiting for its result (before the tool runs); ``child``: the
+        thread a handoff starts."""
         tid = lease.thread_id
-        record = json.dumps({"tool": tool})
+        record = json.dumps({"tool": tool, **({"child": child} if child else {})})
 
         def index(pipe: aioredis.client.Pipeline) -> None:
             pipe.hset(self._index(call_id), call_id, tid)
@@ -132,6 +133,17 @@ class Calls:
         )
         if result == -1:
             raise LeaseLost(tid, lease.token)
+
+    async def waiting_children(self, thread_id: str) -> list[str]:
+        """The child threads of the thread's handoffs still waiting for their answer."""
+        raw: Any = await self.redis.hgetall(keys.calls(thread_id))
+        calls = {text(k): text(v) for k, v in raw.items()}
+        return [
+            json.loads(record)["child"]
+            for cid, record in calls.items()
+            if '"child"' in record
+            and calls.get(keys.call_field(cid, keys.CALL_STATUS)) == keys.CALL_WAITING
+        ]
 
     async def thread_of(self, call_id: str) -> str:
         tid = await self.redis.hget(self._index(call_id), call_id)

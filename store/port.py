@@ -33,6 +33,11 @@ from store.threads import NewThread, ThreadStore
 __all__ = ["ChannelPort", "NewThread"]
 
 
+MAX_HANDOFF_DEPTH = 20
+"""How far down a chain of handoffs a reply looks for the question it answers (the
+configuration's largest ``max_depth``)."""
+
+
 class ChannelPort:
     def __init__(self, threads: ThreadStore, outbox: OutboxStore) -> None:
         self._threads = threads
@@ -118,13 +123,21 @@ class ChannelPort:
             raise ThreadNotFound(thread_id)
         return meta_of(flat_text(raw))
 
-    async def open_question(self, thread_id: str) -> RequestView | None:
-        """The thread's latest question, answered or not, and where it was posted."""
+    async def open_question(self, thread_id: str, depth: int = 0) -> RequestView | None:
+        """The thread's latest question, answered or not, and where it was posted.
+
+        A thread waiting for another agent (a handoff) has its child's question as its own:
+        the child asked it in the same conversation, so a reply there answers it.
+        """
         rid = await self._redis.hget(keys.state(thread_id), keys.QUESTION)
-        if rid is None:
-            return None
-        views = await self._threads.request_views([(text(rid), thread_id)])
-        return views[0] if views else None
+        views = await self._threads.request_views([(text(rid), thread_id)]) if rid else []
+        own = views[0] if views else None
+        if (own is None or own.status != "pending") and depth < MAX_HANDOFF_DEPTH:
+            for child in await self._calls.waiting_children(thread_id):
+                asked = await self.open_question(child, depth + 1)
+                if asked is not None and asked.status == "pending":
+                    return asked
+        return own
 
     async def request(self, request_id: str) -> RequestView:
         return await self._threads.request(request_id)
