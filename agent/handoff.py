@@ -87,8 +87,11 @@ class ToParent:
 
     async def send(self, item: OutboxItem) -> Delivery:
         call_id = item.to.route.get(ROUTE_CALL, "")
+        # The child's final answer is the result; anything else it sends here (its cancel) fails
+        # the call.
+        outcome = "result" if item.kind == "final" else "error"
         event = CallReported(
-            call_id=call_id, outcome="result", text=item.text, by=f"thread:{item.thread_id}"
+            call_id=call_id, outcome=outcome, text=item.text, by=f"thread:{item.thread_id}"
         )
         try:
             report = await self.calls.report(event)

@@ -15,7 +15,7 @@ from typing import Any, assert_never
 from pydantic import BaseModel
 
 from agent.contact import Contact
-from agent.handoff import CHANNEL, Handoff
+from agent.handoff import CHANNEL, Handoff, to_parent
 from agent.longrun import CallContext
 from agent.tools import Agent, Tool
 from agent.waiting import Cancel, FinishCall, waiting_on
@@ -170,7 +170,12 @@ class Waits:
                     dedupe=f"cancel:{started.call_id}",
                 )
         self._append(Cancelled(text=why))
-        if not request.by.startswith("thread:"):  # a parent tells its own people
+        link = self.lease.meta.parent
+        if request.by.startswith("thread:"):
+            pass  # cancelled by its parent, which tells its own people
+        elif link is not None:  # the parent hears it as its call's error, and goes on
+            self.contact.send("notice", f"{self.agent.name} was {why}", to_parent(link))
+        else:
             self.contact.send("notice", f"This thread was {why}.")
         return "cancelled"
 

@@ -34,6 +34,8 @@ from tests.test_flow import _start
 Factory = Callable[..., Awaitable[Service]]
 
 LIST = 'command = ["{python}", "-c", "print(1)"]'
+APPROVED = f'{LIST}\nneeds_approval = true\napprovers = ["rest:*"]'
+"""A rollback the child runs only once someone approves it."""
 ROLLS_BACK = 'command = ["{python}", "-c", "print(\'rolled back\')"]'
 
 
@@ -167,10 +169,7 @@ async def test_a_handoff_deeper_than_the_limit_is_a_tool_error(
 async def test_cancelling_the_parent_cancels_the_child(
     agents: Agents, fake_llm: FakeOpenAI
 ) -> None:
-    text = agents_toml(
-        child_rollback='command = ["{python}", "-c", "print(1)"]\n'
-        'needs_approval = true\napprovers = ["rest:*"]'
-    )
+    text = agents_toml(child_rollback=APPROVED)
     fake_llm.script(step("rollback", env="production"), step("rollback", env="production"))
     service = await agents(text)
     tid = await _start(service, "roll back production")
@@ -264,3 +263,30 @@ async def test_a_handoff_cut_off_before_it_was_recorded_starts_its_child_once(
     assert [e.output for e in view.events if isinstance(e, ToolResult)] == ["staging rolled back"]
     kid = await service.settled(child, "done")
     assert [e.text for e in kid.events if isinstance(e, UserMessage)] == ["already made"]
+
+
+async def test_a_child_cancelled_on_its_own_fails_the_parents_call(
+    agents: Agents, fake_llm: FakeOpenAI
+) -> None:
+    text = agents_toml(child_rollback=APPROVED)
+    fake_llm.script(
+        step("rollback", env="production"),
+        step("rollback", env="production"),
+        step("done_for_now", message="The rollback was cancelled."),
+    )
+    service = await agents(text)
+    tid = await _start(service, "roll back production")
+    parent = await service.settled(tid, "waiting")
+    [started] = [e for e in parent.events if isinstance(e, ToolStarted)]
+    await service.settled(started.external_id, "awaiting_human")
+
+    r = await service.api.post(f"/v1/threads/{started.external_id}/cancel", json={})
+    assert r.status_code == 202, r.text
+    await service.settled(started.external_id, "cancelled")
+    parent = await service.settled(tid, "done")
+    [error] = [e for e in parent.events if isinstance(e, ToolError)]
+    assert (error.call_id, error.error) == (
+        started.call_id,
+        "rollbackbot was cancelled by rest:api",
+    )
+    assert [o.item.kind for o in parent.outbox] == ["final"]
