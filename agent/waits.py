@@ -9,8 +9,7 @@ script, keyed by the call id, so a retried run never starts a second child.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, assert_never
+from typing import assert_never
 
 from pydantic import BaseModel
 
@@ -193,6 +192,6 @@ class Waits:
         self._append(ToolResult(call_id=call_id, tool=tool, output=output, outcome="withdrawn"))
 
 
-def started_calls(events: list[Event]) -> Mapping[str, Any]:
+def started_calls(events: list[Event]) -> dict[str, ToolStarted]:
     """Call ids that started and wait for a result: not interrupted, whatever the ledger says."""
     return {e.call_id: e for e in events if isinstance(e, ToolStarted)}

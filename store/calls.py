@@ -32,6 +32,7 @@ from store.threads import Lease
 
 Reported = Literal["stored", "duplicate", "settled"]
 """``settled``: the call timed out, or was closed (answered at once, cancelled) before."""
+_OUTCOMES: dict[int, Reported] = {1: "stored", 0: "duplicate"}
 
 # KEYS: state calls    ARGV: token call_id record_json
 # Opening twice (a retried run) keeps the status the call already has.
@@ -155,8 +156,7 @@ class Calls:
         """Store a call's result once and wake its thread. Raises CallNotFound."""
         tid = await self.thread_of(event.call_id)
         result = await self._move(tid, event.call_id, keys.CALL_REPORTED, dump_event(event))
-        outcome: Reported = {1: "stored", 0: "duplicate"}.get(result, "settled")  # type: ignore[assignment]
-        return Report(tid, outcome)
+        return Report(tid, _OUTCOMES.get(result, "settled"))
 
     async def time_out(self, thread_id: str, call_id: str) -> bool:
         """The timeout timer came due: the call fails, unless its result came first."""
