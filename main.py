@@ -27,7 +27,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
-from agent import config, replay, tokens
+from agent import config, handoff, replay, tokens
 from agent.delivery import Sender
 from agent.errors import ConfigError
 from agent.llm import LLM, NoLLM, OpenAILLM
@@ -41,6 +41,7 @@ from channels.observability import metrics_app
 from channels.registry import Channel, Services, build_channels
 from channels.rest.auth import Access
 from store import connection, embedded, partitions
+from store.calls import Calls
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
@@ -152,12 +153,14 @@ def worker_jobs(
             run=RunSettings(
                 lease_ttl_ms=settings.switchboard_lease_ttl_ms,
                 llm_retry_delay=settings.switchboard_llm_retry_delay,
+                result_base=settings.public_base_url or f"http://127.0.0.1:{settings.port}",
             ),
             shutdown_grace=settings.switchboard_shutdown_grace,
             alive_file=settings.switchboard_alive_file,
         ),
     )
     senders: dict[str, Sender] = {c.name: c.sender for c in channels if c.sender is not None}
+    senders[handoff.CHANNEL] = handoff.ToParent(Calls(client))  # a child's answer, to its parent
     dispatcher = OutboxDispatcher(
         store.outbox_stream, OutboxStore(client), senders, name=worker.name
     )

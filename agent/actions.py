@@ -7,6 +7,7 @@ gets each one as its own argv item, so nothing the model writes is ever parsed b
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from agent import longrun
 from agent.errors import ToolFailed
+from agent.longrun import Started
 
 OUTPUT_LIMIT = 4000
 
@@ -30,8 +33,9 @@ class CommandAction:
         self.argv = list(argv)
         self.timeout = timeout
 
-    async def __call__(self, args: BaseModel) -> str:
+    async def __call__(self, args: BaseModel) -> str | Started:
         values: dict[str, Any] = {"python": sys.executable, **args.model_dump(mode="json")}
+        call = longrun.current()
         try:
             argv = [part.format_map(values) for part in self.argv]
         except KeyError as exc:
@@ -45,6 +49,7 @@ class CommandAction:
                 # Its own session: a Ctrl-C in the service's terminal (SIGINT to the whole
                 # process group) must not kill a deploy halfway; the worker waits for it.
                 start_new_session=True,
+                env={**os.environ, **call.env()} if call else None,
             )
         except OSError as exc:
             raise ToolFailed(self.name, f"cannot run {argv[0]}: {exc.strerror}") from None
@@ -57,7 +62,8 @@ class CommandAction:
         if proc.returncode != 0:
             detail = err.decode(errors="replace").strip()[-300:]
             raise ToolFailed(self.name, f"exit status {proc.returncode}: {detail}")
-        return out.decode(errors="replace").strip()[:OUTPUT_LIMIT]
+        output = out.decode(errors="replace").strip()
+        return (longrun.started(output) if call else None) or output[:OUTPUT_LIMIT]
 
 
 class HttpAction:
@@ -77,15 +83,17 @@ class HttpAction:
         self.headers = dict(headers or {})
         self.timeout = timeout
 
-    async def __call__(self, args: BaseModel) -> str:
+    async def __call__(self, args: BaseModel) -> str | Started:
         payload = args.model_dump(mode="json")
+        call = longrun.current()
+        headers = {**self.headers, **call.headers()} if call else self.headers
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 if self.method == "GET":
-                    response = await client.get(self.url, params=payload, headers=self.headers)
+                    response = await client.get(self.url, params=payload, headers=headers)
                 else:
                     response = await client.request(
-                        self.method, self.url, json=payload, headers=self.headers
+                        self.method, self.url, json=payload, headers=headers
                     )
         except httpx.HTTPError as exc:
             raise ToolFailed(self.name, f"{type(exc).__name__} calling {self.url}") from None
@@ -93,4 +101,5 @@ class HttpAction:
             raise ToolFailed(
                 self.name, f"HTTP {response.status_code}: {response.text.strip()[:300]}"
             )
-        return response.text.strip()[:OUTPUT_LIMIT]
+        output = response.text.strip()
+        return (longrun.started(output) if call else None) or output[:OUTPUT_LIMIT]

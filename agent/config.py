@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -35,6 +36,7 @@ from agent import addresses
 from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
+from agent.handoff import DEFAULT_DEPTH, Handoff
 from agent.policy import ApprovalConfig
 from agent.tools import Address, Agent, Tool, ToolFunction
 
@@ -53,6 +55,15 @@ class ToolConfig(BaseModel):
     """Overrides the tool's own default."""
     approval: ApprovalConfig | None = None
     """Who is asked when (a route of stages), reminders, the deadline: agent.policy."""
+    long_running: bool = False
+    """The tool may answer "started" (agent.longrun): its result comes to
+    ``POST /v1/calls/{call_id}/result`` within ``timeout`` seconds, else it fails."""
+    agent: str | None = None
+    """A handoff: the call starts a thread on this agent (agent.handoff) instead of running."""
+    message: str | None = None
+    """A handoff's first message to the other agent: Jinja2 over the call's arguments."""
+    max_depth: int = Field(default=DEFAULT_DEPTH, ge=1, le=20)
+    """Handoffs in a chain (from the thread a human started) beyond which this one is refused."""
 
     @field_validator("approvers")
     @classmethod
@@ -68,6 +79,14 @@ class ToolConfig(BaseModel):
     def _one_action(self) -> ToolConfig:
         if self.command is not None and self.url is not None:
             raise ValueError("give a command or a url, not both")
+        if self.agent is not None:
+            if self.command is not None or self.url is not None:
+                raise ValueError("a handoff (agent) runs no command or url")
+            if not self.message:
+                raise ValueError("a handoff (agent) needs a message")
+            Handoff(self.agent, self.message)  # the template must parse
+        elif self.message is not None:
+            raise ValueError("message is for a handoff: give the agent it goes to")
         if self.approval and self.approval.route and self.notify:
             raise ValueError("give notify or approval.route, not both")
         for asked in self.approval.addresses() if self.approval else []:
@@ -82,6 +101,8 @@ class ToolConfig(BaseModel):
         return self.addresses(route or self.notify)
 
     def action(self, name: str) -> ToolFunction | None:
+        if self.agent is not None:
+            return _handed_off
         if self.command is not None:
             return CommandAction(name, self.command, self.timeout)
         if self.url is not None:
@@ -90,6 +111,23 @@ class ToolConfig(BaseModel):
 
     def addresses(self, which: list[str]) -> tuple[Address, ...]:
         return tuple(Address.parse(a) for a in which)
+
+
+async def _handed_off(_: BaseModel) -> str:
+    # Never called: the run loop starts the other agent's thread instead (agent.waits).
+    raise AssertionError("a handoff tool does not run")
+
+
+def with_config(tool: Tool, config: ToolConfig | None) -> Tool:
+    """The tool with what the file adds to any tool: long-running, a handoff."""
+    if config is None:
+        return tool
+    if config.agent is not None and config.message is not None:
+        handoff = Handoff(config.agent, config.message, config.max_depth)
+        return replace(tool, handoff=handoff)
+    if config.long_running:
+        return replace(tool, long_running=True, timeout=config.timeout)
+    return tool
 
 
 def _covers(approver: str, address: str) -> bool:
@@ -173,7 +211,7 @@ def build_agent(
     if factory is None:
         raise ConfigError(f"agent {name}: {config.module} has no tools(config) function")
     try:
-        tools = factory(config.tools)
+        tools = [with_config(t, config.tools.get(t.name)) for t in factory(config.tools)]
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"agent {name}: {exc}") from None
     weights = _weights(name, config.prompt)
@@ -232,4 +270,11 @@ def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
         raise ConfigError(f"{path}: no agents configured")
     people = config.people_by_address()
     agents = {name: build_agent(name, ac, prompts, people) for name, ac in config.agents.items()}
+    for name, agent in agents.items():
+        for tool in agent.tools.values():
+            if tool.handoff and tool.handoff.agent not in agents:
+                raise ConfigError(
+                    f"{path}: agents.{name}.tools.{tool.name}.agent: "
+                    f"no agent {tool.handoff.agent!r} is configured"
+                )
     return Registry(agents, config.default_agent or next(iter(agents)))

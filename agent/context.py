@@ -31,6 +31,9 @@ from model.events import (
     ERROR_EVENTS,
     AgentStep,
     ApprovalDue,
+    CallDue,
+    CallReported,
+    CancelRequested,
     DeliveryFailed,
     Event,
     FinalAnswer,
@@ -79,6 +82,9 @@ def visible_events(events: Sequence[Event]) -> list[Event]:
         # was asked on a timer (stages, reminders) is the humans' business, not the model's;
         # a model-written summary shows as its turn's line once compacted (agent.fitting).
         if isinstance(event, DeliveryFailed | ApprovalDue | Offered | Summarized):
+            hidden.add(i)
+        # A started call's result reaches the model as its ToolResult / ToolError.
+        if isinstance(event, CallReported | CallDue | CancelRequested):
             hidden.add(i)
         # A rejection reaches the model as the tool's result; the response itself adds nothing.
         if isinstance(event, Rejected):

@@ -17,12 +17,17 @@ from agent.llm import LLM
 from agent.reroute import Reroute, next_reroute
 from agent.steps import Decision, parse_step, response_schema
 from agent.tools import Agent
+from agent.waiting import WaitAction, next_wait, waiting_on
 from model.events import (
     AgentStep,
     Answered,
     ApprovalDue,
     ApprovalRequest,
     Approved,
+    CallDue,
+    CallReported,
+    Cancelled,
+    CancelRequested,
     DeliveryFailed,
     Event,
     FinalAnswer,
@@ -35,6 +40,7 @@ from model.events import (
     SystemNote,
     ToolError,
     ToolResult,
+    ToolStarted,
     UserMessage,
     arguments_hash,
 )
@@ -100,7 +106,8 @@ class Idle:
 
 
 Action = (
-    Reroute
+    WaitAction
+    | Reroute
     | Escalation
     | RunApproved
     | RecordRejection
@@ -116,6 +123,9 @@ _BACKGROUND_NOTES = ("merged_messages", "delivery_failure")
 # Delivery and timer bookkeeping: the run loop answers it (a reroute, a stage, a reminder),
 # never the model.
 _BACKGROUND_EVENTS = (DeliveryFailed, Rerouted, ApprovalDue, Offered, Summarized)
+# Input about started calls and cancels: answered first thing by plan (agent.waiting).
+_WAIT_INPUT = (CallReported, CallDue, CancelRequested)
+_PASSED_OVER = (*_BACKGROUND_EVENTS, *_WAIT_INPUT)
 
 
 def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:
@@ -123,6 +133,9 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
 
     ``origin`` is the thread's own ``channel:address``, the last place a request can go.
     """
+    waited = next_wait(events)
+    if waited is not None:
+        return waited
     reroute = next_reroute(events, origin)
     if reroute is not None:
         return reroute
@@ -186,10 +199,14 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
 def resting_status(events: Sequence[Event]) -> Status:
     """The status of a thread with nothing to do, from what the agent last said."""
     last = _last_significant(events)
-    if isinstance(last, FinalAnswer):
-        return "done"
+    if isinstance(last, Cancelled):
+        return "cancelled"
     if isinstance(last, HumanRequest | SystemNote):
         return "awaiting_human"
+    if isinstance(last, ToolStarted | FinalAnswer) and waiting_on(events):
+        return "waiting"  # for a started call's result, not for a human
+    if isinstance(last, FinalAnswer):
+        return "done"
     return "idle"
 
 
@@ -197,7 +214,7 @@ def _last_significant(events: Sequence[Event]) -> Event | None:
     for e in reversed(events):
         if isinstance(e, SystemNote) and e.kind in _BACKGROUND_NOTES:
             continue
-        if isinstance(e, _BACKGROUND_EVENTS):
+        if isinstance(e, _PASSED_OVER):
             continue
         if isinstance(e, Approved | Rejected):
             continue  # settled above: its ToolResult is what follows it

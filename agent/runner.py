@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from agent import prompts, summaries
+from agent import longrun, prompts, summaries
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
+from agent.handoff import to_parent
 from agent.llm import LLM
 from agent.reducer import (
     Decide,
@@ -35,6 +36,8 @@ from agent.reroute import Moot, NowhereLeft, OfferElsewhere, Reroute, StillOffer
 from agent.resume import Resume
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
+from agent.waiting import Cancel, FinishCall
+from agent.waits import Waits, started_calls
 from model.events import (
     AgentStep,
     ApprovalRequest,
@@ -51,6 +54,7 @@ from model.events import (
 from model.ids import new_id
 from model.records import Origin, Status
 from store import keys
+from store.calls import Calls
 from store.streams import Entry, WorkStream
 from store.threads import Lease, ThreadStore
 from store.timers import timer_id
@@ -67,9 +71,11 @@ class RunSettings:
     lease_ttl_ms: int = 30_000
     llm_retry_delay: float = 1.0
     """Base delay before retrying a rate-limited or unavailable model (doubles each time)."""
+    result_base: str = "http://127.0.0.1:8000"
+    """Where a long-running tool's signed result URL points (``PUBLIC_BASE_URL``)."""
 
 
-class Run:
+class Run(Waits):
     """Advances one leased thread until it pauses. Create one per lease."""
 
     def __init__(
@@ -90,6 +96,8 @@ class Run:
         self.agent = prompts.for_thread(agent, lease.thread_id, self.resume.events)  # A/B
         self.llm = llm
         self.store = store
+        self.calls = Calls(store.redis)
+        self.result_base = settings.result_base.rstrip("/")
         self.settings = settings
         self.ack = ack
         self.events: list[Event] = list(self.resume.events)
@@ -166,6 +174,10 @@ class Run:
             if status == "running":
                 action = plan(self.events, self.ledger, self.lease.meta.origin.target)
                 match action:
+                    case FinishCall():
+                        status = self._finish_call(action)
+                    case Cancel():
+                        status = await self._cancel(action)
                     case Idle():
                         status = resting_status(self.events)
                     case OfferElsewhere() | StillOffered() | NowhereLeft() | Moot():
@@ -337,7 +349,8 @@ class Run:
         if step.intent == DONE:
             text = str(step.arguments.get("message", ""))
             self._append(FinalAnswer(text=text))
-            self.contact.send("final", text)
+            link = self.lease.meta.parent  # a child's answer is its parent's tool result
+            self.contact.send("final", text, to_parent(link) if link else None)
             self.errors = 0
             return "done"
         if step.intent == ASK:
@@ -374,12 +387,19 @@ class Run:
         except ToolFailed as exc:
             self._append(ToolError(call_id=call_id, tool=tool.name, error=exc.error))
             return self._count_error(exc.error)
-        if tool.side_effects:
+        if tool.handoff is not None:
+            return await self._hand_off(tool, tool.handoff, call_id, args)
+        context = await self._open_call(tool, call_id) if tool.long_running else None
+        if tool.side_effects and context is None:
             # Intent first, durably: after a crash, a call found 'started' goes to a human.
             self.ledger[call_id] = self._ledger_buffer[call_id] = "started"
             await self._flush()
         try:
-            output = await tool.call(args, call_id)
+            if context is None:
+                output = await tool.call(args, call_id)
+            else:
+                with longrun.calling(context):
+                    output = await tool.call(args, call_id)
         except ToolFailed as exc:
             error: str | None = exc.error
         except Exception as exc:  # a tool's own bug is the thread's error, not the worker's
@@ -387,11 +407,18 @@ class Run:
             error = f"{type(exc).__name__}: {exc}"[:300]
         else:
             error = None
-        if tool.side_effects:
+            if isinstance(output, longrun.Started):
+                if tool.long_running:
+                    return self._started(tool, call_id, output.external_id, None)
+                error = "answered 'started', but the tool is not declared long_running"
+        if tool.long_running:
+            await self.calls.close(self.lease, call_id)  # answered at once: no callback
+        if tool.side_effects or tool.long_running:
             self.ledger[call_id] = self._ledger_buffer[call_id] = "done"
         if error is not None:
             self._append(ToolError(call_id=call_id, tool=tool.name, error=error))
             return self._count_error(error)
+        assert isinstance(output, str)  # a Started was returned above
         self._append(ToolResult(call_id=call_id, tool=tool.name, output=output[:TOOL_OUTPUT_LIMIT]))
         self.errors = 0
         return "running"
@@ -429,10 +456,12 @@ class Run:
 
     def _recover_unknown_outcomes(self) -> bool:
         """Calls recorded as started but never finished: a worker died mid-call. Ask, don't redo."""
-        unknown = [cid for cid, s in self.ledger.items() if s == "started"]
+        waiting = started_calls(self.events)  # those wait for a result: not interrupted
+        unknown = [cid for cid, s in self.ledger.items() if s == "started" and cid not in waiting]
+        calls = {e.call_id: e for e in self.events if isinstance(e, AgentStep) and e.call_id}
+        unknown = [cid for cid in unknown if not self._start_again(calls.get(cid))]
         if not unknown:
             return False
-        calls = {e.call_id: e for e in self.events if isinstance(e, AgentStep) and e.call_id}
         for cid in unknown:
             step = calls.get(cid)
             name = step.intent if step else "a tool"

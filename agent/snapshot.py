@@ -41,6 +41,7 @@ from model.events import (
     Rerouted,
     ToolError,
     ToolResult,
+    ToolStarted,
     UserMessage,
 )
 from store.snapshot import Stored
@@ -144,6 +145,9 @@ def _first_unsettled(tail: Sequence[Event]) -> int:
     offered = {e.timer for e in tail if isinstance(e, Offered)}
     for i, e in enumerate(tail):
         if isinstance(e, ApprovalRequest) and e.call_id not in results:
+            return i
+        # A long-running call or a handoff still waiting: the run loop finds it in the log.
+        if isinstance(e, ToolStarted) and e.call_id not in results:
             return i
         if isinstance(e, DeliveryFailed) and e.outbox_id not in rerouted:
             return i

@@ -12,12 +12,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import ToolFailed
+from agent.handoff import Handoff
+from agent.longrun import Started
 from agent.policy import ApprovalConfig
 from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard.tools")
 
-ToolFunction = Callable[[Any], Awaitable[str]]
+ToolFunction = Callable[[Any], Awaitable[str | Started]]
+"""A tool's action: its result, or ``Started`` for a long-running one (agent.longrun)."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,14 @@ class Tool:
     """Where approval requests go. Empty: the channel the thread came from."""
     approval: ApprovalConfig | None = None
     """Route stages, reminders, deadline and the rest of the approval policy."""
+    long_running: bool = False
+    """May answer ``Started``: the thread waits for the result (agent.longrun)."""
+    timeout: float | None = None
+    """For a long-running tool: seconds its result may take after it started."""
+    handoff: Handoff | None = None
+    """Set: the call starts a thread on another agent instead of running (agent.handoff)."""
 
-    async def call(self, args: BaseModel, call_id: str) -> str:
+    async def call(self, args: BaseModel, call_id: str) -> str | Started:
         """Run the tool: one ``execute_tool`` span, a log line, its duration and outcome."""
         attributes = {
             "gen_ai.operation.name": "execute_tool",

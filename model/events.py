@@ -323,6 +323,59 @@ class Summarized(_Event):
     error: str | None = None
 
 
+class ToolStarted(_Event):
+    """A long-running tool (or a handoff to another agent) started; its result comes later.
+
+    The thread waits (status ``waiting``) until a ``CallReported`` or ``CallDue`` for this call
+    arrives. For a handoff, ``agent`` is the child's agent and ``external_id`` its thread.
+    """
+
+    type: Literal["tool_started"] = "tool_started"
+    call_id: str
+    tool: str
+    external_id: str
+    timeout: float | None = None
+    """Seconds the result may take before the call fails as timed out (None: no limit)."""
+    agent: str | None = None
+
+
+class CallReported(_Event):
+    """The result of a started call arrived (its callback, or a child thread's final answer).
+
+    Stored once per call (``store.calls``); the run loop turns it into the call's
+    ``ToolResult`` (``result``) or ``ToolError`` (``error``).
+    """
+
+    type: Literal["call_reported"] = "call_reported"
+    call_id: str
+    outcome: Literal["result", "error"]
+    text: str
+    by: str
+    """Who reported: ``rest:<name>``, ``signed`` (a per-call URL), ``thread:<child id>``."""
+
+
+class CallDue(_Event):
+    """A started call's timeout passed with no result (a durable timer, fired once)."""
+
+    type: Literal["call_due"] = "call_due"
+    call_id: str
+
+
+class CancelRequested(_Event):
+    """Someone asked to cancel the thread (``POST /v1/threads/{id}/cancel``, or its parent)."""
+
+    type: Literal["cancel_requested"] = "cancel_requested"
+    by: str
+    reason: str = ""
+
+
+class Cancelled(_Event):
+    """The run loop cancelled the thread: pending requests withdrawn, children cancelled."""
+
+    type: Literal["cancelled"] = "cancelled"
+    text: str
+
+
 SystemNoteKind = Literal[
     "timeout", "escalation", "merged_messages", "step_limit", "delivery_failure", "recovered"
 ]
@@ -355,7 +408,12 @@ Event = Annotated[
     | Rerouted
     | ApprovalDue
     | Offered
-    | Summarized,
+    | Summarized
+    | ToolStarted
+    | CallReported
+    | CallDue
+    | CancelRequested
+    | Cancelled,
     Field(discriminator="type"),
 ]
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from model.events import Event, JsonObject, MessageKind, TaggedResponse, utcnow
 
-Status = Literal["idle", "running", "awaiting_human", "done", "failed"]
+Status = Literal["idle", "running", "awaiting_human", "waiting", "done", "failed", "cancelled"]
+"""``waiting``: for a long-running tool's result or a child agent's answer, not for a human."""
 
 
 class _Frozen(BaseModel):
@@ -39,6 +40,15 @@ class Origin(_Frozen):
         return cls(channel=channel, address=address)
 
 
+class ParentLink(_Frozen):
+    """The thread (and its tool call) that handed this one its work."""
+
+    thread_id: str
+    call_id: str
+    depth: int = 1
+    """Handoffs from the root thread to this one (a root thread has no link: depth 0)."""
+
+
 class ThreadMeta(_Frozen):
     thread_id: str
     agent: str
@@ -46,6 +56,9 @@ class ThreadMeta(_Frozen):
     created: datetime
     trace: str | None = None
     """The W3C traceparent of the thread's root span (set when created with tracing on)."""
+    parent: ParentLink | None = None
+    """Set on a child thread started by a handoff; its children are the parent's
+    ``tool_started`` events that name an agent."""
 
 
 class ThreadState(_Frozen):

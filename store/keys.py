@@ -125,7 +125,8 @@ def outbox_field(outbox_id: str, suffix: str) -> str:
 def thread_keys(thread_id: str) -> list[str]:
     """All keys of one thread (for MEMORY USAGE, deletion, and scripts)."""
     return [
-        f(thread_id) for f in (events, inbox, seen, state, meta, ledger, requests, outbox, snapshot)
+        f(thread_id)
+        for f in (events, inbox, seen, state, meta, ledger, requests, outbox, snapshot, calls)
     ]
 
 
@@ -241,3 +242,43 @@ CHANGES = f"{PREFIX}:changes"
 """Pub/sub CHANNEL (no key, nothing stored): a thread id, published by every script that
 changes what a watcher sees of that thread. Fire and forget: a subscriber that was away
 reads everything again (store.changes)."""
+
+
+# ---- long-running calls and handoffs (store.calls) ---------------------------------------
+def calls(thread_id: str) -> str:
+    """HASH call_id -> JSON of a started call (tool, timeout), and ``<call_id>:s`` -> its status
+    (CALL_* below): the record a late result is checked against, once."""
+    return f"{PREFIX}:{{{thread_id}}}:calls"
+
+
+CALL_WAITING = "waiting"
+"""Opened before the tool runs: a result (callback, child's answer) is taken once."""
+CALL_REPORTED = "reported"
+CALL_TIMED_OUT = "timed_out"
+CALL_CLOSED = "closed"
+"""The tool answered at once, or the thread was cancelled: a late result is refused."""
+CALL_STATUS = "s"
+
+
+def call_field(call_id: str, suffix: str) -> str:
+    return f"{call_id}:{suffix}"
+
+
+CALL_THREAD = f"{PREFIX}:{{index}}:call-thread"
+"""HASH call id -> thread id: how ``POST /v1/calls/{id}/result`` finds its thread."""
+
+
+def call_thread(p: int) -> str:
+    """CALL_THREAD of partition ``p`` (a call id's entry is in the partition of the call id)."""
+    return _part(CALL_THREAD, p)
+
+
+CALLBACK_KEY = f"{PREFIX}:callback-key"
+"""STRING: the HMAC key of per-call result URLs, made once by whichever process needs it
+first (SET NX), so API and workers agree with nothing to configure."""
+CALL_TIMER_KIND = "timeout"
+"""The kind part of a call's timeout timer id in TIMERS: ``<call_id>:timeout:0``."""
+
+META_PARENT = "parent"
+"""Field of ``meta``: JSON of model.records.ParentLink, set on a thread another agent's
+handoff started."""

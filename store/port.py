@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from model.events import HumanResponse, UserMessage
+from model.events import CallReported, CancelRequested, HumanResponse, UserMessage
 from model.records import (
     ProviderRef,
     RequestRecord,
@@ -22,6 +22,7 @@ from model.records import (
     ThreadView,
 )
 from store import keys
+from store.calls import Calls, Report
 from store.changes import ChangeFeed
 from store.digest import Digests
 from store.errors import ThreadNotFound
@@ -32,11 +33,17 @@ from store.threads import NewThread, ThreadStore
 __all__ = ["ChannelPort", "NewThread"]
 
 
+MAX_HANDOFF_DEPTH = 20
+"""How far down a chain of handoffs a reply looks for the question it answers (the
+configuration's largest ``max_depth``)."""
+
+
 class ChannelPort:
     def __init__(self, threads: ThreadStore, outbox: OutboxStore) -> None:
         self._threads = threads
         self._outbox = outbox
         self._redis: aioredis.Redis = threads.redis
+        self._calls = Calls(self._redis)
         self.changes = ChangeFeed(self._redis)
         """Which threads changed, as they change (the console's live stream)."""
         self.digests = Digests(self._redis)
@@ -72,6 +79,18 @@ class ChannelPort:
         """
         return await self._threads.answer(request_id, response, check=check, dedupe=dedupe)
 
+    async def report_call(self, event: CallReported) -> Report:
+        """A started call's result (a webhook), stored once. Raises CallNotFound."""
+        return await self._calls.report(event)
+
+    async def call_signed(self, call_id: str, expires: int, signature: str) -> bool:
+        """True: the signature of a per-call result URL is valid and unexpired."""
+        return await self._calls.check_signature(call_id, expires, signature)
+
+    async def cancel(self, thread_id: str, event: CancelRequested, dedupe: str) -> bool:
+        """Ask the thread's run loop to cancel it (and its children). False: a duplicate."""
+        return await self._threads.append_inbound(thread_id, event, dedupe=dedupe)
+
     # ---- what we sent, and what became of it --------------------------------------------
     async def resolve(self, channel: str, provider_id: str) -> ProviderRef | None:
         """The thread (and request, and outbox item) a provider's message id belongs to."""
@@ -104,13 +123,21 @@ class ChannelPort:
             raise ThreadNotFound(thread_id)
         return meta_of(flat_text(raw))
 
-    async def open_question(self, thread_id: str) -> RequestView | None:
-        """The thread's latest question, answered or not, and where it was posted."""
+    async def open_question(self, thread_id: str, depth: int = 0) -> RequestView | None:
+        """The thread's latest question, answered or not, and where it was posted.
+
+        A thread waiting for another agent (a handoff) has its child's question as its own:
+        the child asked it in the same conversation, so a reply there answers it.
+        """
         rid = await self._redis.hget(keys.state(thread_id), keys.QUESTION)
-        if rid is None:
-            return None
-        views = await self._threads.request_views([(text(rid), thread_id)])
-        return views[0] if views else None
+        views = await self._threads.request_views([(text(rid), thread_id)]) if rid else []
+        own = views[0] if views else None
+        if (own is None or own.status != "pending") and depth < MAX_HANDOFF_DEPTH:
+            for child in await self._calls.waiting_children(thread_id):
+                asked = await self.open_question(child, depth + 1)
+                if asked is not None and asked.status == "pending":
+                    return asked
+        return own
 
     async def request(self, request_id: str) -> RequestView:
         return await self._threads.request(request_id)

@@ -17,6 +17,7 @@ from model.records import (
     Origin,
     OutboxItem,
     OutboxView,
+    ParentLink,
     RequestRecord,
     RequestStatus,
     RequestView,
@@ -86,6 +87,9 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
         origin=Origin.model_validate_json(raw["origin"]),
         created=datetime.fromisoformat(raw["created"]),
         trace=raw.get(keys.META_TRACE),
+        parent=ParentLink.model_validate_json(raw[keys.META_PARENT])
+        if keys.META_PARENT in raw
+        else None,
     )
 
 

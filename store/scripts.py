@@ -369,3 +369,6 @@ end
 return #due
 """
 )
+
+CHANGED = _CHANGED
+"""The ``changed()`` Lua function, for scripts kept beside their store module (store.calls)."""

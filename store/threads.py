@@ -21,6 +21,7 @@ from model.events import Approved, Event, HumanResponse, SystemNote, dump_event,
 from model.records import (
     Origin,
     OutboxItem,
+    ParentLink,
     RequestRecord,
     ThreadMeta,
     ThreadState,
@@ -49,6 +50,8 @@ class NewThread:
 
     agent: str
     origin: Origin
+    parent: ParentLink | None = None
+    """Set when another agent's handoff starts the thread (store.calls, agent.handoff)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class ThreadStore(ThreadReads):
             # wake-ups are cheap: a run with nothing to do ends at once.
             if report.traceparent:  # before the wake-up, so the first run finds it
                 pipe.hsetnx(keys.meta(thread_id), keys.META_TRACE, report.traceparent)
+            if create and create.parent:  # before the wake-up too: the child's run reads it
+                pipe.hsetnx(keys.meta(thread_id), keys.META_PARENT, create.parent.model_dump_json())
             pipe.xadd(self.shared.runs(thread_id), {"t": thread_id})
             if create:
                 pipe.zadd(self.shared.threads(thread_id), {thread_id: _ms(event.at)}, nx=True)

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from model.events import ApprovalDue, TimerKind, dump_event
 from store import keys, scripts
+from store.calls import Calls
 from store.partitions import Shared
 from store.reads import text
 
@@ -30,6 +31,7 @@ class Timers:
         self.redis = client
         self._fire = client.register_script(scripts.TIMER_FIRE)
         self.shared = Shared(client)
+        self.calls = Calls(client)
 
     async def fire_due(self, limit: int = keys.TIMERS_BATCH) -> int:
         """Fire every timer due by now; how many reached their thread."""
@@ -40,6 +42,10 @@ class Timers:
             member = text(raw)
             tid, _, timer = member.partition("|")
             rid, kind_text, n = timer.rsplit(":", 2)
+            if kind_text == keys.CALL_TIMER_KIND:  # a long-running call's timeout
+                fired += int(await self.calls.time_out(tid, rid))
+                await self.redis.zrem(keys.TIMERS, member)
+                continue
             kind: TimerKind = "stage" if kind_text == "stage" else "remind"
             event = ApprovalDue(timer=timer, request_id=rid, kind=kind, n=int(n))
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agent import config
+from agent import config, handoff
 from agent.config import Registry
 from agent.llm import OpenAILLM
 from agent.outbox import OutboxDispatcher, OutboxSettings
@@ -31,6 +31,7 @@ from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from model.records import ThreadView
 from store import embedded
+from store.calls import Calls
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
@@ -128,6 +129,11 @@ def registry() -> Registry:
     return config.load(ROOT / "switchboard.toml")
 
 
+def children(redis_client: aioredis.Redis) -> dict[str, Any]:
+    """The sender that brings a child thread's answer to its parent (agent.handoff)."""
+    return {handoff.CHANNEL: handoff.ToParent(Calls(redis_client))}
+
+
 FAST = RunSettings(lease_ttl_ms=5_000, llm_retry_delay=0.01)
 
 
@@ -192,7 +198,7 @@ async def service_factory(
         dispatcher = OutboxDispatcher(
             store.outbox_stream,
             OutboxStore(redis_client),
-            senders if senders is not None else {"rest": RestSender()},
+            senders if senders is not None else {"rest": RestSender(), **children(redis_client)},
             name=worker.name,
             settings=OutboxSettings(base_delay=0.05, claim_ms=2_000),
         )

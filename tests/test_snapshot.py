@@ -25,6 +25,7 @@ from model.events import (
     Rerouted,
     ToolError,
     ToolResult,
+    ToolStarted,
     UserMessage,
 )
 from tests.test_compaction import _long, _round_trip
@@ -185,6 +186,17 @@ def test_the_snapshot_stops_at_what_is_still_open(registry: Registry) -> None:
     assert snap is not None
     pending = next(i for i, e in enumerate(log) if isinstance(e, ApprovalRequest) and e.quorum == 2)
     assert snap.upto <= pending  # the approval still counting people stays in the tail
+    # A long-running call still waiting for its result, with chat going on meanwhile: the
+    # run loop finds the started call in the log when its result comes, so no cut passes it.
+    job = [
+        UserMessage(channel="slack", sender="U042", text="run the migration"),
+        AgentStep(intent="migrate", arguments={}, prompt="p", call_id="job"),
+        ToolStarted(call_id="job", tool="migrate", external_id="j-1"),
+    ]
+    waiting = [*_long(3), *job, *_long(30)]
+    snap = snapshot.build(agent, waiting)
+    at = waiting.index(job[-1])
+    assert snap is None or snap.upto <= at
     started = snapshot.build(agent, _started_call())
     assert started is None or all(
         not isinstance(e, Question) for e in _started_call()[: started.upto]

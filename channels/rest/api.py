@@ -23,10 +23,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent import window
+from agent import handoff, window
 from agent.config import Registry
 from agent.window import ContextInfo
-from channels.rest import live
+from channels.rest import calls, live
 from channels.rest.auth import Access, CallerDep
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
@@ -124,9 +124,18 @@ class TokenUsage(_Body):
         )
 
 
+class ChildOut(_Body):
+    """A thread this one handed work to (a handoff); ``meta.parent`` links back."""
+
+    thread_id: str
+    agent: str
+    call_id: str
+
+
 class ThreadOut(ThreadView):
     pending: list[RequestView]
     usage: TokenUsage
+    children: list[ChildOut] = Field(default_factory=list)
     context: ContextInfo | None = None
     """Prompt version, tokens and compaction of the next context (None: agent not configured)."""
 
@@ -160,6 +169,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
     hub = live.Hub(port.changes, port.digests)
     api.include_router(live.router(hub, registry, token_set=access.token_required))
+    api.include_router(calls.router(port))
 
     @api.post("/threads", status_code=status.HTTP_201_CREATED, response_model=ThreadCreated)
     async def create_thread(
@@ -198,6 +208,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
             **dict(view),
             pending=[r for r in view.requests if r.status == "pending"],
             usage=TokenUsage.of(view.events),
+            children=[ChildOut(**vars(c)) for c in handoff.children(view.events)],
             context=window.describe(agent, thread_id, view.events) if agent else None,
         )
 

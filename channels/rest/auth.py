@@ -43,6 +43,7 @@ SHARED_NAME = "api"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PREFIX = "/v1"
+SIGNED_PATHS = re.compile(r"^/v1/calls/[^/]+/result$")
 
 
 class TokenSpecError(ConfigError):
@@ -101,6 +102,10 @@ class Caller:
         return claimed or self.name
 
 
+UNCHECKED = Caller("", reserved=frozenset({""}))
+"""Stands for a caller no token vouched for; only a route that checks a signature accepts it."""
+
+
 @dataclass(frozen=True)
 class Access:
     """The API's access rules (see the module doc)."""
@@ -112,6 +117,9 @@ class Access:
     """Host names served when no token is set; None: any (an app built for a test)."""
     prefixes: tuple[str, ...] = (PREFIX,)
     """Paths whose requests need a token (and whose bodies are limited)."""
+    signed: re.Pattern[str] = SIGNED_PATHS
+    """Paths whose route checks a URL signature itself: a request there that carries a
+    ``signature`` query parameter passes without a token (``caller`` stays unset)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -190,6 +198,9 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         caller = self.access.identify(headers.get("authorization"))
+        query = scope.get("query_string", b"").decode("latin-1")
+        if caller is None and self.access.signed.match(path) and "signature=" in query:
+            caller = UNCHECKED  # the route verifies the signature (channels/rest/calls.py)
         if caller is None:
             await _refuse(
                 send, 401, "missing or wrong bearer token", {"www-authenticate": "Bearer"}

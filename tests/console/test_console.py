@@ -212,3 +212,27 @@ async def test_a_request_decided_elsewhere_keeps_what_the_operator_typed(
     await expect(box.get_by_role("button", name="Reject")).to_be_disabled()
     await box.get_by_role("button", name="Dismiss").click()
     await expect(box).to_have_count(0)
+
+
+async def test_a_handoffs_threads_link_each_other(page: Page, service: ServiceProcess) -> None:
+    tid = start_thread(service, "roll production back")
+    pending_for(service, tid)  # it rests: the thread API has it
+
+    async def linked(route: Route) -> None:
+        # The thread as a handoff's middle would show it: started by one, starting another.
+        response = await route.fetch()
+        body = await response.json()
+        body["meta"]["parent"] = {"thread_id": "th_parent", "call_id": "call_1", "depth": 1}
+        body["children"] = [{"thread_id": "th_child", "agent": "rollbackbot", "call_id": "call_2"}]
+        await route.fulfill(response=response, json=body)
+
+    await page.route(f"**/v1/threads/{tid}", linked)
+    await page.goto(f"{service.base}/#thread/{tid}")
+    links = page.locator("#thread-links")
+    await expect(links).to_have_text("handed over by th_parent · handed to rollbackbot: th_child")
+    await expect(links.get_by_role("link", name="th_child")).to_have_attribute(
+        "href", "#thread/th_child"
+    )
+    await expect(links.get_by_role("link", name="th_parent")).to_have_attribute(
+        "href", "#thread/th_parent"
+    )

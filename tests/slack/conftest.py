@@ -22,7 +22,7 @@ from channels.slack import SlackSettings, channel
 from store.outbox import OutboxStore
 from store.port import ChannelPort
 from store.threads import ThreadStore
-from tests.conftest import Service
+from tests.conftest import Service, children
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.slack.kit import ALICE, OPS, SECRET, SlackKit
 
@@ -88,8 +88,9 @@ async def slack_service(
     service_factory: Callable[..., Awaitable[Service]],
     llm: OpenAILLM,
     slack_registry: Registry,
+    redis_client: aioredis.Redis,
 ) -> Service:
     """Worker and outbox in the test's loop, with the Slack channel's sender."""
     assert slack_kit.channel.sender is not None
-    senders = {"rest": RestSender(), "slack": slack_kit.channel.sender}
+    senders = {"rest": RestSender(), "slack": slack_kit.channel.sender, **children(redis_client)}
     return await service_factory(llm, reg=slack_registry, senders=senders)

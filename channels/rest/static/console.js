@@ -381,6 +381,10 @@ function describe(e) {
     case "rerouted": return [e.to ? `offered at ${e.to}` : "not moved", e.text];
     case "final_answer": return ["agent answered", e.text];
     case "system_note": return [`service: ${e.kind.replace("_", " ")}`, e.text];
+    case "tool_started": return [`${e.tool} started${e.agent ? ` on ${e.agent}` : ""}, waiting for its result`, e.external_id];
+    case "call_reported": return [`${e.outcome} of ${e.call_id} from ${e.by}`, e.text];
+    case "call_due": return [`${e.call_id} timed out`, ""];
+    case "cancel_requested": return [`${e.by} asked to cancel`, e.reason || ""];
     default: return [e.type.replaceAll("_", " "), e.text || e.comment || e.answer || e.error || ""];
   }
 }
@@ -395,6 +399,19 @@ function threadHeader(t) {
   $("thread-title").textContent = t.first ? t.first.text : t.meta.thread_id;
   $("thread-meta").replaceChildren(`${t.meta.thread_id} · ${t.meta.agent} · from ${t.meta.origin.channel}:${t.meta.origin.address} · `,
     el("span", { class: `status ${t.state.status}`, text: t.state.status.replace("_", " ") }), ` · steps: ${t.state.steps}`);
+}
+
+// A handoff's threads link each other: the parent that started this one, the children it started.
+function threadLinks(view) {
+  const parts = [];
+  const parent = view.meta.parent;
+  if (parent) parts.push("handed over by ", el("a", { href: `#thread/${parent.thread_id}`, text: parent.thread_id }));
+  for (const c of view.children || []) {
+    if (parts.length) parts.push(" · ");
+    parts.push(`handed to ${c.agent}: `, el("a", { href: `#thread/${c.thread_id}`, text: c.thread_id }));
+  }
+  $("thread-links").replaceChildren(...parts);
+  $("thread-links").hidden = parts.length === 0;
 }
 
 function delivery(o) {
@@ -431,6 +448,7 @@ async function loadThread(id) {
   state.open.count = view.events.length;
   $("arriving").replaceChildren(...view.inbox.map(entry));
   patchDeliveries(view.outbox);
+  threadLinks(view);
   const t = state.threads.get(id);
   if (t) threadHeader(t);
   else $("thread-title").textContent = id;
@@ -459,6 +477,8 @@ function openThread(id) {
   $("deliveries").replaceChildren();
   $("thread-requests").replaceChildren();
   $("thread-meta").textContent = "";
+  $("thread-links").replaceChildren();
+  $("thread-links").hidden = true;
   $("thread-title").textContent = id;
   $("reply").value = "";
   $("reply-form").querySelector(".error").textContent = "";
