@@ -37,7 +37,7 @@ async def edits(
     return await service_factory(llm, reg=policy_registry(tmp_path, POLICY))
 
 
-async def _pending(service: Service, message: str) -> tuple[str, str]:
+async def pending_request(service: Service, message: str) -> tuple[str, str]:
     r = await service.api.post("/v1/threads", json={"message": message, "sender": "alice"})
     tid = r.json()["thread_id"]
     view = await service.settled(tid, "awaiting_human")
@@ -46,7 +46,7 @@ async def _pending(service: Service, message: str) -> tuple[str, str]:
 
 
 async def test_an_edited_call_runs_and_the_audit_keeps_the_original(edits: Service) -> None:
-    tid, rid = await _pending(edits, "deploy v1.2.3 to production")
+    tid, rid = await pending_request(edits, "deploy v1.2.3 to production")
     assert (await edits.api.get(f"/v1/requests/{rid}")).json()["request"]["editable"] == ["env"]
     body = {"decision": "approve", "arguments": {"env": "staging"}, "responder": "ops"}
     r = await edits.api.post(f"/v1/requests/{rid}", json=body)
@@ -84,7 +84,7 @@ async def test_an_edited_call_runs_and_the_audit_keeps_the_original(edits: Servi
 async def test_a_refused_edit_decides_nothing(
     edits: Service, arguments: dict[str, str], status: int, detail: str
 ) -> None:
-    tid, rid = await _pending(edits, "deploy v1.2.3 to production")
+    tid, rid = await pending_request(edits, "deploy v1.2.3 to production")
     body = {"decision": "approve", "arguments": arguments}
     r = await edits.api.post(f"/v1/requests/{rid}", json=body)
     assert r.status_code == status, r.text
@@ -95,7 +95,7 @@ async def test_a_refused_edit_decides_nothing(
 
 
 async def test_an_edit_that_changes_nothing_is_a_plain_approval(edits: Service) -> None:
-    tid, rid = await _pending(edits, "deploy v1.2.3 to production")
+    tid, rid = await pending_request(edits, "deploy v1.2.3 to production")
     body = {"decision": "approve", "arguments": {"env": "production", "tag": "v1.2.3"}}
     assert (await edits.api.post(f"/v1/requests/{rid}", json=body)).status_code == 200
     view = await edits.settled(tid, "done")
@@ -107,7 +107,7 @@ async def test_an_edit_that_changes_nothing_is_a_plain_approval(edits: Service) 
 
 
 async def test_a_tool_without_editable_fields_refuses_any_edit(service: Service) -> None:
-    _tid, rid = await _pending(service, "deploy v1.2.3 to production")
+    _tid, rid = await pending_request(service, "deploy v1.2.3 to production")
     body = {"decision": "approve", "arguments": {"env": "staging"}}
     r = await service.api.post(f"/v1/requests/{rid}", json=body)
     assert r.status_code == 403, r.text
@@ -147,7 +147,7 @@ async def test_with_a_quorum_only_the_completing_approval_may_edit(
     tmp_path: Path, service_factory: Callable[..., Awaitable[Service]], llm: OpenAILLM
 ) -> None:
     service = await service_factory(llm, reg=policy_registry(tmp_path, POLICY + "quorum = 2\n"))
-    tid, rid = await _pending(service, "deploy v1.2.3 to production")
+    tid, rid = await pending_request(service, "deploy v1.2.3 to production")
     url = f"/v1/requests/{rid}"
     edit = {"decision": "approve", "arguments": {"env": "staging"}}
     r = await service.api.post(url, json={**edit, "responder": "ops"})

@@ -19,7 +19,7 @@ from model.events import (
     arguments_hash,
 )
 from tests.conftest import Service
-from tests.test_edit import policy_registry
+from tests.test_edit import pending_request, policy_registry
 
 POLICY = """
 [agents.deploybot.tools.deploy.approval]
@@ -34,15 +34,8 @@ async def granting(
     return await service_factory(llm, reg=policy_registry(tmp_path, POLICY))
 
 
-async def _start(service: Service, message: str) -> tuple[str, str]:
-    r = await service.api.post("/v1/threads", json={"message": message, "sender": "alice"})
-    tid = r.json()["thread_id"]
-    view = await service.settled(tid, "awaiting_human")
-    return tid, view.requests[0].request.request_id
-
-
 async def test_a_grant_covers_later_calls_on_its_thread_only(granting: Service) -> None:
-    tid, rid = await _start(granting, "deploy v1.2.3 to production")
+    tid, rid = await pending_request(granting, "deploy v1.2.3 to production")
     assert (await granting.api.get(f"/v1/requests/{rid}")).json()["request"]["grants"] == ["thread"]
     body = {"decision": "approve", "grant": "thread", "responder": "ops"}
     r = await granting.api.post(f"/v1/requests/{rid}", json=body)
@@ -77,14 +70,14 @@ async def test_a_grant_covers_later_calls_on_its_thread_only(granting: Service) 
     assert "covered by the grant of" in entries[4]["detail"]
 
     # Another thread: the grant does not cross over.
-    other, _ = await _start(granting, "deploy v1.2.4 to production")
+    other, _ = await pending_request(granting, "deploy v1.2.4 to production")
     view = await granting.store.thread(other)
     assert not [e for e in view.events if isinstance(e, GrantUsed)]
     assert view.state.status == "awaiting_human"
 
 
 async def test_a_grant_the_tool_does_not_offer_is_refused(service: Service) -> None:
-    _tid, rid = await _start(service, "deploy v1.2.3 to production")
+    _tid, rid = await pending_request(service, "deploy v1.2.3 to production")
     r = await service.api.post(
         f"/v1/requests/{rid}", json={"decision": "approve", "grant": "thread"}
     )
@@ -100,7 +93,7 @@ async def test_with_a_quorum_a_grant_needs_the_completing_approval(
     tmp_path: Path, service_factory: Callable[..., Awaitable[Service]], llm: OpenAILLM
 ) -> None:
     service = await service_factory(llm, reg=policy_registry(tmp_path, POLICY + "quorum = 2\n"))
-    tid, rid = await _start(service, "deploy v1.2.3 to production")
+    tid, rid = await pending_request(service, "deploy v1.2.3 to production")
     url = f"/v1/requests/{rid}"
     grant = {"decision": "approve", "grant": "thread"}
     r = await service.api.post(url, json={**grant, "responder": "ops"})
