@@ -13,11 +13,14 @@ from agent.reducer import Decide, RunGranted, plan
 from model.events import (
     AgentStep,
     ApprovalRequest,
+    Approved,
     Granted,
     GrantUsed,
     ToolResult,
     arguments_hash,
 )
+from store import keys
+from store.errors import QuorumIncomplete
 from tests.conftest import Service
 from tests.test_edit import pending_request, policy_registry
 
@@ -98,6 +101,11 @@ async def test_with_a_quorum_a_grant_needs_the_completing_approval(
     grant = {"decision": "approve", "grant": "thread"}
     r = await service.api.post(url, json={**grant, "responder": "ops"})
     assert r.status_code == 409, r.text
+    # A refused message leaves no trace: the same provider message id may decide later.
+    early = Approved(request_id=rid, channel="rest", responder="ops", grant="thread")
+    with pytest.raises(QuorumIncomplete):
+        await service.store.answer(rid, early, dedupe="SM-one")
+    assert not await service.store.redis.sismember(keys.seen(tid), "SM-one")
     r = await service.api.post(url, json={"decision": "approve", "responder": "ops"})
     assert r.status_code == 200, r.text
     r = await service.api.post(url, json={**grant, "responder": "oncall"})
