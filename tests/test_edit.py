@@ -165,3 +165,20 @@ async def test_with_a_quorum_only_the_completing_approval_may_edit(
     assert next(e.output for e in view.events if isinstance(e, ToolResult)).endswith(
         "deployed v1.2.3 to staging"
     )
+
+
+async def test_a_stranger_is_refused_before_the_edit_is_looked_at(
+    tmp_path: Path, service_factory: Callable[..., Awaitable[Service]], llm: OpenAILLM
+) -> None:
+    text = (ROOT / "switchboard.toml").read_text()
+    text = text.replace('approvers = ["rest:*"]', 'approvers = ["rest:ops"]\n' + POLICY)
+    (tmp_path / "ops.toml").write_text(text)
+    service = await service_factory(llm, reg=config.load(tmp_path / "ops.toml"))
+    _tid, rid = await pending_request(service, "deploy v1.2.3 to production")
+    body = {"decision": "approve", "arguments": {"env": "moon"}}
+    r = await service.api.post(f"/v1/requests/{rid}", json={**body, "responder": "mallory"})
+    assert r.status_code == 403, r.text
+    assert "rest:mallory may not answer" in r.json()["detail"]
+    r = await service.api.post(f"/v1/requests/{rid}", json={**body, "responder": "ops"})
+    assert r.status_code == 422, r.text
+    assert (await service.store.request(rid)).status == "pending"

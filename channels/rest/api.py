@@ -290,14 +290,17 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
                 comment=body.comment,
             )
             if isinstance(body, Approve):
-                response = await _approval(response, body, view.request)
+                response = await _approval(response, body, view.request, responder)
         record = await port.answer(request_id, response)
         return Answered(request_id=request_id, thread_id=record.thread_id)
 
     async def _approval(
-        response: HumanResponse, body: Approve, record: RequestRecord
+        response: HumanResponse, body: Approve, record: RequestRecord, responder: str
     ) -> HumanResponse:
         """The approval with what it carries: the hash seen, an edited call, a grant."""
+        if (body.arguments or body.grant) and not record.may_answer(CHANNEL, responder):
+            # Who may decide comes first: a stranger learns nothing about the tool's model.
+            raise NotAllowed(record.request_id, f"{CHANNEL}:{responder}")
         update: dict[str, Any] = {"grant": body.grant}
         if body.arguments_hash:
             update["arguments_hash"] = body.arguments_hash
