@@ -17,6 +17,9 @@ from model.events import (
     ApprovalRequest,
     Approved,
     Event,
+    Granted,
+    GrantUsed,
+    JsonObject,
     Offered,
     Rejected,
     Rerouted,
@@ -24,10 +27,11 @@ from model.events import (
     ToolResult,
     arguments_hash,
 )
+from store.edits import changed
 
 AuditKind = Literal[
     "requested", "offered", "reminded", "escalated", "rerouted", "approved", "rejected",
-    "withdrawn", "expired", "ran",
+    "withdrawn", "expired", "ran", "edited", "granted", "covered",
 ]  # fmt: skip
 
 
@@ -51,11 +55,18 @@ class AuditEntry(BaseModel):
     """For an offer: the ``channel:address`` asked."""
     arguments_hash: str | None = None
     """For a request and an approval: the hash of the exact arguments."""
+    before: JsonObject | None = None
+    """For an edit: the call as asked."""
+    after: JsonObject | None = None
+    """For an edit: the call as the approver changed it (what ran)."""
+    by: list[str] = []
+    """For a grant and a call it covered: who gave the grant."""
 
 
 def trail(thread_id: str, events: Sequence[Event]) -> list[AuditEntry]:
     """The audit entries of one thread, in the order they happened."""
     calls: dict[str, str] = {}  # call_id -> request_id
+    asked: dict[str, ApprovalRequest] = {}
     out: list[AuditEntry] = []
 
     def add(e: Event, request_id: str | None, kind: AuditKind, detail: str, **kw: object) -> None:
@@ -70,6 +81,7 @@ def trail(thread_id: str, events: Sequence[Event]) -> list[AuditEntry]:
         match e:
             case ApprovalRequest():
                 calls[e.call_id] = e.request_id
+                asked[e.request_id] = e
                 add(
                     e,
                     e.request_id,
@@ -93,6 +105,34 @@ def trail(thread_id: str, events: Sequence[Event]) -> list[AuditEntry]:
                     channel=e.channel,
                     responder=e.responder,
                     person=e.person,
+                    arguments_hash=e.arguments_hash,
+                )
+                if e.arguments is not None and e.request_id in asked:
+                    before = asked[e.request_id].arguments
+                    shown = ", ".join(changed(before, e.arguments))
+                    add(
+                        e,
+                        e.request_id,
+                        "edited",
+                        f"changed {shown}",
+                        before=before,
+                        after=e.arguments,
+                        channel=e.channel,
+                        responder=e.responder,
+                        person=e.person,
+                    )
+            case Granted():
+                who = ", ".join(e.by)
+                add(e, e.request_id, "granted", f"{e.tool} for this {e.scope}, by {who}", by=e.by)
+            case GrantUsed():
+                calls[e.call_id] = e.request_id
+                detail = f"{e.tool} ran without asking, covered by the grant of {e.request_id}"
+                add(
+                    e,
+                    e.request_id,
+                    "covered",
+                    detail,
+                    by=e.by,
                     arguments_hash=e.arguments_hash,
                 )
             case Rejected():

@@ -24,6 +24,7 @@ from model.events import (
     Approved,
     Event,
     FinalAnswer,
+    Granted,
     HumanRequest,
     LLMError,
     Question,
@@ -115,7 +116,10 @@ def _part(e: Event) -> str:
     if isinstance(e, LLMError):
         return f"model error: {e.kind}"
     if isinstance(e, Approved):
-        return f"approved by {e.responder}"
+        edited = " (edited)" if e.arguments is not None else ""
+        return f"approved by {e.responder}{edited}"
+    if isinstance(e, Granted):
+        return f"granted {e.tool} for this {e.scope} by {', '.join(e.by)}"
     if isinstance(e, Question):
         return f"asked: {_snip(e.text)}"
     if isinstance(e, Answered):

@@ -186,6 +186,17 @@ class FileConfig(BaseModel):
         return found
 
 
+def _check_editable(agent: str, tool: Tool) -> None:
+    """``editable`` must name the tool's own arguments: a typo would offer nothing to edit."""
+    editable = tool.approval.editable if tool.approval else []
+    unknown = [field for field in editable if field not in tool.args.model_fields]
+    if unknown:
+        raise ConfigError(
+            f"agent {agent}: tool {tool.name}: editable names no argument of the tool: "
+            f"{', '.join(unknown)} (its arguments: {', '.join(tool.args.model_fields)})"
+        )
+
+
 def _weights(name: str, prompt: str | dict[str, int]) -> dict[str, int]:
     if isinstance(prompt, str):
         return {prompt: 1}
@@ -214,6 +225,8 @@ def build_agent(
         tools = [with_config(t, config.tools.get(t.name)) for t in factory(config.tools)]
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"agent {name}: {exc}") from None
+    for tool in tools:
+        _check_editable(name, tool)
     weights = _weights(name, config.prompt)
     for prompt in weights:
         template(prompt, prompts)  # fail at start, not on the first message

@@ -96,6 +96,11 @@ class Contact:
         policy = tool.approval
         shown = call_text(tool.name, arguments)
         text = f"Approval needed: {shown}"
+        # What an approver may do beside approve / reject: edit some arguments, grant a scope.
+        offers: dict[str, Any] = {
+            "editable": list(policy.editable) if policy else [],
+            "grants": list(policy.grants) if policy else [],
+        }
         self.requests.append(
             RequestRecord(
                 request_id=rid,
@@ -112,6 +117,7 @@ class Contact:
                 requester=self.people.get(requester, requester) if requester else None,
                 self_approval=policy.self_approval if policy else True,
                 deadline=self._deadline(policy.deadline if policy else None),
+                **offers,
             )
         )
         route = policy.route if policy else []
@@ -123,7 +129,15 @@ class Contact:
         if policy and policy.remind_every:
             self.schedule(timer_id(rid, "remind", 1), policy.remind_every)
         for target in targets:
-            self.send("approval", text, target, request_id=rid, tool=tool.name, arguments=arguments)
+            self.send(
+                "approval",
+                text,
+                target,
+                request_id=rid,
+                tool=tool.name,
+                arguments=arguments,
+                **offers,
+            )
         # The requester hears that the approval went elsewhere (another channel or person).
         if tool.notify and self.origin.target not in {t.target for t in targets}:
             who = ", ".join(str(a) for a in tool.notify)
@@ -141,6 +155,7 @@ class Contact:
             on_deadline=policy.on_deadline if policy else "expire",
             quorum=policy.quorum if policy else 1,
             withdraw_on_message=self.withdraw_on_message,
+            **offers,
         )
 
     def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:
@@ -155,6 +170,8 @@ class Contact:
                     request_id=request.request_id,
                     tool=tool,
                     arguments=arguments,
+                    editable=request.editable,
+                    grants=request.grants,
                 )
             case Question():
                 self.send("question", text, to, request_id=request.request_id)

@@ -53,7 +53,9 @@ class ApprovalConfig(BaseModel):
     quorum: int = Field(default=1, ge=1)
     self_approval: bool = True
     editable: list[str] = Field(default_factory=list)
+    """Arguments an approver may change when approving (checked against the tool's model)."""
     grants: list[Literal["thread"]] = Field(default_factory=list)
+    """``thread``: an approver may approve the tool for the rest of the thread."""
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> ApprovalConfig:
@@ -64,15 +66,8 @@ class ApprovalConfig(BaseModel):
             raise ValueError("route stages must come in the order of their 'after'")
         if self.deadline is not None and afters and afters[-1] >= self.deadline:
             raise ValueError("every route stage must come before the deadline")
-        # Named in the interface, not enforced yet: refused rather than silently ignored
-        # (a quorum of 2 that one approval satisfied would run the call unchecked).
-        pending = {
-            "editable": bool(self.editable),
-            "grants": bool(self.grants),
-        }
-        unsupported = [name for name, set_ in pending.items() if set_]
-        if unsupported:
-            raise ValueError(f"not supported yet: {', '.join(unsupported)}")
+        if len(set(self.editable)) != len(self.editable):
+            raise ValueError("editable names an argument twice")
         return self
 
     def addresses(self) -> list[str]:

@@ -8,8 +8,9 @@ model is asked anything.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from agent import edits
 from agent.context import PROMPTS_DIR, render
 from agent.escalation import Escalation, next_escalation
 from agent.fitting import NO_PRIOR, Prior
@@ -31,6 +32,7 @@ from model.events import (
     DeliveryFailed,
     Event,
     FinalAnswer,
+    GrantUsed,
     HumanRequest,
     LLMError,
     Offered,
@@ -42,7 +44,6 @@ from model.events import (
     ToolResult,
     ToolStarted,
     UserMessage,
-    arguments_hash,
 )
 from model.records import Status
 
@@ -64,6 +65,17 @@ class RunApproved:
 
     request: ApprovalRequest
     response: Approved
+    by: tuple[str, ...] = field(default=(), compare=False)
+    """Everyone whose approval counted, in order (a grant names them); derived from the same
+    events, so not part of what identifies the action."""
+
+
+@dataclass(frozen=True)
+class RunGranted:
+    """A call a grant covered (``GrantUsed`` recorded) that has not run yet."""
+
+    used: GrantUsed
+    step: AgentStep
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ Action = (
     | Reroute
     | Escalation
     | RunApproved
+    | RunGranted
     | RecordRejection
     | RecordExpiry
     | Withdraw
@@ -149,25 +162,33 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
             approvals[e.request_id] = e
         elif isinstance(e, ToolResult | ToolError) and e.call_id:
             settled.add(e.call_id)
-    approvers: dict[str, set[str]] = {}
+    approvers: dict[str, dict[str, None]] = {}
     for e in events:
         if isinstance(e, Approved | Rejected) and e.request_id in approvals:
             request = approvals[e.request_id]
             if request.call_id in settled or request.call_id in ledger:
                 continue
             if isinstance(e, Approved):
-                if e.arguments_hash not in (None, arguments_hash(request.arguments)):
+                if not edits.binds(request, e):
                     continue  # approved something else: it does not count for this call
-                people = approvers.setdefault(e.request_id, set())
-                people.add(e.person or f"{e.channel}:{e.responder}")
+                people = approvers.setdefault(e.request_id, {})
+                who = e.person or f"{e.channel}:{e.responder}"
+                if _completes_only(e) and who not in people and len(people) + 1 < request.quorum:
+                    continue  # an edit or a grant counts only as the quorum's last approval
+                people.setdefault(who, None)
                 if len(people) < request.quorum:
                     continue  # counted; the call waits for more people
-                return RunApproved(request, e)
+                return RunApproved(request, e, tuple(people))
             return RecordRejection(request, e)
         if isinstance(e, SystemNote) and e.kind == "timeout" and e.request_id in approvals:
             request = approvals[e.request_id]
             if request.call_id not in settled and request.call_id not in ledger:
                 return RecordExpiry(request)
+
+    steps = {e.call_id: e for e in events if isinstance(e, AgentStep) and e.call_id}
+    for e in events:  # a call a grant covered, recorded but not run (its run stopped)
+        if isinstance(e, GrantUsed) and e.call_id in steps.keys() - settled - ledger.keys():
+            return RunGranted(e, steps[e.call_id])
 
     asked: ApprovalRequest | None = None
     for e in events:  # an approval still open, and a human message that came after it
@@ -194,6 +215,10 @@ def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Act
     if isinstance(last, SystemNote) and last.kind == "timeout":
         return Decide()
     return Idle()
+
+
+def _completes_only(approval: Approved) -> bool:
+    return approval.arguments is not None or approval.grant is not None
 
 
 def resting_status(events: Sequence[Event]) -> Status:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from agent import longrun, prompts, summaries
+from agent import edits, grants, longrun, prompts, summaries
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
@@ -26,6 +26,7 @@ from agent.reducer import (
     RecordExpiry,
     RecordRejection,
     RunApproved,
+    RunGranted,
     Withdraw,
     next_step,
     plan,
@@ -41,8 +42,10 @@ from agent.waits import Waits, started_calls
 from model.events import (
     AgentStep,
     ApprovalRequest,
+    Approved,
     Event,
     FinalAnswer,
+    Granted,
     LLMError,
     Offered,
     Rerouted,
@@ -184,9 +187,17 @@ class Run(Waits):
                         self._reroute(action)
                     case OfferStage() | Remind() | TimerMoot():
                         self._escalate_approval(action)
-                    case RunApproved(request=request):
+                    case RunApproved(request=request, response=response, by=by):
+                        self._record_grant(request, response, by)
                         status = await self._run_tool(
-                            self.agent.tools[request.tool], request.call_id, request.arguments
+                            self.agent.tools[request.tool],
+                            request.call_id,
+                            edits.approved_call(request, response),
+                            note=edits.edit_note(request, response),
+                        )
+                    case RunGranted(used=used, step=step):
+                        status = await self._run_tool(
+                            self.agent.tools[used.tool], used.call_id, step.arguments
                         )
                     case RecordRejection():
                         self._record_rejection(action)
@@ -367,6 +378,10 @@ class Run(Waits):
         except ToolFailed as exc:
             self._append(ToolError(call_id=step.call_id, tool=tool.name, error=exc.error))
             return self._count_error(exc.error)
+        if tool.needs_approval and (grant := grants.covering(self.events, tool)) is not None:
+            arguments = args.model_dump(mode="json")
+            self._append(grants.used(grant, step.call_id, arguments))
+            return await self._run_tool(tool, step.call_id, arguments)
         if tool.needs_approval:
             asked_by = next(
                 (
@@ -381,7 +396,28 @@ class Run(Waits):
             return "awaiting_human"
         return await self._run_tool(tool, step.call_id, step.arguments)
 
-    async def _run_tool(self, tool: Tool, call_id: str, arguments: Mapping[str, Any]) -> Status:
+    def _record_grant(
+        self, request: ApprovalRequest, response: Approved, by: tuple[str, ...]
+    ) -> None:
+        """An approval "for this thread", now complete: the grant comes into force (once)."""
+        if response.grant is None or response.grant not in request.grants:
+            return
+        if any(isinstance(e, Granted) and e.request_id == request.request_id for e in self.events):
+            return  # recorded by a run that stopped before the call ran
+        self._append(
+            Granted(
+                request_id=request.request_id, tool=request.tool, scope=response.grant, by=list(by)
+            )
+        )
+
+    async def _run_tool(
+        self,
+        tool: Tool,
+        call_id: str,
+        arguments: Mapping[str, Any],
+        note: str | None = None,
+    ) -> Status:
+        """``note``: what the model reads before the output (a human edited the call)."""
         try:
             args = tool.validate(arguments)
         except ToolFailed as exc:
@@ -419,6 +455,8 @@ class Run(Waits):
             self._append(ToolError(call_id=call_id, tool=tool.name, error=error))
             return self._count_error(error)
         assert isinstance(output, str)  # a Started was returned above
+        if note:
+            output = f"{note} Output: {output}"
         self._append(ToolResult(call_id=call_id, tool=tool.name, output=output[:TOOL_OUTPUT_LIMIT]))
         self.errors = 0
         return "running"

@@ -37,6 +37,7 @@ from model.events import (
     ApprovalRequest,
     DeliveryFailed,
     Event,
+    Granted,
     Offered,
     Rerouted,
     ToolError,
@@ -160,21 +161,25 @@ def carried(
     previous: Sequence[Event], open_calls: Sequence[str], events: Sequence[Event]
 ) -> tuple[list[Event], list[str]]:
     """Of a settled prefix (what a previous snapshot carried, then ``events``), what the
-    reducer reads: the latest step per prompt version, and the steps of tool calls with no
-    result in it (``open_calls``, the ids: a result may come later). In log order."""
+    reducer reads: the latest step per prompt version, the latest grant per tool (it covers
+    later calls), and the steps of tool calls with no result in it (``open_calls``, the ids:
+    a result may come later). In log order."""
     results = {e.call_id for e in events if isinstance(e, ToolResult | ToolError) and e.call_id}
     still = set(open_calls) - results
     latest: dict[str, int] = {}
+    grants: dict[str, int] = {}
     keep: set[int] = set()
     every = [*previous, *events]
     for i, e in enumerate(every):
+        if isinstance(e, Granted):
+            grants[e.tool] = i
         if isinstance(e, AgentStep):
             latest[e.prompt] = i
             if i >= len(previous) and e.call_id and e.call_id not in results:
                 still.add(e.call_id)
             if e.call_id in still:
                 keep.add(i)
-    keep |= set(latest.values())
+    keep |= set(latest.values()) | set(grants.values())
     kept = [every[i] for i in sorted(keep)]
     return kept, [c for c in dict.fromkeys(_call(e) for e in kept) if c in still]
 

@@ -133,6 +133,10 @@ class ApprovalRequest(_Event):
     """Distinct people who must approve before the call runs."""
     withdraw_on_message: bool = False
     """A human message on the thread while this is pending withdraws it (``on_new_message``)."""
+    editable: list[str] = Field(default_factory=list)
+    """Arguments an approver may change when approving (the policy's ``editable``)."""
+    grants: list[Literal["thread"]] = Field(default_factory=list)
+    """Scopes an approver may approve the tool for (the policy's ``grants``)."""
 
 
 HumanRequest = Question | ApprovalRequest
@@ -158,6 +162,11 @@ class Approved(_Response):
     """``arguments_hash`` of the call approved (set by the store; absent in logs before 0.3)."""
     person: str | None = None
     """Who approved, as a person (``[people]``); quorum counts these, not addresses."""
+    arguments: JsonObject | None = None
+    """The whole call as the approver edited it (only ``editable`` fields differ); None: the
+    call as asked. When set, ``arguments_hash`` is this call's hash: the edited call runs."""
+    grant: Literal["thread"] | None = None
+    """``thread``: approved for the rest of the thread (the policy's ``grants``)."""
     verdict: ClassVar[Verdict] = "approve"
 
 
@@ -278,6 +287,34 @@ class Rerouted(_Event):
     to: str | None = None
     """``channel:address`` the request was offered at instead."""
     text: str
+
+
+class Granted(_Event):
+    """A grant came into force: later calls of ``tool`` on this thread run without asking.
+
+    Appended by the run loop when the approval that carried it is complete; a grant lives in
+    one thread's log, so it cannot cross to another thread.
+    """
+
+    type: Literal["granted"] = "granted"
+    request_id: str
+    """The approval that carried the grant."""
+    tool: str
+    scope: Literal["thread"] = "thread"
+    by: list[str]
+    """Who approved it, as people (or ``channel:address``), in the order they approved."""
+
+
+class GrantUsed(_Event):
+    """A call of a granted tool that ran without asking, covered by the grant of ``request_id``."""
+
+    type: Literal["grant_used"] = "grant_used"
+    call_id: str
+    tool: str
+    request_id: str
+    """The approval that carried the grant (see ``Granted``)."""
+    by: list[str]
+    arguments_hash: str
 
 
 TimerKind = Literal["stage", "remind"]
@@ -413,7 +450,9 @@ Event = Annotated[
     | CallReported
     | CallDue
     | CancelRequested
-    | Cancelled,
+    | Cancelled
+    | Granted
+    | GrantUsed,
     Field(discriminator="type"),
 ]
 

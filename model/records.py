@@ -99,6 +99,10 @@ class RequestRecord(_Frozen):
     """The person (or ``channel:address``) whose message led to the call."""
     self_approval: bool = True
     """False: the requester may not approve their own request."""
+    editable: list[str] = Field(default_factory=list)
+    """Arguments an approver may change when approving (the policy's ``editable``)."""
+    grants: list[str] = Field(default_factory=list)
+    """Scopes an approver may approve the tool for (``thread``)."""
 
     def person(self, channel: str, responder: str) -> str:
         """Who answered, as a person: their name when known, else ``channel:address``."""
@@ -152,6 +156,10 @@ class OutboxItem(_Frozen):
     request_id: str | None = None
     tool: str | None = None
     arguments: JsonObject | None = None
+    editable: list[str] = Field(default_factory=list)
+    """For an approval: arguments the approver may change (an Edit action where it exists)."""
+    grants: list[str] = Field(default_factory=list)
+    """For an approval: scopes it may be approved for (an "Approve for this thread" action)."""
     created: datetime = Field(default_factory=utcnow)
 
 

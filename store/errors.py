@@ -51,6 +51,38 @@ class ArgumentsChanged(StoreError):
         self.given = given
 
 
+class NotEditable(StoreError):
+    """An edit changes arguments the tool's policy does not let an approver change."""
+
+    def __init__(self, request_id: str, fields: list[str], editable: list[str]) -> None:
+        may = ", ".join(editable) or "none"
+        super().__init__(
+            f"request {request_id!r}: {', '.join(fields)} may not be changed (editable: {may})"
+        )
+        self.request_id = request_id
+        self.fields = fields
+
+
+class GrantNotOffered(StoreError):
+    """A grant asked for that the tool's policy does not offer."""
+
+    def __init__(self, request_id: str, grant: str) -> None:
+        super().__init__(f"request {request_id!r} cannot be approved for this {grant}")
+        self.request_id = request_id
+        self.grant = grant
+
+
+class QuorumIncomplete(StoreError):
+    """An edit or a grant from an approval that would not complete the quorum."""
+
+    def __init__(self, request_id: str, needed: int) -> None:
+        super().__init__(
+            f"request {request_id!r} needs {needed} approvals: an edit or a grant is accepted "
+            "only from the approval that completes them"
+        )
+        self.request_id = request_id
+
+
 class NotAllowed(StoreError):
     """The responder may not decide this request."""
 

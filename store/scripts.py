@@ -139,16 +139,22 @@ ANSWER = (
     _CHANGED
     + """
 -- KEYS: requests inbox seen
--- ARGV: request_id event_json dedupe_key person needed
+-- ARGV: request_id event_json dedupe_key person needed completes
 -- The answer is kept beside the request too, so a channel can show who decided without
 -- reading the thread; a provider message id already stored (a copy of the message that
 -- answered) answers nothing. An approval counts once per person (``needed`` > 0: it is
 -- one); the request stays pending (3) until ``needed`` people approved, 2: counted before.
+-- ``completes`` = '1' (an edit, a grant): refused (4) unless this approval completes it.
 local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
 if not status then return -1 end
 if status ~= 'pending' then return 0 end
-if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
 local needed = tonumber(ARGV[5])
+if needed > 0 and ARGV[6] == '1' then  -- before the dedupe: a refused message stores nothing
+  if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':by:' .. ARGV[4]) == 1 then return 2 end
+  local given = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':approvals') or '0')
+  if given + 1 < needed then return 4 end
+end
+if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
 if needed > 0 then
   if redis.call('HSETNX', KEYS[1], ARGV[1] .. ':by:' .. ARGV[4], '1') == 0 then return 2 end
   if redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':approvals', 1) < needed then

@@ -26,12 +26,13 @@ from model.records import (
     ThreadMeta,
     ThreadState,
 )
-from store import keys, reporting, scripts
+from store import edits, keys, reporting, scripts
 from store.errors import (
     AlreadyCounted,
     ArgumentsChanged,
     LeaseLost,
     NotAllowed,
+    QuorumIncomplete,
     RequestAlreadyAnswered,
     RequestExpired,
     RequestNotFound,
@@ -182,6 +183,8 @@ class ThreadStore(ThreadReads):
             if response.arguments_hash not in (None, expected):
                 raise ArgumentsChanged(request_id, expected, response.arguments_hash or "")
             response = response.model_copy(update={"arguments_hash": expected})
+        if isinstance(response, Approved):
+            response = edits.checked(record, response)
         person = record.person(response.channel, response.responder)
         needed = 0
         if isinstance(response, Approved):
@@ -190,6 +193,7 @@ class ThreadStore(ThreadReads):
         tid = record.thread_id
 
         quorum = needed > 1
+        completes = "1" if isinstance(response, Approved) and edits.special(response) else "0"
 
         def then(pipe: aioredis.client.Pipeline) -> None:
             if not quorum:  # else only once the quorum is complete (below)
@@ -201,7 +205,7 @@ class ThreadStore(ThreadReads):
             self.redis,
             self._answer,
             [keys.requests(tid), keys.inbox(tid), keys.seen(tid)],
-            [request_id, dump_event(response), dedupe or "", person, needed],
+            [request_id, dump_event(response), dedupe or "", person, needed, completes],
             then,
         )
         if quorum and result == 1:
@@ -209,6 +213,8 @@ class ThreadStore(ThreadReads):
             await self.redis.zrem(self.shared.deadlines(request_id), request_id)
         if result == 2:
             raise AlreadyCounted(request_id)
+        if result == 4:
+            raise QuorumIncomplete(request_id, needed)
         if result == 0:
             raise RequestAlreadyAnswered(request_id)
         if result == -1:

@@ -70,9 +70,23 @@ def test_bad_policies_are_refused_at_start(tmp_path: Path, policy: str, error: s
         _load(tmp_path, policy)
 
 
-@pytest.mark.parametrize("setting", ['editable = ["env"]', 'grants = ["thread"]'])
-def test_settings_not_enforced_yet_are_refused(tmp_path: Path, setting: str) -> None:
-    with pytest.raises(ConfigError, match="not supported yet"):
+def test_editable_and_grants_are_read(tmp_path: Path) -> None:
+    policy = ROUTE + 'editable = ["env"]\ngrants = ["thread"]\n'
+    approval = _load(tmp_path, policy).agents["deploybot"].tools["deploy"].approval
+    assert approval is not None
+    assert (approval.editable, approval.grants) == (["env"], ["thread"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ('editable = ["region"]', "editable names no argument of the tool: region"),
+        ('editable = ["env", "env"]', "twice"),
+        ('grants = ["forever"]', "grants"),
+    ],
+)
+def test_bad_edit_and_grant_settings_are_refused(tmp_path: Path, setting: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
         _load(tmp_path, ROUTE + setting + "\n")
 
 

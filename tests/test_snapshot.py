@@ -21,6 +21,7 @@ from model.events import (
     Approved,
     DeliveryFailed,
     Event,
+    Granted,
     Question,
     Rerouted,
     ToolError,
@@ -211,6 +212,12 @@ def test_the_snapshot_carries_what_the_reducer_reads_of_the_prefix() -> None:
     assert snapshot.carried([], [], prefix) == ([lost, done], ["lost"])
     result = ToolResult(call_id="lost", tool="rollback", output="ok")
     assert snapshot.carried([lost, done], ["lost"], [result]) == ([lost, done], [])
+    # A grant covers later calls of its tool for the thread's life: the latest one per tool.
+    old = Granted(request_id="rq1", tool="deploy", by=["ops"])
+    new = Granted(request_id="rq2", tool="deploy", by=["oncall"])
+    other = Granted(request_id="rq3", tool="rollback", by=["ops"])
+    kept, _ = snapshot.carried([old, done], [], [other, new])
+    assert kept == [done, other, new]
 
 
 _OLD = Snapshot(

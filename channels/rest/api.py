@@ -25,17 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent import handoff, window
 from agent.config import Registry
+from agent.errors import ToolFailed
 from agent.window import ContextInfo
+from channels import edits
 from channels.rest import calls, live
 from channels.rest.auth import Access, CallerDep
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
 from model.ids import new_id, thread_id_for
-from model.records import Origin, RequestView, ThreadSummary, ThreadView
+from model.records import Origin, RequestRecord, RequestView, ThreadSummary, ThreadView
 from store.connection import INFRA_ERRORS, Outage
 from store.errors import (
     ArgumentsChanged,
+    GrantNotOffered,
     NotAllowed,
+    NotEditable,
+    QuorumIncomplete,
     RequestAlreadyAnswered,
     RequestExpired,
     RequestNotFound,
@@ -78,6 +83,10 @@ class Approve(_Body):
     responder: Name | None = None
     arguments_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     """The request's ``arguments_hash`` as the approver saw it: refused (409) if it changed."""
+    arguments: dict[str, Any] | None = Field(default=None, max_length=100)
+    """Edit-then-approve: new values for some of the tool's ``editable`` arguments."""
+    grant: Literal["thread"] | None = None
+    """``thread``: approve this tool for the rest of the thread (the tool's ``grants``)."""
 
 
 class Reject(_Body):
@@ -252,8 +261,12 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         tags=["requests"],
         responses={
             **NOT_FOUND,
-            403: _problem("the caller is not one of the request's approvers"),
-            409: _problem("already answered, or expired, or for other arguments"),
+            403: _problem("not one of the request's approvers, or an edit of a fixed argument"),
+            409: _problem(
+                "already answered, expired, for other arguments, or an edit or grant "
+                "from an approval that does not complete the quorum"
+            ),
+            422: _problem("an edited value the tool refuses, or a grant the tool does not offer"),
         },
     )
     async def answer_request(
@@ -287,10 +300,34 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
                 responder=responder,
                 comment=body.comment,
             )
-            if isinstance(body, Approve) and body.arguments_hash:
-                response = response.model_copy(update={"arguments_hash": body.arguments_hash})
+            if isinstance(body, Approve):
+                response = await _approval(response, body, view.request, responder)
         record = await port.answer(request_id, response)
         return Answered(request_id=request_id, thread_id=record.thread_id)
+
+    async def _approval(
+        response: HumanResponse, body: Approve, record: RequestRecord, responder: str
+    ) -> HumanResponse:
+        """The approval with what it carries: the hash seen, an edited call, a grant."""
+        if (body.arguments or body.grant) and not record.may_answer(CHANNEL, responder):
+            # Who may decide comes first: a stranger learns nothing about the tool's model.
+            raise NotAllowed(record.request_id, f"{CHANNEL}:{responder}")
+        update: dict[str, Any] = {"grant": body.grant}
+        if body.arguments_hash:
+            update["arguments_hash"] = body.arguments_hash
+        if body.grant and body.grant not in record.grants:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"{record.tool} cannot be approved for this {body.grant}: its policy has no grants",
+            )
+        if body.arguments:
+            try:
+                update["arguments"] = await edits.edited_call(
+                    port, registry, record, body.arguments
+                )
+            except ToolFailed as exc:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.error) from None
+        return response.model_copy(update=update)
 
     return api
 
@@ -340,3 +377,10 @@ def install_error_handlers(app: FastAPI, outage: Outage) -> None:
     app.add_exception_handler(ArgumentsChanged, conflict)
     app.add_exception_handler(RequestWithdrawn, conflict)
     app.add_exception_handler(NotAllowed, forbidden)
+    app.add_exception_handler(NotEditable, forbidden)
+    app.add_exception_handler(QuorumIncomplete, conflict)
+
+    async def unprocessable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    app.add_exception_handler(GrantNotOffered, unprocessable)

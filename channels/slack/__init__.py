@@ -48,7 +48,9 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     signing_secret = secret.get_secret_value() if secret is not None else None
     working = Working(client, services.redis)
     direct = Direct(services.redis)
-    inbound = SlackInbound(services.port, agent.name, client, signing_secret, working, direct)
+    inbound = SlackInbound(
+        services.port, agent.name, client, signing_secret, working, direct, services.registry
+    )
     sender = SlackSender(client, working, direct)
     result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:

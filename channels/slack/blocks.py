@@ -4,11 +4,12 @@ version of an approval (buttons gone), and the modal that asks why a call is rej
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from channels.slack import editing
 from channels.slack.markup import SECTION_LIMIT, escape, split
 from channels.slack.payloads import (
     APPROVE,
@@ -66,8 +67,15 @@ def approval_head(tool: str, arguments: Mapping[str, Any]) -> list[Block]:
     return sections("\n".join(lines))
 
 
-def approval(request_id: str, tool: str, arguments: Mapping[str, Any]) -> list[Block]:
-    """An approval request with Approve and Reject buttons; both carry the request id."""
+def approval(
+    request_id: str,
+    tool: str,
+    arguments: Mapping[str, Any],
+    editable: Sequence[str] = (),
+    grants: Sequence[str] = (),
+) -> list[Block]:
+    """An approval request with Approve and Reject buttons; both carry the request id.
+    ``editable`` / ``grants`` (the policy's) add Edit and "Approve for this thread"."""
     return [
         *approval_head(tool, arguments),
         {
@@ -81,6 +89,7 @@ def approval(request_id: str, tool: str, arguments: Mapping[str, Any]) -> list[B
                     "style": "primary",
                     "value": request_id,
                 },
+                *editing.buttons(request_id, editable, grants),
                 {
                     "type": "button",
                     "action_id": REJECT,

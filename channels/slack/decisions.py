@@ -17,13 +17,23 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.slack import blocks, names, payloads
+from agent.config import Registry
+from agent.errors import ToolFailed
+from channels.edits import edited_call
+from channels.slack import blocks, editing, names, payloads
 from channels.slack.blocks import Decided
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
 from model.events import Approved, Rejected, decided
 from model.records import RequestRecord, RequestView
-from store.errors import RequestAlreadyAnswered, RequestNotFound
+from store.edits import changed
+from store.errors import (
+    GrantNotOffered,
+    NotEditable,
+    QuorumIncomplete,
+    RequestAlreadyAnswered,
+    RequestNotFound,
+)
 from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.slack")
@@ -40,9 +50,16 @@ DRAIN_SECONDS = 10.0
 class Decisions:
     """The block_actions and view_submission listeners, and the calls back they start."""
 
-    def __init__(self, port: ChannelPort, people: names.Names | None = None) -> None:
+    def __init__(
+        self,
+        port: ChannelPort,
+        people: names.Names | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         self.port = port
         self.people = people
+        self.registry = registry
+        """The agents' tools, to validate an edit (None: the Edit modal refuses)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_click(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -71,12 +88,51 @@ class Decisions:
             modal = blocks.reason_modal(ref, record.tool or "")
             self.later(self._open(client, click.trigger_id, modal, ref, click.user))
             return
-        outcome = await self._decide(record, click.user, "approve", None)
+        if click.edit:
+            await ack()  # the edited values come with the modal; nothing is decided yet
+            modal = editing.modal(ref, record.tool or "", record.arguments or {}, record.editable)
+            self.later(self._open(client, click.trigger_id, modal, ref, click.user))
+            return
+        grant = "thread" if click.grant else None
+        outcome = await self._decide(record, click.user, "approve", None, grant=grant)
         await ack()
-        if outcome is None:
-            self.later(self._ephemeral(client, ref, click.user, ALREADY_DECIDED))
+        if isinstance(outcome, str):
+            self.later(self._ephemeral(client, ref, click.user, outcome))
         else:
             self.later(self._update(client, ref, record, outcome))
+
+    async def on_edit(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The edit modal, submitted: a bad value answers in the modal, nothing decided."""
+        edit = editing.submission(body)
+        if edit is None:
+            await ack()
+            return
+        fields = list(edit.values)
+        refusal, view = await self._check(client, edit.ref.request_id, edit.user)
+        if refusal is not None or view is None:
+            await ack(
+                response_action="errors", errors={editing.block_of(fields[0]): refusal or GONE}
+            )
+            return
+        record = view.request
+        try:
+            if self.registry is None:
+                raise ToolFailed(record.tool or "?", "editing is not available here")
+            changes = editing.changes(record.arguments or {}, edit.values)
+            call = await edited_call(self.port, self.registry, record, changes)
+        except NotEditable as exc:
+            await ack(response_action="errors", errors={editing.block_of(fields[0]): str(exc)})
+            return
+        except ToolFailed as exc:
+            block = editing.error_block(exc.error, fields)
+            await ack(response_action="errors", errors={block: exc.error[:2000]})
+            return
+        outcome = await self._decide(record, edit.user, "approve", None, arguments=call)
+        if isinstance(outcome, str):
+            await ack(response_action="errors", errors={editing.block_of(fields[0]): outcome})
+            return
+        await ack()
+        self.later(self._update(client, edit.ref, record, outcome))
 
     async def on_reason(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         reason = payloads.reason(body)
@@ -84,11 +140,11 @@ class Decisions:
             await ack(response_action="errors", errors={payloads.REASON_BLOCK: "Give a reason."})
             return
         refusal, view = await self._check(client, reason.ref.request_id, reason.user)
-        outcome = None
+        outcome: Decided | str | None = None
         if refusal is None and view is not None:
             outcome = await self._decide(view.request, reason.user, "reject", reason.reason)
-            refusal = ALREADY_DECIDED if outcome is None else None
-        if view is None or outcome is None:
+            refusal = outcome if isinstance(outcome, str) else None
+        if view is None or not isinstance(outcome, Decided):
             await ack(response_action="errors", errors={payloads.REASON_BLOCK: refusal or GONE})
             return
         await ack()
@@ -128,8 +184,12 @@ class Decisions:
         user: str,
         decision: Literal["approve", "reject"],
         comment: str | None,
-    ) -> Decided | None:
-        """Bind the decision to the request, once. None: someone decided first."""
+        **extra: Any,
+    ) -> Decided | str:
+        """Bind the decision to the request, once; else why not (someone decided first).
+
+        ``extra``: what an approval carries beside yes (an edited call, a grant).
+        """
         response = decided(
             decision,
             request_id=record.request_id,
@@ -137,12 +197,18 @@ class Decisions:
             responder=user,
             comment=comment,
         )
+        if extra:
+            response = response.model_copy(update=extra)
         try:
             # Permission was checked above (user groups need Slack, which the store cannot ask).
             await self.port.answer(record.request_id, response, check=False)
         except RequestAlreadyAnswered:
-            return None
-        return Decided(decision=decision, user=user, at=response.at, comment=comment)
+            return ALREADY_DECIDED
+        except (QuorumIncomplete, GrantNotOffered, NotEditable) as exc:
+            return str(exc)
+        return Decided(
+            decision=decision, user=user, at=response.at, comment=_shown(record, extra) or comment
+        )
 
     # ---- calls back to Slack, after the ack ---------------------------------------------
     def later(self, job: Coroutine[Any, Any, None]) -> None:
@@ -215,6 +281,18 @@ class Decisions:
         except _API_ERRORS as exc:
             log.warning("could not open the reject modal: %s", exc)
             await self._ephemeral(client, ref, user, "Could not open the form; please try again.")
+
+
+def _shown(record: RequestRecord, extra: dict[str, Any]) -> str | None:
+    """What the decided message says beside who and when: the edit, the grant."""
+    said = []
+    if extra.get("arguments"):
+        after = extra["arguments"]
+        fields = changed(record.arguments or {}, after)
+        said.append("edited: " + ", ".join(f"{f}={after.get(f)!r}" for f in fields))
+    if extra.get("grant"):
+        said.append(f"for the rest of this {extra['grant']}")
+    return "; ".join(said) or None
 
 
 async def _logged(job: Coroutine[Any, Any, None]) -> None:

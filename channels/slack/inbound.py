@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.config import Registry
 from channels.slack import payloads
 from channels.slack.decisions import Decisions
 from channels.slack.direct import Direct
@@ -43,9 +44,10 @@ class SlackInbound:
         signing_secret: str | None,
         working: Working | None = None,
         direct: Direct | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.messages = Messages(port, agent, working, direct)
-        self.decisions = Decisions(port, Names(client))
+        self.decisions = Decisions(port, Names(client), registry)
         self.bolt = AsyncApp(
             client=client,
             signing_secret=signing_secret or "",
@@ -58,6 +60,9 @@ class SlackInbound:
         self.bolt.action(payloads.APPROVE)(self.decisions.on_click)
         self.bolt.action(payloads.REJECT)(self.decisions.on_click)
         self.bolt.view(payloads.REASON_VIEW)(self.decisions.on_reason)
+        self.bolt.action(payloads.APPROVE_THREAD)(self.decisions.on_click)
+        self.bolt.action(payloads.EDIT)(self.decisions.on_click)
+        self.bolt.view(payloads.EDIT_VIEW)(self.decisions.on_edit)
 
     async def drain(self) -> None:
         """Wait for the calls back to Slack still under way (at shutdown, and in tests)."""

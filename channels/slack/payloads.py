@@ -22,8 +22,14 @@ _HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
 
 APPROVE = "sb_approve"
 REJECT = "sb_reject"
+APPROVE_THREAD = "sb_approve_thread"
+"""Approve, and grant the tool for the rest of the thread (the policy's ``grants``)."""
+EDIT = "sb_edit"
+"""Open the edit modal (the policy's ``editable``)."""
+EDIT_VIEW = "sb_edit_view"
 REASON_VIEW = "sb_reject_reason"
 REASON_BLOCK = "reason"
+_BUTTONS = (APPROVE, REJECT, APPROVE_THREAD, EDIT)
 REASON_INPUT = "reason_input"
 
 
@@ -69,6 +75,10 @@ class Click(_Frozen):
     trigger_id: str | None
     buttons_shown: bool = True
     """Did the clicked message still show our buttons (not yet updated after a decision)?"""
+    grant: bool = False
+    """Approve for this thread (``APPROVE_THREAD``)."""
+    edit: bool = False
+    """Edit, then approve (``EDIT``): opens the edit modal, decides nothing yet."""
 
 
 class MessageRef(_Frozen):
@@ -183,7 +193,7 @@ def click(body: dict[str, Any]) -> Click | None:
         return None
     action = actions[0]
     action_id = action.get("action_id")
-    if action_id not in (APPROVE, REJECT):
+    if action_id not in _BUTTONS:
         return None
     container = body.get("container") or {}
     message = body.get("message") or {}
@@ -196,7 +206,7 @@ def click(body: dict[str, Any]) -> Click | None:
     if not all(isinstance(f, str) and f for f in fields):
         return None
     return Click(
-        decision="approve" if action_id == APPROVE else "reject",
+        decision="reject" if action_id == REJECT else "approve",
         request_id=rid,
         team=team,
         user=user,
@@ -204,8 +214,10 @@ def click(body: dict[str, Any]) -> Click | None:
         message_ts=ts,
         thread_ts=container.get("thread_ts") or message.get("thread_ts"),
         trigger_id=body.get("trigger_id"),
+        grant=action_id == APPROVE_THREAD,
+        edit=action_id == EDIT,
         buttons_shown=any(
-            isinstance(e, dict) and e.get("action_id") in (APPROVE, REJECT)
+            isinstance(e, dict) and e.get("action_id") in _BUTTONS
             for b in message.get("blocks") or []
             if isinstance(b, dict) and b.get("type") == "actions"
             for e in b.get("elements") or []

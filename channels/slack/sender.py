@@ -170,7 +170,13 @@ class SlackSender:
     def _approval(item: OutboxItem) -> dict[str, Any]:
         return {
             "text": escape(item.text),
-            "blocks": blocks.approval(item.request_id or "", item.tool or "", item.arguments or {}),
+            "blocks": blocks.approval(
+                item.request_id or "",
+                item.tool or "",
+                item.arguments or {},
+                item.editable,
+                item.grants,
+            ),
         }
 
     @staticmethod

@@ -20,7 +20,9 @@ from model.ids import thread_id_for
 from model.records import Origin, RequestView
 from store.errors import (
     AlreadyCounted,
+    GrantNotOffered,
     NotAllowed,
+    QuorumIncomplete,
     RequestAlreadyAnswered,
     RequestNotFound,
     ThreadNotFound,
@@ -142,8 +144,20 @@ class SmsInbound:
             responder=number,
             comment=decision.comment,
         )
+        if decision.grant:
+            response = response.model_copy(update={"grant": "thread"})
         try:
             await self.port.answer(record.request_id, response)
+        except GrantNotOffered:
+            return (
+                f"{_what(chosen)} cannot be approved for the rest of the thread; reply YES to "
+                "approve this call only. Nothing was changed."
+            )
+        except QuorumIncomplete:
+            return (
+                f"{_what(chosen)} needs more approvals first: YES ALL is accepted only from "
+                "the last one needed; reply YES to approve. Nothing was changed."
+            )
         except NotAllowed:
             return f"You are not allowed to decide {_what(chosen)}. Nothing was changed."
         except AlreadyCounted:
@@ -154,6 +168,8 @@ class SmsInbound:
             return f"{_what(chosen)} was already decided. Nothing was changed."
         await self.state.forget(number, chosen)
         done = "Approved" if decision.verdict == "approve" else "Rejected"
+        if decision.grant:
+            return f"Approved for the rest of this thread: {_what(chosen)}."
         return f"{done}: {_what(chosen)}."
 
     async def _listed(self, p: Pending) -> str:

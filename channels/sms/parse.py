@@ -25,6 +25,8 @@ _DECISION = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _APPROVE = frozenset({"YES", "Y", "APPROVE"})
+# ``YES ALL``, ``YES 4821 ALL``, ``YES ALL 4821``: approve for the rest of the thread.
+_ALL = re.compile(r"^all\b(?:\s*#?(?P<code>\d{4}))?[\s.!]*$", re.IGNORECASE)
 
 
 class PayloadError(ValueError):
@@ -138,6 +140,8 @@ class Decision:
     verdict: Literal["approve", "reject"]
     code: str | None
     comment: str | None
+    grant: bool = False
+    """``YES ALL``: approved for the rest of the thread (where the tool offers it)."""
 
 
 def keyword(sms: InboundSms) -> Keyword | None:
@@ -160,6 +164,10 @@ def decision(body: str) -> Decision | None:
     if found is None:
         return None
     rest = found.group("rest").strip()
+    verdict = "approve" if found.group("verb").upper() in _APPROVE else "reject"
+    every = _ALL.match(rest) if verdict == "approve" else None
+    if every is not None and not (found.group("code") and every.group("code")):
+        return Decision("approve", found.group("code") or every.group("code"), None, grant=True)
     return Decision(
         verdict="approve" if found.group("verb").upper() in _APPROVE else "reject",
         code=found.group("code"),

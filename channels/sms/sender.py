@@ -125,10 +125,9 @@ class TwilioSender:
                 if p.request.request_id != item.request_id
             ]
             code = await self.state.code_for(number, item.request_id, item.outbox_id)
-            if others:
-                tail = f"\nReply YES {code}, or NO {code} and a reason."
-            else:
-                tail = "\nReply YES, or NO and a reason."
+            said = f" {code}" if others else ""
+            every = f", YES{said} ALL for the rest of the thread" if "thread" in item.grants else ""
+            tail = f"\nReply YES{said}{every}, or NO{said} and a reason."
         link = f"{self.public}/v1/threads/{item.thread_id}"
         return segments.fit(item.text, tail, self.settings.sms_segment_budget, link)
 

@@ -123,6 +123,13 @@ class SlackKit:
 
     async def submit(self, user: str, view: dict[str, Any], reason: str) -> httpx.Response:
         """The reject modal ``view`` (as views.open got it), submitted with ``reason``."""
+        state = {"reason": {"reason_input": {"type": "plain_text_input", "value": reason}}}
+        return await self.submit_state(user, view, state)
+
+    async def submit_state(
+        self, user: str, view: dict[str, Any], values: dict[str, Any]
+    ) -> httpx.Response:
+        """A modal ``view`` (as views.open got it), submitted with ``values`` as its state."""
         return await self.interaction(
             {
                 "type": "view_submission",
@@ -136,13 +143,7 @@ class SlackKit:
                     "type": "modal",
                     "callback_id": view["callback_id"],
                     "private_metadata": view["private_metadata"],
-                    "state": {
-                        "values": {
-                            "reason": {
-                                "reason_input": {"type": "plain_text_input", "value": reason}
-                            }
-                        }
-                    },
+                    "state": {"values": values},
                 },
             }
         )

@@ -55,6 +55,7 @@ command = ["{{python}}", "-c", "print('v1.2.3')"]
 command = ["{{python}}", "-c", "{script}", "{{tag}}", "{{env}}", "{runs}"]
 approvers = {approvers}
 notify = {notify}
+{policy}
 
 [agents.deploybot.tools.rollback]
 command = ["{{python}}", "-c", "print('rolled back')"]
@@ -179,6 +180,7 @@ async def sms_factory(
         sms_timeout: float = 15.0,
         api_url: str | None = None,
         senders: tuple[str, ...] = (TALKER,),
+        policy: str = "",
     ) -> Sms:
         runs = tmp_path / f"deploys-{len(made)}.txt"
         toml = tmp_path / f"switchboard-{len(made)}.toml"
@@ -189,6 +191,7 @@ async def sms_factory(
                 approvers=list(approvers).__repr__().replace("'", '"'),
                 notify=list(notify).__repr__().replace("'", '"'),
                 senders=list(senders).__repr__().replace("'", '"'),
+                policy=policy,
             )
         )
         registry = config.load(toml)

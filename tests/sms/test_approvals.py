@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from model.events import (
     DeliveryFailed,
     FinalAnswer,
+    Granted,
+    GrantUsed,
     HumanResponse,
     Rerouted,
     ToolResult,
@@ -246,4 +248,39 @@ async def test_a_yes_for_a_withdrawn_approval_is_no_longer_pending(
 
     r = await sms.text(APPROVER, "YES")
     assert "no longer pending: it was withdrawn" in r.text, r.text
+    assert sms.deploys() == 0
+
+
+async def test_yes_all_approves_for_the_rest_of_the_thread(sms_factory: Factory) -> None:
+    sms = await sms_factory(policy='[agents.deploybot.tools.deploy.approval]\ngrants = ["thread"]')
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    [sent] = sms.fake.messages
+    assert sent["Body"].endswith(
+        "Reply YES, YES ALL for the rest of the thread, or NO and a reason."
+    )
+    r = await sms.text(APPROVER, "YES ALL")
+    assert "Approved for the rest of this thread: deploy(tag='v1.2.3'" in r.text, r.text
+    await sms.service.settled(tid, "done")
+
+    r = await sms.service.api.post(
+        f"/v1/threads/{tid}/messages", json={"message": "deploy v1.2.4 to production"}
+    )
+    assert r.status_code == 202, r.text
+    await sms.service.wait(tid, lambda v: sum(isinstance(e, ToolResult) for e in v.events) == 2)
+    view = await sms.service.settled(tid, "done")
+    assert sms.deploys() == 2
+    assert len(sms.fake.messages) == 1  # the second call was not asked about
+    [granted] = [e for e in view.events if isinstance(e, Granted)]
+    assert granted.by == [f"sms:{APPROVER}"]
+    assert [e.request_id for e in view.events if isinstance(e, GrantUsed)] == [granted.request_id]
+
+
+async def test_yes_all_where_the_tool_has_no_grants_decides_nothing(sms_factory: Factory) -> None:
+    sms = await sms_factory()
+    tid = await _rest_thread(sms)
+    await sms.service.settled(tid, "awaiting_human")
+    r = await sms.text(APPROVER, "yes all")
+    assert "cannot be approved for the rest of the thread" in r.text, r.text
+    assert [q.status for q in (await sms.store.thread(tid)).requests] == ["pending"]
     assert sms.deploys() == 0

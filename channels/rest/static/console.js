@@ -226,6 +226,10 @@ function card(r, where) {
       el("button", { type: "button", class: "primary", text: "Approve", onclick: () => send({ decision: "approve" }, "Approved") }),
       el("button", { type: "button", class: "danger", text: "Reject", onclick: () => send({ decision: "reject", comment: box.value || null }, "Rejected") }),
     );
+    if ((record.grants || []).includes("thread")) {
+      // Before Reject, like the Slack message: later calls of this tool on the thread run unasked.
+      form.insertBefore(el("button", { type: "button", text: "Approve for this thread", onclick: () => send({ decision: "approve", grant: "thread" }, "Approved for this thread") }), form.lastElementChild);
+    }
     const editable = record.editable || r.editable;
     if (Array.isArray(editable) && editable.length) form.append(editForm(record, editable, key, send));
     form.addEventListener("submit", (event) => event.preventDefault());
