@@ -179,6 +179,7 @@ async def sms_factory(
         sms_timeout: float = 15.0,
         api_url: str | None = None,
         senders: tuple[str, ...] = (TALKER,),
+        registry: config.Registry | None = None,
     ) -> Sms:
         runs = tmp_path / f"deploys-{len(made)}.txt"
         toml = tmp_path / f"switchboard-{len(made)}.toml"
@@ -191,7 +192,7 @@ async def sms_factory(
                 senders=list(senders).__repr__().replace("'", '"'),
             )
         )
-        registry = config.load(toml)
+        registry = registry or config.load(toml)
         services = Services(
             Settings(public_base_url=PUBLIC),
             redis_client,
