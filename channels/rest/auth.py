@@ -43,6 +43,7 @@ SHARED_NAME = "api"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PREFIX = "/v1"
+TRIGGERS = "/v1/triggers"
 
 
 class TokenSpecError(ConfigError):
@@ -112,6 +113,9 @@ class Access:
     """Host names served when no token is set; None: any (an app built for a test)."""
     prefixes: tuple[str, ...] = (PREFIX,)
     """Paths whose requests need a token (and whose bodies are limited)."""
+    exempt: tuple[str, ...] = (TRIGGERS,)
+    """Paths under those that check their callers themselves (a trigger's own secret or
+    token: the sender of a webhook does not hold the API token)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -186,7 +190,8 @@ class AccessGuard:
             await _refuse(send, 400, "invalid host header: not a name this API serves")
             return
         path: str = scope["path"]
-        if not any(path == p or path.startswith(p + "/") for p in self.access.prefixes):
+        guarded = any(path == p or path.startswith(p + "/") for p in self.access.prefixes)
+        if not guarded or any(path.startswith(p + "/") for p in self.access.exempt):
             await self.app(scope, receive, send)
             return
         caller = self.access.identify(headers.get("authorization"))
