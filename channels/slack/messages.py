@@ -91,6 +91,11 @@ class Messages:
         if msg.direct and self.direct is not None:
             await self._take_direct(msg, tid)
             return
+        if msg.is_reply:
+            # Under a message the agent started (a trigger's or schedule's report_to), the
+            # Slack thread is ours only by the sent message's reference.
+            ref = await self.port.resolve(CHANNEL, f"{msg.channel}:{msg.thread_ts}")
+            tid = ref.thread_id if ref is not None else tid
         if self.working is not None:
             await self.working.expect(tid, msg.channel, msg.ts)
         if msg.is_reply and await self._answers_question(tid, msg):

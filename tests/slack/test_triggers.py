@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from agent.config import Registry
 from channels.rest.triggers import signature
-from model.events import FinalAnswer, ToolResult, UserMessage
+from model.events import Answered, FinalAnswer, ToolResult, UserMessage
 from tests.agents_toml import two_agents
 from tests.conftest import Service
 from tests.slack.kit import ALICE, SlackKit
@@ -181,3 +181,30 @@ async def test_a_refused_delivery_stores_nothing(
     got, body = await _post(slack_kit, name, payload, **kw)
     assert (got, body["detail"]) == (code, detail)
     assert await _keys(redis_client) == before
+
+
+async def test_a_question_in_the_report_to_channel_is_answered_in_its_slack_thread(
+    slack_kit: SlackKit, slack_service: Service
+) -> None:
+    code, body = await _post(
+        slack_kit, "form", {"text": "hello"}, signed=None, Authorization=f"Bearer {TOKEN}"
+    )
+    assert code == 202, body
+    tid = str(body["thread_id"])
+    await slack_service.settled(tid, "awaiting_human")
+    [question] = slack_kit.fake.thread(ONCALL, None)
+    assert question.text == "What would you like me to do?"
+    reply = {
+        "type": "message",
+        "user": ALICE,
+        "text": "nothing, thanks",
+        "ts": slack_kit.fake.next_ts(),
+        "thread_ts": question.ts,
+        "channel": ONCALL,
+        "channel_type": "channel",
+    }
+    r = await slack_kit.event(reply)
+    assert r.status_code == 200, r.text
+    view = await slack_service.settled(tid, "done")
+    [answer] = [e for e in view.events if isinstance(e, Answered)]
+    assert (answer.responder, answer.answer) == (ALICE, "nothing, thanks")
