@@ -9,12 +9,14 @@ template uses is refused, not rendered as an empty string.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
+from dotenv import dotenv_values
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -113,8 +115,15 @@ class TriggerConfig(_Started):
     def credential(self) -> tuple[Literal["secret", "token"], str | None]:
         """Which kind of credential, and its value (None: its environment variable is unset)."""
         if self.secret or self.secret_env:
-            return "secret", self.secret or os.environ.get(self.secret_env or "")
-        return "token", self.token or os.environ.get(self.token_env or "")
+            return "secret", self.secret or from_env(self.secret_env or "")
+        return "token", self.token or from_env(self.token_env or "")
+
+
+@functools.cache
+def from_env(name: str) -> str | None:
+    """A variable of the environment, else of ``.env`` in the working directory (where the
+    other settings may come from too; read once)."""
+    return os.environ.get(name) or dotenv_values(".env").get(name)
 
 
 class ScheduleConfig(_Started):

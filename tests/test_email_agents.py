@@ -1,5 +1,5 @@
 """Two agents at two mail addresses (``email_addresses``): each mail reaches its agent, whose
-answer comes from its own address."""
+answer comes from its own address; a trigger reporting to a mail address writes from it too."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ pytest_plugins = ("tests.email_fixtures",)
 
 DEPLOYS = "deploys@sb.test"
 ROLLBACKS = "rollbacks@sb.test"
+ONCALL = "oncall@example.com"
+TRIGGER = f"""
+[triggers.alert]
+agent = "rollbackbot"
+message = "{{{{ summary }}}}"
+token = "t0k3n"
+report_to = ["email:{ONCALL}", "rest:ops"]
+"""
 
 
 @pytest.fixture
@@ -26,6 +34,7 @@ def email_registry(tmp_path: Path) -> Registry:
         tmp_path,
         f'email_addresses = ["{DEPLOYS}"]\n{senders}',
         f'email_addresses = ["{ROLLBACKS}"]\n{senders}',
+        extra=TRIGGER,
     )
 
 
@@ -41,3 +50,20 @@ async def test_each_address_reaches_its_agent_which_answers_from_it(
         assert answer.rcpt_tos == [ALICE]
         assert answer.mail_from == address
         assert "What would you like me to do?" in answer.text
+
+
+async def test_a_trigger_reports_by_mail_from_its_agents_address(
+    email: EmailHarness, email_service: Service
+) -> None:
+    r = await email_service.api.post(
+        "/v1/triggers/alert", json={"summary": "hello"}, headers={"Authorization": "Bearer t0k3n"}
+    )
+    assert r.status_code == 202, r.text
+    tid = r.json()["thread_id"]
+    view = await email_service.settled(tid, "awaiting_human")
+    question = await email.capture.next()
+    assert question.rcpt_tos == [ONCALL]
+    assert question.mail_from == ROLLBACKS
+    assert "What would you like me to do?" in question.text
+    # The rest of report_to gets the same message.
+    assert [o.item.to.target for o in view.outbox] == [f"email:{ONCALL}", "rest:ops"]
