@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ConfigError
+from channels.checks import _started
 from tests.agents_toml import two_agents
 from tests.test_config_errors import Main, main_in_process
 
@@ -58,3 +59,23 @@ def test_main_check_exits_2_naming_both(tmp_path: Path, main_in_process: Main) -
     code, line = main_in_process({"SWITCHBOARD_CONFIG": str(path)}, "check")
     assert code == 2
     assert "slack:C0OPS is claimed by two agents, deploybot and rollbackbot" in line
+
+
+def test_check_names_the_triggers_and_schedules(tmp_path: Path) -> None:
+    extra = """
+[triggers.alert]
+agent = "rollbackbot"
+message = "{{ summary }}"
+token = "t"
+report_to = ["slack:C0ONCALL"]
+
+[schedules.standup]
+agent = "deploybot"
+cron = "0 9 * * 1-5"
+message = "standup"
+report_to = ["slack:C0ONCALL"]
+"""
+    assert _started(two_agents(tmp_path, "", "", extra=extra)) == (
+        "; triggers alert; schedules standup"
+    )
+    assert _started(two_agents(tmp_path, "", "")) == ""
