@@ -35,6 +35,9 @@ ON_TIME_S = 60.0
 """A tick found this long after it was due still counts as on time (a busy or just-started
 worker); later, it was missed while no worker ran and ``missed`` decides."""
 MAX_SLEEP_S = 60.0
+MIN_SLEEP_S = 0.05
+RETRY_S = 2.0
+"""After a failed poll (Redis away), the next try waits at least this long."""
 MAX_COUNTED = 10_000
 """Missed ticks are counted up to this many (the count is only told to the agent)."""
 
@@ -75,14 +78,21 @@ class Scheduler:
         if not self.schedules:
             return
         log.info("schedules: %s", ", ".join(self.schedules))
+        failing = False
         while not stop.is_set():
             try:
                 await self.poll()
-            except Exception:  # Redis away, say: log it and try again at the next wake-up
-                log.exception("schedules: poll failed")
+            except Exception:  # Redis away, say: say so once, try again a little later
+                if not failing:
+                    log.warning("schedules: poll failed; retrying", exc_info=True)
+                failing = True
+            else:
+                failing = False
             now = self.clock()
             wake = min(self._due.values(), default=now + timedelta(seconds=MAX_SLEEP_S))
-            pause = min(max((wake - now).total_seconds(), 0.05), MAX_SLEEP_S)
+            pause = min(max((wake - now).total_seconds(), MIN_SLEEP_S), MAX_SLEEP_S)
+            if failing:
+                pause = max(pause, RETRY_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
 

@@ -4,7 +4,7 @@ restart ``missed = "once"`` makes up once for the ticks that passed, ``"skip"`` 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -142,3 +142,35 @@ def test_a_schedule_of_an_unknown_agent_stops_the_start(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"schedules\.standup: agent 'nobody' is not configured"):
         two_agents(tmp_path, "", "", extra=extra)
+
+
+async def test_two_running_workers_start_a_tick_once(store: ThreadStore) -> None:
+    """Two schedulers' loops, as two worker processes run them, on a clock set just before
+    a minute's tick: each sleeps until it, and the tick's thread is stored once."""
+    real = datetime.now(UTC)
+    boundary = real.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    shift = boundary - timedelta(seconds=0.3) - real
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + shift
+
+    every = ScheduleConfig(
+        agent="deploybot", cron="* * * * *", message="tick {{ tick }}", report_to=["rest:ops"]
+    )
+    stop = asyncio.Event()
+    loops = [
+        asyncio.create_task(Scheduler(store, {"minutely": every}, clock).run(stop))
+        for _ in range(2)
+    ]
+    try:
+        for _ in range(500):
+            if await _threads(store):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # room for the second worker's (deduplicated) start
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+    assert await _threads(store) == [tick_thread("minutely", boundary)]
+    view = await store.thread(tick_thread("minutely", boundary))
+    assert len([e for e in [*view.events, *view.inbox] if isinstance(e, UserMessage)]) == 1
