@@ -11,7 +11,8 @@ Configuration (environment or .env); the channel is off unless the first four ar
 | `SMS_SEGMENT_BUDGET` | longer texts are shortened to this many segments (default 2) |
 
 In switchboard.toml, a tool's ``approvers`` / ``notify`` take ``"sms:+15551234567"``; the
-agent's ``settings.sms_senders`` lists further numbers allowed to talk to it (``"*"``: all).
+agent's ``settings.sms_senders`` lists further numbers allowed to talk to it (``"*"``: all),
+and ``settings.sms_numbers`` its own Twilio numbers (each one's webhook at /twilio/sms too).
 """
 
 from __future__ import annotations
