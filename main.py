@@ -33,6 +33,7 @@ from agent.errors import ConfigError
 from agent.llm import LLM, NoLLM, OpenAILLM
 from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
+from agent.scheduler import Scheduler
 from agent.settings import Settings, load_settings
 from agent.worker import Worker, WorkerSettings
 from channels import checks
@@ -164,7 +165,9 @@ def worker_jobs(
     dispatcher = OutboxDispatcher(
         store.outbox_stream, OutboxStore(client), senders, name=worker.name
     )
-    return [worker.run(stop), dispatcher.run(stop)]
+    # Every worker process keeps the schedules' clock: a tick is started once however many.
+    scheduler = Scheduler(store, services.registry.schedules)
+    return [worker.run(stop), dispatcher.run(stop), scheduler.run(stop)]
 
 
 def metrics_job(services: Services, stop: asyncio.Event) -> Coroutine[Any, Any, None]:

@@ -32,13 +32,14 @@ from pydantic import (
     model_validator,
 )
 
-from agent import addresses
+from agent import addresses, routing
 from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
 from agent.handoff import DEFAULT_DEPTH, Handoff
 from agent.policy import ApprovalConfig
 from agent.tools import Address, Agent, Tool, ToolFunction
+from agent.triggers import ScheduleConfig, TriggerConfig
 
 
 class ToolConfig(BaseModel):
@@ -173,6 +174,8 @@ class FileConfig(BaseModel):
     default_agent: str | None = None
     agents: dict[str, AgentConfig]
     people: dict[str, PersonConfig] = Field(default_factory=dict)
+    triggers: dict[str, TriggerConfig] = Field(default_factory=dict)
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
 
     def people_by_address(self) -> dict[str, str]:
         """``channel:address`` -> person name; an address named twice is refused."""
@@ -250,14 +253,32 @@ def build_agent(
 class Registry:
     """The deployment's agents, and which one a channel uses when nothing says otherwise."""
 
-    def __init__(self, agents: Mapping[str, Agent], default: str) -> None:
+    def __init__(
+        self,
+        agents: Mapping[str, Agent],
+        default: str,
+        triggers: Mapping[str, TriggerConfig] | None = None,
+        schedules: Mapping[str, ScheduleConfig] | None = None,
+    ) -> None:
         if default not in agents:
             raise ConfigError(f"default agent {default!r} is not configured")
         self.agents = dict(agents)
         self.default = default
+        self.triggers = dict(triggers or {})
+        self.schedules = dict(schedules or {})
+        for kind, started in (("triggers", self.triggers), ("schedules", self.schedules)):
+            for name, item in started.items():
+                if item.agent not in self.agents:
+                    raise ConfigError(f"{kind}.{name}: agent {item.agent!r} is not configured")
+        self.owners = routing.owners(self.agents)
+        """``channel:address`` -> the agent that claims it (agent.routing); checked here."""
 
     def get(self, name: str | None) -> Agent | None:
         return self.agents.get(name or self.default)
+
+    def owner(self, channel: str, address: str) -> str | None:
+        """The agent whose own address this is on ``channel``, if one claims it."""
+        return self.owners.get(f"{channel}:{routing.normal(channel, address)}")
 
 
 def one_line(exc: ValidationError) -> str:
@@ -290,4 +311,5 @@ def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
                     f"{path}: agents.{name}.tools.{tool.name}.agent: "
                     f"no agent {tool.handoff.agent!r} is configured"
                 )
-    return Registry(agents, config.default_agent or next(iter(agents)))
+    default = config.default_agent or next(iter(agents))
+    return Registry(agents, default, config.triggers, config.schedules)

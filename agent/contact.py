@@ -59,16 +59,18 @@ class Contact:
         return taken
 
     def send(self, kind: OutboxKind, text: str, to: Origin | None = None, **extra: Any) -> None:
-        self.outbox.append(
-            OutboxItem(
-                outbox_id=new_id("out"),
-                thread_id=self.thread_id,
-                kind=kind,
-                text=text,
-                to=to or self.origin,
-                **extra,
+        """One message to ``to``; without one, to the origin and each of its copies."""
+        for place in [to] if to is not None else self.origin.places():
+            self.outbox.append(
+                OutboxItem(
+                    outbox_id=new_id("out"),
+                    thread_id=self.thread_id,
+                    kind=kind,
+                    text=text,
+                    to=place,
+                    **extra,
+                )
             )
-        )
 
     def question(self, text: str) -> HumanRequest:
         rid = new_id("rq")
@@ -123,7 +125,8 @@ class Contact:
         route = policy.route if policy else []
         stages = [ApprovalStage(notify=s.notify, after=s.after) for s in route]
         first = [Address.parse(a) for a in stages[0].notify] if stages else tool.notify
-        targets = [Origin(channel=a.channel, address=a.address) for a in first] or [self.origin]
+        targets = [Origin(channel=a.channel, address=a.address) for a in first]
+        targets = targets or self.origin.places()
         for n, stage in enumerate(stages[1:], start=1):
             self.schedule(timer_id(rid, "stage", n), stage.after)
         if policy and policy.remind_every:

@@ -141,15 +141,18 @@ _WAIT_INPUT = (CallReported, CallDue, CancelRequested)
 _PASSED_OVER = (*_BACKGROUND_EVENTS, *_WAIT_INPUT)
 
 
-def plan(events: Sequence[Event], ledger: Mapping[str, str], origin: str) -> Action:
+def plan(
+    events: Sequence[Event], ledger: Mapping[str, str], origin: str, copies: Sequence[str] = ()
+) -> Action:
     """What the deterministic code does next, given the thread so far.
 
-    ``origin`` is the thread's own ``channel:address``, the last place a request can go.
+    ``origin`` is the thread's own ``channel:address``, the last place a request can go;
+    ``copies``, the origin's further places (a trigger's or schedule's ``report_to``).
     """
     waited = next_wait(events)
     if waited is not None:
         return waited
-    reroute = next_reroute(events, origin)
+    reroute = next_reroute(events, origin, copies)
     if reroute is not None:
         return reroute
     escalation = next_escalation(events, origin)

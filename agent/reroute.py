@@ -62,8 +62,13 @@ class Moot:
 Reroute = OfferElsewhere | StillOffered | NowhereLeft | Moot
 
 
-def next_reroute(events: Sequence[Event], origin: str) -> Reroute | None:
-    """The first delivery failure not yet answered, and what to do about it."""
+def next_reroute(
+    events: Sequence[Event], origin: str, copies: Sequence[str] = ()
+) -> Reroute | None:
+    """The first delivery failure not yet answered, and what to do about it.
+
+    ``copies``: the origin's further places (a ``report_to``), asked with it.
+    """
     handled = {e.outbox_id for e in events if isinstance(e, Rerouted)}
     failure = next(
         (e for e in events if isinstance(e, DeliveryFailed) and e.outbox_id not in handled),
@@ -83,12 +88,12 @@ def next_reroute(events: Sequence[Event], origin: str) -> Reroute | None:
         for e in events
         if isinstance(e, DeliveryFailed) and e.request_id == request.request_id
     }
-    offered = offered_at(events, request, origin)
+    offered = offered_at(events, request, origin, copies)
     live = tuple(a for a in offered if a not in failed)
     if live:
         return StillOffered(failure, request, live)
     notify = request.notify if isinstance(request, ApprovalRequest) else []
-    for candidate in [*notify, origin]:
+    for candidate in [*notify, origin, *copies]:
         if candidate not in offered and candidate not in failed:
             return OfferElsewhere(failure, request, candidate)
     return NowhereLeft(failure, request)
@@ -117,10 +122,13 @@ def settled(events: Sequence[Event], request: HumanRequest) -> bool:
     return False
 
 
-def offered_at(events: Sequence[Event], request: HumanRequest, origin: str) -> list[str]:
+def offered_at(
+    events: Sequence[Event], request: HumanRequest, origin: str, copies: Sequence[str] = ()
+) -> list[str]:
     """Every place the request was offered: when asked, then each reroute's and stage's."""
     asked = request.offered if isinstance(request, ApprovalRequest) else []
-    offered = list(asked) or [origin]  # questions, and logs before 0.2, asked on the origin
+    # Questions, and logs before 0.2, were asked on the origin (and its copies).
+    offered = list(asked) or [origin, *copies]
     for e in events:
         if isinstance(e, Rerouted) and e.request_id == request.request_id and e.to:
             offered.append(e.to)

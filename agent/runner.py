@@ -175,7 +175,8 @@ class Run(Waits):
             if status == "running" and self.stop is not None and self.stop.is_set():
                 raise ShuttingDown(self.lease.thread_id)  # all committed: nothing is lost
             if status == "running":
-                action = plan(self.events, self.ledger, self.lease.meta.origin.target)
+                origin = self.lease.meta.origin
+                action = plan(self.events, self.ledger, origin.target, origin.copies)
                 match action:
                     case FinishCall():
                         status = self._finish_call(action)

@@ -115,7 +115,7 @@ def validate(
             "SWITCHBOARD_CONFIG",
             "ok",
             f"{settings.switchboard_config}: agents {', '.join(registry.agents)} "
-            f"(default {registry.default})",
+            f"(default {registry.default})" + _started(registry),
         ),
         _api_part(access),
         _redis_part(settings),
@@ -125,6 +125,16 @@ def validate(
         _sms_part(_channel_settings(SmsSettings), settings),
     ]
     return Checked(settings, registry, parts)
+
+
+def _started(registry: Registry) -> str:
+    """``; triggers a, b; schedules c``: what starts threads besides humans, if anything."""
+    said = [
+        f"{kind} {', '.join(names)}"
+        for kind, names in (("triggers", registry.triggers), ("schedules", registry.schedules))
+        if names
+    ]
+    return "".join(f"; {s}" for s in said)
 
 
 def _api_part(access: Access) -> Part:

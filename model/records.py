@@ -27,6 +27,20 @@ class Origin(_Frozen):
     channel: str
     address: str
     route: dict[str, str] = Field(default_factory=dict)
+    copies: list[str] = Field(default_factory=list)
+    """Further ``channel:address`` places that get all the origin gets: a thread no human
+    started (a trigger's or a schedule's) reports to every address of its ``report_to``."""
+
+    @classmethod
+    def report_to(cls, targets: list[str]) -> Origin:
+        """The origin of a thread started by no human: the first of ``targets``, the rest
+        as copies."""
+        first = cls.of(targets[0])
+        return first.model_copy(update={"copies": list(targets[1:])})
+
+    def places(self) -> list[Origin]:
+        """Where a message to the thread's origin goes: the origin, then each copy."""
+        return [self, *(Origin.of(t) for t in self.copies)]
 
     @property
     def target(self) -> str:

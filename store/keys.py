@@ -282,3 +282,17 @@ CALL_TIMER_KIND = "timeout"
 META_PARENT = "parent"
 """Field of ``meta``: JSON of model.records.ParentLink, set on a thread another agent's
 handoff started."""
+
+
+# ---- schedules (agent.scheduler) ------------------------------------------------------------
+def schedule_cursor(name: str) -> str:
+    """STRING: epoch ms of the latest tick of schedule ``name`` that was dealt with (its
+    thread started, or skipped as missed). Only moves forward (store.schedules.ADVANCE), so
+    every worker agrees which ticks are still to come, across restarts."""
+    return f"{PREFIX}:schedule:{name}:cursor"
+
+
+def schedule_dedupe(tick_ms: int) -> str:
+    """The ``seen`` entry of a tick's message on its thread (the thread id derives from the
+    schedule and the tick): two workers starting the same tick store it once."""
+    return f"tick:{tick_ms}"

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from agent.config import Registry
 from agent.settings import Settings
 from channels.registry import Channel, Services
-from channels.rest import audit, live
+from channels.rest import audit, live, triggers
 from channels.rest.api import router
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
@@ -29,5 +29,6 @@ def rest_channel(port: ChannelPort, registry: Registry, access: Access) -> Chann
     def mount(app: FastAPI) -> None:
         app.include_router(router(port, registry, access))
         app.include_router(audit.router(port))
+        app.include_router(triggers.router(port, registry))
 
     return Channel(name="rest", sender=RestSender(), mount=mount, listeners=[live.end_streams_on])

@@ -44,6 +44,7 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PREFIX = "/v1"
 SIGNED_PATHS = re.compile(r"^/v1/calls/[^/]+/result$")
+TRIGGERS = "/v1/triggers"
 
 
 class TokenSpecError(ConfigError):
@@ -120,6 +121,9 @@ class Access:
     signed: re.Pattern[str] = SIGNED_PATHS
     """Paths whose route checks a URL signature itself: a request there that carries a
     ``signature`` query parameter passes without a token (``caller`` stays unset)."""
+    exempt: tuple[str, ...] = (TRIGGERS,)
+    """Paths under those that check their callers themselves (a trigger's own secret or
+    token: the sender of a webhook does not hold the API token)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
@@ -194,7 +198,8 @@ class AccessGuard:
             await _refuse(send, 400, "invalid host header: not a name this API serves")
             return
         path: str = scope["path"]
-        if not any(path == p or path.startswith(p + "/") for p in self.access.prefixes):
+        guarded = any(path == p or path.startswith(p + "/") for p in self.access.prefixes)
+        if not guarded or any(path.startswith(p + "/") for p in self.access.exempt):
             await self.app(scope, receive, send)
             return
         caller = self.access.identify(headers.get("authorization"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent import routing
 from agent.errors import ConfigError
 from channels.registry import Channel, Services
 from channels.slack import http, socket
@@ -51,6 +52,8 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     inbound = SlackInbound(
         services.port, agent.name, client, signing_secret, working, direct, services.registry
     )
+    # Each agent's own channels; a mention elsewhere, and a DM, go to SLACK_AGENT / default.
+    inbound.messages.channels = routing.by_channel(services.registry.agents, "slack")
     sender = SlackSender(client, working, direct)
     result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:

@@ -38,6 +38,9 @@ class Messages:
     ) -> None:
         self.port = port
         self.agent = agent
+        """The fallback: DMs, and channels no agent claims (SLACK_AGENT, else the default)."""
+        self.channels: dict[str, str] = {}
+        """Slack channel id -> the agent that claims it (``settings.slack_channels``)."""
         self.working = working
         self.direct = direct
         self._tasks: set[asyncio.Task[None]] = set()
@@ -88,6 +91,11 @@ class Messages:
         if msg.direct and self.direct is not None:
             await self._take_direct(msg, tid)
             return
+        if msg.is_reply:
+            # Under a message the agent started (a trigger's or schedule's report_to), the
+            # Slack thread is ours only by the sent message's reference.
+            ref = await self.port.resolve(CHANNEL, f"{msg.channel}:{msg.thread_ts}")
+            tid = ref.thread_id if ref is not None else tid
         if self.working is not None:
             await self.working.expect(tid, msg.channel, msg.ts)
         if msg.is_reply and await self._answers_question(tid, msg):
@@ -97,7 +105,7 @@ class Messages:
         if msg.starts:
             route = {"team": msg.team, "channel": msg.channel, "thread_ts": msg.thread_ts}
             origin = Origin(channel=CHANNEL, address=msg.user, route=route)
-            create = NewThread(agent=self.agent, origin=origin)
+            create = NewThread(agent=self.channels.get(msg.channel, self.agent), origin=origin)
         event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
         try:
             # ts names the message within its channel, and the thread is per channel: both

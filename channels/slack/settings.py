@@ -18,7 +18,8 @@ class SlackSettings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     """Only to point the client elsewhere (tests)."""
     slack_agent: str | None = None
-    """The agent Slack conversations talk to; default: the configured default agent."""
+    """The agent of DMs and of channels no agent claims (``settings.slack_channels``);
+    default: the configured default agent."""
 
     @field_validator("slack_api_url")
     @classmethod

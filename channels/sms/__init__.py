@@ -11,21 +11,43 @@ Configuration (environment or .env); the channel is off unless the first four ar
 | `SMS_SEGMENT_BUDGET` | longer texts are shortened to this many segments (default 2) |
 
 In switchboard.toml, a tool's ``approvers`` / ``notify`` take ``"sms:+15551234567"``; the
-agent's ``settings.sms_senders`` lists further numbers allowed to talk to it (``"*"``: all).
+agent's ``settings.sms_senders`` lists further numbers allowed to talk to it (``"*"``: all),
+and ``settings.sms_numbers`` its own Twilio numbers (each one's webhook at /twilio/sms too).
 """
 
 from __future__ import annotations
 
 import logging
 
+from agent.config import Registry
+from agent.errors import ConfigError
+from agent.routing import own
 from channels.registry import Channel, Services
 from channels.sms.inbound import SmsInbound
+from channels.sms.parse import PayloadError, e164
 from channels.sms.routes import Webhooks
 from channels.sms.sender import TwilioSender
 from channels.sms.settings import SmsSettings
 from channels.sms.state import SmsState
 
 log = logging.getLogger("switchboard.sms")
+
+
+def own_numbers(registry: Registry) -> dict[str, str]:
+    """Agent -> the number its texts go out from: the first of its ``sms_numbers``.
+
+    Raises ConfigError for a number that is not a phone number.
+    """
+    first: dict[str, str] = {}
+    for name, agent in registry.agents.items():
+        for number in own(agent.settings, "sms"):
+            try:
+                first.setdefault(name, e164(number))
+            except PayloadError:
+                raise ConfigError(
+                    f"agent {name}: settings.sms_numbers: {number!r} is not an E.164 number"
+                ) from None
+    return first
 
 
 SETTINGS = SmsSettings
@@ -46,7 +68,8 @@ def build_channel(services: Services, settings: SmsSettings, public_base_url: st
     """The channel from explicit settings (tests build it this way)."""
     assert settings.twilio_auth_token is not None
     state = SmsState(services.redis, services.port)
-    sender = TwilioSender(settings, public_base_url, state)
+    numbers = own_numbers(services.registry)
+    sender = TwilioSender(settings, public_base_url, state, numbers)
     inbound = SmsInbound(services.port, state, services.registry)
     hooks = Webhooks(inbound, settings.twilio_auth_token.get_secret_value(), public_base_url)
     return Channel(

@@ -11,6 +11,7 @@ import logging
 
 from agent.config import Registry
 from agent.contact import call_text
+from agent.routing import own
 from agent.tools import Agent
 from channels.sms import parse
 from channels.sms.parse import Decision, InboundSms, StatusReport
@@ -51,6 +52,12 @@ def known_senders(agent: Agent) -> frozenset[str]:
         except parse.PayloadError:
             log.warning("agent %s: %r is not a phone number; ignored", agent.name, n)
     return frozenset(numbers)
+
+
+def knows(agent: Agent, number: str) -> bool:
+    """May ``number`` talk to ``agent`` (see ``known_senders``)?"""
+    allowed = known_senders(agent)
+    return "*" in allowed or number in allowed
 
 
 def late_reply(view: RequestView) -> str:
@@ -184,10 +191,8 @@ class SmsInbound:
 
     async def _message(self, sms: InboundSms) -> str | None:
         """A text that decides nothing: the next message of this number's thread."""
-        agent = self.registry.get(None)
-        assert agent is not None  # the registry checks its default exists
-        allowed = known_senders(agent)
-        if "*" not in allowed and sms.sender not in allowed:
+        agent = self.agent_for(sms)
+        if not knows(agent, sms.sender):
             log.info("text from unknown number %s refused", sms.sender)
             return "This number is not set up to talk to the agent."
         tid = thread_id_for(CHANNEL, f"{sms.to}:{sms.sender}")
@@ -202,6 +207,20 @@ class SmsInbound:
             create=NewThread(agent=agent.name, origin=origin),
         )
         return None
+
+    def agent_for(self, sms: InboundSms) -> Agent:
+        """The agent a text is for: the one whose ``sms_numbers`` has the number texted; on a
+        number no agent claims (``TWILIO_FROM_NUMBER``), the default agent, or else the first
+        agent that knows the texter (an approver of another agent reaches it there too)."""
+        owner = self.registry.owner(CHANNEL, sms.to)
+        if owner is not None:
+            return self.registry.agents[owner]
+        default = self.registry.agents[self.registry.default]
+        shared = [a for a in self.registry.agents.values() if not own(a.settings, CHANNEL)]
+        for agent in sorted(shared, key=lambda a: a is not default):  # the default first
+            if knows(agent, sms.sender):
+                return agent
+        return default
 
     async def status(self, report: StatusReport) -> None:
         """A delivery status callback: every status is noted on its outbox item; a failed

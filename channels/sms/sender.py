@@ -9,6 +9,7 @@ sent nothing (connection refused, 429) are retried.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 import httpx
@@ -23,6 +24,7 @@ from channels.sms.parse import OPTED_OUT_ERROR, PayloadError, e164
 from channels.sms.settings import SmsSettings
 from channels.sms.state import SmsState
 from model.records import Delivery, OutboxItem
+from store.errors import ThreadNotFound
 
 CHANNEL = "sms"
 
@@ -40,9 +42,17 @@ class TwilioSender:
     channel = CHANNEL
     resend_when_unknown = False
 
-    def __init__(self, settings: SmsSettings, public_base_url: str, state: SmsState) -> None:
+    def __init__(
+        self,
+        settings: SmsSettings,
+        public_base_url: str,
+        state: SmsState,
+        numbers: Mapping[str, str] | None = None,
+    ) -> None:
         assert settings.twilio_auth_token is not None
         self.settings = settings
+        self.numbers = dict(numbers or {})
+        """Agent -> its own number (``sms_numbers``): where its texts go out from."""
         self.public = public_base_url.rstrip("/")
         self.state = state
         self.http = HttpxTwilioClient(
@@ -62,7 +72,7 @@ class TwilioSender:
         if await self.state.opted_out(number):
             raise SendFailed(f"{number} has opted out of SMS (STOP)", transient=False)
         body = await self.render(item, number)
-        from_ = self._from(item)
+        from_ = await self._from(item)
         try:
             message = await self.client.messages.create_async(
                 to=number, from_=from_, body=body, status_callback=self.callback(item)
@@ -101,7 +111,7 @@ class TwilioSender:
         body = await self.render(item, number)
         try:
             return await sent_before(
-                self.client, self.state.port, item, number, self._from(item), body
+                self.client, self.state.port, item, number, await self._from(item), body
             )
         except LookupFailed as exc:
             error = f"outcome unknown: the message list could not be read ({exc})"
@@ -112,8 +122,19 @@ class TwilioSender:
         query = urlencode({"t": item.thread_id, "o": item.outbox_id})
         return f"{self.public}/twilio/status?{query}"
 
-    def _from(self, item: OutboxItem) -> str:
-        return item.to.route.get("from") or self.settings.twilio_from_number or ""
+    async def _from(self, item: OutboxItem) -> str:
+        """The number texted (a reply goes out from it), else the agent's own number, else
+        TWILIO_FROM_NUMBER: an approver's YES then comes back to the agent that asked."""
+        if item.to.route.get("from"):
+            return item.to.route["from"]
+        if self.numbers:
+            try:
+                agent = (await self.state.port.meta(item.thread_id)).agent
+            except ThreadNotFound:
+                agent = ""
+            if agent in self.numbers:
+                return self.numbers[agent]
+        return self.settings.twilio_from_number or ""
 
     async def render(self, item: OutboxItem, number: str) -> str:
         """The text as the phone shows it: reply instructions kept, the rest shortened."""

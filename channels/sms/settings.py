@@ -13,7 +13,8 @@ class SmsSettings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     """Signs Twilio's webhooks and authenticates our API calls."""
     twilio_from_number: str | None = None
-    """Our number, E.164: texts go out from it and come in to it."""
+    """Our number, E.164: the number of agents without ``sms_numbers`` of their own (texts
+    to it reach them, theirs go out from it)."""
     twilio_api_url: str | None = None
     """Only to point the client elsewhere (tests): replaces https://api.twilio.com."""
     sms_segment_budget: int = Field(default=2, ge=1, le=10)

@@ -181,6 +181,7 @@ async def sms_factory(
         api_url: str | None = None,
         senders: tuple[str, ...] = (TALKER,),
         policy: str = "",
+        registry: config.Registry | None = None,
     ) -> Sms:
         runs = tmp_path / f"deploys-{len(made)}.txt"
         toml = tmp_path / f"switchboard-{len(made)}.toml"
@@ -194,7 +195,7 @@ async def sms_factory(
                 policy=policy,
             )
         )
-        registry = config.load(toml)
+        registry = registry or config.load(toml)
         services = Services(
             Settings(public_base_url=PUBLIC),
             redis_client,
