@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from agent import prompts
+from agent.briefs import asked_by
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
@@ -101,6 +102,7 @@ class Run:
             agent.request_timeout,
             people=agent.people,
             withdraw_on_message=agent.on_new_message == "withdraw",
+            agent=agent.name,
         )
         self.report = RunReport(agent)
 
@@ -212,11 +214,13 @@ class Run:
                 origin = self.lease.meta.origin
                 target = origin if to == origin.target else Origin.of(to)
                 note = f"it {lost} {failure.target}: {failure.reason}"
+                brief = None
                 if isinstance(request, ApprovalRequest):
                     tool = self.agent.tools.get(request.tool)
                     who = ", ".join(str(a) for a in tool.approvers) if tool else ""
                     note += f"; who may approve: {who or 'anyone'}"
-                self.contact.reoffer(request, target, note)
+                    brief = self.contact.brief_of(request, self.events, tool, [to])
+                self.contact.reoffer(request, target, note, brief)
                 metrics.REROUTES.labels(failure.channel).inc()
                 log.info("%s rerouted from %s to %s", failure.message, failure.target, to)
                 self._append(
@@ -258,10 +262,12 @@ class Run:
             case _:
                 assert_never(action)
         origin = self.lease.meta.origin
+        tool = self.agent.tools.get(request.tool)
+        brief = self.contact.brief_of(request, self.events, tool, list(to))
         for address in to:
             channel, _, who = address.partition(":")
             target = origin if address == origin.target else Origin(channel=channel, address=who)
-            self.contact.reoffer(request, target, note)
+            self.contact.reoffer(request, target, note, brief)
         log.info("approval %s: %s", request.request_id, what)
         self._append(settled.model_copy(update={"to": list(to), "text": what}))
 
@@ -342,16 +348,10 @@ class Run:
             self._append(ToolError(call_id=step.call_id, tool=tool.name, error=exc.error))
             return self._count_error(exc.error)
         if tool.needs_approval:
-            asked_by = next(
-                (
-                    f"{e.channel}:{e.sender}"
-                    for e in reversed(self.events)
-                    if isinstance(e, UserMessage)
-                ),
-                None,
-            )
+            said = asked_by(self.events)
+            who = f"{said.channel}:{said.sender}" if said else None
             arguments = args.model_dump(mode="json")
-            self._append(self.contact.approval(tool, step.call_id, arguments, asked_by))
+            self._append(self.contact.approval(tool, step.call_id, arguments, who, said))
             return "awaiting_human"
         return await self._run_tool(tool, step.call_id, step.arguments)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import redis.asyncio as aioredis
 
 from agent.settings import Settings
-from channels.rest import keys
+from channels import keys
 from channels.shared_key import shared_key
 
 PATH = "/t"
@@ -70,12 +70,15 @@ class PageLinks:
         return hmac.compare_digest(expected, sig) and int(exp) > now
 
 
-def page_links(settings: Settings, redis: aioredis.Redis) -> PageLinks:
-    """The links as the service's settings make them (every process the same)."""
+def page_links(
+    settings: Settings, redis: aioredis.Redis, public_base_url: str | None = None
+) -> PageLinks:
+    """The links as the service's settings make them (every process the same);
+    ``public_base_url`` when a channel was given its own (tests)."""
     secret = settings.switchboard_page_secret
     return PageLinks(
         redis,
         secret.get_secret_value() if secret else None,
-        settings.public_base_url,
+        public_base_url or settings.public_base_url,
         settings.switchboard_page_ttl,
     )

@@ -240,13 +240,22 @@ async def test_deploy_approved_by_link(
 ) -> None:
     approval = await _approval_mail(email, email_service)
     links = [line.split(": ", 1)[1] for line in approval.text.splitlines() if ": http" in line]
-    approve, reject = links
+    [thread_page] = [link for link in links if "/t/" in link]
+    approve, reject = (link for link in links if "/email/approve/" in link)
+    # The mail says enough to decide: the call laid out, who asked and why, quorum, the page.
+    assert "    env: production" in approval.text
+    assert 'Asked by email:alice@example.com: "please deploy' in approval.text
+    assert "Agent deploybot, thread " in approval.text
+    assert "Approvals given: 0 of 1" in approval.text
     port = ChannelPort(store, OutboxStore(store.redis))
     rest = rest_channel(port, email.registry, Access())
     app = create_app(store.redis, email.registry, access=Access(), channels=[rest])
     app.include_router(router(port, email.parts.keyring, store.redis))
     path = approve.removeprefix(PUBLIC)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:
+        shown = await web.get(thread_page.removeprefix(PUBLIC))
+        assert shown.status_code == 200
+        assert "please deploy" in shown.text
         page = await web.get(path)
         assert page.status_code == 200
         assert "deploy(tag=&#x27;v1.2.3&#x27;, env=&#x27;production&#x27;)" in page.text

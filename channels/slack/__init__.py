@@ -9,6 +9,7 @@ from __future__ import annotations
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.errors import ConfigError
+from channels.pagelinks import page_links
 from channels.registry import Channel, Services
 from channels.slack import http, socket
 from channels.slack.direct import Direct
@@ -49,7 +50,7 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     working = Working(client, services.redis)
     direct = Direct(services.redis)
     inbound = SlackInbound(services.port, agent.name, client, signing_secret, working, direct)
-    sender = SlackSender(client, working, direct)
+    sender = SlackSender(client, working, direct, page_links(services.settings, services.redis))
     result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)

@@ -19,9 +19,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.delivery import SendFailed
-from channels.slack import blocks, tags
+from channels.pagelinks import PageLinks
+from channels.slack import blocks, brief, tags
 from channels.slack.direct import Direct
-from channels.slack.markup import MESSAGE_LIMIT, escape, split
+from channels.slack.markup import MESSAGE_LIMIT, split
 from channels.slack.mrkdwn import to_mrkdwn
 from channels.slack.working import Working
 from model.records import Delivery, OutboxItem
@@ -81,9 +82,15 @@ class SlackSender:
     posted again: losing an approval request would be worse than a rare double."""
 
     def __init__(
-        self, client: AsyncWebClient, working: Working | None = None, direct: Direct | None = None
+        self,
+        client: AsyncWebClient,
+        working: Working | None = None,
+        direct: Direct | None = None,
+        pages: PageLinks | None = None,
     ) -> None:
         self.client = client
+        self.pages = pages
+        """Links to the thread's read-only page, on approval messages."""
         self.working = working
         self.direct = direct
         """Ends a DM's open conversation when its final answer is out."""
@@ -103,7 +110,7 @@ class SlackSender:
     async def send(self, item: OutboxItem) -> Delivery:
         channel = self._channel(item)
         thread_ts = item.to.route.get("thread_ts")
-        payloads = self._payloads(item)
+        payloads = await self._payloads(item)
         done = self._posted.get(item.outbox_id, [])
         for n, payload in enumerate(payloads[len(done) :], start=len(done)):
             try:
@@ -140,7 +147,7 @@ class SlackSender:
             found = await tags.posted(self.client, channel, item)
         except (TimeoutError, SlackApiError, aiohttp.ClientError, OSError) as exc:
             raise failure(exc, "looking for an earlier post") from None
-        parts = len(self._payloads(item))
+        parts = len(await self._payloads(item))
         done: list[str] = []
         while len(done) in found:
             done.append(found[len(done)])
@@ -155,9 +162,10 @@ class SlackSender:
     def _channel(item: OutboxItem) -> str:
         return item.to.route.get("channel") or item.to.address
 
-    def _payloads(self, item: OutboxItem) -> list[dict[str, Any]]:
+    async def _payloads(self, item: OutboxItem) -> list[dict[str, Any]]:
         if item.kind == "approval" and item.request_id and item.tool is not None:
-            return [self._approval(item)]
+            link = await self.pages.link(item.thread_id, item.created) if self.pages else None
+            return [self._approval(item, link)]
         return self._messages(item)
 
     def _remember(self, outbox_id: str, posted: list[str]) -> None:
@@ -167,11 +175,11 @@ class SlackSender:
             self._posted.popitem(last=False)
 
     @staticmethod
-    def _approval(item: OutboxItem) -> dict[str, Any]:
-        return {
-            "text": escape(item.text),
-            "blocks": blocks.approval(item.request_id or "", item.tool or "", item.arguments or {}),
-        }
+    def _approval(item: OutboxItem, link: str | None) -> dict[str, Any]:
+        shown = blocks.approval(item.request_id or "", item.tool or "", item.arguments or {})
+        at = next((n for n, b in enumerate(shown) if b.get("type") == "actions"), len(shown))
+        shown[at:at] = brief.blocks(item, link)  # what it takes to decide, above the buttons
+        return {"text": brief.fallback_text(item), "blocks": shown}
 
     @staticmethod
     def _messages(item: OutboxItem) -> list[dict[str, Any]]:

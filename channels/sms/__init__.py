@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 
+from channels.pagelinks import page_links
 from channels.registry import Channel, Services
 from channels.sms.inbound import SmsInbound
 from channels.sms.routes import Webhooks
@@ -46,7 +47,8 @@ def build_channel(services: Services, settings: SmsSettings, public_base_url: st
     """The channel from explicit settings (tests build it this way)."""
     assert settings.twilio_auth_token is not None
     state = SmsState(services.redis, services.port)
-    sender = TwilioSender(settings, public_base_url, state)
+    links = page_links(services.settings, services.redis, public_base_url)
+    sender = TwilioSender(settings, public_base_url, state, links)
     inbound = SmsInbound(services.port, state, services.registry)
     hooks = Webhooks(inbound, settings.twilio_auth_token.get_secret_value(), public_base_url)
     return Channel(

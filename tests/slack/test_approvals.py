@@ -9,7 +9,7 @@ from model.events import Approved, FinalAnswer, HumanResponse, ToolResult
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import Posted
-from tests.slack.kit import ALICE, GENERAL, MALLORY, OPS, SlackKit, mention, thread_of
+from tests.slack.kit import ALICE, GENERAL, MALLORY, OPS, PUBLIC, SlackKit, mention, thread_of
 
 
 async def _deploy_waiting(kit: SlackKit, service: Service) -> tuple[str, str, Posted]:
@@ -43,11 +43,24 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     service = slack_service
     tid, root, approval = await _deploy_waiting(slack_kit, service)
     # The approval request sits in the Slack thread, with buttons, tool and arguments.
-    assert approval.text == "Approval needed: deploy(tag='v1.2.3', env='production')"
+    # The approvers are @-mentioned (in the text too, so that the notification pings them).
+    assert approval.text == (
+        f"<@{ALICE}> <!subteam^{OPS}> Approval needed: deploy(tag='v1.2.3', env='production')"
+    )
     shown = _shown(approval)
     assert "*Approval needed:* `deploy`" in shown
     assert "• *tag:* `v1.2.3`" in shown
     assert "• *env:* `production`" in shown
+    # Enough to decide: who asked and what they wrote, the agent, quorum, the thread page.
+    assert f"*Asked by* <@{ALICE}> *in* deploybot" in shown
+    assert "> please deploy v1.2.3 to production" in shown
+    assert "*Approvals:* 0 of 1" in shown
+    assert f"<{PUBLIC}/t/{tid}?exp=" in shown
+    assert f"Asking <@{ALICE}> <!subteam^{OPS}>" in shown
+    link = shown.split(f"<{PUBLIC}", 1)[1].split("|", 1)[0]
+    page = await slack_kit.http.get(link.replace("&amp;", "&"))
+    assert page.status_code == 200
+    assert "please deploy v1.2.3 to production" in page.text
     buttons = _buttons(approval)
     [request] = (await service.store.thread(tid)).requests
     rid = request.request.request_id

@@ -1,4 +1,5 @@
-"""Redis keys of the REST channel (the core's live in store/keys.py; same ``sb:`` scheme)."""
+"""Redis keys shared by the channels (each channel names its own in its keys.py; the core's live
+in store/keys.py; same ``sb:`` scheme)."""
 
 from __future__ import annotations
 
