@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from model.events import ApprovalRequest, Approved, Event, UserMessage
+from model.events import ApprovalRequest, Approved, Event, Offered, Rerouted, UserMessage
 from model.records import SAID_LIMIT, ApprovalBrief
 
 _SLACK_IDS = ("U", "W", "S")
@@ -83,3 +83,20 @@ def approvals_given(events: Sequence[Event], request_id: str) -> int:
             if isinstance(e, Approved) and e.request_id == request_id
         }
     )
+
+
+WITHDRAWN = "Withdrawn: the request changed"
+"""What a withdrawn approval's messages say instead of their buttons."""
+
+
+def offered_at(request: ApprovalRequest, events: Sequence[Event], origin: str) -> list[str]:
+    """Every ``channel:address`` an approval was offered at: when asked, at a later stage or
+    reminder, or where a failed delivery moved it."""
+    rid = request.request_id
+    offered = list(request.offered or [origin])
+    for e in events:
+        if isinstance(e, Offered) and e.request_id == rid:
+            offered += e.to
+        elif isinstance(e, Rerouted) and e.request_id == rid and e.to:
+            offered.append(e.to)
+    return offered

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from agent import prompts
-from agent.briefs import asked_by
+from agent.briefs import WITHDRAWN, asked_by, offered_at
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
@@ -289,6 +289,24 @@ class Run:
                 outcome="withdrawn",
             )
         )
+        self._unoffer(request)
+
+    def _unoffer(self, request: ApprovalRequest) -> None:
+        """Where the request was posted with buttons (Slack), its channel takes them away;
+        SMS codes and email links read the request's status ("no longer pending")."""
+        origin = self.lease.meta.origin
+        offered = offered_at(request, self.events, origin.target)
+        slack = next((a for a in offered if a.startswith("slack:")), None)
+        if slack is not None:
+            to = origin if slack == origin.target else Origin.of(slack)
+            self.contact.send(
+                "withdrawn",
+                WITHDRAWN,
+                to,
+                request_id=request.request_id,
+                tool=request.tool,
+                arguments=request.arguments,
+            )
 
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"

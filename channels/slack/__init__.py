@@ -16,6 +16,7 @@ from channels.slack.direct import Direct
 from channels.slack.inbound import SlackInbound
 from channels.slack.sender import SlackSender
 from channels.slack.settings import SlackSettings
+from channels.slack.withdrawn import Posts
 from channels.slack.working import Working
 
 __all__ = ["SlackSettings", "build", "channel"]
@@ -50,7 +51,8 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     working = Working(client, services.redis)
     direct = Direct(services.redis)
     inbound = SlackInbound(services.port, agent.name, client, signing_secret, working, direct)
-    sender = SlackSender(client, working, direct, page_links(services.settings, services.redis))
+    pages = page_links(services.settings, services.redis)
+    sender = SlackSender(client, working, direct, pages, Posts(services.redis))
     result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)

@@ -17,13 +17,20 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.slack import blocks, names, payloads
+from agent.briefs import WITHDRAWN
+from channels.late import late_reply
+from channels.slack import blocks, names, payloads, withdrawn
 from channels.slack.blocks import Decided
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
 from model.events import Approved, Rejected, decided
 from model.records import RequestRecord, RequestView
-from store.errors import RequestAlreadyAnswered, RequestNotFound
+from store.errors import (
+    RequestAlreadyAnswered,
+    RequestExpired,
+    RequestNotFound,
+    RequestWithdrawn,
+)
 from store.port import ChannelPort
 
 log = logging.getLogger("switchboard.slack")
@@ -31,7 +38,6 @@ log = logging.getLogger("switchboard.slack")
 CHANNEL = "slack"
 _API_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
 
-ALREADY_DECIDED = "This request was already decided."
 GONE = "This request no longer exists."
 UPDATE_ATTEMPTS = 3
 DRAIN_SECONDS = 10.0
@@ -64,6 +70,8 @@ class Decisions:
                 # Decided elsewhere (the API, another channel) or the update was lost:
                 # the message still offers buttons, so show the decision on it now.
                 self.later(self._refresh(client, ref, view))
+            elif view is not None and view.status == "withdrawn" and click.buttons_shown:
+                self.later(self._withdrawn(client, ref, view))  # before the run loop's update
             return
         record = view.request
         if click.decision == "reject":
@@ -74,7 +82,7 @@ class Decisions:
         outcome = await self._decide(record, click.user, "approve", None)
         await ack()
         if outcome is None:
-            self.later(self._ephemeral(client, ref, click.user, ALREADY_DECIDED))
+            self.later(self._ephemeral(client, ref, click.user, await self._late(record)))
         else:
             self.later(self._update(client, ref, record, outcome))
 
@@ -87,7 +95,7 @@ class Decisions:
         outcome = None
         if refusal is None and view is not None:
             outcome = await self._decide(view.request, reason.user, "reject", reason.reason)
-            refusal = ALREADY_DECIDED if outcome is None else None
+            refusal = await self._late(view.request) if outcome is None else None
         if view is None or outcome is None:
             await ack(response_action="errors", errors={payloads.REASON_BLOCK: refusal or GONE})
             return
@@ -105,8 +113,15 @@ class Decisions:
         if not await self._may_decide(client, view.request, user):
             return names.not_an_approver(view.request.approvers), view
         if view.status != "pending":
-            return ALREADY_DECIDED, view
+            return late_reply(view), view  # "already approved by ... at 14:02 UTC", "withdrawn"
         return None, view
+
+    async def _late(self, record: RequestRecord) -> str:
+        """What became of a request someone settled just before this click."""
+        try:
+            return late_reply(await self.port.request(record.request_id))
+        except RequestNotFound:
+            return GONE
 
     async def _may_decide(self, client: AsyncWebClient, record: RequestRecord, user: str) -> bool:
         if record.may_answer(CHANNEL, user):
@@ -140,7 +155,7 @@ class Decisions:
         try:
             # Permission was checked above (user groups need Slack, which the store cannot ask).
             await self.port.answer(record.request_id, response, check=False)
-        except RequestAlreadyAnswered:
+        except (RequestAlreadyAnswered, RequestWithdrawn, RequestExpired):
             return None
         return Decided(decision=decision, user=user, at=response.at, comment=comment)
 
@@ -191,6 +206,19 @@ class Decisions:
                 decision=e.verdict, user=e.responder, at=e.at, comment=e.comment, channel=e.channel
             )
             await self._update(client, ref, view.request, outcome)
+
+    async def _withdrawn(self, client: AsyncWebClient, ref: MessageRef, view: RequestView) -> None:
+        """Take the buttons off a message whose request was withdrawn."""
+        r = view.request
+        try:
+            await client.chat_update(
+                channel=ref.channel,
+                ts=ref.message_ts,
+                text=WITHDRAWN,
+                blocks=withdrawn.blocks(r.tool or "", r.arguments or {}, WITHDRAWN),
+            )
+        except _API_ERRORS as exc:
+            log.warning("could not mark approval message %s withdrawn: %s", ref.message_ts, exc)
 
     async def _ephemeral(
         self, client: AsyncWebClient, ref: MessageRef, user: str, text: str

@@ -98,7 +98,13 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     await slack_kit.settle()
     assert slack_kit.fake.messages[(GENERAL, approval.ts)].updates == 1
     [note] = slack_kit.fake.called("chat.postEphemeral")
-    assert (note["user"], note["text"]) == (ALICE, "This request was already decided.")
+    # ... what became of it: who decided, when (a late answer starts nothing).
+    [approved] = [e for e in (await service.store.thread(tid)).events if e.type == "approved"]
+    assert (note["user"], note["text"]) == (
+        ALICE,
+        f"deploy(tag='v1.2.3', env='production') was already approved by slack:{ALICE} "
+        f"at {approved.at:%H:%M} UTC. Nothing was changed.",
+    )
     view = await service.settled(tid, "done")
     assert len([e for e in view.events if isinstance(e, ToolResult)]) == 1
     assert len([e for e in view.events if isinstance(e, HumanResponse)]) == 1
@@ -139,7 +145,8 @@ async def test_reject_asks_for_a_reason_that_reaches_the_model(
 
     # The same modal submitted again (a double submit) decides nothing more.
     again = await slack_kit.submit(ALICE, modal, "another reason")
-    assert again.json()["errors"] == {"reason": "This request was already decided."}
+    [reason] = again.json()["errors"].values()
+    assert reason.startswith("deploy(tag='v1.2.3', env='production') was already rejected by ")
 
 
 async def test_only_approvers_decide_others_get_an_ephemeral_refusal(
@@ -209,7 +216,9 @@ async def test_decided_elsewhere_the_slack_message_catches_up_on_a_click(
     assert r.status_code == 200
     await slack_kit.settle()
     [note] = slack_kit.fake.called("chat.postEphemeral")
-    assert note["text"] == "This request was already decided."
+    assert note["text"].startswith(
+        "deploy(tag='v1.2.3', env='production') was already approved by rest:ops-bot at "
+    )
     assert len(slack_kit.fake.called("chat.update")) == 2
     updated = slack_kit.fake.messages[(GENERAL, approval.ts)]
     assert _buttons(updated) == []
