@@ -32,6 +32,7 @@ from tests.email_helpers import (
     bounce,
     mail,
     passed,
+    reply_to,
 )
 from tests.email_replies import REPLIES, Reply
 from tests.fakes.smtp_capture import Captured
@@ -40,22 +41,6 @@ pytest_plugins = ("tests.email_fixtures",)
 
 FIRST = thread_id_for("email", "m1@example.com")
 REJECT_FORMS = {"gmail-es", "gmail-pt", "apple-zh", "outlook-ja", "thunderbird-pl"}
-
-
-def reply_to(captured: Captured, body: str, message_id: str, **headers: str) -> object:
-    """Alice's answer to one of our mails, threaded as her mail client would."""
-    references = f"{captured.header('References')} {captured.header('Message-ID')}".strip()
-    return mail(
-        body,
-        to=captured.header("Reply-To"),
-        subject=f"Re: {captured.header('Subject').removeprefix('Re: ')}",
-        message_id=message_id,
-        headers={
-            "In-Reply-To": captured.header("Message-ID"),
-            "References": references,
-            **headers,
-        },
-    )
 
 
 async def _approval_mail(email: EmailHarness, service: Service) -> Captured:
@@ -271,6 +256,8 @@ async def test_deploy_approved_by_link(
         assert again.status_code == 409
         other = await web.post(reject.removeprefix(PUBLIC), data={"comment": "too late"})
         assert other.status_code == 409
+        # The page says what became of it, not only that it was decided.
+        assert f"was already approved by email:{ALICE} at " in other.text
         forged = await web.post(path[:-3] + "AAA")
         assert forged.status_code == 404
     final = await email.capture.next()
