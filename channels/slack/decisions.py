@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from agent.briefs import WITHDRAWN
 from channels.late import late_reply
 from channels.slack import blocks, names, payloads, withdrawn
 from channels.slack.blocks import Decided
+from channels.slack.markup import escape
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
 from model.events import Approved, Rejected, decided
@@ -113,13 +115,13 @@ class Decisions:
         if not await self._may_decide(client, view.request, user):
             return names.not_an_approver(view.request.approvers), view
         if view.status != "pending":
-            return late_reply(view), view  # "already approved by ... at 14:02 UTC", "withdrawn"
+            return _late_text(view), view  # "already approved by ... at 14:02 UTC", "withdrawn"
         return None, view
 
     async def _late(self, record: RequestRecord) -> str:
         """What became of a request someone settled just before this click."""
         try:
-            return late_reply(await self.port.request(record.request_id))
+            return _late_text(await self.port.request(record.request_id))
         except RequestNotFound:
             return GONE
 
@@ -243,6 +245,15 @@ class Decisions:
         except _API_ERRORS as exc:
             log.warning("could not open the reject modal: %s", exc)
             await self._ephemeral(client, ref, user, "Could not open the form; please try again.")
+
+
+_SLACK_USER = re.compile(r"\bslack:([UW][A-Z0-9]{2,})\b")
+
+
+def _late_text(view: RequestView) -> str:
+    """The late reply as Slack shows it: escaped, a Slack user who decided as a mention
+    (which Slack renders with their name; an ephemeral note pings nobody)."""
+    return _SLACK_USER.sub(r"<@\1>", escape(late_reply(view)))
 
 
 async def _logged(job: Coroutine[Any, Any, None]) -> None:

@@ -102,7 +102,7 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     [approved] = [e for e in (await service.store.thread(tid)).events if e.type == "approved"]
     assert (note["user"], note["text"]) == (
         ALICE,
-        f"deploy(tag='v1.2.3', env='production') was already approved by slack:{ALICE} "
+        f"deploy(tag='v1.2.3', env='production') was already approved by <@{ALICE}> "
         f"at {approved.at:%H:%M} UTC. Nothing was changed.",
     )
     view = await service.settled(tid, "done")
