@@ -13,17 +13,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, assert_never
 
+from agent import briefs
 from agent.tools import Address, Tool
 from model.events import (
     ApprovalRequest,
     ApprovalStage,
+    Event,
     HumanRequest,
     Question,
+    UserMessage,
     arguments_hash,
     utcnow,
 )
 from model.ids import new_id
-from model.records import Origin, OutboxItem, OutboxKind, RequestRecord
+from model.records import ApprovalBrief, Origin, OutboxItem, OutboxKind, RequestRecord
 from store.timers import timer_id
 
 
@@ -44,6 +47,8 @@ class Contact:
     withdraw_on_message: bool = False
     timers: dict[str, int] = field(default_factory=dict)
     """Timer id -> due (epoch ms): scheduled with the next commit (store.timers)."""
+    agent: str = ""
+    """The agent's name, as approval messages show it."""
 
     def schedule(self, timer: str, after: float) -> None:
         self.timers[timer] = int((utcnow() + timedelta(seconds=after)).timestamp() * 1000)
@@ -92,8 +97,9 @@ class Contact:
         call_id: str,
         arguments: dict[str, Any],
         requester: str | None = None,
+        said: UserMessage | None = None,
     ) -> ApprovalRequest:
-        """``requester``: ``channel:address`` of whose message led to the call."""
+        """``requester``: ``channel:address`` of whose message (``said``) led to the call."""
         rid = new_id("rq")
         policy = tool.approval
         shown = call_text(tool.name, arguments)
@@ -131,6 +137,14 @@ class Contact:
             self.schedule(timer_id(rid, "stage", n), stage.after)
         if policy and policy.remind_every:
             self.schedule(timer_id(rid, "remind", 1), policy.remind_every)
+        brief = briefs.brief(
+            self.agent,
+            requester=self.people.get(requester, requester) if requester else None,
+            said=said,
+            needed=policy.quorum if policy else 1,
+            deadline=self.requests[-1].deadline,
+            mention=self._mentions([t.target for t in targets], tool),
+        )
         for target in targets:
             self.send(
                 "approval",
@@ -140,6 +154,7 @@ class Contact:
                 tool=tool.name,
                 arguments=arguments,
                 **offers,
+                brief=brief,
             )
         # The requester hears that the approval went elsewhere (another channel or person).
         if tool.notify and self.origin.target not in {t.target for t in targets}:
@@ -161,7 +176,36 @@ class Contact:
             **offers,
         )
 
-    def reoffer(self, request: HumanRequest, to: Origin, note: str) -> None:
+    @staticmethod
+    def approvers(tool: Tool | None) -> list[str]:
+        return [str(a) for a in tool.approvers] if tool else []
+
+    def brief_of(
+        self, request: ApprovalRequest, events: list[Event], tool: Tool | None, asked: list[str]
+    ) -> ApprovalBrief:
+        """The brief of an approval asked again (a later stage, a reminder, a reroute)."""
+        said = briefs.asked_by(events, request.request_id)
+        requester = f"{said.channel}:{said.sender}" if said else None
+        policy = tool.approval if tool else None
+        seconds = (policy.deadline if policy else None) or self.request_timeout
+        return briefs.brief(
+            self.agent,
+            requester=self.people.get(requester, requester) if requester else None,
+            said=said,
+            needed=request.quorum,
+            given=briefs.approvals_given(events, request.request_id),
+            deadline=request.at + timedelta(seconds=seconds) if seconds else None,
+            mention=self._mentions(asked, tool),
+        )
+
+    def _mentions(self, asked: list[str], tool: Tool | None) -> list[str]:
+        # Asked on the thread itself, the origin is whoever wrote: the approvers are meant.
+        asked = [a for a in asked if a != self.origin.target]
+        return briefs.mentions(asked, self.people, self.approvers(tool))
+
+    def reoffer(
+        self, request: HumanRequest, to: Origin, note: str, brief: ApprovalBrief | None = None
+    ) -> None:
         """Offer a pending request somewhere else, saying why (its first place failed)."""
         text = f"{request.text}\n({note})"
         match request:
@@ -175,6 +219,7 @@ class Contact:
                     arguments=arguments,
                     editable=request.editable,
                     grants=request.grants,
+                    brief=brief,
                 )
             case Question():
                 self.send("question", text, to, request_id=request.request_id)

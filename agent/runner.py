@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from agent import edits, grants, longrun, prompts, summaries
+from agent.briefs import WITHDRAWN, asked_by, offered_at
 from agent.contact import Contact, call_text
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
@@ -115,6 +116,7 @@ class Run(Waits):
             agent.request_timeout,
             people=agent.people,
             withdraw_on_message=agent.on_new_message == "withdraw",
+            agent=agent.name,
         )
         self.report = RunReport(agent)
 
@@ -248,11 +250,13 @@ class Run(Waits):
                 origin = self.lease.meta.origin
                 target = origin if to == origin.target else Origin.of(to)
                 note = f"it {lost} {failure.target}: {failure.reason}"
+                brief = None
                 if isinstance(request, ApprovalRequest):
                     tool = self.agent.tools.get(request.tool)
                     who = ", ".join(str(a) for a in tool.approvers) if tool else ""
                     note += f"; who may approve: {who or 'anyone'}"
-                self.contact.reoffer(request, target, note)
+                    brief = self.contact.brief_of(request, self.events, tool, [to])
+                self.contact.reoffer(request, target, note, brief)
                 metrics.REROUTES.labels(failure.channel).inc()
                 log.info("%s rerouted from %s to %s", failure.message, failure.target, to)
                 self._append(
@@ -294,10 +298,12 @@ class Run(Waits):
             case _:
                 assert_never(action)
         origin = self.lease.meta.origin
+        tool = self.agent.tools.get(request.tool)
+        brief = self.contact.brief_of(request, self.events, tool, list(to))
         for address in to:
             channel, _, who = address.partition(":")
             target = origin if address == origin.target else Origin(channel=channel, address=who)
-            self.contact.reoffer(request, target, note)
+            self.contact.reoffer(request, target, note, brief)
         log.info("approval %s: %s", request.request_id, what)
         self._append(settled.model_copy(update={"to": list(to), "text": what}))
 
@@ -319,6 +325,24 @@ class Run(Waits):
                 outcome="withdrawn",
             )
         )
+        self._unoffer(request)
+
+    def _unoffer(self, request: ApprovalRequest) -> None:
+        """Where the request was posted with buttons (Slack), its channel takes them away;
+        SMS codes and email links read the request's status ("no longer pending")."""
+        origin = self.lease.meta.origin
+        offered = offered_at(request, self.events, origin.target)
+        slack = next((a for a in offered if a.startswith("slack:")), None)
+        if slack is not None:
+            to = origin if slack == origin.target else Origin.of(slack)
+            self.contact.send(
+                "withdrawn",
+                WITHDRAWN,
+                to,
+                request_id=request.request_id,
+                tool=request.tool,
+                arguments=request.arguments,
+            )
 
     def _record_rejection(self, action: RecordRejection) -> None:
         reason = action.response.comment or "no reason given"
@@ -384,16 +408,10 @@ class Run(Waits):
             self._append(grants.used(grant, step.call_id, arguments))
             return await self._run_tool(tool, step.call_id, arguments)
         if tool.needs_approval:
-            asked_by = next(
-                (
-                    f"{e.channel}:{e.sender}"
-                    for e in reversed(self.events)
-                    if isinstance(e, UserMessage)
-                ),
-                None,
-            )
+            said = asked_by(self.events)
+            who = f"{said.channel}:{said.sender}" if said else None
             arguments = args.model_dump(mode="json")
-            self._append(self.contact.approval(tool, step.call_id, arguments, asked_by))
+            self._append(self.contact.approval(tool, step.call_id, arguments, who, said))
             return "awaiting_human"
         return await self._run_tool(tool, step.call_id, step.arguments)
 

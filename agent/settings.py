@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent.errors import ConfigError
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+PAGE_SECRET_MIN = 16
+"""Characters a configured page secret needs at least: a short one could be guessed."""
 
 
 class Settings(BaseSettings):
@@ -35,6 +37,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: str | None = None
+    switchboard_page_secret: SecretStr | None = None
+    """Signs the links to a thread's read-only page (channels.pagelinks); unset: a key made
+    once and kept in Redis."""
+    switchboard_page_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    """Seconds a thread-page link stays valid after the message that carries it."""
     switchboard_config: Path = Path("switchboard.toml")
 
     switchboard_partitions: int | None = Field(default=None, ge=1, le=1024)
@@ -61,6 +68,16 @@ class Settings(BaseSettings):
                 "unset for the embedded Redis"
             )
         return url
+
+    @field_validator("switchboard_page_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < PAGE_SECRET_MIN:
+            raise ValueError(
+                f"is shorter than {PAGE_SECRET_MIN} characters: give a long random value "
+                "(python3 -c 'import secrets; print(secrets.token_hex(32))'), or unset it"
+            )
+        return value
 
     @field_validator("switchboard_api_token", "switchboard_api_tokens")
     @classmethod

@@ -120,6 +120,7 @@ def validate(
         _api_part(access),
         _redis_part(settings),
         _model_part(settings),
+        _pages_part(settings),
         _slack_part(_channel_settings(SlackSettings)),
         _email_part(_channel_settings(EmailSettings)),
         _sms_part(_channel_settings(SmsSettings), settings),
@@ -191,6 +192,14 @@ def _model_part(settings: Settings) -> Part:
     return Part(
         "model", "OPENAI_BASE_URL", "on", f"{settings.switchboard_model} at {where}", models
     )
+
+
+def _pages_part(settings: Settings) -> Part:
+    key = "SWITCHBOARD_PAGE_SECRET set" if settings.switchboard_page_secret else "key in Redis"
+    days = settings.switchboard_page_ttl / 86400
+    if not settings.public_base_url:
+        return Part("pages", "PUBLIC_BASE_URL", "off", "no links to thread pages in messages")
+    return Part("pages", "SWITCHBOARD_PAGE_SECRET", "ok", f"{key}; links valid {days:g} days")
 
 
 def _slack_part(slack: SlackSettings) -> Part:

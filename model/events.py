@@ -250,8 +250,9 @@ class FinalAnswer(_Event):
     text: str
 
 
-MessageKind = Literal["message", "question", "approval", "final", "notice"]
-"""What an outbox item carries to a human."""
+MessageKind = Literal["message", "question", "approval", "final", "notice", "withdrawn"]
+"""What an outbox item carries to a human (``withdrawn``: take an approval's buttons away
+where its channel can change a message it posted: Slack)."""
 
 
 class DeliveryFailed(_Event):

@@ -158,6 +158,26 @@ class RequestView(_Frozen):
 OutboxKind = MessageKind
 
 
+class ApprovalBrief(_Frozen):
+    """What an approval message says beside the call, so that a person can decide from it
+    (set by the run loop when it asks; items stored before it have none)."""
+
+    agent: str
+    requester: str | None = None
+    """Who asked: a person, or ``channel:address``."""
+    said: str | None = None
+    """The message that led to the call (cut to SAID_LIMIT characters)."""
+    approvals_needed: int = 1
+    approvals_given: int = 0
+    deadline: datetime | None = None
+    mention: list[str] = Field(default_factory=list)
+    """Slack ids of the people asked (users ``U…``, user groups ``S…``), to @-mention."""
+
+
+SAID_LIMIT = 300
+"""Characters of the triggering message an approval message quotes."""
+
+
 class OutboxItem(_Frozen):
     """One message to a human, to be delivered by the sender of ``to.channel``."""
 
@@ -175,6 +195,8 @@ class OutboxItem(_Frozen):
     grants: list[str] = Field(default_factory=list)
     """For an approval: scopes it may be approved for (an "Approve for this thread" action)."""
     created: datetime = Field(default_factory=utcnow)
+    brief: ApprovalBrief | None = None
+    """For an approval: who asked, why, quorum and deadline (older items: None)."""
 
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "unknown"]

@@ -137,3 +137,19 @@ def approved_by_bob(tmp_path: Path, also: str = "") -> Registry:
     path = tmp_path / "switchboard.toml"
     path.write_text(toml)
     return config.load(path)
+
+
+def reply_to(captured: Any, body: str, message_id: str, **headers: str) -> object:
+    """Alice's answer to one of our mails, threaded as her mail client would."""
+    references = f"{captured.header('References')} {captured.header('Message-ID')}".strip()
+    return mail(
+        body,
+        to=captured.header("Reply-To"),
+        subject=f"Re: {captured.header('Subject').removeprefix('Re: ')}",
+        message_id=message_id,
+        headers={
+            "In-Reply-To": captured.header("Message-ID"),
+            "References": references,
+            **headers,
+        },
+    )

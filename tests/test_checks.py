@@ -78,12 +78,13 @@ async def test_check_lists_every_part_without_reaching_any(
 ) -> None:
     code, rows = await _check(tmp_path, {**everything, "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert code == 0
-    assert list(rows) == ["config", "api", "redis", "model", "slack", "email", "sms"]
+    assert list(rows) == ["config", "api", "redis", "model", "pages", "slack", "email", "sms"]
     assert {k: _state(v) for k, v in rows.items()} == {
         "config": "ok",
         "api": "ok",
         "redis": "on",
         "model": "on",
+        "pages": "ok",
         "slack": "on",
         "email": "on",
         "sms": "on",

@@ -88,6 +88,11 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
             "(a Redis Cluster); unset for the embedded Redis",
         ),
         (
+            {"SWITCHBOARD_PAGE_SECRET": "short"},
+            "switchboard: SWITCHBOARD_PAGE_SECRET: is shorter than 16 characters: give a long "
+            "random value (python3 -c 'import secrets; print(secrets.token_hex(32))'), or unset it",
+        ),
+        (
             {"SWITCHBOARD_MODLE": "gpt-4o"},
             "switchboard: SWITCHBOARD_MODLE is not a setting (did you mean SWITCHBOARD_MODEL?)",
         ),

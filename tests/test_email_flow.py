@@ -32,6 +32,7 @@ from tests.email_helpers import (
     bounce,
     mail,
     passed,
+    reply_to,
 )
 from tests.email_replies import REPLIES, Reply
 from tests.fakes.smtp_capture import Captured
@@ -40,22 +41,6 @@ pytest_plugins = ("tests.email_fixtures",)
 
 FIRST = thread_id_for("email", "m1@example.com")
 REJECT_FORMS = {"gmail-es", "gmail-pt", "apple-zh", "outlook-ja", "thunderbird-pl"}
-
-
-def reply_to(captured: Captured, body: str, message_id: str, **headers: str) -> object:
-    """Alice's answer to one of our mails, threaded as her mail client would."""
-    references = f"{captured.header('References')} {captured.header('Message-ID')}".strip()
-    return mail(
-        body,
-        to=captured.header("Reply-To"),
-        subject=f"Re: {captured.header('Subject').removeprefix('Re: ')}",
-        message_id=message_id,
-        headers={
-            "In-Reply-To": captured.header("Message-ID"),
-            "References": references,
-            **headers,
-        },
-    )
 
 
 async def _approval_mail(email: EmailHarness, service: Service) -> Captured:
@@ -240,13 +225,22 @@ async def test_deploy_approved_by_link(
 ) -> None:
     approval = await _approval_mail(email, email_service)
     links = [line.split(": ", 1)[1] for line in approval.text.splitlines() if ": http" in line]
-    approve, reject = links
+    [thread_page] = [link for link in links if "/t/" in link]
+    approve, reject = (link for link in links if "/email/approve/" in link)
+    # The mail says enough to decide: the call laid out, who asked and why, quorum, the page.
+    assert "    env: production" in approval.text
+    assert 'Asked by email:alice@example.com: "please deploy' in approval.text
+    assert "Agent deploybot, thread " in approval.text
+    assert "Approvals given: 0 of 1" in approval.text
     port = ChannelPort(store, OutboxStore(store.redis))
     rest = rest_channel(port, email.registry, Access())
     app = create_app(store.redis, email.registry, access=Access(), channels=[rest])
     app.include_router(router(port, email.parts.keyring, store.redis))
     path = approve.removeprefix(PUBLIC)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC) as web:
+        shown = await web.get(thread_page.removeprefix(PUBLIC))
+        assert shown.status_code == 200
+        assert "please deploy" in shown.text
         page = await web.get(path)
         assert page.status_code == 200
         assert "deploy(tag=&#x27;v1.2.3&#x27;, env=&#x27;production&#x27;)" in page.text
@@ -262,6 +256,8 @@ async def test_deploy_approved_by_link(
         assert again.status_code == 409
         other = await web.post(reject.removeprefix(PUBLIC), data={"comment": "too late"})
         assert other.status_code == 409
+        # The page says what became of it, not only that it was decided.
+        assert f"was already approved by email:{ALICE} at " in other.text
         forged = await web.post(path[:-3] + "AAA")
         assert forged.status_code == 404
     final = await email.capture.next()

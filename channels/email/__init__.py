@@ -34,6 +34,7 @@ from channels.email.sender import EmailSender, Relay
 from channels.email.server import Credentials, SmtpServer, tls_context
 from channels.email.settings import EmailSettings
 from channels.email.tokens import Keyring
+from channels.pagelinks import page_links
 from channels.registry import Channel, Services
 
 log = logging.getLogger("switchboard.email")
@@ -105,6 +106,7 @@ def assemble(services: Services, settings: EmailSettings, domain: str) -> EmailP
             public_base_url=services.settings.public_base_url,
             link_ttl_s=settings.email_link_ttl_s,
             timeout=settings.smtp_timeout_s,
+            pages=page_links(services.settings, services.redis),
         )
         inbound.refusals = Refusals(sender, services.redis)
     else:

@@ -23,7 +23,7 @@ from channels.email.tokens import Keyring, ReplyRef
 from channels.email.trust import address_matches, authenticated, patterns, read_decision
 from model.events import Answered, HumanResponse, UserMessage, decided
 from model.ids import thread_id_for
-from model.records import Origin, RequestRecord, ThreadMeta
+from model.records import Origin, RequestRecord, RequestView, ThreadMeta
 from store.errors import RequestAlreadyAnswered, RequestNotFound, ThreadNotFound
 from store.port import ChannelPort, NewThread
 
@@ -34,6 +34,7 @@ CHANNEL = "email"
 OK = "250 2.0.0 OK: stored"
 IGNORED = "250 2.0.0 OK: automatic message, not answered"
 DUPLICATE = "250 2.0.0 OK: already stored"
+LATE = "250 2.0.0 OK: that request was already settled; nothing was changed"
 TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
 
 
@@ -218,7 +219,7 @@ class Inbound:
             return None
         record = view.request
         if view.status != "pending":
-            return None
+            return await self._late(mail, view)
         response: HumanResponse
         if record.kind == "question":
             response = Answered(
@@ -242,6 +243,19 @@ class Inbound:
             return DUPLICATE
         await self._remember(message_id, record.thread_id)
         return OK
+
+    async def _late(self, mail: ParsedMail, view: RequestView) -> str | None:
+        """An approver's APPROVE / REJECT for a request already settled: a short reply saying
+        what became of it, and nothing stored (it starts no conversation). None otherwise."""
+        record = view.request
+        if record.kind != "approval" or read_decision(mail.reply) is None:
+            return None
+        if not record.may_answer(CHANNEL, mail.sender):
+            return None
+        if self.refusals is not None:
+            await self.refusals.late(mail, view)
+        log.info("late answer from %s to %s (%s)", mail.sender, record.request_id, view.status)
+        return LATE
 
     async def _check_approver(
         self, mail: ParsedMail, record: RequestRecord, token: ReplyRef | None

@@ -45,5 +45,12 @@ def refusal_note(address: str) -> str:
     return f"{PREFIX}:{{email}}:refusal-note:{digest}"
 
 
+def late_note(address: str, request_id: str) -> str:
+    """STRING set while an address has been told that a request it answered was settled:
+    one such note per address and request per REFUSAL_NOTE_TTL_SECONDS."""
+    digest = hashlib.sha256(f"{address.lower()}|{request_id}".encode()).hexdigest()[:32]
+    return f"{PREFIX}:{{email}}:late-note:{digest}"
+
+
 REFUSAL_NOTE_TTL_SECONDS = 3600
 """An hour: enough for the approver to read the note and use the link."""

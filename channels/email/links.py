@@ -17,8 +17,16 @@ from fastapi.responses import HTMLResponse
 
 from channels.email import keys
 from channels.email.tokens import Keyring, LinkClaim
+from channels.late import late_reply
 from model.events import decided
-from store.errors import NotAllowed, RequestAlreadyAnswered, RequestNotFound
+from model.records import RequestView
+from store.errors import (
+    NotAllowed,
+    RequestAlreadyAnswered,
+    RequestExpired,
+    RequestNotFound,
+    RequestWithdrawn,
+)
 from store.port import ChannelPort
 
 CHANNEL = "email"
@@ -32,6 +40,12 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         f"<h1>{html.escape(title)}</h1>{body}</body></html>",
         status_code=status,
     )
+
+
+def _settled(view: RequestView) -> HTMLResponse:
+    """What became of a request that is no longer pending (409: the link decides nothing)."""
+    title = "No longer pending" if view.status in ("withdrawn", "expired") else "Already decided"
+    return _page(title, f"<p>{html.escape(late_reply(view))}</p>", 409)
 
 
 def router(port: ChannelPort, keyring: Keyring, redis: aioredis.Redis) -> APIRouter:
@@ -56,7 +70,7 @@ def router(port: ChannelPort, keyring: Keyring, redis: aioredis.Redis) -> APIRou
         except RequestNotFound:
             return _page("Not found", "<p>This request no longer exists.</p>", 404)
         if view.status != "pending":
-            return _page("Already decided", "<p>This request was already decided.</p>", 409)
+            return _settled(view)
         reason = (
             '<p><label>Reason<br><textarea name="comment" rows="3" cols="50"></textarea>'
             "</label></p>"
@@ -89,8 +103,11 @@ def router(port: ChannelPort, keyring: Keyring, redis: aioredis.Redis) -> APIRou
             await port.answer(claim.request_id, response)
         except RequestNotFound:
             return _page("Not found", "<p>This request no longer exists.</p>", 404)
-        except RequestAlreadyAnswered:
-            return _page("Already decided", "<p>This request was already decided.</p>", 409)
+        except (RequestAlreadyAnswered, RequestWithdrawn, RequestExpired):
+            try:
+                return _settled(await port.request(claim.request_id))
+            except RequestNotFound:
+                return _page("Not found", "<p>This request no longer exists.</p>", 404)
         except NotAllowed:
             return _page("Not allowed", "<p>You may not decide this request.</p>", 403)
         expires_in = max(claim.expires - int(time.time()), 1)

@@ -23,7 +23,8 @@ from channels.email import keys
 from channels.email.compose import Outgoing, reply_subject
 from channels.email.parse import ParsedMail
 from channels.email.sender import EmailSender
-from model.records import RequestRecord
+from channels.late import late_reply
+from model.records import RequestRecord, RequestView
 from store.errors import ThreadNotFound
 
 log = logging.getLogger("switchboard.email")
@@ -46,23 +47,38 @@ class Refusals:
 
     async def unverified(self, mail: ParsedMail, record: RequestRecord) -> bool:
         """Send the note, unless this address had one within the hour. True: sent."""
-        if not await self.redis.set(
-            keys.refusal_note(mail.sender), "sent", nx=True, ex=keys.REFUSAL_NOTE_TTL_SECONDS
-        ):
+        links = await self.sender.links(record.request_id, mail.sender)
+        what = call_text(record.tool, record.arguments or {}) if record.tool else "the request"
+        text = WHY.format(what=what, how=WITH_LINKS if links else WITHOUT_LINKS)
+        return await self._note(mail, record, keys.refusal_note(mail.sender), text, links)
+
+    async def late(self, mail: ParsedMail, view: RequestView) -> bool:
+        """Tell an approver whose APPROVE / REJECT came after the request was settled what
+        became of it (once per address and request an hour). True: sent."""
+        key = keys.late_note(mail.sender, view.request.request_id)
+        return await self._note(mail, view.request, key, late_reply(view), [])
+
+    async def _note(
+        self,
+        mail: ParsedMail,
+        record: RequestRecord,
+        key: str,
+        text: str,
+        links: list[tuple[str, str]],
+    ) -> bool:
+        if not await self.redis.set(key, "sent", nx=True, ex=keys.REFUSAL_NOTE_TTL_SECONDS):
             return False
         try:
             agent = (await self.sender.port.meta(record.thread_id)).agent
         except ThreadNotFound:
             return False
-        links = await self.sender.links(record.request_id, mail.sender)
-        what = call_text(record.tool, record.arguments or {}) if record.tool else "the request"
         note = Outgoing(
             message_id=f"refused.{secrets.token_hex(8)}.{record.thread_id}@{self.sender.domain}",
             sender=(agent.capitalize(), self.sender.address(agent)),
             to=mail.sender,
             reply_to=self.sender.address(agent),
             subject=reply_subject(mail.subject, "Your reply was not accepted"),
-            text=WHY.format(what=what, how=WITH_LINKS if links else WITHOUT_LINKS),
+            text=text,
             in_reply_to=mail.message_id,
             references=[mail.message_id] if mail.message_id else [],
             links=links,

@@ -14,10 +14,12 @@ import aiosmtplib
 
 from agent.config import Registry
 from agent.delivery import SendFailed
+from channels.approval_text import email_text
 from channels.email.chain import MailChain
 from channels.email.compose import Outgoing, build, reply_subject
 from channels.email.tokens import Decision, Keyring
 from channels.email.trust import patterns
+from channels.pagelinks import PageLinks
 from model.records import Delivery, OutboxItem
 from store.errors import RequestNotFound
 from store.port import ChannelPort
@@ -68,6 +70,7 @@ class EmailSender:
         public_base_url: str | None,
         link_ttl_s: int,
         timeout: float = 30.0,
+        pages: PageLinks | None = None,
     ) -> None:
         self.relay = relay
         self.port = port
@@ -78,6 +81,8 @@ class EmailSender:
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.link_ttl_s = link_ttl_s
         self.timeout = timeout
+        self.pages = pages
+        """Links to the thread's read-only page, in approval mails."""
 
     async def compose(self, item: OutboxItem) -> Outgoing:
         """The mail for one outbox item, threaded into the conversation it belongs to."""
@@ -89,7 +94,8 @@ class EmailSender:
         text = item.text
         links: list[tuple[str, str]] = []
         if item.kind == "approval" and item.request_id:
-            text += "\n\n" + APPROVAL_HINT
+            page = await self.pages.link(item.thread_id, item.created) if self.pages else None
+            text = email_text(item, page) + "\n\n" + APPROVAL_HINT
             links = await self.links(item.request_id, item.to.address)
         first_line = item.text.strip().split("\n")[0][:120]
         return Outgoing(

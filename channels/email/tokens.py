@@ -13,13 +13,13 @@ import hashlib
 import hmac
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Literal
 
 import redis.asyncio as aioredis
 
 from channels.email import keys
+from channels.shared_key import shared_key
 
 """Where the key lives when EMAIL_SECRET is not set (shared by API and worker processes)."""
 
@@ -120,9 +120,5 @@ class Keyring:
 
     async def signer(self) -> Signer:
         if self._signer is None:
-            await self._redis.set(keys.SECRET, secrets.token_hex(32), nx=True)
-            raw = await self._redis.get(keys.SECRET)
-            if raw is None:  # pragma: no cover - deleted between the two commands
-                raise RuntimeError("email signing key vanished from Redis")
-            self._signer = Signer(raw if isinstance(raw, bytes) else raw.encode())
+            self._signer = Signer(await shared_key(self._redis, keys.SECRET, "email"))
         return self._signer

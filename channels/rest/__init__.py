@@ -8,8 +8,9 @@ from fastapi import FastAPI
 
 from agent.config import Registry
 from agent.settings import Settings
+from channels.pagelinks import PageLinks, page_links
 from channels.registry import Channel, Services
-from channels.rest import audit, live, triggers
+from channels.rest import audit, live, page, triggers
 from channels.rest.api import router
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
@@ -20,15 +21,22 @@ SETTINGS = Settings
 
 
 def build(services: Services) -> Channel:
-    return rest_channel(services.port, services.registry, Access.from_settings(services.settings))
+    access = Access.from_settings(services.settings)
+    links = page_links(services.settings, services.redis)
+    return rest_channel(services.port, services.registry, access, links)
 
 
-def rest_channel(port: ChannelPort, registry: Registry, access: Access) -> Channel:
-    """The channel from its parts (tests build it this way)."""
+def rest_channel(
+    port: ChannelPort, registry: Registry, access: Access, links: PageLinks | None = None
+) -> Channel:
+    """The channel from its parts (tests build it this way); ``links`` checks the signed
+    links of the thread pages (default: the key kept in Redis)."""
+    links = links or page_links(Settings(), port.digests.redis)
 
     def mount(app: FastAPI) -> None:
         app.include_router(router(port, registry, access))
         app.include_router(audit.router(port))
         app.include_router(triggers.router(port, registry))
+        app.include_router(page.router(port, links))
 
     return Channel(name="rest", sender=RestSender(), mount=mount, listeners=[live.end_streams_on])

@@ -10,12 +10,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent import routing
 from agent.errors import ConfigError
+from channels.pagelinks import page_links
 from channels.registry import Channel, Services
 from channels.slack import http, socket
 from channels.slack.direct import Direct
 from channels.slack.inbound import SlackInbound
 from channels.slack.sender import SlackSender
 from channels.slack.settings import SlackSettings
+from channels.slack.withdrawn import Posts
 from channels.slack.working import Working
 
 __all__ = ["SlackSettings", "build", "channel"]
@@ -54,7 +56,8 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     )
     # Each agent's own channels; a mention elsewhere, and a DM, go to SLACK_AGENT / default.
     inbound.messages.channels = routing.by_channel(services.registry.agents, "slack")
-    sender = SlackSender(client, working, direct)
+    pages = page_links(services.settings, services.redis)
+    sender = SlackSender(client, working, direct, pages, Posts(services.redis))
     result = Channel(name="slack", sender=sender, closers=[inbound.drain])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)

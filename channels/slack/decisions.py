@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any, Literal
@@ -17,11 +18,14 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agent.briefs import WITHDRAWN
 from agent.config import Registry
 from agent.errors import ToolFailed
 from channels.edits import edited_call
-from channels.slack import blocks, editing, names, payloads
+from channels.late import late_reply
+from channels.slack import blocks, editing, names, payloads, withdrawn
 from channels.slack.blocks import Decided
+from channels.slack.markup import escape
 from channels.slack.payloads import MessageRef
 from channels.slack.sender import failure
 from model.events import Approved, Rejected, decided
@@ -32,7 +36,9 @@ from store.errors import (
     NotEditable,
     QuorumIncomplete,
     RequestAlreadyAnswered,
+    RequestExpired,
     RequestNotFound,
+    RequestWithdrawn,
 )
 from store.port import ChannelPort
 
@@ -41,7 +47,6 @@ log = logging.getLogger("switchboard.slack")
 CHANNEL = "slack"
 _API_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
 
-ALREADY_DECIDED = "This request was already decided."
 GONE = "This request no longer exists."
 UPDATE_ATTEMPTS = 3
 DRAIN_SECONDS = 10.0
@@ -81,6 +86,8 @@ class Decisions:
                 # Decided elsewhere (the API, another channel) or the update was lost:
                 # the message still offers buttons, so show the decision on it now.
                 self.later(self._refresh(client, ref, view))
+            elif view is not None and view.status == "withdrawn" and click.buttons_shown:
+                self.later(self._withdrawn(client, ref, view))  # before the run loop's update
             return
         record = view.request
         if click.decision == "reject":
@@ -96,7 +103,9 @@ class Decisions:
         grant = "thread" if click.grant else None
         outcome = await self._decide(record, click.user, "approve", None, grant=grant)
         await ack()
-        if isinstance(outcome, str):
+        if outcome is None:  # settled just before this click: say what became of it
+            self.later(self._ephemeral(client, ref, click.user, await self._late(record)))
+        elif isinstance(outcome, str):
             self.later(self._ephemeral(client, ref, click.user, outcome))
         else:
             self.later(self._update(client, ref, record, outcome))
@@ -128,8 +137,9 @@ class Decisions:
             await ack(response_action="errors", errors={block: exc.error[:2000]})
             return
         outcome = await self._decide(record, edit.user, "approve", None, arguments=call)
-        if isinstance(outcome, str):
-            await ack(response_action="errors", errors={editing.block_of(fields[0]): outcome})
+        if not isinstance(outcome, Decided):
+            said = await self._late(record) if outcome is None else outcome
+            await ack(response_action="errors", errors={editing.block_of(fields[0]): said})
             return
         await ack()
         self.later(self._update(client, edit.ref, record, outcome))
@@ -143,7 +153,10 @@ class Decisions:
         outcome: Decided | str | None = None
         if refusal is None and view is not None:
             outcome = await self._decide(view.request, reason.user, "reject", reason.reason)
-            refusal = outcome if isinstance(outcome, str) else None
+            if outcome is None:
+                refusal = await self._late(view.request)
+            elif isinstance(outcome, str):
+                refusal = outcome
         if view is None or not isinstance(outcome, Decided):
             await ack(response_action="errors", errors={payloads.REASON_BLOCK: refusal or GONE})
             return
@@ -161,8 +174,15 @@ class Decisions:
         if not await self._may_decide(client, view.request, user):
             return names.not_an_approver(view.request.approvers), view
         if view.status != "pending":
-            return ALREADY_DECIDED, view
+            return _late_text(view), view  # "already approved by ... at 14:02 UTC", "withdrawn"
         return None, view
+
+    async def _late(self, record: RequestRecord) -> str:
+        """What became of a request someone settled just before this click."""
+        try:
+            return _late_text(await self.port.request(record.request_id))
+        except RequestNotFound:
+            return GONE
 
     async def _may_decide(self, client: AsyncWebClient, record: RequestRecord, user: str) -> bool:
         if record.may_answer(CHANNEL, user):
@@ -185,8 +205,9 @@ class Decisions:
         decision: Literal["approve", "reject"],
         comment: str | None,
         **extra: Any,
-    ) -> Decided | str:
-        """Bind the decision to the request, once; else why not (someone decided first).
+    ) -> Decided | str | None:
+        """Bind the decision to the request, once; else why not: None when it was settled
+        first (decided, withdrawn, expired), a refusal's text (an edit or grant refused).
 
         ``extra``: what an approval carries beside yes (an edited call, a grant).
         """
@@ -202,8 +223,8 @@ class Decisions:
         try:
             # Permission was checked above (user groups need Slack, which the store cannot ask).
             await self.port.answer(record.request_id, response, check=False)
-        except RequestAlreadyAnswered:
-            return ALREADY_DECIDED
+        except (RequestAlreadyAnswered, RequestWithdrawn, RequestExpired):
+            return None
         except (QuorumIncomplete, GrantNotOffered, NotEditable) as exc:
             return str(exc)
         return Decided(
@@ -258,6 +279,19 @@ class Decisions:
             )
             await self._update(client, ref, view.request, outcome)
 
+    async def _withdrawn(self, client: AsyncWebClient, ref: MessageRef, view: RequestView) -> None:
+        """Take the buttons off a message whose request was withdrawn."""
+        r = view.request
+        try:
+            await client.chat_update(
+                channel=ref.channel,
+                ts=ref.message_ts,
+                text=WITHDRAWN,
+                blocks=withdrawn.blocks(r.tool or "", r.arguments or {}, WITHDRAWN),
+            )
+        except _API_ERRORS as exc:
+            log.warning("could not mark approval message %s withdrawn: %s", ref.message_ts, exc)
+
     async def _ephemeral(
         self, client: AsyncWebClient, ref: MessageRef, user: str, text: str
     ) -> None:
@@ -293,6 +327,15 @@ def _shown(record: RequestRecord, extra: dict[str, Any]) -> str | None:
     if extra.get("grant"):
         said.append(f"for the rest of this {extra['grant']}")
     return "; ".join(said) or None
+
+
+_SLACK_USER = re.compile(r"\bslack:([UW][A-Z0-9]{2,})\b")
+
+
+def _late_text(view: RequestView) -> str:
+    """The late reply as Slack shows it: escaped, a Slack user who decided as a mention
+    (which Slack renders with their name; an ephemeral note pings nobody)."""
+    return _SLACK_USER.sub(r"<@\1>", escape(late_reply(view)))
 
 
 async def _logged(job: Coroutine[Any, Any, None]) -> None:

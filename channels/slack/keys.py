@@ -19,6 +19,16 @@ WORKING_TTL_SECONDS = 24 * 3600
 forgotten; the emoji stays on the message."""
 
 
+def approval_posts(thread_id: str, request_id: str) -> str:
+    """SET of 'channel|ts' of the messages that offered this approval with buttons (the first
+    ask, reminders, a later stage): a withdrawal updates each of them."""
+    return f"{PREFIX}:slack:{{{thread_id}}}:posted:{request_id}"
+
+
+POSTS_TTL_SECONDS = 30 * 24 * 3600
+"""An approval undecided for a month is past any deadline worth a button."""
+
+
 def direct(team: str, channel: str) -> str:
     """STRING: the thread id of the open conversation in one DM; absent once it is done
     (the agent's final answer) or idle for DM_IDLE_SECONDS."""

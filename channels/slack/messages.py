@@ -49,7 +49,9 @@ class Messages:
         """The reaction goes on after Slack has its ack: it must not hold the answer up."""
         if self.working is None:
             return
-        task = asyncio.create_task(self.working.show(tid, msg.channel, msg.ts))
+        task = asyncio.create_task(
+            self.working.show(tid, msg.channel, msg.ts, _assistant_thread(msg))
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -132,7 +134,7 @@ class Messages:
         else:
             tid, new = await self.direct.open(msg.team, msg.channel, tid)
         if self.working is not None:
-            await self.working.expect(tid, msg.channel, msg.ts)
+            await self.working.expect(tid, msg.channel, msg.ts, _assistant_thread(msg))
         if not new and await self._answers_question(tid, msg):
             self._show_working(tid, msg)
             return
@@ -164,6 +166,11 @@ class Messages:
         except RequestAlreadyAnswered:
             return False  # answered meanwhile (or by a copy of this): store it as a message
         return True
+
+
+def _assistant_thread(msg: MessageIn) -> str | None:
+    """The assistant thread the message was written in, whose status shows the agent works."""
+    return msg.thread_ts if msg.assistant else None
 
 
 def _later_than(ts: str, other: str | None) -> bool:

@@ -51,6 +51,9 @@ class MessageIn(_Frozen):
     """May this message start a thread (a mention or a DM), or only continue a known one?"""
     direct: bool = False
     """Written in a DM with the app."""
+    assistant: bool = False
+    """Written in an assistant thread (Slack's AI-app surface: the event carries
+    ``assistant_thread``), where a thread status shows that the agent is on it."""
 
     @property
     def conversation(self) -> str:
@@ -136,6 +139,7 @@ def message(body: dict[str, Any], bot_user_id: str | None) -> MessageIn | None:
         thread_ts=thread_ts if isinstance(thread_ts, str) else ts,
         starts=kind == "app_mention" or direct,
         direct=direct,
+        assistant=direct and isinstance(thread_ts, str) and "assistant_thread" in event,
     )
 
 

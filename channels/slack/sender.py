@@ -19,10 +19,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.delivery import SendFailed
-from channels.slack import blocks, tags
+from channels.pagelinks import PageLinks
+from channels.slack import blocks, brief, tags, withdrawn
 from channels.slack.direct import Direct
 from channels.slack.markup import MESSAGE_LIMIT, escape, split
 from channels.slack.mrkdwn import to_mrkdwn
+from channels.slack.withdrawn import Posts
 from channels.slack.working import Working
 from model.records import Delivery, OutboxItem
 
@@ -81,9 +83,18 @@ class SlackSender:
     posted again: losing an approval request would be worse than a rare double."""
 
     def __init__(
-        self, client: AsyncWebClient, working: Working | None = None, direct: Direct | None = None
+        self,
+        client: AsyncWebClient,
+        working: Working | None = None,
+        direct: Direct | None = None,
+        pages: PageLinks | None = None,
+        posts: Posts | None = None,
     ) -> None:
         self.client = client
+        self.posts = posts
+        """Where each approval was posted: a withdrawal takes the buttons off those."""
+        self.pages = pages
+        """Links to the thread's read-only page, on approval messages."""
         self.working = working
         self.direct = direct
         """Ends a DM's open conversation when its final answer is out."""
@@ -101,9 +112,11 @@ class SlackSender:
         self._posted: OrderedDict[str, list[str]] = OrderedDict()
 
     async def send(self, item: OutboxItem) -> Delivery:
+        if item.kind == "withdrawn":
+            return await self._withdraw(item)
         channel = self._channel(item)
         thread_ts = item.to.route.get("thread_ts")
-        payloads = self._payloads(item)
+        payloads = await self._payloads(item)
         done = self._posted.get(item.outbox_id, [])
         for n, payload in enumerate(payloads[len(done) :], start=len(done)):
             try:
@@ -122,6 +135,8 @@ class SlackSender:
             done = [*done, str(response["ts"])]
             channel = str(response.get("channel") or channel)  # a user id becomes a DM id
         self._posted.pop(item.outbox_id, None)
+        if self.posts is not None and item.kind == "approval" and item.request_id:
+            await self.posts.remember(item.thread_id, item.request_id, channel, done[0])
         if self.working is not None:
             await self.working.clear(item.thread_id)
         route = item.to.route
@@ -132,6 +147,8 @@ class SlackSender:
     async def find(self, item: OutboxItem) -> Delivery | None:
         """What an earlier attempt of ``item`` posted: the whole item (its delivery), or None
         after remembering the parts that are there, so ``send`` posts only the rest."""
+        if item.kind == "withdrawn":
+            return None  # chat.update again changes nothing: just do it
         channel = self._channel(item)
         try:
             if channel.startswith(("U", "W")):  # a user id: its DM's id holds the history
@@ -140,7 +157,7 @@ class SlackSender:
             found = await tags.posted(self.client, channel, item)
         except (TimeoutError, SlackApiError, aiohttp.ClientError, OSError) as exc:
             raise failure(exc, "looking for an earlier post") from None
-        parts = len(self._payloads(item))
+        parts = len(await self._payloads(item))
         done: list[str] = []
         while len(done) in found:
             done.append(found[len(done)])
@@ -151,13 +168,37 @@ class SlackSender:
             self._remember(item.outbox_id, done)
         return None
 
+    async def _withdraw(self, item: OutboxItem) -> Delivery:
+        """Take the buttons off every message that offered the withdrawn request."""
+        rid = item.request_id or ""
+        posted = await self.posts.of(item.thread_id, rid) if self.posts and rid else []
+        updated: list[str] = []
+        for channel, ts in posted:
+            try:
+                await self.poster.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=escape(item.text),
+                    blocks=withdrawn.blocks(item.tool or "", item.arguments or {}, item.text),
+                )
+            except SlackApiError as exc:
+                if exc.response.get("error") == "message_not_found":
+                    continue  # deleted in Slack: nothing left to click
+                raise failure(exc, "chat.update") from None
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise failure(exc, "chat.update") from None
+            updated.append(provider_id(channel, ts))
+        first = updated[0] if updated else f"withdrawn:{rid}"
+        return Delivery(provider_id=first, refs=updated[1:], detail={"updated": len(updated)})
+
     @staticmethod
     def _channel(item: OutboxItem) -> str:
         return item.to.route.get("channel") or item.to.address
 
-    def _payloads(self, item: OutboxItem) -> list[dict[str, Any]]:
+    async def _payloads(self, item: OutboxItem) -> list[dict[str, Any]]:
         if item.kind == "approval" and item.request_id and item.tool is not None:
-            return [self._approval(item)]
+            link = await self.pages.link(item.thread_id, item.created) if self.pages else None
+            return [self._approval(item, link)]
         return self._messages(item)
 
     def _remember(self, outbox_id: str, posted: list[str]) -> None:
@@ -167,17 +208,13 @@ class SlackSender:
             self._posted.popitem(last=False)
 
     @staticmethod
-    def _approval(item: OutboxItem) -> dict[str, Any]:
-        return {
-            "text": escape(item.text),
-            "blocks": blocks.approval(
-                item.request_id or "",
-                item.tool or "",
-                item.arguments or {},
-                item.editable,
-                item.grants,
-            ),
-        }
+    def _approval(item: OutboxItem, link: str | None) -> dict[str, Any]:
+        shown = blocks.approval(
+            item.request_id or "", item.tool or "", item.arguments or {}, item.editable, item.grants
+        )
+        at = next((n for n, b in enumerate(shown) if b.get("type") == "actions"), len(shown))
+        shown[at:at] = brief.blocks(item, link)  # what it takes to decide, above the buttons
+        return {"text": brief.fallback_text(item), "blocks": shown}
 
     @staticmethod
     def _messages(item: OutboxItem) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
-"""A sign of life while the model works: a reaction on the message the agent is handling.
+"""A sign of life while the model works, on the message the agent is handling: in an
+assistant thread (Slack's AI-app surface) the thread's status ("is working on it..."), set
+with ``assistant.threads.setStatus``; anywhere else a reaction.
 
 The worker never calls Slack; the channel does both ends. When a human's message is stored,
-the ``WORKING`` reaction goes on it; when the Slack sender next delivers a message of that
-thread (an answer, a question, an approval), the reactions still shown are taken off. A
-reaction is a courtesy: a failed call is logged and nothing else changes.
+the sign goes on; when the Slack sender next delivers a message of that thread (an answer, a
+question, an approval), the signs still shown are taken off (the status set to ""). A sign
+is a courtesy: a failed call is logged and nothing else changes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ log = logging.getLogger("switchboard.slack")
 
 WORKING = "eyes"
 """The emoji name (:eyes:): "seen, on it"."""
+STATUS = "is working on it..."
+"""The assistant thread's status; Slack shows it after the app's name."""
 _ERRORS = (TimeoutError, SlackApiError, aiohttp.ClientError, OSError)
 
 
@@ -29,47 +33,87 @@ class Working:
         self.client = client
         self.redis = redis
 
-    async def expect(self, thread_id: str, channel: str, ts: str) -> None:
-        """Before the message is stored: note it, so an answer that beats the reaction
-        still finds it to clear (``show`` then sees it gone and takes the reaction off)."""
+    async def expect(
+        self, thread_id: str, channel: str, ts: str, assistant_thread: str | None = None
+    ) -> None:
+        """Before the message is stored: note it, so an answer that beats the sign still
+        finds it to clear (``show`` then sees it gone and takes the sign off).
+        ``assistant_thread``: the root ts of the assistant thread it was written in."""
         key = keys.working(thread_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, _member(channel, ts))
+            pipe.sadd(key, _member(channel, ts, assistant_thread))
             pipe.expire(key, keys.WORKING_TTL_SECONDS)
             await pipe.execute()
 
+    async def _members(self, thread_id: str, channel: str, ts: str) -> list[str]:
+        mine = _member(channel, ts)
+        raw = await self.redis.smembers(keys.working(thread_id))
+        shown = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
+        return [m for m in shown if m == mine or m.startswith(mine + "|")]
+
     async def pending(self, thread_id: str, channel: str, ts: str) -> bool:
         """Is the agent still to answer this message (nothing posted in the thread since)?"""
-        return bool(await self.redis.sismember(keys.working(thread_id), _member(channel, ts)))
+        return bool(await self._members(thread_id, channel, ts))
 
     async def drop(self, thread_id: str, channel: str, ts: str) -> None:
         """The message was not stored after all (no such thread)."""
-        await self.redis.srem(keys.working(thread_id), _member(channel, ts))
+        for member in await self._members(thread_id, channel, ts):
+            await self.redis.srem(keys.working(thread_id), member)
 
-    async def show(self, thread_id: str, channel: str, ts: str) -> None:
-        """Put the reaction on a stored message (noted by ``expect``)."""
-        try:
-            await self.client.reactions_add(channel=channel, timestamp=ts, name=WORKING)
-        except SlackApiError as exc:
-            if exc.response.get("error") != "already_reacted":
-                log.info("could not add the working reaction: %s", exc.response.get("error"))
+    async def show(
+        self, thread_id: str, channel: str, ts: str, assistant_thread: str | None = None
+    ) -> None:
+        """Put the sign on a stored message (noted by ``expect``)."""
+        if assistant_thread is not None:
+            if not await self._status(channel, assistant_thread, STATUS):
                 return
-        except _ERRORS as exc:
-            log.info("could not add the working reaction: %s", exc)
+        elif not await self._react(channel, ts):
             return
-        if not await self.redis.sismember(keys.working(thread_id), _member(channel, ts)):
-            await self._remove(channel, ts)  # the agent answered while the reaction went on
+        member = _member(channel, ts, assistant_thread)
+        if not await self.redis.sismember(keys.working(thread_id), member):
+            await self._undo(member)  # the agent answered while the sign went on
 
     async def clear(self, thread_id: str) -> None:
-        """The agent spoke: take the reactions off the messages it was working on."""
+        """The agent spoke: take the signs off the messages it was working on."""
         key = keys.working(thread_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.smembers(key)
             pipe.delete(key)
             shown, _ = await pipe.execute()
         for raw in shown:
-            channel, _, ts = (raw.decode() if isinstance(raw, bytes) else raw).partition("|")
+            await self._undo(raw.decode() if isinstance(raw, bytes) else raw)
+
+    async def _undo(self, member: str) -> None:
+        channel, ts, *assistant = member.split("|")
+        if assistant:
+            await self._status(channel, assistant[0], "")  # "" clears it
+        else:
             await self._remove(channel, ts)
+
+    async def _status(self, channel: str, thread_ts: str, status: str) -> bool:
+        try:
+            await self.client.assistant_threads_setStatus(
+                channel_id=channel, thread_ts=thread_ts, status=status
+            )
+        except SlackApiError as exc:
+            log.info("could not set the assistant status: %s", exc.response.get("error"))
+            return False
+        except _ERRORS as exc:
+            log.info("could not set the assistant status: %s", exc)
+            return False
+        return True
+
+    async def _react(self, channel: str, ts: str) -> bool:
+        try:
+            await self.client.reactions_add(channel=channel, timestamp=ts, name=WORKING)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                log.info("could not add the working reaction: %s", exc.response.get("error"))
+                return False
+        except _ERRORS as exc:
+            log.info("could not add the working reaction: %s", exc)
+            return False
+        return True
 
     async def _remove(self, channel: str, ts: str) -> None:
         try:
@@ -81,5 +125,6 @@ class Working:
             log.info("could not remove the working reaction: %s", exc)
 
 
-def _member(channel: str, ts: str) -> str:
-    return f"{channel}|{ts}"
+def _member(channel: str, ts: str, assistant_thread: str | None = None) -> str:
+    member = f"{channel}|{ts}"
+    return f"{member}|{assistant_thread}" if assistant_thread else member

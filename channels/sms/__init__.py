@@ -22,6 +22,7 @@ import logging
 from agent.config import Registry
 from agent.errors import ConfigError
 from agent.routing import own
+from channels.pagelinks import page_links
 from channels.registry import Channel, Services
 from channels.sms.inbound import SmsInbound
 from channels.sms.parse import PayloadError, e164
@@ -69,7 +70,8 @@ def build_channel(services: Services, settings: SmsSettings, public_base_url: st
     assert settings.twilio_auth_token is not None
     state = SmsState(services.redis, services.port)
     numbers = own_numbers(services.registry)
-    sender = TwilioSender(settings, public_base_url, state, numbers)
+    links = page_links(services.settings, services.redis, public_base_url)
+    sender = TwilioSender(settings, public_base_url, state, links, numbers)
     inbound = SmsInbound(services.port, state, services.registry)
     hooks = Webhooks(inbound, settings.twilio_auth_token.get_secret_value(), public_base_url)
     return Channel(

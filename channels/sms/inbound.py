@@ -13,12 +13,13 @@ from agent.config import Registry
 from agent.contact import call_text
 from agent.routing import own
 from agent.tools import Agent
+from channels.late import late_reply
 from channels.sms import parse
 from channels.sms.parse import Decision, InboundSms, StatusReport
 from channels.sms.state import Pending, SmsState
-from model.events import Approved, Rejected, UserMessage, decided
+from model.events import UserMessage, decided
 from model.ids import thread_id_for
-from model.records import Origin, RequestView
+from model.records import Origin
 from store.errors import (
     AlreadyCounted,
     GrantNotOffered,
@@ -58,22 +59,6 @@ def knows(agent: Agent, number: str) -> bool:
     """May ``number`` talk to ``agent`` (see ``known_senders``)?"""
     allowed = known_senders(agent)
     return "*" in allowed or number in allowed
-
-
-def late_reply(view: RequestView) -> str:
-    """What a YES / NO for a request that is no longer pending hears: what became of it."""
-    r = view.request
-    what = call_text(r.tool, r.arguments or {}) if r.tool else r.text[:60]
-    answer = view.response
-    if view.status == "withdrawn":
-        return f"{what} is no longer pending: it was withdrawn (the request changed)."
-    if view.status == "expired":
-        return f"{what} is no longer pending: it expired before anyone decided."
-    if isinstance(answer, Approved | Rejected):
-        how = "approved" if isinstance(answer, Approved) else "rejected"
-        who = answer.person if isinstance(answer, Approved) and answer.person else answer.responder
-        return f"{what} was already {how} by {who} at {answer.at:%H:%M} UTC. Nothing was changed."
-    return f"{what} was already decided. Nothing was changed."
 
 
 def _what(p: Pending) -> str:

@@ -19,6 +19,9 @@ _GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 
 _SINGLE = {"gsm7": 160, "ucs2": 70}
 _MULTI = {"gsm7": 153, "ucs2": 67}
+MIN_BODY = 30
+"""Units of the body a shortened text keeps at least beside its link: the link carries the
+rest (a thread page link is ~95 characters, and a UCS-2 segment holds 67)."""
 ELLIPSIS = "..."
 """Three dots, not '…': that one is not GSM-7 and would halve the room."""
 
@@ -59,14 +62,14 @@ def capacity(budget: int, enc: Encoding) -> int:
 def fit(body: str, tail: str = "", budget: int = 2, link: str | None = None) -> str:
     """``body`` + ``tail`` in at most ``budget`` segments; a shortened body ends in '...' and
     the link (to the whole text) goes before the tail, which is always kept. When the link
-    would leave too little of the body, it is left out."""
+    would leave less than MIN_BODY units of the body, it is left out."""
     whole = body + tail
     if segments(whole) <= budget:
         return whole
     for more in ([f"{ELLIPSIS} {link}"] if link else []) + [ELLIPSIS]:
         enc = encoding(whole + more)
         room = capacity(budget, enc) - length(more + tail, enc)
-        if room >= capacity(budget, enc) // 3 or more == ELLIPSIS:
+        if room >= MIN_BODY or more == ELLIPSIS:
             break
     kept: list[str] = []
     used = 0

@@ -17,6 +17,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from agent.delivery import SendFailed
+from channels.approval_text import sms_text
+from channels.pagelinks import PageLinks
 from channels.sms import segments
 from channels.sms.http import HttpxTwilioClient, last_retry_after
 from channels.sms.lookup import LookupFailed, sent_before
@@ -47,6 +49,7 @@ class TwilioSender:
         settings: SmsSettings,
         public_base_url: str,
         state: SmsState,
+        links: PageLinks,
         numbers: Mapping[str, str] | None = None,
     ) -> None:
         assert settings.twilio_auth_token is not None
@@ -55,6 +58,8 @@ class TwilioSender:
         """Agent -> its own number (``sms_numbers``): where its texts go out from."""
         self.public = public_base_url.rstrip("/")
         self.state = state
+        self.links = links
+        """The thread page a shortened text links to (no API token needed on a phone)."""
         self.http = HttpxTwilioClient(
             base_url=settings.twilio_api_url, timeout=settings.sms_timeout
         )
@@ -149,8 +154,11 @@ class TwilioSender:
             said = f" {code}" if others else ""
             every = f", YES{said} ALL for the rest of the thread" if "thread" in item.grants else ""
             tail = f"\nReply YES{said}{every}, or NO{said} and a reason."
-        link = f"{self.public}/v1/threads/{item.thread_id}"
-        return segments.fit(item.text, tail, self.settings.sms_segment_budget, link)
+        # The item's own time fixes the link's expiry: the same item renders the same text,
+        # which the lookup of an unknown outcome (sent_before) compares.
+        link = await self.links.link(item.thread_id, item.created)
+        body = sms_text(item)
+        return segments.fit(body, tail, self.settings.sms_segment_budget, link)
 
     async def _refused(self, item: OutboxItem, number: str, exc: TwilioRestException) -> SendFailed:
         status = int(exc.status)

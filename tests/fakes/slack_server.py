@@ -91,6 +91,8 @@ class FakeSlack:
         """Display names users.info reports, by user id (others: user_not_found)."""
         self.reactions: dict[tuple[str, str], set[str]] = defaultdict(set)
         """Our bot's reactions by (channel, message ts)."""
+        self.statuses: dict[tuple[str, str], str] = {}
+        """Assistant thread statuses by (channel, thread ts); "" once cleared."""
         self.socket_url = ""
         """Where apps.connections.open sends the app (a FakeSocketMode's url)."""
         self._failures: dict[str, deque[list[Any]]] = defaultdict(deque)
@@ -110,6 +112,7 @@ class FakeSlack:
             self.messages.clear()
             self.groups.clear()
             self.reactions.clear()
+            self.statuses.clear()
             self.users.clear()
             self.socket_url = ""
             self._failures.clear()
@@ -300,6 +303,17 @@ class FakeSlack:
             if name not in self.reactions.get(key, set()):
                 return {"ok": False, "error": "no_reaction"}
             self.reactions[key].discard(name)
+        return {"ok": True}
+
+    def _assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = str(args.get("channel_id") or ""), str(args.get("thread_ts") or "")
+        if not channel.startswith("D") or not thread_ts:
+            # Slack answers so for anything but an assistant thread in the app's DM.
+            return {"ok": False, "error": "channel_not_found"}
+        if "status" not in args:
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            self.statuses[(channel, thread_ts)] = str(args["status"])
         return {"ok": True}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from store.port import ChannelPort
 from store.threads import ThreadStore
 from tests.conftest import Service, children
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
-from tests.slack.kit import ALICE, OPS, SECRET, SlackKit
+from tests.slack.kit import ALICE, OPS, PUBLIC, SECRET, SlackKit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -62,7 +62,10 @@ async def slack_kit(
     slack_registry: Registry,
 ) -> AsyncIterator[SlackKit]:
     services = Services(
-        Settings(), redis_client, ChannelPort(store, OutboxStore(redis_client)), slack_registry
+        Settings(public_base_url=PUBLIC),
+        redis_client,
+        ChannelPort(store, OutboxStore(redis_client)),
+        slack_registry,
     )
     settings = SlackSettings(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url

@@ -21,6 +21,8 @@ ALICE = "U0ALICE"  # an approver of deploy
 MALLORY = "U0MALLORY"  # not one
 OPS = "S0OPS"  # a user group that may approve
 GENERAL = "C0GENERAL"
+PUBLIC = "https://sb.example.com"
+"""PUBLIC_BASE_URL of the channel under test: approval messages link to thread pages there."""
 
 
 def sign(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from model.events import Approved, FinalAnswer, HumanResponse, ToolResult
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import Posted
-from tests.slack.kit import ALICE, GENERAL, MALLORY, OPS, SlackKit, mention, thread_of
+from tests.slack.kit import ALICE, GENERAL, MALLORY, OPS, PUBLIC, SlackKit, mention, thread_of
 
 
 async def _deploy_waiting(kit: SlackKit, service: Service) -> tuple[str, str, Posted]:
@@ -43,11 +43,24 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     service = slack_service
     tid, root, approval = await _deploy_waiting(slack_kit, service)
     # The approval request sits in the Slack thread, with buttons, tool and arguments.
-    assert approval.text == "Approval needed: deploy(tag='v1.2.3', env='production')"
+    # The approvers are @-mentioned (in the text too, so that the notification pings them).
+    assert approval.text == (
+        f"<@{ALICE}> <!subteam^{OPS}> Approval needed: deploy(tag='v1.2.3', env='production')"
+    )
     shown = _shown(approval)
     assert "*Approval needed:* `deploy`" in shown
     assert "• *tag:* `v1.2.3`" in shown
     assert "• *env:* `production`" in shown
+    # Enough to decide: who asked and what they wrote, the agent, quorum, the thread page.
+    assert f"*Asked by* <@{ALICE}> *in* deploybot" in shown
+    assert "> please deploy v1.2.3 to production" in shown
+    assert "*Approvals:* 0 of 1" in shown
+    assert f"<{PUBLIC}/t/{tid}?exp=" in shown
+    assert f"Asking <@{ALICE}> <!subteam^{OPS}>" in shown
+    link = shown.split(f"<{PUBLIC}", 1)[1].split("|", 1)[0]
+    page = await slack_kit.http.get(link.replace("&amp;", "&"))
+    assert page.status_code == 200
+    assert "please deploy v1.2.3 to production" in page.text
     buttons = _buttons(approval)
     [request] = (await service.store.thread(tid)).requests
     rid = request.request.request_id
@@ -85,7 +98,13 @@ async def test_done_when_mention_deploy_approved_in_slack_runs_once_and_answers(
     await slack_kit.settle()
     assert slack_kit.fake.messages[(GENERAL, approval.ts)].updates == 1
     [note] = slack_kit.fake.called("chat.postEphemeral")
-    assert (note["user"], note["text"]) == (ALICE, "This request was already decided.")
+    # ... what became of it: who decided, when (a late answer starts nothing).
+    [approved] = [e for e in (await service.store.thread(tid)).events if e.type == "approved"]
+    assert (note["user"], note["text"]) == (
+        ALICE,
+        f"deploy(tag='v1.2.3', env='production') was already approved by <@{ALICE}> "
+        f"at {approved.at:%H:%M} UTC. Nothing was changed.",
+    )
     view = await service.settled(tid, "done")
     assert len([e for e in view.events if isinstance(e, ToolResult)]) == 1
     assert len([e for e in view.events if isinstance(e, HumanResponse)]) == 1
@@ -126,7 +145,8 @@ async def test_reject_asks_for_a_reason_that_reaches_the_model(
 
     # The same modal submitted again (a double submit) decides nothing more.
     again = await slack_kit.submit(ALICE, modal, "another reason")
-    assert again.json()["errors"] == {"reason": "This request was already decided."}
+    [reason] = again.json()["errors"].values()
+    assert reason.startswith("deploy(tag='v1.2.3', env='production') was already rejected by ")
 
 
 async def test_only_approvers_decide_others_get_an_ephemeral_refusal(
@@ -196,7 +216,9 @@ async def test_decided_elsewhere_the_slack_message_catches_up_on_a_click(
     assert r.status_code == 200
     await slack_kit.settle()
     [note] = slack_kit.fake.called("chat.postEphemeral")
-    assert note["text"] == "This request was already decided."
+    assert note["text"].startswith(
+        "deploy(tag='v1.2.3', env='production') was already approved by rest:ops-bot at "
+    )
     assert len(slack_kit.fake.called("chat.update")) == 2
     updated = slack_kit.fake.messages[(GENERAL, approval.ts)]
     assert _buttons(updated) == []

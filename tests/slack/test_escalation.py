@@ -164,7 +164,9 @@ async def test_stage_one_in_slack_then_a_reminder_then_sms_approves(
     assert ("remind", [f"slack:{ALICE}"]) in kinds[:stage]
     assert all(isinstance(e, ApprovalDue) for e in view.events if e.type == "approval_due")
     texts = twilio.sent_to(PHONE)
-    assert all("deploy(tag='v1.2.3', env='production')" in t for t in texts)
+    assert all(
+        t.startswith("deploybot: approve deploy(tag=v1.2.3, env=production)?") for t in texts
+    )
     assert any("stage 2: nobody has decided yet" in t for t in texts)
 
     r = await _text(sms_channel[1], "YES")

@@ -37,4 +37,5 @@ def test_manifest_scopes_cover_the_methods_we_call() -> None:
     assert "usergroups:read" in scopes  # usergroups.users.list, for group approvers
     assert "users:read" in scopes  # users.info, who decided by name
     assert "reactions:write" in scopes  # reactions.add / remove, the "working" sign
+    assert "assistant:write" in scopes  # assistant.threads.setStatus, in assistant threads
     assert _manifest()["features"]["bot_user"]["display_name"]

@@ -1,10 +1,13 @@
-"""The "working" reaction: on the human's message while the agent works, off when it answers."""
+"""A sign of life: the "working" reaction on the human's message while the agent works, or
+the assistant thread's status on Slack's AI-app surface; off when it answers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
-from tests.slack.kit import GENERAL, SlackKit, mention, thread_of
+from tests.slack.kit import ALICE, GENERAL, SlackKit, mention, thread_of
 
 
 async def test_the_message_shows_a_reaction_until_the_answer_is_posted(
@@ -23,3 +26,62 @@ async def test_the_message_shows_a_reaction_until_the_answer_is_posted(
     [added] = slack_kit.fake.called("reactions.add")
     assert (added["channel"], added["timestamp"], added["name"]) == (GENERAL, root, "eyes")
     assert slack_kit.fake.reactions[(GENERAL, root)] == set()
+
+
+def _dm_reply(root: str, ts: str, *, assistant: bool) -> dict[str, Any]:
+    """A message in a thread of the app's DM; in an assistant thread, Slack adds
+    ``assistant_thread`` to the event."""
+    event: dict[str, Any] = {
+        "type": "message",
+        "channel": "D0ALICE",
+        "channel_type": "im",
+        "user": ALICE,
+        "text": "status?",
+        "ts": ts,
+        "thread_ts": root,
+    }
+    if assistant:
+        event["assistant_thread"] = {"action_token": "10116779555154.1013852547.9b39d433f"}
+    return event
+
+
+async def test_in_an_assistant_thread_the_status_says_the_agent_works(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    """Slack's AI-app surface: a message in an assistant thread (the event carries
+    ``assistant_thread``) sets the thread's status, cleared when the answer is posted."""
+    fake_llm.script(step("done_for_now", message="all good"))
+    root, ts = slack_kit.fake.next_ts(), slack_kit.fake.next_ts()
+    assert (await slack_kit.event(_dm_reply(root, ts, assistant=True))).status_code == 200
+    await slack_service.settled(thread_of("D0ALICE", root), "done")
+    await slack_kit.settle()
+
+    calls = slack_kit.fake.calls
+    order = [c.method for c in calls if c.method.startswith(("reactions", "chat", "assistant"))]
+    assert order == [
+        "assistant.threads.setStatus",
+        "chat.postMessage",
+        "assistant.threads.setStatus",
+    ]
+    first, cleared = slack_kit.fake.called("assistant.threads.setStatus")
+    assert (first["channel_id"], first["thread_ts"], first["status"]) == (
+        "D0ALICE",
+        root,
+        "is working on it...",
+    )
+    assert cleared["status"] == ""
+    assert slack_kit.fake.statuses[("D0ALICE", root)] == ""
+    [answer] = slack_kit.fake.thread("D0ALICE", root)
+    assert answer.text == "all good"
+
+
+async def test_a_thread_reply_in_a_dm_without_the_ai_surface_gets_the_reaction(
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.script(step("done_for_now", message="all good"))
+    root, ts = slack_kit.fake.next_ts(), slack_kit.fake.next_ts()
+    assert (await slack_kit.event(_dm_reply(root, ts, assistant=False))).status_code == 200
+    await slack_service.settled(thread_of("D0ALICE", root), "done")
+    await slack_kit.settle()
+    assert slack_kit.fake.called("assistant.threads.setStatus") == []
+    assert [c["timestamp"] for c in slack_kit.fake.called("reactions.add")] == [ts]

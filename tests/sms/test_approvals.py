@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
+from channels.sms import segments
 from model.events import (
     DeliveryFailed,
     FinalAnswer,
@@ -42,7 +43,8 @@ async def test_rest_thread_approved_by_sms_answers_on_rest(sms_factory: Factory)
     approval = next(o for o in view.outbox if o.item.kind == "approval")
     callback = f"{PUBLIC}/twilio/status?t={tid}&o={approval.item.outbox_id}"
     assert sent["StatusCallback"] == callback  # tagged with the item, signed by Twilio
-    assert "deploy(tag='v1.2.3', env='production')" in sent["Body"]
+    assert sent["Body"].startswith("deploybot: approve deploy(tag=v1.2.3, env=production)?")
+    assert 'Asked by rest:alice: "deploy v1.2.3 to production"' in sent["Body"]
     assert sent["Body"].endswith("Reply YES, or NO and a reason.")
     approval = next(o for o in view.outbox if o.item.kind == "approval")
     assert approval.item.to.channel == "sms"
@@ -219,7 +221,7 @@ async def test_sms_thread_asks_and_answers_on_the_phone(sms_factory: Factory) ->
     tid = thread_id_for("sms", f"{OURS}:{TALKER}")
     await sms.service.settled(tid, "awaiting_human")
     [ask] = sms.fake.sent_to(TALKER)
-    assert ask.startswith("Approval needed: deploy(tag='v1.2.3', env='staging')")
+    assert ask.startswith("deploybot: approve deploy(tag=v1.2.3, env=staging)?")
 
     r = await sms.text(TALKER, "Y")
     assert "Approved" in r.text
@@ -284,3 +286,24 @@ async def test_yes_all_where_the_tool_has_no_grants_decides_nothing(sms_factory:
     assert "cannot be approved for the rest of the thread" in r.text, r.text
     assert [q.status for q in (await sms.store.thread(tid)).requests] == ["pending"]
     assert sms.deploys() == 0
+
+
+async def test_a_long_approval_text_keeps_its_budget_and_links_the_thread_page(
+    sms_factory: Factory,
+) -> None:
+    """The text says what to decide first (agent, call, deadline, who asked); the rest is on
+    the signed thread page, which opens on a phone with no API token (not the JSON API)."""
+    sms = await sms_factory(budget=2)
+    why = "deploy v1.2.3 to production " + "because the release notes say so " * 8
+    tid = await _rest_thread(sms, why)
+    await sms.service.settled(tid, "awaiting_human")
+    [body] = sms.fake.sent_to(APPROVER)
+    assert segments.segments(body) <= 2
+    assert body.startswith("deploybot: approve deploy(tag=v1.2.3, env=production)?\n")
+    assert body.endswith("\nReply YES, or NO and a reason.")
+    found = re.search(rf"\.\.\. ({PUBLIC}/t/{tid}\?exp=\d+&sig=[\w-]+)\n", body)
+    assert found, body
+    assert "/v1/" not in body
+    page = await sms.service.api.get(found.group(1).removeprefix(PUBLIC))
+    assert page.status_code == 200
+    assert "because the release notes say so " * 8 in page.text
