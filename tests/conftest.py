@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agent import config, handoff
 from agent.config import Registry
@@ -149,7 +150,14 @@ class Service:
     ) -> ThreadView:
         deadline = time.monotonic() + within
         while True:
-            view = await self.store.thread(thread_id)
+            try:
+                view = await self.store.thread(thread_id)
+            except RedisConnectionError:
+                # A worker that meets a Redis error drops the pool's idle connections, and
+                # this test client shares the pool: a read in that moment is retried, as the
+                # service's own retrying clients do (store.connection).
+                await asyncio.sleep(0.02)
+                continue
             if until(view):
                 return view
             if time.monotonic() > deadline:

@@ -48,7 +48,7 @@ async def test_the_childs_approval_is_asked_in_the_parents_slack_thread(
 
     # The child's approval sits in the parent's Slack thread.
     [approval] = slack_kit.fake.thread(GENERAL, root)
-    assert approval.text == "Approval needed: rollback(env='production')"
+    assert approval.text == "<@U0ALICE> Approval needed: rollback(env='production')"
     [request] = child.requests
     rid = request.request.request_id
     assert request.request.thread_id == started.external_id

@@ -89,7 +89,7 @@ async def test_a_signed_trigger_asks_and_answers_in_its_report_to_channel(
     )
     # Nobody started it: the approval goes to the report_to channel, with its buttons.
     [approval] = slack_kit.fake.thread(ONCALL, None)
-    assert approval.text == "Approval needed: deploy(tag='v1.2.3', env='production')"
+    assert approval.text == "<@U0ALICE> Approval needed: deploy(tag='v1.2.3', env='production')"
     [request] = view.requests
     rid = request.request.request_id
     r = await slack_kit.click(ALICE, "sb_approve", rid, ONCALL, approval.ts, approval.ts)
