@@ -53,7 +53,7 @@ async def test_an_agents_approval_request_goes_out_from_its_own_number(
     await sms.service.settled(tid, "awaiting_human")
     [asked] = [m for m in sms.fake.messages if m["To"] == OTHER]
     assert asked["From"] == ROLLBACKS
-    assert asked["Body"].startswith("Approval needed: deploy(tag='v1.2.3', env='staging')")
+    assert asked["Body"].startswith("rollbackbot: approve deploy(tag=v1.2.3, env=staging)?")
     r = await sms.text(OTHER, "YES", To=ROLLBACKS)
     assert r.status_code == 200, r.text
     view = await sms.service.settled(tid, "done")
