@@ -35,6 +35,7 @@ from agent import addresses
 from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
+from agent.mcp_config import McpServerConfig
 from agent.policy import ApprovalConfig
 from agent.tools import Address, Agent, Tool, ToolFunction
 
@@ -114,6 +115,8 @@ class AgentConfig(BaseModel):
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings for channels (allowed senders, addresses...)."""
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    """``[agents.<name>.mcp.<server>]``: MCP servers whose tools it uses (agent.toolbox)."""
 
 
 class PersonConfig(BaseModel):
@@ -201,6 +204,8 @@ class Registry:
             raise ConfigError(f"default agent {default!r} is not configured")
         self.agents = dict(agents)
         self.default = default
+        self.mcp: dict[str, dict[str, McpServerConfig]] = {}
+        """Agent -> its MCP servers; their tools join ``agents`` once listed (agent.toolbox)."""
 
     def get(self, name: str | None) -> Agent | None:
         return self.agents.get(name or self.default)
@@ -229,4 +234,6 @@ def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
         raise ConfigError(f"{path}: no agents configured")
     people = config.people_by_address()
     agents = {name: build_agent(name, ac, prompts, people) for name, ac in config.agents.items()}
-    return Registry(agents, config.default_agent or next(iter(agents)))
+    registry = Registry(agents, config.default_agent or next(iter(agents)))
+    registry.mcp = {name: dict(ac.mcp) for name, ac in config.agents.items() if ac.mcp}
+    return registry

@@ -96,6 +96,8 @@ class Contact:
         policy = tool.approval
         shown = call_text(tool.name, arguments)
         text = f"Approval needed: {shown}"
+        if tool.approval_note:
+            text += f"\n{tool.approval_note}"
         self.requests.append(
             RequestRecord(
                 request_id=rid,

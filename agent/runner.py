@@ -161,8 +161,11 @@ class Run:
                     case OfferStage() | Remind() | TimerMoot():
                         self._escalate_approval(action)
                     case RunApproved(request=request):
-                        status = await self._run_tool(
-                            self.agent.tools[request.tool], request.call_id, request.arguments
+                        approved = self.agent.tools.get(request.tool)
+                        status = (
+                            await self._run_tool(approved, request.call_id, request.arguments)
+                            if approved
+                            else self._unavailable(request)
                         )
                     case RecordRejection():
                         self._record_rejection(action)
@@ -382,6 +385,12 @@ class Run:
         self._append(ToolResult(call_id=call_id, tool=tool.name, output=output[:TOOL_OUTPUT_LIMIT]))
         self.errors = 0
         return "running"
+
+    def _unavailable(self, request: ApprovalRequest) -> Status:
+        """An approved call whose tool is gone (its MCP server is down or no longer lists it)."""
+        error = "the tool is not available now (is its MCP server down?); the call did not run"
+        self._append(ToolError(call_id=request.call_id, tool=request.tool, error=error))
+        return self._count_error(error)
 
     # ---- pauses -----------------------------------------------------------------------
     def _ask(self, text: str) -> None:

@@ -59,6 +59,8 @@ class Tool:
     """Where approval requests go. Empty: the channel the thread came from."""
     approval: ApprovalConfig | None = None
     """Route stages, reminders, deadline and the rest of the approval policy."""
+    approval_note: str = ""
+    """Shown to the approver under the call (what an MCP server says about its tool)."""
 
     async def call(self, args: BaseModel, call_id: str) -> str:
         """Run the tool: one ``execute_tool`` span, a log line, its duration and outcome."""
