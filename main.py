@@ -287,13 +287,20 @@ def replay_command(argv: list[str]) -> int:
 
     async def go() -> replay.ReplayReport:
         client = connection.connect(redis_url, retrying=True)
+        # The agent's MCP tools are part of its step schema: list them (nothing is called).
+        toolbox = Toolbox(
+            registry, {agent.name: registry.mcp.get(agent.name, {})}, mcp_client.connect
+        )
         try:
+            await toolbox.start()
+            with_tools = registry.agents[agent.name]
             reads = ThreadStore(client)
             ids = await replay.select(
                 reads, agent.name, thread_ids=args.thread, since=args.since, limit=args.limit
             )
-            return await replay.replay(reads, agent, args.prompt, make_llm(settings), ids)
+            return await replay.replay(reads, with_tools, args.prompt, make_llm(settings), ids)
         finally:
+            await toolbox.close()
             await client.aclose()
 
     try:

@@ -176,7 +176,8 @@ class McpClient:
             elif not release.is_set():
                 log.warning("MCP server %s: connection lost (%s)", self.name, reason)
         finally:
-            self._session = None
+            if self._owner is asyncio.current_task():  # not a newer session's place
+                self._session = None
 
     @contextlib.asynccontextmanager
     async def _transport(self) -> AsyncIterator[Streams]:
