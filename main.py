@@ -35,9 +35,11 @@ from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
 from agent.scheduler import Scheduler
 from agent.settings import Settings, load_settings
+from agent.toolbox import Toolbox
 from agent.worker import Worker, WorkerSettings
 from channels import checks
 from channels.app import create_app
+from channels.mcp import client as mcp_client
 from channels.observability import metrics_app
 from channels.registry import Channel, Services, build_channels
 from channels.rest.auth import Access
@@ -79,6 +81,10 @@ def listen_host(settings: Settings) -> str:
 
 async def run(role: str, settings: Settings, redis_url: str) -> None:
     registry = config.load(settings.switchboard_config)
+    # Tools from MCP servers join the agents once listed; a server that is down leaves its
+    # agent running without them (agent/toolbox.py).
+    toolbox = Toolbox(registry, registry.mcp, mcp_client.connect)
+    await toolbox.start()
     if settings.switchboard_partitions is not None:  # from .env too, where the store looks
         os.environ.setdefault(partitions.ENV, str(settings.switchboard_partitions))
     # The API and the channels repeat a command Redis dropped; the workers must not (see
@@ -102,6 +108,8 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
         jobs.append(metrics_job(services, stop))
     if role in ("serve", "api"):
         jobs += api_jobs(services, channels, stop)
+    if registry.mcp:
+        jobs.append(toolbox.run(stop))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _on_signal, stop, asyncio.current_task())
@@ -113,6 +121,7 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
                 await close()
         for each in clients:
             await each.aclose()
+        await toolbox.close()
 
 
 def _on_signal(stop: asyncio.Event, main: asyncio.Task[Any] | None) -> None:
@@ -284,13 +293,20 @@ def replay_command(argv: list[str]) -> int:
 
     async def go() -> replay.ReplayReport:
         client = connection.connect(redis_url, retrying=True)
+        # The agent's MCP tools are part of its step schema: list them (nothing is called).
+        toolbox = Toolbox(
+            registry, {agent.name: registry.mcp.get(agent.name, {})}, mcp_client.connect
+        )
         try:
+            await toolbox.start()
+            with_tools = registry.agents[agent.name]
             reads = ThreadStore(client)
             ids = await replay.select(
                 reads, agent.name, thread_ids=args.thread, since=args.since, limit=args.limit
             )
-            return await replay.replay(reads, agent, args.prompt, make_llm(settings), ids)
+            return await replay.replay(reads, with_tools, args.prompt, make_llm(settings), ids)
         finally:
+            await toolbox.close()
             await client.aclose()
 
     try:

@@ -66,3 +66,9 @@ def check(text: str, role: Role) -> str:
     if not pattern.match(address):
         raise ValueError(f"{text!r}: {channel} needs {shape}")
     return text
+
+
+def covers(approver: str, address: str) -> bool:
+    """Whether ``approver`` (``rest:*`` covers every ``rest:`` address) includes ``address``."""
+    channel, _, who = approver.partition(":")
+    return approver == address or (who == "*" and address.startswith(f"{channel}:"))

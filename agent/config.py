@@ -37,6 +37,7 @@ from agent.actions import CommandAction, HttpAction
 from agent.context import PROMPTS_DIR, template
 from agent.errors import ConfigError
 from agent.handoff import DEFAULT_DEPTH, Handoff
+from agent.mcp_config import McpServerConfig
 from agent.policy import ApprovalConfig
 from agent.tools import Address, Agent, Tool, ToolFunction
 from agent.triggers import ScheduleConfig, TriggerConfig
@@ -155,6 +156,8 @@ class AgentConfig(BaseModel):
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     """Free-form settings for channels (allowed senders, addresses...)."""
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    """``[agents.<name>.mcp.<server>]``: MCP servers whose tools it uses (agent.toolbox)."""
 
 
 class PersonConfig(BaseModel):
@@ -272,6 +275,8 @@ class Registry:
                     raise ConfigError(f"{kind}.{name}: agent {item.agent!r} is not configured")
         self.owners = routing.owners(self.agents)
         """``channel:address`` -> the agent that claims it (agent.routing); checked here."""
+        self.mcp: dict[str, dict[str, McpServerConfig]] = {}
+        """Agent -> its MCP servers; their tools join ``agents`` once listed (agent.toolbox)."""
 
     def get(self, name: str | None) -> Agent | None:
         return self.agents.get(name or self.default)
@@ -312,4 +317,6 @@ def load(path: Path, prompts: Path = PROMPTS_DIR) -> Registry:
                     f"no agent {tool.handoff.agent!r} is configured"
                 )
     default = config.default_agent or next(iter(agents))
-    return Registry(agents, default, config.triggers, config.schedules)
+    registry = Registry(agents, default, config.triggers, config.schedules)
+    registry.mcp = {name: dict(ac.mcp) for name, ac in config.agents.items() if ac.mcp}
+    return registry

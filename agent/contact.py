@@ -109,6 +109,8 @@ class Contact:
             "editable": list(policy.editable) if policy else [],
             "grants": list(policy.grants) if policy else [],
         }
+        if tool.approval_note:
+            text += f"\n{tool.approval_note}"
         self.requests.append(
             RequestRecord(
                 request_id=rid,

@@ -37,3 +37,22 @@ class ShuttingDown(AgentError):
     def __init__(self, thread_id: str) -> None:
         super().__init__(f"stopping before the next step of {thread_id}")
         self.thread_id = thread_id
+
+
+class ToolRefused(AgentError):
+    """A tool from an MCP server cannot be offered to the model (its name or input schema
+    does not fit the step schema); the server's other tools still are."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        super().__init__(f"MCP tool {tool} is not offered: {reason}")
+        self.tool = tool
+        self.reason = reason
+
+
+class McpServerDown(AgentError):
+    """An MCP server could not be started or reached, or dropped the connection."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server {server} is unreachable: {reason}")
+        self.server = server
+        self.reason = reason

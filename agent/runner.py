@@ -191,16 +191,23 @@ class Run(Waits):
                     case OfferStage() | Remind() | TimerMoot():
                         self._escalate_approval(action)
                     case RunApproved(request=request, response=response, by=by):
-                        self._record_grant(request, response, by)
-                        status = await self._run_tool(
-                            self.agent.tools[request.tool],
-                            request.call_id,
-                            edits.approved_call(request, response),
-                            note=edits.edit_note(request, response),
-                        )
+                        approved = self.agent.tools.get(request.tool)
+                        if approved is None:
+                            status = self._unavailable(request.call_id, request.tool)
+                        else:
+                            self._record_grant(request, response, by)
+                            status = await self._run_tool(
+                                approved,
+                                request.call_id,
+                                edits.approved_call(request, response),
+                                note=edits.edit_note(request, response),
+                            )
                     case RunGranted(used=used, step=step):
-                        status = await self._run_tool(
-                            self.agent.tools[used.tool], used.call_id, step.arguments
+                        granted = self.agent.tools.get(used.tool)
+                        status = (
+                            await self._run_tool(granted, used.call_id, step.arguments)
+                            if granted
+                            else self._unavailable(used.call_id, used.tool)
                         )
                     case RecordRejection():
                         self._record_rejection(action)
@@ -479,6 +486,12 @@ class Run(Waits):
         self._append(ToolResult(call_id=call_id, tool=tool.name, output=output[:TOOL_OUTPUT_LIMIT]))
         self.errors = 0
         return "running"
+
+    def _unavailable(self, call_id: str, tool: str) -> Status:
+        """An approved call whose tool is gone (its MCP server is down or no longer lists it)."""
+        error = "the tool is not available now (is its MCP server down?); the call did not run"
+        self._append(ToolError(call_id=call_id, tool=tool, error=error))
+        return self._count_error(error)
 
     # ---- pauses -----------------------------------------------------------------------
     def _ask(self, text: str) -> None:

@@ -68,6 +68,8 @@ class Tool:
     """For a long-running tool: seconds its result may take after it started."""
     handoff: Handoff | None = None
     """Set: the call starts a thread on another agent instead of running (agent.handoff)."""
+    approval_note: str = ""
+    """Shown to the approver under the call (what an MCP server says about its tool)."""
 
     async def call(self, args: BaseModel, call_id: str) -> str | Started:
         """Run the tool: one ``execute_tool`` span, a log line, its duration and outcome."""
