@@ -114,6 +114,9 @@ def _environment(root: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        # Templates are versioned files that do not change under a running process; without
+        # this every render stats the file to see whether it did.
+        auto_reload=False,
     )
     env.filters["attr"] = _attr
     return env
@@ -145,7 +148,7 @@ def render(
     tmpl = template(agent.prompt, root)
     counter = counter or tokens.counter()
     visible = visible_events(events)
-    schema = _fixed_count(counter, json.dumps(response_schema(agent), separators=(",", ":")))
+    schema = _schema_count(counter, agent)
     system = _block(tmpl, agent, "system", visible, None)
     fixed = schema + _fixed_count(counter, system) + 2 * tokens.MESSAGE_OVERHEAD
     thread, used, compacted = _fit(tmpl, agent, visible, fixed, counter)
@@ -156,6 +159,13 @@ def render(
         counting=counter.method,
         compacted=compacted,
     )
+
+
+@lru_cache(maxsize=64)
+def _schema_count(counter: tokens.Counter, agent: Agent) -> int:
+    """The response schema's tokens: the same for every run of an agent, so counted once
+    (not serialized again on every render)."""
+    return counter.count(json.dumps(response_schema(agent), separators=(",", ":")))
 
 
 @lru_cache(maxsize=64)
@@ -185,6 +195,9 @@ def _block(
 VERBATIM_SHARE = 0.75
 # Tokens the <earlier> element's own tags take (counted high).
 _EARLIER_TAGS = 16
+# Up to this many visible events, _fit first tries the whole thread (one render, one count);
+# above it, a failed try would cost a render of a long thread for nothing.
+_WHOLE_FIRST = 64
 
 
 def _fit(
@@ -202,6 +215,13 @@ def _fit(
     turn is summarized (or one more summary left out) whenever the sum was a little short.
     """
     budget = agent.context_tokens
+    if len(visible) <= _WHOLE_FIRST:
+        # Most threads are short: render them whole once, and if even a byte per token
+        # (a token is never shorter) fits the budget, that is the context. Saves weighing
+        # each turn apart.
+        whole = _block(tmpl, agent, "thread", visible, None)
+        if fixed + len(whole.encode()) <= budget:
+            return whole, fixed + counter.count(whole), None
     candidates = compaction.compactable(visible)
     rest = visible[candidates[-1].end :] if candidates else visible
     left = budget - fixed - counter.count(_block(tmpl, agent, "thread", rest, None))
