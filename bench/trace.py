@@ -73,9 +73,7 @@ async def _round_trip(url: str, mon: _Monitor) -> dict[str, int]:
     worker = Worker(store, registry(), ScriptedLLM(), name="trace", settings=WorkerSettings())
     outbox = OutboxStore(client)
     await outbox.setup()
-    dispatcher = OutboxDispatcher(
-        store.outbox_stream, outbox, {"rest": RestSender()}, name="trace"
-    )
+    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="trace")
     await dispatcher.stream.ensure_group()
     trips: dict[str, int] = {}
     tid = new_id("th")
