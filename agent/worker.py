@@ -56,7 +56,8 @@ class WorkerSettings:
     shutdown_grace: float = 30.0
     """Seconds a stopping worker waits for runs in flight before it cuts them off."""
     alive_file: Path | None = None
-    """Touched about every second while the loop turns: a container healthcheck's signal."""
+    """Touched at most every second while the loop turns (every ``block_ms`` when idle): a
+    container healthcheck's signal."""
 
 
 def worker_name() -> str:
