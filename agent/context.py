@@ -123,6 +123,9 @@ def _environment(root: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        # Templates are versioned files that do not change under a running process; without
+        # this every render stats the file to see whether it did.
+        auto_reload=False,
     )
     env.filters["attr"] = _attr
     return env
@@ -150,7 +153,7 @@ def render(
     tmpl = template(agent.prompt, root)
     counter = counter or tokens.counter()
     visible = visible_events(events)
-    schema = _fixed_count(counter, json.dumps(response_schema(agent), separators=(",", ":")))
+    schema = _schema_count(counter, agent)
     system = _block(tmpl, agent, "system", visible, None)
     fixed = schema + _fixed_count(counter, system) + 2 * tokens.MESSAGE_OVERHEAD
     thread, used, compacted = fitting.fit(
@@ -169,6 +172,13 @@ def render(
         counting=counter.method,
         compacted=compacted,
     )
+
+
+@lru_cache(maxsize=64)
+def _schema_count(counter: tokens.Counter, agent: Agent) -> int:
+    """The response schema's tokens: the same for every run of an agent, so counted once
+    (not serialized again on every render)."""
+    return counter.count(json.dumps(response_schema(agent), separators=(",", ":")))
 
 
 @lru_cache(maxsize=64)

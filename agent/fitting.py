@@ -66,6 +66,10 @@ class Prior:
 
 NO_PRIOR = Prior(turns=0, events=0, pieces=())
 
+WHOLE_FIRST = 64
+"""Up to this many visible events (and no snapshot), ``fit`` first tries the whole thread in
+one render and one count; above it, a failed try would cost a long render for nothing."""
+
 
 class Candidates:
     """The settled turns, oldest first: the prior's stored pieces, then this thread's own."""
@@ -145,6 +149,12 @@ def fit(
     One more turn is summarized (or one more summary left out) while the sum is over.
     ``summaries``: stored summary lines by turn (counted from the thread's first turn).
     """
+    if prior.turns == 0 and len(visible) <= WHOLE_FIRST:
+        # Most threads are short: render them whole once, and if even a byte per token (a
+        # token is never shorter) fits the budget, that is the context, with no turn weighed.
+        whole = block(visible, None)
+        if fixed + len(whole.encode()) <= budget:
+            return whole, fixed + counter.count(whole), None
     own = compaction.compactable(visible)
     cands = Candidates(block, counter, visible, own, prior, summaries or {})
     n = cands.count

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from agent.delivery import Finds, Sender, SendFailed
 from store.connection import INFRA_ERRORS, Outage
 from store.outbox import OutboxStore
 from store.scripts import Then
-from store.streams import Entry, WorkStream
+from store.streams import Entry, WorkStream, unless_stopped
 from telemetry import metrics
 
 log = logging.getLogger("switchboard.outbox")
@@ -33,6 +34,12 @@ class OutboxSettings:
     max_attempts: int = 8
     base_delay: float = 1.0
     max_delay: float = 300.0
+    block_ms: int = 4000
+    """How long a read of the outbox stream waits inside Redis when nothing comes (below
+    redis-py's default 5 s socket timeout, as the worker's)."""
+    retry_poll_s: float = 10.0
+    """Seconds between looks for due retries scheduled by other processes; this process's
+    own are moved when due (OutboxStore.next_retry)."""
 
 
 class OutboxDispatcher:
@@ -56,6 +63,7 @@ class OutboxDispatcher:
         tasks: set[asyncio.Task[None]] = set()
         last_reclaim = 0.0
         loop = asyncio.get_running_loop()
+        last_moved = float("-inf")
         ready = False
         while not stop.is_set():
             free = self.settings.concurrency - len(tasks)
@@ -68,12 +76,21 @@ class OutboxDispatcher:
                     await self.stream.ensure_group()
                     await self.store.setup()
                     ready = True
-                await self.store.move_due()
+                poll = self.settings.retry_poll_s
+                if loop.time() - last_moved > poll or time.time() >= self.store.next_retry:
+                    last_moved = loop.time()
+                    self.store.next_retry = float("inf")  # looked now; retries set it again
+                    await self.store.move_due()
                 if loop.time() - last_reclaim > self.settings.claim_ms / 2000:
                     last_reclaim = loop.time()
                     entries = await self.stream.reclaim(self.name, self.settings.claim_ms, free)
                 if not entries:
-                    entries = await self.stream.read(self.name, free, block_ms=200)
+                    until = min(
+                        last_moved + poll - loop.time(), self.store.next_retry - time.time()
+                    )
+                    wait_ms = min(self.settings.block_ms, int(max(until, 0.0) * 1000))
+                    read = self.stream.read(self.name, free, block_ms=max(wait_ms, 1))
+                    entries = await unless_stopped(read, stop)
             except INFRA_ERRORS as exc:
                 await self.outage.wait(exc, stop)  # Redis is away: wait it out
                 continue

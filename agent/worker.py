@@ -27,7 +27,7 @@ from model.ids import new_id
 from model.records import Status
 from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
-from store.streams import Entry
+from store.streams import Entry, unless_stopped
 from store.threads import Lease, ThreadStore
 from store.timers import Timers
 from telemetry import logs, metrics, tracing
@@ -45,11 +45,19 @@ INTERNAL_ERROR_QUESTION = (
 class WorkerSettings:
     concurrency: int = 8
     run: RunSettings = field(default_factory=RunSettings)
-    block_ms: int = 1000
+    block_ms: int = 4000
+    """How long a read of the runs stream waits inside Redis when nothing comes: an entry
+    ends the wait at once, so a long one only makes an idle worker quieter. Below redis-py's
+    default socket timeout (5 s), which would cut a longer read off and reconnect."""
+    maintenance_s: float = 15.0
+    """Seconds between looks at shared schedules (entries to reclaim, deadlines, timers),
+    which an idle worker would otherwise poll. Deadlines and timers this process set are
+    looked at when due (ThreadStore.next_due_ms); those set elsewhere within this long."""
     shutdown_grace: float = 30.0
     """Seconds a stopping worker waits for runs in flight before it cuts them off."""
     alive_file: Path | None = None
-    """Touched about every second while the loop turns: a container healthcheck's signal."""
+    """Touched at most every second while the loop turns (every ``block_ms`` when idle): a
+    container healthcheck's signal."""
 
 
 def worker_name() -> str:
@@ -97,18 +105,18 @@ class Worker:
                     await self.store.setup()
                     ready = True
                 reclaimed: list[Entry] = []
-                if loop.time() - last_reclaim > min(self.ttl_ms / 4000, 1.0):
+                # An abandoned entry waits out a lease anyway: half of one more is no harm.
+                every = min(self.ttl_ms / 2000, self.settings.maintenance_s)
+                if loop.time() - last_reclaim > every or self._due():
                     last_reclaim = loop.time()
-                    reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
-                    expired = await self.store.expire_due()
-                    if expired:
-                        metrics.EXPIRED.inc(expired)
-                        log.info("%d request(s) expired unanswered", expired)
-                    await self.timers.fire_due()
+                    reclaimed = await self._maintain(free)
+                wait_ms = min(self.settings.block_ms, self._until_due_ms(every, last_reclaim))
                 fresh = (
                     []
                     if reclaimed
-                    else await self.store.runs.read(self.name, free, self.settings.block_ms)
+                    else await unless_stopped(
+                        self.store.runs.read(self.name, free, max(wait_ms, 1)), stop
+                    )
                 )
             except INFRA_ERRORS as exc:
                 # Redis is away: wait it out. Runs in flight fail at their next write and
@@ -125,6 +133,26 @@ class Worker:
                 task.add_done_callback(tasks.discard)
         await self._drain(tasks)
         await self.store.runs.close()
+
+    def _due(self) -> bool:
+        return time.time() * 1000 >= self.store.next_due_ms
+
+    def _until_due_ms(self, every: float, last: float) -> int:
+        """Milliseconds to the next look at the schedules: the round, or a cue before it."""
+        loop = asyncio.get_running_loop()
+        until = (last + every - loop.time()) * 1000
+        return int(max(0.0, min(until, self.store.next_due_ms - time.time() * 1000)))
+
+    async def _maintain(self, free: int) -> list[Entry]:
+        """Reclaim abandoned entries, expire passed deadlines, fire due timers."""
+        self.store.next_due_ms = float("inf")  # looked at now; later cues set it again
+        reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
+        expired = await self.store.expire_due()
+        if expired:
+            metrics.EXPIRED.inc(expired)
+            log.info("%d request(s) expired unanswered", expired)
+        await self.timers.fire_due()
+        return reclaimed
 
     def _alive(self, now: float) -> None:
         path = self.settings.alive_file

@@ -47,18 +47,13 @@ def targets() -> Iterator[list[tuple[str, str, list[str]]]]:
             single.stop()
 
 
-def _stats(nodes: list[str]) -> list[Any]:
-    out = []
-    for url in nodes:
-        client = redis.Redis.from_url(url)
-        try:
-            out.append(client.info("commandstats"))
-        finally:
-            client.close()
-    return out
+def _stats(clients: list[redis.Redis]) -> list[Any]:
+    return [client.info("commandstats") for client in clients]
 
 
-def measure(role: str, url: str, nodes: list[str], seconds: float) -> dict[str, Any]:
+def measure(
+    role: str, url: str, nodes: list[str], seconds: float, settle: float = SETTLE_S
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "REDIS_"))}
     env |= {"REDIS_URL": url, "PORT": str(free_port()), "SWITCHBOARD_LOG_LEVEL": "WARNING"}
     env.pop("OPENAI_API_KEY", None)
@@ -70,14 +65,21 @@ def measure(role: str, url: str, nodes: list[str], seconds: float) -> dict[str, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # Connected before the first count, so this measurement's own connection set-up
+    # (HELLO, CLIENT SETINFO) is not counted as the process's.
+    clients = [redis.Redis.from_url(url) for url in nodes]
     try:
-        time.sleep(SETTLE_S)
-        before = _stats(nodes)
+        for client in clients:
+            client.ping()
+        time.sleep(settle)
+        before = _stats(clients)
         time.sleep(seconds)
-        after = _stats(nodes)
+        after = _stats(clients)
     finally:
         process.terminate()
         process.wait(timeout=20)
+        for client in clients:
+            client.close()
     calls: dict[str, int] = {}
     for b, a in zip(before, after, strict=True):
         for name, n in command_delta(b, a).items():
@@ -94,13 +96,19 @@ def measure(role: str, url: str, nodes: list[str], seconds: float) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.idle")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="seconds from start to measuring (more on a busy machine)",
+    )
     args = parser.parse_args()
     print("| Redis | process | commands/s | of which |")
     print("|---|---|---|---|")
     with targets() as found:
         for name, url, nodes in found:
             for role in ("worker", "api"):
-                r = measure(role, url, nodes, args.seconds)
+                r = measure(role, url, nodes, args.seconds, args.settle)
                 top = ", ".join(f"{k} {v}" for k, v in r["by_command_per_s"].items())
                 print(f"| {name} | {role} | {r['commands_per_s']} | {top} |", flush=True)
 

@@ -36,6 +36,9 @@ class OutboxStore:
         self._due = client.register_script(scripts.RETRY_DUE)
         self._report = client.register_script(scripts.OUTBOX_REPORT_FAILURE)
         self._status = client.register_script(scripts.OUTBOX_PROVIDER_STATUS)
+        self.next_retry = float("inf")
+        """When the earliest retry this process scheduled is due (epoch s): the dispatcher's
+        cue to move due retries before its next scheduled look."""
 
     async def setup(self) -> None:
         """Load the scripts, so the first settle is not a NOSCRIPT round trip."""
@@ -98,6 +101,7 @@ class OutboxStore:
         """Put the item back to pending, due again after ``delay_s``."""
         # This host's clock, not the server's: a retry a little early or late is harmless.
         due_ms = int((time.time() + delay_s) * 1000)
+        self.next_retry = min(self.next_retry, due_ms / 1000)
 
         def schedule(pipe: aioredis.client.Pipeline) -> None:
             retry = self.shared.outbox_retry(item.thread_id)
@@ -147,10 +151,17 @@ class OutboxStore:
     async def move_due(self, limit: int = 100) -> int:
         """Put retries whose time has come back on the outbox streams (each partition's
         retries onto its own stream: one tag, one slot, one script)."""
-        calls = [
-            ([keys.outbox_retry(p), keys.outbox_stream(p)], [limit]) for p in range(self.shared.n)
-        ]
-        return sum(int(due) for due in await scripts.run_each(self.redis, self._due, calls))
+        # A look first, the script only where something is due: an idle dispatcher makes
+        # one read per partition per look, not a script with its clock and range read.
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for p in range(self.shared.n):
+            pipe.zrangebyscore(keys.outbox_retry(p), "-inf", now_ms, 0, 1)
+        due = [p for p, found in enumerate(await pipe.execute()) if found]
+        if not due:
+            return 0
+        calls = [([keys.outbox_retry(p), keys.outbox_stream(p)], [limit]) for p in due]
+        return sum(int(moved) for moved in await scripts.run_each(self.redis, self._due, calls))
 
     async def lookup_ref(self, channel: str, provider_id: str) -> ProviderRef | None:
         """What a message we sent (or a human's message we stored) is, by its provider id."""

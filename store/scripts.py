@@ -220,38 +220,49 @@ ACQUIRE = (
     + """
 -- KEYS: state inbox events ledger meta snapshot
 -- ARGV: owner ttl_ms
--- The log is returned from the snapshot's position on, with the snapshot (store.snapshot).
-if redis.call('EXISTS', KEYS[5]) == 0 then return {-1} end
-local lease = redis.call('HMGET', KEYS[1], 'lease_owner', 'lease_until')
-if lease[1] and lease[1] ~= '' and tonumber(lease[2] or 0) > now then return {0} end
-local token = redis.call('HINCRBY', KEYS[1], 'lease_token', 1)
-redis.call('HSET', KEYS[1], 'lease_owner', ARGV[1], 'lease_until', now + tonumber(ARGV[2]),
+-- The state hash is read once and answered as it stands after the lease is taken (one
+-- HGETALL for the check and the reply; the token is counted here, not by HINCRBY). The log
+-- is returned from the snapshot's position on, with the snapshot (store.snapshot).
+local meta = redis.call('HGETALL', KEYS[5])
+if #meta == 0 then return {-1} end
+local flat = redis.call('HGETALL', KEYS[1])
+local state = {}
+for k = 1, #flat, 2 do state[flat[k]] = flat[k + 1] end
+local owner = state['lease_owner']
+if owner and owner ~= '' and tonumber(state['lease_until'] or 0) > now then return {0} end
+local token = tostring(tonumber(state['lease_token'] or '0') + 1)
+local untl = tostring(now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'lease_token', token, 'lease_owner', ARGV[1], 'lease_until', untl,
            'status', 'running')
+state['lease_token'], state['lease_owner'], state['lease_until'] = token, ARGV[1], untl
+state['status'] = 'running'
+flat = {}
+for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
 drain(KEYS[2], KEYS[3])
 local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
 local from = tonumber(snap[1] or '0') or 0
 if from > redis.call('LLEN', KEYS[3]) then from = 0 end  -- not this log's: load it whole
-return {token, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], from, -1),
-        redis.call('HGETALL', KEYS[4]), redis.call('HGETALL', KEYS[5]), from,
-        from > 0 and snap[2] or ''}
+return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1),
+        redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or ''}
 """
 )
 
 COMMIT = (
     _PRELUDE
     + """
--- KEYS: state events inbox ledger requests outbox snapshot
+-- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
 -- ARGV: token ttl_ms release drain, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
---       records for requests/outbox hashes (field value...), snapshot (upto body, or none)
+--       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
+--       ops on shared keys (op key_index a b, ...; see store.publication)
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
 local i = 5
 local n = tonumber(ARGV[i])
 if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
 i = i + n + 1
-n = tonumber(ARGV[i])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + n)) end
-i = i + n + 1
+local fields = {}  -- the state, written below in one HSET with the lease's fields
+for k = i + 1, i + tonumber(ARGV[i]) do fields[#fields + 1] = ARGV[k] end
+i = i + #fields + 1
 n = tonumber(ARGV[i])
 if n > 0 then redis.call('HSET', KEYS[4], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
@@ -266,14 +277,31 @@ n = tonumber(ARGV[i] or '0')
 if n > 0 and tonumber(ARGV[i + 1]) <= redis.call('LLEN', KEYS[2]) then
   redis.call('HSET', KEYS[7], 'upto', ARGV[i + 1], 'body', ARGV[i + 2])
 end
+i = i + n + 1
 local drained = {}
 if ARGV[4] == '1' then drained = drain(KEYS[3], KEYS[2]) end
-changed()
-if ARGV[3] == '1' and #drained == 0 then
-  redis.call('HSET', KEYS[1], 'lease_owner', '', 'lease_until', 0)
-  return {1, 1, drained}
+local released = ARGV[3] == '1' and #drained == 0
+local n_fields = #fields
+if released then
+  fields[n_fields + 1], fields[n_fields + 2] = 'lease_owner', ''
+  fields[n_fields + 3], fields[n_fields + 4] = 'lease_until', 0
+else
+  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
 end
-redis.call('HSET', KEYS[1], 'lease_until', now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], unpack(fields))
+changed()
+n = tonumber(ARGV[i] or '0')
+for j = i + 1, i + n, 4 do
+  local op, key, a, b = ARGV[j], KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2], ARGV[j + 3]
+  if op == 'zadd' then redis.call('ZADD', key, a, b)
+  elseif op == 'hset' then redis.call('HSET', key, a, b)
+  elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
+  elseif op == 'ack' and released then
+    redis.call('XACK', key, a, b)
+    redis.call('XDEL', key, b)
+  end
+end
+if released then return {1, 1, drained} end
 return {1, 0, drained}
 """
 )
@@ -295,14 +323,15 @@ OUTBOX_CLAIM = (
 -- Returns {state, item_json, attempts}; state is 'go', 'stale' (a claim ran out mid-send:
 -- outcome unknown), 'busy', 'done' or 'missing'.
 local id = ARGV[1]
-local item = redis.call('HGET', KEYS[1], id)
+local got = redis.call('HMGET', KEYS[1], id, id .. ':s', id .. ':a', id .. ':c')
+local item = got[1]
 if not item then return {'missing'} end
-local status = redis.call('HGET', KEYS[1], id .. ':s') or 'pending'
-local attempts = tonumber(redis.call('HGET', KEYS[1], id .. ':a') or '0')
+local status = got[2] or 'pending'
+local attempts = tonumber(got[3] or '0')
 if status == 'sent' or status == 'failed' or status == 'unknown' then return {'done'} end
 local verdict = 'go'
 if status == 'sending' then
-  if tonumber(redis.call('HGET', KEYS[1], id .. ':c') or '0') > now then return {'busy'} end
+  if tonumber(got[4] or '0') > now then return {'busy'} end
   verdict = 'stale'
 end
 redis.call('HSET', KEYS[1], id .. ':s', 'sending', id .. ':c', now + tonumber(ARGV[2]),
@@ -317,9 +346,10 @@ OUTBOX_SETTLE = (
 -- KEYS: outbox inbox
 -- ARGV: outbox_id status provider_id error note_json
 -- Records how a delivery ended; a failure also leaves a note for the thread's next run.
-redis.call('HSET', KEYS[1], ARGV[1] .. ':s', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':p', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], ARGV[1] .. ':e', ARGV[4]) end
+local fields = {ARGV[1] .. ':s', ARGV[2]}
+if ARGV[3] ~= '' then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
+if ARGV[4] ~= '' then fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':e', ARGV[4] end
+redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
 changed()
 return 1

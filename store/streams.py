@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +145,25 @@ class WorkStream:
         pipe = self._r.pipeline(transaction=False)
         self.ack_into(pipe, entry)
         await pipe.execute()
+
+
+async def unless_stopped(
+    read: Coroutine[Any, Any, list[Entry]], stop: asyncio.Event
+) -> list[Entry]:
+    """A long blocking read that a stop cuts short (what it took stays pending: reclaimed
+    later, as after a crash)."""
+    task = asyncio.ensure_future(read)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return []
+    return task.result()
 
 
 def _entry(key: str, entry_id: bytes | str, fields: dict[bytes, bytes] | dict[str, str]) -> Entry:

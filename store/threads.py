@@ -40,6 +40,7 @@ from store.errors import (
     ThreadNotFound,
 )
 from store.partitions import Shared
+from store.publication import Ops, runs_inline
 from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
 from store.snapshot import Stored
 from store.streams import Entry, WorkStream
@@ -100,11 +101,17 @@ class ThreadStore(ThreadReads):
         self._extend = client.register_script(scripts.EXTEND)
         self._expire = client.register_script(scripts.EXPIRE)
         self._withdraw = client.register_script(scripts.WITHDRAW)
+        self._inline = runs_inline(client, self.shared)
+        self.next_due_ms = float("inf")
+        """The earliest deadline or timer this process published since the worker last
+        looked (epoch ms): its cue to look before its next scheduled round (agent.worker)."""
 
     async def setup(self) -> None:
         await self.runs.ensure_group()
         await self.outbox_stream.ensure_group()
-        for script in (self._inbound, self._answer):
+        # All of them: redis-py's first call of a script it has not loaded costs a
+        # NOSCRIPT error and a SCRIPT LOAD round trip.
+        for script in (self._inbound, self._answer, self._acquire, self._commit):
             await self.redis.script_load(script.script)
 
     # ---- input from humans ------------------------------------------------------------
@@ -292,7 +299,12 @@ class ThreadStore(ThreadReads):
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
         publication: dict[str, Any] | None = None
+        ops: Ops | None = None
+        if self._inline:  # a single server: the script writes the shared keys (see there)
+            ops = Ops()
         if requests or outbox or timers:
+            dues = [_ms(r.deadline) for r in requests if r.deadline] + list((timers or {}).values())
+            self.next_due_ms = min([self.next_due_ms, *dues])
             publication = {
                 "timers": [[keys.timer_member(tid, t), due] for t, due in (timers or {}).items()],
                 "requests": [
@@ -301,7 +313,14 @@ class ThreadStore(ThreadReads):
                 ],
                 "outbox": [o.outbox_id for o in outbox],
             }
-            state[keys.UNPUBLISHED] = json.dumps(publication)
+            if ops is None:
+                state[keys.UNPUBLISHED] = json.dumps(publication)
+            else:
+                ops.publication(self.shared, tid, publication)
+                publication = None
+        if ops is not None and ack is not None:
+            ops.ack(ack)
+            ack = None
         args: list[Any] = [lease.token, ttl_ms, int(release), int(merge)]
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
@@ -319,6 +338,10 @@ class ThreadStore(ThreadReads):
             flat_out += [o.outbox_id, o.model_dump_json(), status_field, "pending"]
         args += [len(flat_out), *flat_out]
         args += [2, snapshot.upto, snapshot.body] if snapshot else [0]
+        shared_keys: list[str] = []
+        if ops is not None:
+            args += ops.argv()
+            shared_keys = ops.keys
         reply = await self._commit(
             keys=[
                 keys.state(tid),
@@ -328,6 +351,7 @@ class ThreadStore(ThreadReads):
                 keys.requests(tid),
                 keys.outbox(tid),
                 keys.snapshot(tid),
+                *shared_keys,
             ],
             args=args,
         )

@@ -154,8 +154,8 @@ class Inbound:
         event = UserMessage(
             channel=CHANNEL, sender=mail.sender, text=_text(mail), message_id=message_id
         )
+        await self._remember(message_id, meta.thread_id)  # before the wake-up: see there
         stored = await self.port.append_message(meta.thread_id, event, dedupe=message_id)
-        await self._remember(message_id, meta.thread_id)
         return OK if stored else DUPLICATE
 
     async def _thread_of(
@@ -194,10 +194,10 @@ class Inbound:
         event = UserMessage(
             channel=CHANNEL, sender=mail.sender, text=_text(mail, first=True), message_id=message_id
         )
+        await self._remember(message_id, thread_id)  # before the wake-up: see there
         stored = await self.port.append_message(
             thread_id, event, dedupe=message_id, create=NewThread(agent.name, origin)
         )
-        await self._remember(message_id, thread_id)
         return OK if stored else DUPLICATE
 
     def _check_sender(self, sender: str, meta: ThreadMeta) -> None:
@@ -237,11 +237,11 @@ class Inbound:
                 responder=mail.sender,
                 comment=decision[1],
             )
+        await self._remember(message_id, record.thread_id)  # before the wake-up: see there
         try:
             await self.port.answer(request_id, response)
         except RequestAlreadyAnswered:
             return DUPLICATE
-        await self._remember(message_id, record.thread_id)
         return OK
 
     async def _late(self, mail: ParsedMail, view: RequestView) -> str | None:
@@ -275,7 +275,8 @@ class Inbound:
 
     async def _remember(self, message_id: str, thread_id: str) -> None:
         """A received mail joined the thread: replies citing it find the thread, and our
-        next mail answers it."""
+        next mail answers it. Recorded before the thread is woken, so that a fast run's
+        reply cannot go out answering the mail before this one."""
         await self.port.remember(CHANNEL, message_id, thread_id)
         await self.chain.received(thread_id, message_id)
 

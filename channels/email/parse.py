@@ -1,18 +1,22 @@
 """Reading a received mail: pure functions from the raw bytes to a small frozen record.
 
-Standard library parsing with ``policy=default``; text/plain preferred, HTML-only mail turned
-into text with inscriptis; broken or unknown charsets decoded leniently instead of failing;
-attachments listed, never inlined; quoted history cut at the mail clients' attribution lines
-and header blocks (quotes.py), then signatures with mail-parser-reply.
+Standard library parsing with ``policy.default``, headers read as plain text; text/plain
+preferred, HTML-only mail turned into text with inscriptis; broken or unknown charsets
+decoded leniently instead of failing; attachments listed, never inlined; quoted history cut
+at the mail clients' attribution lines and header blocks (quotes.py), then signatures with
+mail-parser-reply.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
+from email.policy import EmailPolicy
 from email.utils import getaddresses
+from typing import Any
 
 from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
@@ -21,6 +25,32 @@ from channels.email.noise import Noise, classify
 from channels.email.quotes import fresh
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+_FOLD = re.compile(r"\r?\n")
+
+
+class _TextHeaders(EmailPolicy):
+    """``policy.default`` whose headers read as plain text (unfolded, RFC 2047 words
+    decoded) instead of header objects. We only ever read headers as strings, and
+    building the header registry's objects was most of the cost of a received mail
+    (every ``msg.get``, the body's own Content-Type reads included). A value with raw
+    non-ASCII bytes, or one the plain path cannot decode, takes the registry's path."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value  # a header object set by code, not parsed
+        if name.lower() == "content-disposition":  # is_attachment() reads its object
+            return super().header_fetch_parse(name, value)
+        try:
+            value.encode("ascii")
+            unfolded = _FOLD.sub("", value)
+            if "=?" not in unfolded:
+                return unfolded
+            return str(make_header(decode_header(unfolded)))
+        except (UnicodeError, LookupError, ValueError, TypeError):
+            return super().header_fetch_parse(name, value)
+
+
+_POLICY = _TextHeaders()
 _REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl"])
 
 
@@ -79,7 +109,7 @@ def message_ids(value: str | None) -> list[str]:
 
 def parse(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
     """Parse one message. Never raises on odd input: odd parts become empty text."""
-    msg = message_from_bytes(raw, policy=policy.default)
+    msg = message_from_bytes(raw, policy=_POLICY)
     assert isinstance(msg, EmailMessage)
     ids = message_ids(_header(msg, "Message-ID"))
     text = body_text(msg)

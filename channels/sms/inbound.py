@@ -74,6 +74,12 @@ class SmsInbound:
 
     async def text(self, sms: InboundSms) -> str | None:
         """Handle one text once; the reply for the texter, if any."""
+        if sms.body.strip() and parse.keyword(sms) is None and parse.decision(sms.body) is None:
+            # A plain message (most texts) only appends to its thread, which the store
+            # deduplicates by MessageSid in the same script: one round trip, where the claim,
+            # the opt-out read and the mark would make it four. Keywords and decisions
+            # change channel state (codes, opt-outs) and are claimed as before.
+            return await self._message(sms)
         if not await self.state.claim_inbound(sms.message_sid):
             return None  # Twilio retried a text we have (or are) handling
         try:
