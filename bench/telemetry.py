@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from agent.worker import Worker, WorkerSettings
 from bench.targets import RedisTarget, reset
 from bench.workload import AGENT, MESSAGE, ScriptedLLM, registry
-from model.events import HumanResponse, UserMessage
+from model.events import UserMessage, decided
 from model.ids import new_id
 from model.records import Origin
 from store import keys
@@ -112,9 +112,7 @@ async def _round_trip(store: ThreadStore, worker: Worker) -> float:
     await worker.handle(Entry(entry_id="0-1", fields={"t": tid}, key=keys.RUNS))
     pending = await store.pending_requests(1)
     rid = pending[0].request.request_id
-    await store.answer(
-        rid, HumanResponse(request_id=rid, channel="rest", responder="bench", decision="approve")
-    )
+    await store.answer(rid, decided("approve", request_id=rid, channel="rest", responder="bench"))
     await worker.handle(Entry(entry_id="0-2", fields={"t": tid}, key=keys.RUNS))
     return time.process_time() - c0
 
