@@ -23,6 +23,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 EXTRAS = {"run": "", "test": "[dev]", "bench": "[dev,bench]"}
+PARALLEL = ["-n", "2", "--dist", "loadfile"]
 
 
 def _stamp(extras: str) -> str:
@@ -101,7 +102,10 @@ def main() -> int:
         code = run(check)
         if code:
             return code
-    return run(["-m", "pytest", *rest])
+    # The whole suite runs in two processes (pytest-xdist), a test module per process at a
+    # time: most tests wait on sockets and subprocesses, so two cut the wall time by about
+    # a fifth. Arguments given (a file, -k, -x...) run as written, in one process.
+    return run(["-m", "pytest", *(rest or PARALLEL)])
 
 
 if __name__ == "__main__":
