@@ -72,3 +72,10 @@ def covers(approver: str, address: str) -> bool:
     """Whether ``approver`` (``rest:*`` covers every ``rest:`` address) includes ``address``."""
     channel, _, who = approver.partition(":")
     return approver == address or (who == "*" and address.startswith(f"{channel}:"))
+
+
+def is_place(address: str) -> bool:
+    """A Slack channel (``slack:C...``, ``slack:G...``): a request asked there mentions the
+    approvers, so a route may ask in it though nobody decides as the channel."""
+    channel, _, where = address.partition(":")
+    return channel == "slack" and where[:1] in ("C", "G")

@@ -92,7 +92,10 @@ class ToolConfig(BaseModel):
         if self.approval and self.approval.route and self.notify:
             raise ValueError("give notify or approval.route, not both")
         for asked in self.approval.addresses() if self.approval else []:
-            # Asking someone who may not decide would only waste their time.
+            # Asking someone who may not decide would only waste their time; a Slack channel
+            # is a place, where the approvers are mentioned.
+            if addresses.is_place(asked):
+                continue
             if not any(_covers(a, asked) for a in self.approvers):
                 raise ValueError(f"route address {asked} is not one of the approvers")
         return self

@@ -3,6 +3,7 @@
 [agents.oncall.mcp.ops]
 command = ["{python}", "-m", "agent.examples.oncall_server"]   # stdio; or url = "http://..."
 read_only = ["recent_errors", "get_*"]      # fnmatch on the server's tool names: no approval
+# allowed_tools = ["recent_errors", "get_*", "rollback"]   # offer only these (default: all)
 
 [agents.oncall.mcp.ops.tools.rollback]      # per tool, by the server's name for it
 approvers = ["rest:*", "slack:U0123ABC"]
@@ -54,6 +55,8 @@ class McpToolConfig(BaseModel):
         if self.approval and self.approval.route and self.notify:
             raise ValueError("give notify or approval.route, not both")
         for asked in self.approval.addresses() if self.approval else []:
+            if addresses.is_place(asked):
+                continue  # asked in a Slack channel: the approvers are mentioned there
             if not any(addresses.covers(a, asked) for a in self.approvers):
                 raise ValueError(f"route address {asked} is not one of the approvers")
         return self
@@ -84,6 +87,9 @@ class McpServerConfig(BaseModel):
     """Sent with every HTTP request (an ``Authorization`` header, say)."""
     read_only: list[str] = Field(default_factory=list)
     """Tool names (fnmatch patterns: ``get_*``) that run without approval."""
+    allowed_tools: list[str] | None = Field(default=None, min_length=1)
+    """Tool names (fnmatch patterns) the agent is offered; the server's others it never
+    sees. None: every tool the server lists."""
     tools: dict[str, McpToolConfig] = Field(default_factory=dict)
     timeout: float = Field(default=120.0, gt=0)
     """Seconds one tool call may take."""
@@ -100,7 +106,16 @@ class McpServerConfig(BaseModel):
             raise ValueError(f"url must be http:// or https://, got {self.url!r}")
         if self.url is None and self.headers:
             raise ValueError("headers are for a url server")
+        # A per-tool table for a tool never offered is a typo or a stale line: say so.
+        hidden = sorted(name for name in self.tools if not self.offers(name))
+        if hidden:
+            raise ValueError(f"tools.{hidden[0]} is not offered: allowed_tools does not match it")
         return self
+
+    def offers(self, tool: str) -> bool:
+        """True when the agent may see the tool: ``allowed_tools`` matches it, or is unset."""
+        allowed = self.allowed_tools
+        return allowed is None or any(fnmatchcase(tool, pattern) for pattern in allowed)
 
     def is_read_only(self, tool: str) -> bool:
         """True when the operator listed the tool as read-only (case-sensitive fnmatch)."""

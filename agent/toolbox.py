@@ -1,5 +1,6 @@
 """The MCP servers of every agent, in one process: their tools listed at start, listed again
 when a server says its list changed, and merged into each agent's tools in the registry.
+A server's ``allowed_tools`` (when given) keeps the tools it does not match from the agent.
 
 Names: a tool keeps the server's name for it unless that name is taken (by a native tool, a
 built-in intent, or a server configured earlier for the same agent); then it is offered as
@@ -121,6 +122,8 @@ class Toolbox:
             if entry.agent != agent or entry.listing is None or entry.client is None:
                 continue
             for remote in entry.listing:
+                if not entry.config.offers(remote.name):
+                    continue  # the operator kept it from this agent (allowed_tools)
                 exposed = remote.name
                 if exposed in taken:
                     exposed = f"{entry.name}__{remote.name}"

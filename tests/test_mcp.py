@@ -311,3 +311,14 @@ headers = {{ Authorization = "Bearer {mcp_server.TOKEN}" }}
     assert {"search", "web__search", "restart", "web__restart"} <= set(tools)
     assert tools["web__search"].needs_approval  # read-only on ops, not on web: no read_only
     assert not tools["search"].needs_approval
+
+
+async def test_allowed_tools_keeps_the_servers_other_tools_from_the_agent(
+    boxes: Boxes, tmp_path: Path
+) -> None:
+    servers = stdio(_log(tmp_path)).replace(
+        "read_only = ", 'allowed_tools = ["search", "rest*"]\nread_only = ', 1
+    )
+    registry, box = await boxes(servers)
+    assert sorted(registry.agents["ops"].tools) == ["restart", "search"]
+    assert box.refused["ops"] == []  # tally, whose schema is refused, is not even looked at

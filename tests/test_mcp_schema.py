@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.errors import ToolFailed, ToolRefused
-from agent.mcp_config import McpServerConfig
+from agent.mcp_config import McpServerConfig, McpToolConfig
 from agent.mcp_schema import arguments_model, strict_input_schema
 from agent.mcp_tools import RemoteTool, build_tool, hints
 from agent.steps import strict_schema
@@ -230,9 +230,43 @@ def test_read_only_is_the_configurations_word(
             {"command": ["x"], "tools": {"t": {"approval": {"route": [{"notify": ["rest:bob"]}]}}}},
             "route address rest:bob is not one of the approvers",
         ),
+        ({"command": ["x"], "allowed_tools": []}, "at least 1 item"),
+        (
+            {"command": ["x"], "allowed_tools": ["get_*"], "tools": {"restart": {}}},
+            "tools.restart is not offered: allowed_tools does not match it",
+        ),
     ],
 )
 def test_bad_server_configuration_is_refused(raw: dict[str, Any], said: str) -> None:
     with pytest.raises(ValidationError) as caught:
         McpServerConfig.model_validate(raw)
     assert said in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "name", "offered"),
+    [
+        (None, "rollback", True),  # unset: every tool the server lists
+        (["recent_errors", "get_*"], "get_deploys", True),
+        (["recent_errors", "get_*"], "rollback", False),
+        (["get_*"], "GET_deploys", False),  # case-sensitive, like read_only
+    ],
+)
+def test_allowed_tools_decides_what_the_agent_is_offered(
+    allowed: list[str] | None, name: str, offered: bool
+) -> None:
+    assert McpServerConfig(command=["x"], allowed_tools=allowed).offers(name) is offered
+
+
+def test_a_route_may_ask_in_a_slack_channel_that_is_no_approver() -> None:
+    route = {"route": [{"notify": ["slack:C0ONCALL"]}, {"notify": ["sms:+15551234567"]}]}
+    raw = {"approvers": ["slack:U0ONCALL", "sms:+15551234567"], "approval": route}
+    config = McpServerConfig.model_validate({"command": ["x"], "tools": {"rollback": raw}})
+    assert [str(a) for a in config.tools["rollback"].asked()] == [
+        "slack:C0ONCALL",
+        "sms:+15551234567",
+    ]
+    with pytest.raises(ValidationError, match="route address slack:U0OTHER is not one of"):
+        McpToolConfig.model_validate(
+            {**raw, "approval": {"route": [{"notify": ["slack:U0OTHER"]}]}}
+        )

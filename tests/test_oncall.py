@@ -1,21 +1,20 @@
-"""The on-call example as shipped in switchboard.toml: its MCP server started over stdio,
-read-only investigation at once, the rollback only after a human approves it (REST)."""
+"""The on-call example as shipped in switchboard.toml (its block uncommented): two agents, the
+MCP server started over stdio for each, the server's rollback offered to rollbacker alone,
+approved in Slack then by text; the alert trigger that starts it. The run itself, through
+Slack, is tests/slack/test_oncall_alert.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from agent import config
 from agent.config import Registry
-from agent.llm import OpenAILLM
 from agent.toolbox import Toolbox
 from channels.mcp import client as mcp_client
-from model.events import ToolError, ToolResult
-from tests.conftest import ROOT, Service
-from tests.fakes.openai_server import FakeOpenAI, step
+from tests.conftest import ROOT
 
 
 def uncommented(text: str) -> str:
@@ -29,59 +28,60 @@ def uncommented(text: str) -> str:
     return head + "\n".join(lines) + tail.split("\n", 1)[1]
 
 
-@pytest.fixture
-async def shipped(tmp_path: Path) -> AsyncIterator[Registry]:
-    path = tmp_path / "switchboard.toml"
+def _enabled(path: Path) -> Registry:
     path.write_text(uncommented((ROOT / "switchboard.toml").read_text()))
-    registry = config.load(path)
+    return config.load(path)
+
+
+async def load_shipped(path: Path) -> tuple[Registry, Toolbox]:
+    """The shipped file, enabled, at ``path``; its MCP servers' tools listed."""
+    registry = _enabled(path)
     box = Toolbox(registry, registry.mcp, mcp_client.connect)
     await box.start()
-    assert box.refused == {"oncall": []}
+    assert box.refused == {"oncall": [], "rollbacker": []}
+    return registry, box
+
+
+@pytest.fixture
+async def shipped(tmp_path: Path) -> AsyncIterator[Registry]:
+    registry, box = await load_shipped(tmp_path / "switchboard.toml")
     yield registry
     await box.close()
 
 
-async def test_oncall_investigates_then_rolls_back_once_approved(
+async def test_oncall_reads_and_hands_off_and_only_rollbacker_rolls_back(
     shipped: Registry,
-    service_factory: Callable[..., Awaitable[Service]],
-    llm: OpenAILLM,
-    fake_llm: FakeOpenAI,
 ) -> None:
-    tools = shipped.agents["oncall"].tools
-    assert sorted(tools) == ["get_deploys", "recent_errors", "rollback"]
-    assert [n for n, t in tools.items() if t.needs_approval] == ["rollback"]
+    oncall, rollbacker = shipped.agents["oncall"], shipped.agents["rollbacker"]
+    # allowed_tools keeps the server's rollback from oncall: its own is the handoff.
+    assert sorted(oncall.tools) == ["get_deploys", "recent_errors", "rollback"]
+    handoff = oncall.tools["rollback"].handoff
+    assert handoff is not None
+    assert handoff.agent == "rollbacker"
+    assert [n for n, t in oncall.tools.items() if t.needs_approval] == []
+    assert handoff.render(
+        {"service": "checkout", "to_version": "v2.4.0", "reason": "errors since v2.4.1"}
+    ) == ("Roll checkout back to v2.4.0. Why: errors since v2.4.1")
 
-    service = await service_factory(llm, reg=shipped)
-    fake_llm.script(
-        step("recent_errors", service="checkout", minutes=None),
-        step("get_deploys", service="checkout"),
-        step("rollback", service="checkout", to_version="v2.4.0"),
-    )
-    r = await service.api.post(
-        "/v1/threads", json={"message": "checkout is failing", "agent": "oncall"}
-    )
-    tid = r.json()["thread_id"]
-    view = await service.settled(tid, "awaiting_human")
-    outputs = [e.output for e in view.events if isinstance(e, ToolResult)]
-    assert "KeyError 'currency'" in outputs[0]
-    assert outputs[1].startswith("v2.4.1 deployed 14:02 UTC")
-    request = view.requests[0].request
-    assert request.text.splitlines() == [
-        "Approval needed: rollback(service='checkout', to_version='v2.4.0')",
-        "MCP server ops says: not read-only, destructive (hints from the server, not verified).",
+    assert sorted(rollbacker.tools) == ["get_deploys", "rollback"]
+    rollback = rollbacker.tools["rollback"]
+    assert rollback.handoff is None
+    assert [n for n, t in rollbacker.tools.items() if t.needs_approval] == ["rollback"]
+    assert [str(a) for a in rollback.approvers] == ["slack:U0123ONCALL", "sms:+15551234567"]
+    assert rollback.approval is not None
+    assert [(s.notify, s.after) for s in rollback.approval.route] == [
+        (["slack:C0123ONCALL"], 0),
+        (["sms:+15551234567"], 600),
     ]
-    assert "rolled" not in " ".join(outputs)
 
-    fake_llm.script(
-        step("recent_errors", service="checkout", minutes=10),
-        step("done_for_now", message="Rolled back; errors stopped."),
-    )
-    r = await service.api.post(f"/v1/requests/{request.request_id}", json={"decision": "approve"})
-    assert r.status_code == 200, r.text
-    view = await service.settled(tid, "done")
-    outputs = [e.output for e in view.events if isinstance(e, ToolResult)]
-    assert outputs[2:] == [
-        "rolled checkout back from v2.4.1 to v2.4.0",
-        "checkout: no errors in 10 min",
-    ]
-    assert not [e for e in view.events if isinstance(e, ToolError)]
+    alert = shipped.triggers["alert"]
+    assert (alert.agent, alert.report_to) == ("oncall", ["slack:C0123ONCALL"])
+    assert (alert.secret_env, alert.dedupe) == ("ONCALL_ALERT_SECRET", "alert.id")
+
+
+def test_the_shipped_file_keeps_the_example_off() -> None:
+    """Enabled, every process would start two MCP servers: the block stays commented out."""
+    registry = config.load(ROOT / "switchboard.toml")
+    assert sorted(registry.agents) == ["deploybot"]
+    assert registry.mcp == {}
+    assert registry.triggers == {}

@@ -52,6 +52,13 @@ def test_a_route_is_where_approvals_go(tmp_path: Path) -> None:
     assert (tool.approval.remind_every, tool.approval.deadline) == (600, 14400)
 
 
+def test_a_route_may_ask_in_a_slack_channel(tmp_path: Path) -> None:
+    """A channel is a place, not a person: asked there, the request mentions the approvers."""
+    policy = ROUTE.replace('{ notify = ["slack:U01"] }', '{ notify = ["slack:C0OPS"] }')
+    tool = _load(tmp_path, policy).agents["deploybot"].tools["deploy"]
+    assert [str(a) for a in tool.notify] == ["slack:C0OPS", "sms:+15550001111"]
+
+
 @pytest.mark.parametrize(
     ("policy", "error"),
     [

@@ -5,7 +5,8 @@ It stands in for your own systems (a metrics store, a deploy log) with a made-up
 checkout's error rate went up after v2.4.1. It is a program of its own, started by the
 service as ``python -m agent.examples.oncall_server`` and spoken to only through MCP: the
 agent core never imports it. State lives in the process, so a restart of the service starts
-the story again.
+the story again, and each agent that names the server (oncall reads, rollbacker rolls back)
+starts a copy of its own, which sees only its own rollbacks.
 """
 
 from __future__ import annotations
