@@ -38,7 +38,7 @@ from agent.reroute import Moot, NowhereLeft, OfferElsewhere, Reroute, StillOffer
 from agent.resume import Resume
 from agent.steps import ASK, DONE
 from agent.tools import Agent, Tool
-from agent.waiting import Cancel, FinishCall
+from agent.waiting import Cancel, FinishCall, WithdrawHandoff
 from agent.waits import Waits, started_calls
 from model.events import (
     AgentStep,
@@ -184,6 +184,8 @@ class Run(Waits):
                         status = self._finish_call(action)
                     case Cancel():
                         status = await self._cancel(action)
+                    case WithdrawHandoff(started=started):
+                        await self._withdraw_handoff(started)
                     case Idle():
                         status = resting_status(self.events)
                     case OfferElsewhere() | StillOffered() | NowhereLeft() | Moot():

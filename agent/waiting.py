@@ -20,6 +20,7 @@ from model.events import (
     ToolError,
     ToolResult,
     ToolStarted,
+    UserMessage,
 )
 
 
@@ -32,13 +33,21 @@ class FinishCall:
 
 
 @dataclass(frozen=True)
+class WithdrawHandoff:
+    """A human wrote while a handoff waited for its child: the ask changed, so the call is
+    withdrawn, the child cancelled, and the model decides again with the new message."""
+
+    started: ToolStarted
+
+
+@dataclass(frozen=True)
 class Cancel:
     """Someone asked to cancel the thread: withdraw what is pending, cancel its children."""
 
     request: CancelRequested
 
 
-WaitAction = FinishCall | Cancel
+WaitAction = FinishCall | Cancel | WithdrawHandoff
 
 
 def _settled(events: Sequence[Event]) -> set[str]:
@@ -62,6 +71,12 @@ def next_wait(events: Sequence[Event]) -> WaitAction | None:
             continue
         if e.call_id not in settled and e.call_id in started:
             return FinishCall(started[e.call_id], e)
+    waited: ToolStarted | None = None
+    for e in events:  # a handoff still waiting, and a human message that came after it
+        if isinstance(e, ToolStarted) and e.withdraw_on_message and e.call_id not in settled:
+            waited = e
+        elif isinstance(e, UserMessage) and waited is not None:
+            return WithdrawHandoff(waited)
     return None
 
 

@@ -87,6 +87,7 @@ class Waits:
                 external_id=external_id,
                 timeout=timeout,
                 agent=agent,
+                withdraw_on_message=bool(agent) and self.contact.withdraw_on_message,
             )
         )
         if timeout:
@@ -162,12 +163,8 @@ class Waits:
             await self.calls.close(self.lease, started.call_id)
             self._mark(started.call_id, "done")
             self._settle(started.call_id, started.tool, f"{why} before its result came")
-            if started.agent:  # the child stops too (idempotent: its seen set has the key)
-                await self.store.append_inbound(
-                    started.external_id,
-                    CancelRequested(by=f"thread:{tid}", reason="its parent was cancelled"),
-                    dedupe=f"cancel:{started.call_id}",
-                )
+            if started.agent:  # the child stops too
+                await self._cancel_child(started, tid, "its parent was cancelled")
         self._append(Cancelled(text=why))
         link = self.lease.meta.parent
         if request.by.startswith("thread:"):
@@ -177,6 +174,23 @@ class Waits:
         else:
             self.contact.send("notice", f"This thread was {why}.")
         return "cancelled"
+
+    async def _withdraw_handoff(self, started: ToolStarted) -> None:
+        """The ask changed while a child worked on it: its call is withdrawn (a late answer
+        from the child is refused), the child is cancelled, the model decides again."""
+        tid = self.lease.thread_id
+        await self.calls.close(self.lease, started.call_id)
+        self._mark(started.call_id, "done")
+        self._settle(started.call_id, started.tool, "withdrawn: a new message changed the ask")
+        await self._cancel_child(started, tid, "its parent's ask changed")
+
+    async def _cancel_child(self, started: ToolStarted, tid: str, reason: str) -> None:
+        # Idempotent: the child's seen set has the key, so a retried run asks once.
+        await self.store.append_inbound(
+            started.external_id,
+            CancelRequested(by=f"thread:{tid}", reason=reason),
+            dedupe=f"cancel:{started.call_id}",
+        )
 
     def _start_again(self, step: AgentStep | None) -> bool:
         """A handoff cut off before its child was recorded on this thread: dispatch it again

@@ -375,6 +375,9 @@ class ToolStarted(_Event):
     timeout: float | None = None
     """Seconds the result may take before the call fails as timed out (None: no limit)."""
     agent: str | None = None
+    withdraw_on_message: bool = False
+    """A handoff whose agent has ``on_new_message = "withdraw"``: a human message on this
+    thread before the child answers withdraws the call and cancels the child."""
 
 
 class CallReported(_Event):

@@ -205,6 +205,44 @@ async def test_cancelling_the_parent_cancels_the_child(
     assert [o.item.kind for o in kid.outbox] == ["approval"]
 
 
+async def test_a_new_message_withdraws_the_handoff_and_cancels_the_child(
+    agents: Agents, fake_llm: FakeOpenAI
+) -> None:
+    """on_new_message = "withdraw" (the default) holds for a handoff as for an approval: the
+    ask changed, so the child stops and the model decides again with the new message."""
+    fake_llm.script(
+        step("rollback", env="production"),  # deploybot hands off
+        step("rollback", env="production"),  # rollbackbot asks to roll back
+        step("done_for_now", message="Leaving production alone, then."),  # deploybot again
+    )
+    service = await agents(agents_toml(child_rollback=APPROVED))
+    tid = await _start(service, "roll back production")
+    parent = await service.settled(tid, "waiting")
+    [started] = [e for e in parent.events if isinstance(e, ToolStarted)]
+    assert started.withdraw_on_message
+    child = await service.settled(started.external_id, "awaiting_human")
+    [approval] = child.requests
+
+    r = await service.api.post(
+        f"/v1/threads/{tid}/messages", json={"message": "wait, it recovered: leave it"}
+    )
+    assert r.status_code == 202, r.text
+    parent = await service.settled(tid, "done")
+    kid = await service.settled(started.external_id, "cancelled")
+
+    [dropped] = [e for e in parent.events if isinstance(e, ToolResult)]
+    assert (dropped.call_id, dropped.outcome) == (started.call_id, "withdrawn")
+    assert parent.events[-1].type == "final_answer"
+    assert [e.text for e in kid.events if isinstance(e, Cancelled)] == [
+        f"cancelled by thread:{tid}: its parent's ask changed"
+    ]
+    assert [r.status for r in kid.requests] == ["withdrawn"]
+    late = await service.api.post(
+        f"/v1/requests/{approval.request.request_id}", json={"decision": "approve"}
+    )
+    assert late.status_code == 409
+
+
 def test_a_handoff_to_an_agent_not_configured_is_refused(tmp_path: Path) -> None:
     text = agents_toml().replace('agent = "rollbackbot"', 'agent = "nobot"')
     problem = "rollback.agent: no agent 'nobot' is configured"
