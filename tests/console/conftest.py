@@ -66,6 +66,14 @@ def service(
         yield running
 
 
+@pytest.fixture(autouse=True)
+def _default_model(_fake_openai: FakeOpenAI) -> None:
+    """The console's services answer with the fake model's default brain. The fake is one per
+    test process, and a test that ran before in this process may have left a script or
+    another brain behind (tests share a process in any order under pytest-xdist)."""
+    _fake_openai.reset()
+
+
 @dataclass
 class Watch:
     """What the page did that a test must not let pass."""
