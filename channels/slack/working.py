@@ -11,6 +11,8 @@ is a courtesy: a failed call is logged and nothing else changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -91,38 +93,36 @@ class Working:
             await self._remove(channel, ts)
 
     async def _status(self, channel: str, thread_ts: str, status: str) -> bool:
-        try:
-            await self.client.assistant_threads_setStatus(
+        return await _tried(
+            "set the assistant status",
+            self.client.assistant_threads_setStatus(
                 channel_id=channel, thread_ts=thread_ts, status=status
-            )
-        except SlackApiError as exc:
-            log.info("could not set the assistant status: %s", exc.response.get("error"))
-            return False
-        except _ERRORS as exc:
-            log.info("could not set the assistant status: %s", exc)
-            return False
-        return True
+            ),
+        )
 
     async def _react(self, channel: str, ts: str) -> bool:
-        try:
-            await self.client.reactions_add(channel=channel, timestamp=ts, name=WORKING)
-        except SlackApiError as exc:
-            if exc.response.get("error") != "already_reacted":
-                log.info("could not add the working reaction: %s", exc.response.get("error"))
-                return False
-        except _ERRORS as exc:
-            log.info("could not add the working reaction: %s", exc)
-            return False
-        return True
+        call = self.client.reactions_add(channel=channel, timestamp=ts, name=WORKING)
+        return await _tried("add the working reaction", call, fine="already_reacted")
 
     async def _remove(self, channel: str, ts: str) -> None:
-        try:
-            await self.client.reactions_remove(channel=channel, timestamp=ts, name=WORKING)
-        except SlackApiError as exc:
-            if exc.response.get("error") != "no_reaction":
-                log.info("could not remove the working reaction: %s", exc.response.get("error"))
-        except _ERRORS as exc:
-            log.info("could not remove the working reaction: %s", exc)
+        call = self.client.reactions_remove(channel=channel, timestamp=ts, name=WORKING)
+        await _tried("remove the working reaction", call, fine="no_reaction")
+
+
+async def _tried(what: str, call: Awaitable[Any], fine: str | None = None) -> bool:
+    """Run a call to Slack for the sign of life: a failure is logged, never raised (the
+    sign is a courtesy). ``fine``: the Slack error meaning it is already as wanted."""
+    try:
+        await call
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error != fine:
+            log.info("could not %s: %s", what, error)
+            return False
+    except _ERRORS as exc:
+        log.info("could not %s: %s", what, exc)
+        return False
+    return True
 
 
 def _member(channel: str, ts: str, assistant_thread: str | None = None) -> str:
