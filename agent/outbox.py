@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from agent import deliveries
 from agent.delivery import Finds, Sender, SendFailed
+from agent.pace import SweepPace
 from store.connection import INFRA_ERRORS, Outage
 from store.outbox import OutboxStore
 from store.scripts import Then
@@ -25,6 +26,11 @@ from store.streams import Entry, WorkStream, unless_stopped
 from telemetry import metrics
 
 log = logging.getLogger("switchboard.outbox")
+
+CUE_MS = 50
+"""While deliveries run, the loop turns at least this often, so a retry one of them schedules
+is moved when due rather than at the end of a read's block (a turn sends no command: the
+stream reads stay in flight)."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,9 @@ class OutboxSettings:
     """How long a read of the outbox stream waits inside Redis when nothing comes (below
     redis-py's default 5 s socket timeout, as the worker's)."""
     retry_poll_s: float = 10.0
-    """Seconds between looks for due retries scheduled by other processes; this process's
-    own are moved when due (OutboxStore.next_retry)."""
+    """Seconds between looks for due retries scheduled by other processes while there is
+    work (an idle dispatcher stretches it, and its reclaim's half-claim, up to 8x:
+    agent.pace); this process's own are moved when due (OutboxStore.next_retry)."""
 
 
 class OutboxDispatcher:
@@ -61,9 +68,9 @@ class OutboxDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks: set[asyncio.Task[None]] = set()
-        last_reclaim = 0.0
         loop = asyncio.get_running_loop()
-        last_moved = float("-inf")
+        moves = SweepPace(self.settings.retry_poll_s)
+        reclaims = SweepPace(self.settings.claim_ms / 2000)
         ready = False
         while not stop.is_set():
             free = self.settings.concurrency - len(tasks)
@@ -76,25 +83,28 @@ class OutboxDispatcher:
                     await self.stream.ensure_group()
                     await self.store.setup()
                     ready = True
-                poll = self.settings.retry_poll_s
-                if loop.time() - last_moved > poll or time.time() >= self.store.next_retry:
-                    last_moved = loop.time()
+                if moves.due(loop.time()) or time.time() >= self.store.next_retry:
+                    now = loop.time()
                     self.store.next_retry = float("inf")  # looked now; retries set it again
-                    await self.store.move_due()
-                if loop.time() - last_reclaim > self.settings.claim_ms / 2000:
-                    last_reclaim = loop.time()
+                    moves.swept(now, found=await self.store.move_due() > 0)
+                if reclaims.due(loop.time()):
+                    now = loop.time()
                     entries = await self.stream.reclaim(self.name, self.settings.claim_ms, free)
+                    reclaims.swept(now, found=bool(entries))
                 if not entries:
-                    until = min(
-                        last_moved + poll - loop.time(), self.store.next_retry - time.time()
-                    )
+                    until = min(moves.until(loop.time()), self.store.next_retry - time.time())
                     wait_ms = min(self.settings.block_ms, int(max(until, 0.0) * 1000))
+                    if tasks:
+                        wait_ms = min(wait_ms, CUE_MS)
                     read = self.stream.read(self.name, free, block_ms=max(wait_ms, 1))
                     entries = await unless_stopped(read, stop)
             except INFRA_ERRORS as exc:
                 await self.outage.wait(exc, stop)  # Redis is away: wait it out
                 continue
             self.outage.ok()
+            if entries or tasks:  # at work: the sweeps at their normal pace
+                moves.busy()
+                reclaims.busy()
             for entry in entries:
                 task = asyncio.create_task(self.deliver(entry))
                 tasks.add(task)

@@ -20,6 +20,7 @@ from agent.config import Registry
 from agent.contact import Contact
 from agent.errors import ShuttingDown
 from agent.llm import LLM
+from agent.pace import SweepPace
 from agent.reducer import resting_status
 from agent.runner import Run, RunSettings
 from model.events import SystemNote
@@ -50,9 +51,10 @@ class WorkerSettings:
     ends the wait at once, so a long one only makes an idle worker quieter. Below redis-py's
     default socket timeout (5 s), which would cut a longer read off and reconnect."""
     maintenance_s: float = 15.0
-    """Seconds between looks at shared schedules (entries to reclaim, deadlines, timers),
-    which an idle worker would otherwise poll. Deadlines and timers this process set are
-    looked at when due (ThreadStore.next_due_ms); those set elsewhere within this long."""
+    """Seconds between looks at shared schedules (entries to reclaim, deadlines, timers)
+    while the worker has work; an idle one stretches it (agent.pace, up to 8x). Deadlines
+    and timers this process set are looked at when due (ThreadStore.next_due_ms); those set
+    elsewhere within this long, or the stretched interval when idle."""
     shutdown_grace: float = 30.0
     """Seconds a stopping worker waits for runs in flight before it cuts them off."""
     alive_file: Path | None = None
@@ -83,6 +85,8 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._alive_at = float("-inf")
         self.timers = Timers(store.redis)
+        # An abandoned entry waits out a lease anyway: half of one more is no harm.
+        self.pace = SweepPace(min(self.ttl_ms / 2000, self.settings.maintenance_s))
 
     @property
     def ttl_ms(self) -> int:
@@ -92,7 +96,6 @@ class Worker:
         self._stop = stop
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
-        last_reclaim = 0.0
         ready = False
         while not stop.is_set():
             self._alive(loop.time())
@@ -105,12 +108,9 @@ class Worker:
                     await self.store.setup()
                     ready = True
                 reclaimed: list[Entry] = []
-                # An abandoned entry waits out a lease anyway: half of one more is no harm.
-                every = min(self.ttl_ms / 2000, self.settings.maintenance_s)
-                if loop.time() - last_reclaim > every or self._due():
-                    last_reclaim = loop.time()
+                if self.pace.due(loop.time()) or self._due():
                     reclaimed = await self._maintain(free)
-                wait_ms = min(self.settings.block_ms, self._until_due_ms(every, last_reclaim))
+                wait_ms = min(self.settings.block_ms, self._until_due_ms())
                 fresh = (
                     []
                     if reclaimed
@@ -125,6 +125,8 @@ class Worker:
                 await self.outage.wait(exc, stop)
                 continue
             self.outage.ok()
+            if fresh or tasks:  # at work: the schedules at their normal pace
+                self.pace.busy()
             for entry, was_reclaimed in [(e, True) for e in reclaimed] + [
                 (e, False) for e in fresh
             ]:
@@ -137,21 +139,22 @@ class Worker:
     def _due(self) -> bool:
         return time.time() * 1000 >= self.store.next_due_ms
 
-    def _until_due_ms(self, every: float, last: float) -> int:
+    def _until_due_ms(self) -> int:
         """Milliseconds to the next look at the schedules: the round, or a cue before it."""
-        loop = asyncio.get_running_loop()
-        until = (last + every - loop.time()) * 1000
+        until = self.pace.until(asyncio.get_running_loop().time()) * 1000
         return int(max(0.0, min(until, self.store.next_due_ms - time.time() * 1000)))
 
     async def _maintain(self, free: int) -> list[Entry]:
         """Reclaim abandoned entries, expire passed deadlines, fire due timers."""
         self.store.next_due_ms = float("inf")  # looked at now; later cues set it again
+        now = asyncio.get_running_loop().time()
         reclaimed = await self.store.runs.reclaim(self.name, self.ttl_ms, free)
         expired = await self.store.expire_due()
         if expired:
             metrics.EXPIRED.inc(expired)
             log.info("%d request(s) expired unanswered", expired)
-        await self.timers.fire_due()
+        fired = await self.timers.fire_due()
+        self.pace.swept(now, found=bool(reclaimed or expired or fired))
         return reclaimed
 
     def _alive(self, now: float) -> None:

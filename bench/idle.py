@@ -1,11 +1,16 @@
 """Idle cost: Redis commands per second made by a service with no traffic.
 
-    .venv/bin/python -m bench.idle [--seconds 20]
+    .venv/bin/python -m bench.idle [--seconds 20] [--targets cluster] [--roles worker]
 
 Runs ``main.py worker`` and ``main.py api`` (each alone, no LLM, the repository's
 switchboard.toml) against an embedded single server and an embedded 3-master cluster, lets
 each settle for a few seconds, then counts the commands the server(s) ran over ``--seconds``
 (INFO commandstats, less the INFO calls of this measurement). Not part of ``dev.py bench``.
+
+An idle worker's calls come in slow cycles (stream reads renewed every 60 s, sweeps that
+stretch to 80-240 s): for its steady state, settle some 2 minutes (the sweeps reach their
+longest interval) and count over 4 minutes or more (``--settle 120 --seconds 240``); a
+short window can miss a cycle or catch one.
 """
 
 from __future__ import annotations
@@ -32,19 +37,20 @@ SETTLE_S = 5.0
 
 
 @contextlib.contextmanager
-def targets() -> Iterator[list[tuple[str, str, list[str]]]]:
-    """(name, REDIS_URL, node URLs) of a single server and a 3-master cluster."""
-    single = embedded.start_ephemeral()
-    with tempfile.TemporaryDirectory(prefix="sb-idle-") as tmp:
-        cluster = embedded.start_cluster(Path(tmp))
-        try:
-            yield [
-                ("single server", single.url, [single.url]),
-                ("3-master cluster", cluster.url, [n.url for n in cluster.nodes]),
-            ]
-        finally:
-            cluster.stop()
-            single.stop()
+def targets(which: list[str]) -> Iterator[list[tuple[str, str, list[str]]]]:
+    """(name, REDIS_URL, node URLs) of a single server and a 3-master cluster, as asked."""
+    found: list[tuple[str, str, list[str]]] = []
+    with contextlib.ExitStack() as stack:
+        if "single" in which:
+            single = embedded.start_ephemeral()
+            stack.callback(single.stop)
+            found.append(("single server", single.url, [single.url]))
+        if "cluster" in which:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-idle-"))
+            cluster = embedded.start_cluster(Path(tmp))
+            stack.callback(cluster.stop)
+            found.append(("3-master cluster", cluster.url, [n.url for n in cluster.nodes]))
+        yield found
 
 
 def _stats(clients: list[redis.Redis]) -> list[Any]:
@@ -102,12 +108,16 @@ def main() -> None:
         default=SETTLE_S,
         help="seconds from start to measuring (more on a busy machine)",
     )
+    parser.add_argument(
+        "--targets", nargs="+", choices=["single", "cluster"], default=["single", "cluster"]
+    )
+    parser.add_argument("--roles", nargs="+", choices=["worker", "api"], default=["worker", "api"])
     args = parser.parse_args()
     print("| Redis | process | commands/s | of which |")
     print("|---|---|---|---|")
-    with targets() as found:
+    with targets(args.targets) as found:
         for name, url, nodes in found:
-            for role in ("worker", "api"):
+            for role in args.roles:
                 r = measure(role, url, nodes, args.seconds, args.settle)
                 top = ", ".join(f"{k} {v}" for k, v in r["by_command_per_s"].items())
                 print(f"| {name} | {role} | {r['commands_per_s']} | {top} |", flush=True)

@@ -10,20 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store import partitions
+from store.connection import INFRA_ERRORS
 
-PARTITION_BLOCK_MS = 2_000
-"""With several partitions, how long each partition's read waits inside Redis. read() returns
-after its own ``block_ms`` all the same (the caller's loop has other work on a schedule),
-leaving the reads in flight: an idle consumer costs one call per partition per this long,
-not per ``block_ms``. Below redis-py's cluster socket timeout (5 s)."""
+IDLE_BLOCK_MS = 60_000
+"""How long a read of a stream partition waits inside Redis when nothing comes. read()
+returns after its own ``block_ms`` all the same (the caller's loop has other work on a
+schedule), leaving the reads in flight for its next call: an idle consumer costs one call
+per partition per this long, not per ``block_ms``, and an entry still ends the wait at once.
+Below the idle timeouts of common load balancers and proxies (4 minutes and more)."""
+READ_MARGIN_S = 5.0
+"""A blocking read that has not answered this long after its block ran out is taken for a
+lost connection (the server or the network went away without closing it)."""
+REDIRECTED = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+"""Cluster errors that mean the slot map is stale or changing: the read goes through the
+cluster client's own routing, which follows the redirect and refreshes its map."""
+ROUTED_BLOCK_MS = 4_000
+"""The block of a read sent through the cluster client's routing: below its 5 s socket
+timeout, which would cut a longer one off."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +55,12 @@ class WorkStream:
         self._r = client
         self.keys: Sequence[str] = [key(p) for p in range(partitions.count(client))]
         self.group = group
-        # With several partitions: one blocking read per partition, kept across calls of
-        # read(), so an entry on any partition wakes the consumer at once and a read that
-        # has not answered yet is not sent again (see read).
+        # One blocking read per partition, kept across calls of read(), so an entry on any
+        # partition wakes the consumer at once and a read that has not answered yet is not
+        # sent again (see read).
         self._waiting: dict[str, asyncio.Task[list[Entry]]] = {}
+        self._route: set[str] = set()
+        """Partitions whose next read goes through the cluster client's routing (_read)."""
 
     def key_of(self, thread_id: str) -> str:
         """The stream a thread's entries go to."""
@@ -61,16 +77,15 @@ class WorkStream:
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for this consumer; waits up to ``block_ms`` when there are none.
 
-        With several partitions, the reads of partitions that had nothing stay in flight
-        for the next call (see PARTITION_BLOCK_MS); each reads up to ``count``, so a consumer
-        may be handed up to partitions x ``count`` entries at once after a quiet spell.
+        The reads of partitions that had nothing stay in flight for the next call (see
+        IDLE_BLOCK_MS); each reads up to ``count``, so a consumer may be handed up to
+        partitions x ``count`` entries at once after a quiet spell.
         """
-        if len(self.keys) == 1:
-            return await self._read(self.keys[0], consumer, count, block_ms)
-        wait_ms = max(block_ms, PARTITION_BLOCK_MS)
         for key in self.keys:
             if key not in self._waiting:
-                self._waiting[key] = asyncio.create_task(self._read(key, consumer, count, wait_ms))
+                self._waiting[key] = asyncio.create_task(
+                    self._read(key, consumer, count, IDLE_BLOCK_MS)
+                )
         await asyncio.wait(
             self._waiting.values(), timeout=block_ms / 1000, return_when=asyncio.FIRST_COMPLETED
         )
@@ -98,14 +113,52 @@ class WorkStream:
         self._waiting.clear()
 
     async def _read(self, key: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
-        reply: Any = await self._r.xreadgroup(
-            self.group, consumer, {key: ">"}, count=count, block=block_ms
-        )
-        if not reply:
+        args: tuple[Any, ...] = ("XREADGROUP", "GROUP", self.group, consumer)
+        args += ("COUNT", count, "BLOCK", block_ms, "STREAMS", key, ">")
+        if key in self._route:
+            # After a redirect or a lost connection on a cluster: once through the client's
+            # own routing, which refreshes its slot map on the way.
+            self._route.discard(key)
+            reply: Any = await self._r.xreadgroup(
+                self.group, consumer, {key: ">"}, count=count, block=min(block_ms, ROUTED_BLOCK_MS)
+            )
+            return _entries(key, reply, parsed=True)
+        try:
+            reply = await self._blocking(key, args, block_ms / 1000 + READ_MARGIN_S)
+        except ResponseError as exc:
+            if not str(exc).startswith(REDIRECTED):
+                raise
+            self._route.add(key)
             return []
-        # RESP2 answers [[stream, entries]]; RESP3 answers {stream: [entries]}.
-        batch = next(iter(reply.values()))[0] if isinstance(reply, dict) else reply[0][1]
-        return [_entry(key, eid, fields) for eid, fields in batch if fields]
+        except INFRA_ERRORS:
+            if isinstance(self._r, RedisCluster):
+                self._route.add(key)
+            raise
+        return _entries(key, reply)
+
+    async def _blocking(self, key: str, args: tuple[Any, ...], timeout_s: float) -> Any:
+        """Send a blocking command on a connection of its own from the pool of the node that
+        holds ``key``, and wait up to ``timeout_s`` for the answer.
+
+        Not through the client's ``execute_command``: its read timeout is the socket's (5 s),
+        and on a cluster it would first ask the server where the keys of ``XREADGROUP`` are
+        (COMMAND GETKEYS: its keys follow STREAMS, which the command table cannot say),
+        twice a read. Here the key is known and its slot is the client's own arithmetic.
+        """
+        if isinstance(self._r, RedisCluster):
+            node = self._r.get_node_from_key(key)
+            conn = node.acquire_connection()
+            try:
+                await node.disconnect_if_needed(conn)
+                return await _send_and_wait(conn, args, timeout_s)
+            finally:
+                node.release(conn)
+        pool = self._r.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await _send_and_wait(conn, args, timeout_s)
+        finally:
+            await pool.release(conn)
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
         """Take over entries another consumer left unacknowledged for ``min_idle_ms``."""
@@ -166,8 +219,39 @@ async def unless_stopped(
     return task.result()
 
 
-def _entry(key: str, entry_id: bytes | str, fields: dict[bytes, bytes] | dict[str, str]) -> Entry:
+async def _send_and_wait(conn: Any, args: tuple[Any, ...], timeout_s: float) -> Any:
+    """One command and its reply on ``conn``; a reply that does not come within
+    ``timeout_s`` is a lost connection (closed: the reply may still come on it)."""
+    await conn.send_command(*args)
+    try:
+        async with asyncio.timeout(timeout_s):
+            # inf: no read timeout of redis-py's own (the socket's 5 s); ours is around it.
+            return await conn.read_response(timeout=math.inf)
+    except TimeoutError:
+        await conn.disconnect()
+        raise RedisTimeoutError(f"no answer to {args[0]} within {timeout_s:g} s") from None
+
+
+def _entries(key: str, reply: Any, *, parsed: bool = False) -> list[Entry]:
+    """The entries of an XREADGROUP reply on one stream (none when its block ran out): as
+    Redis sends it, or as redis-py's callback ``parsed`` it (each batch in a list)."""
+    if not reply:
+        return []
+    # RESP2 answers [[stream, entries]]; RESP3 answers {stream: entries}.
+    batch = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    if parsed and isinstance(reply, dict):
+        batch = batch[0]
+    return [_entry(key, eid, fields) for eid, fields in batch if fields]
+
+
+def _entry(key: str, entry_id: bytes | str, fields: Any) -> Entry:
+    """An entry from its id and fields: a mapping (a reply redis-py parsed) or the flat
+    list of names and values Redis sends."""
+
     def text(v: bytes | str) -> str:
         return v.decode() if isinstance(v, bytes) else v
 
-    return Entry(text(entry_id), {text(k): text(v) for k, v in fields.items()}, key)
+    pairs = (
+        fields.items() if isinstance(fields, dict) else zip(fields[::2], fields[1::2], strict=True)
+    )
+    return Entry(text(entry_id), {text(k): text(v) for k, v in pairs}, key)

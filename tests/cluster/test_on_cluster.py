@@ -22,12 +22,14 @@ from tests.test_email_reroute import (
     test_a_relay_5xx_is_offered_on_the_origin,
 )
 from tests.test_flow import test_deploy_approved_runs_once_and_answers
+from tests.test_idle import test_an_idle_worker_and_outbox_send_nothing_per_loop_turn
 
 pytest_plugins = ("tests.email_fixtures",)
 
 __all__ = [
     "email_registry",
     "test_a_relay_5xx_is_offered_on_the_origin",
+    "test_an_idle_worker_and_outbox_send_nothing_per_loop_turn",
     "test_deploy_approved_runs_once_and_answers",
     "test_killed_worker_thread_is_finished_by_another_without_rerun",
 ]
