@@ -27,6 +27,7 @@ from model.ids import new_id
 from model.records import Status
 from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
+from store.outbox import Handoff
 from store.streams import Entry, unless_stopped
 from store.threads import Lease, ThreadStore
 from store.timers import Timers
@@ -83,6 +84,12 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._alive_at = float("-inf")
         self.timers = Timers(store.redis)
+
+    def deliver_with(self, outbox: Handoff) -> None:
+        """Hand the outbox items this worker's commits make to ``outbox``, the dispatcher
+        running in this process: claimed in the commit and sent from here, instead of a
+        pointer on the outbox stream for whichever dispatcher reads it (store.outbox)."""
+        self.store.direct = outbox
 
     @property
     def ttl_ms(self) -> int:

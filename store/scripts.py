@@ -254,7 +254,8 @@ COMMIT = (
 -- ARGV: token ttl_ms release drain, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
---       ops on shared keys (op key_index a b, ...; see store.publication)
+--       ops on shared keys and the outbox (op key_index a b, ...; see store.publication;
+--       'hsetin' / 'zaddin' write the server's now + a duration: a claim's deadline)
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
 local i = 5
 local n = tonumber(ARGV[i])
@@ -296,6 +297,8 @@ for j = i + 1, i + n, 4 do
   if op == 'zadd' then redis.call('ZADD', key, a, b)
   elseif op == 'hset' then redis.call('HSET', key, a, b)
   elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
+  elseif op == 'hsetin' then redis.call('HSET', key, a, now + tonumber(b))
+  elseif op == 'zaddin' then redis.call('ZADD', key, now + tonumber(a), b)
   elseif op == 'ack' and released then
     redis.call('XACK', key, a, b)
     redis.call('XDEL', key, b)
