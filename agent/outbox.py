@@ -205,11 +205,11 @@ class OutboxDispatcher:
 
     async def _attempt(self, claim: Claim, ack: Then | None = None) -> None:
         """Send a claimed item and settle it: sent, retried later, or given up."""
-        item, direct = claim.item, claim.direct
+        item = claim.item
         sender = self.senders.get(item.to.channel)
         if sender is None:
             error = f"channel {item.to.channel!r} is not enabled"
-            await self.store.give_up(item, "failed", error, ack, direct=direct)
+            await self.store.give_up(item, "failed", error, ack, claim=claim)
             deliveries.gave_up(item, "failed", error)
             return
         try:
@@ -218,12 +218,12 @@ class OutboxDispatcher:
             if (claim.stale or claim.attempt > 1) and isinstance(sender, Finds):
                 found = await sender.find(item)
             if found is not None:
-                await self.store.sent(item, found, ack, direct=direct)
+                await self.store.sent(item, found, ack, claim=claim)
                 deliveries.found(item, found)
                 return
             if claim.stale and not sender.resend_when_unknown:
                 error = "an earlier attempt was interrupted; not sent again"
-                await self.store.give_up(item, "unknown", error, ack, direct=direct)
+                await self.store.give_up(item, "unknown", error, ack, claim=claim)
                 deliveries.gave_up(item, "unknown", error)
                 return
             delivery = await deliveries.send(sender, item, self.store.redis)
@@ -235,10 +235,10 @@ class OutboxDispatcher:
                 self._move_after(delay)
             else:
                 status = "unknown" if exc.unknown else "failed"
-                await self.store.give_up(item, status, exc.error, ack, direct=direct)
+                await self.store.give_up(item, status, exc.error, ack, claim=claim)
                 deliveries.gave_up(item, status, exc.error)
             return
-        await self.store.sent(item, delivery, ack, direct=direct)
+        await self.store.sent(item, delivery, ack, claim=claim)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -115,13 +115,13 @@ class OutboxStore:
         item: OutboxItem,
         args: list[str | bytes],
         also: list[scripts.Then | None],
-        direct: bool = False,
+        claim: Claim | None = None,
     ) -> None:
         def then(pipe: aioredis.client.Pipeline) -> None:
             for add in also:
                 if add is not None:
                     add(pipe)
-            if direct:  # settled: its commit's recovery entry is not needed any more
+            if claim is not None and claim.direct:  # settled: its recovery entry can go
                 retry = self.shared.outbox_retry(item.thread_id)
                 pipe.zrem(retry, recovery_member(item.thread_id, item.outbox_id))
 
@@ -129,7 +129,7 @@ class OutboxStore:
             self.redis,
             self._settle,
             [keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
-            [item.outbox_id, *args],
+            [item.outbox_id, *args, "1" if claim is not None and claim.attempt == 1 else "0"],
             then,
         )
 
@@ -139,12 +139,13 @@ class OutboxStore:
         delivery: Delivery,
         ack: scripts.Then | None = None,
         *,
-        direct: bool = False,
+        claim: Claim | None = None,
     ) -> None:
         """Record what went out, and map the provider's ids back to the thread and request.
 
-        ``ack`` adds the caller's stream acknowledgement to the same round trip; ``direct``
-        (a commit's claim, Claim.direct) the removal of the item's recovery entry.
+        ``ack`` adds the caller's stream acknowledgement to the same round trip. ``claim``,
+        the one the attempt was made under, settles what it leaves: a commit's claim
+        (Claim.direct) its recovery entry; a first attempt its count, which readers assume.
         """
         target = ref_value(
             ProviderRef(
@@ -159,9 +160,7 @@ class OutboxStore:
                 field = keys.request_field(item.request_id, keys.REQUEST_SENT)
                 pipe.hset(keys.requests(item.thread_id), field, delivery.provider_id)
 
-        await self._settle_then(
-            item, ["sent", delivery.provider_id, "", ""], [refs, ack], direct=direct
-        )
+        await self._settle_then(item, ["sent", delivery.provider_id, "", ""], [refs, ack], claim)
 
     async def retry(
         self, item: OutboxItem, error: str, delay_s: float, ack: scripts.Then | None = None
@@ -185,7 +184,7 @@ class OutboxStore:
         error: str,
         ack: scripts.Then | None = None,
         *,
-        direct: bool = False,
+        claim: Claim | None = None,
     ) -> None:
         """A permanent failure (or an unknown outcome): recorded on the item, and reported to
         the thread as a ``DeliveryFailed`` event for its run loop to reroute."""
@@ -195,7 +194,7 @@ class OutboxStore:
             pipe.xadd(self.shared.runs(item.thread_id), {"t": item.thread_id})
 
         await self._settle_then(
-            item, [status, "", error[:300], dump_event(failure)], [wake, ack], direct=direct
+            item, [status, "", error[:300], dump_event(failure)], [wake, ack], claim
         )
 
     async def report_failure(self, thread_id: str, outbox_id: str, reason: str) -> bool:

@@ -346,7 +346,9 @@ class ThreadStore(ThreadReads):
         flat_out: list[Any] = []
         for o in outbox:
             status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
-            flat_out += [o.outbox_id, o.model_dump_json(), status_field]
+            # Defaults left out (nulls, empty lists): read back the same, and some 100
+            # bytes an item fewer in a hash kept as long as the thread.
+            flat_out += [o.outbox_id, o.model_dump_json(exclude_defaults=True), status_field]
             if direct:  # claimed for this process's dispatcher: its first attempt
                 attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
                 flat_out += ["sending", attempts, 1]

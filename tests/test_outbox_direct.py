@@ -146,8 +146,12 @@ async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_command
     assert {c for c in calls if c.startswith("x")} == set()  # no stream read, ack or delete
     assert "hmget" not in calls  # no claim script
     assert sender.sent == ["o2"]
-    assert (await store.thread("t2")).outbox[0].status == "sent"
+    out = (await store.thread("t2")).outbox[0]
+    assert (out.status, out.attempts, out.provider_id) == ("sent", 1, "p-o2")
     assert await _recovery(store, redis_client, "t2", "o2") is None
+    # The claim's deadline and a first attempt's count are not kept once it is settled.
+    fields = await redis_client.hkeys(keys.outbox("t2"))
+    assert sorted(f.decode() for f in fields) == ["o2", "o2:p", "o2:s"]
 
 
 async def test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs_out(
