@@ -68,17 +68,23 @@ class _Monitor:
 class _Held(OutboxDispatcher):
     """The dispatcher, holding what the worker hands it until the trace's outbox step."""
 
-    held: list[OutboxItem]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: list[OutboxItem] = []
 
     def take(self, items: Sequence[OutboxItem]) -> None:
-        self.held = [*getattr(self, "held", []), *items]
+        self.held += items
+
+    async def release(self) -> None:
+        """Hand over what the worker's commits handed it, and wait for it to be settled."""
+        held, self.held = self.held, []
+        super().take(held)
+        await self.settled()
 
 
 async def _deliver(dispatcher: _Held) -> None:
-    held, dispatcher.held = getattr(dispatcher, "held", []), []
-    if held:
-        OutboxDispatcher.take(dispatcher, held)
-        await dispatcher.settled()
+    if dispatcher.held:
+        await dispatcher.release()
         return
     entries = await dispatcher.stream.read(dispatcher.name, 8, 100)
     for entry in entries:
