@@ -174,6 +174,7 @@ def worker_jobs(
     dispatcher = OutboxDispatcher(
         store.outbox_stream, OutboxStore(client), senders, name=worker.name
     )
+    worker.deliver_with(dispatcher)
     # Every worker process keeps the schedules' clock: a tick is started once however many.
     scheduler = Scheduler(store, services.registry.schedules)
     return [worker.run(stop), dispatcher.run(stop), scheduler.run(stop)]

@@ -1,8 +1,13 @@
-"""The outbox dispatcher: takes pointers off the outbox stream and delivers each item once.
+"""The outbox dispatcher: delivers each item once, handed over by its own process's commits
+or taken off the outbox stream.
 
 At least once to the channel, once in front of the human: an item is claimed before its
 sender is called and marked sent after, so a redelivered pointer finds it done; an attempt
-cut short by a crash is repeated only where the channel says a repeat is safe.
+cut short by a crash is repeated only where the channel says a repeat is safe. The items
+this process's worker commits arrive already claimed for this dispatcher (``take``; see
+store.outbox): they are sent at once and settled in one round trip. The stream brings the
+rest: items committed where no dispatcher ran, due retries, and the claims of a process
+that died before settling them.
 """
 
 from __future__ import annotations
@@ -11,16 +16,18 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import redis.asyncio as aioredis
 
 from agent import deliveries
 from agent.delivery import Finds, Sender, SendFailed
 from agent.pace import SweepPace
+from model.records import OutboxItem
 from store.connection import INFRA_ERRORS, Outage
-from store.outbox import OutboxStore
+from store.outbox import Claim, OutboxStore
 from store.scripts import Then
 from store.streams import Entry, WorkStream, unless_stopped
 from telemetry import metrics
@@ -65,7 +72,60 @@ class OutboxDispatcher:
         self.name = name
         self.settings = settings or OutboxSettings()
         self.outage = Outage(log, f"outbox {name}", store.redis)
+        self._open = False
+        self._direct: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.Task[None]] = set()
 
+    # ---- items handed over by this process's commits (store.outbox.Handoff) ---------------
+    @property
+    def claim_ms(self) -> int:
+        return self.settings.claim_ms
+
+    def accepting(self) -> bool:
+        return self._open
+
+    def serve_direct(self) -> None:
+        """Take items from this process's commits from now on (``run`` does, once set up)."""
+        self._open = True
+
+    def take(self, items: Sequence[OutboxItem]) -> None:
+        # Started now, not queued behind the stream's concurrency: until its send begins, a
+        # crash would leave the item looking interrupted mid-send (store.outbox).
+        for item in items:
+            task = asyncio.create_task(self._deliver_direct(item))
+            self._direct.add(task)
+            task.add_done_callback(self._direct.discard)
+
+    async def settled(self) -> None:
+        """Wait for the items handed over so far to be sent and settled."""
+        if self._direct:
+            await asyncio.wait(set(self._direct))
+
+    async def _deliver_direct(self, item: OutboxItem) -> None:
+        try:
+            await self._attempt(Claim(item=item, attempt=1, stale=False, direct=True))
+        except INFRA_ERRORS as exc:
+            # Left claimed: recovered from the retry set once the claim runs out.
+            metrics.REDIS_ERRORS.labels("outbox").inc()
+            await self.outage.failed(exc)
+        except Exception:
+            log.exception("delivering %s failed unexpectedly", item.outbox_id)
+
+    def _move_after(self, delay: float) -> None:
+        """Move this process's retry onto the stream when it is due, whatever the loop is
+        waiting for: the read it blocks in returns as soon as the entry lands."""
+        task = asyncio.create_task(self._move_later(delay))
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def _move_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self.store.move_due()
+        except INFRA_ERRORS:
+            return  # the loop's own look (OutboxStore.next_retry) moves it later
+
+    # ---- the stream -----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         tasks: set[asyncio.Task[None]] = set()
         loop = asyncio.get_running_loop()
@@ -83,6 +143,7 @@ class OutboxDispatcher:
                     await self.stream.ensure_group()
                     await self.store.setup()
                     ready = True
+                    self.serve_direct()
                 if moves.due(loop.time()) or time.time() >= self.store.next_retry:
                     now = loop.time()
                     self.store.next_retry = float("inf")  # looked now; retries set it again
@@ -102,24 +163,30 @@ class OutboxDispatcher:
                 await self.outage.wait(exc, stop)  # Redis is away: wait it out
                 continue
             self.outage.ok()
-            if entries or tasks:  # at work: the sweeps at their normal pace
+            if entries or tasks or self._direct:  # at work: the sweeps at their normal pace
                 moves.busy()
                 reclaims.busy()
             for entry in entries:
                 task = asyncio.create_task(self.deliver(entry))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+        self._open = False  # commits from here on (a worker draining) go to the stream
+        for timer in self._timers:
+            timer.cancel()  # the retries stay scheduled: any dispatcher moves them
         await self.stream.close()
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
+        if tasks or self._direct:
+            await asyncio.wait(tasks | self._direct, timeout=10)
 
     async def deliver(self, entry: Entry) -> None:
         def ack(pipe: aioredis.client.Pipeline) -> None:
             self.stream.ack_into(pipe, entry)
 
         try:
-            settled = await self.deliver_item(entry.fields["t"], entry.fields["o"], ack=ack)
-            if not settled:
+            outcome = await self.deliver_item(entry.fields["t"], entry.fields["o"], ack=ack)
+            # 'busy': another sender's claim is live. Left pending, the pointer comes back
+            # once that claim has run out: if its holder died (a recovered direct claim met
+            # early, on a host whose clock runs ahead), this pointer is what delivers it.
+            if outcome == "done":
                 await self.stream.ack(entry)
         except INFRA_ERRORS as exc:
             # Left pending, like any failure below: reclaimed once the claim runs out.
@@ -129,49 +196,59 @@ class OutboxDispatcher:
             # Left pending: the entry is reclaimed and tried again after the claim runs out.
             log.exception("delivering %s failed unexpectedly", entry.fields)
 
-    async def deliver_item(self, thread_id: str, outbox_id: str, ack: Then | None = None) -> bool:
+    async def deliver_item(
+        self, thread_id: str, outbox_id: str, ack: Then | None = None
+    ) -> Literal["settled", "done", "busy"]:
         """Deliver one item unless it is done or another sender holds it.
 
-        ``ack`` rides along with the write that settles the item; returns whether it did
-        (False: nothing was settled, the caller acknowledges on its own).
+        ``ack`` rides along with the write that settles the item. Returns 'settled' (and
+        ``ack`` went with it), 'done' (done or missing already: the caller acknowledges on
+        its own) or 'busy' (another sender's claim is live).
         """
         claim = await self.store.claim(thread_id, outbox_id, self.settings.claim_ms)
         if claim is None:
-            return False
+            return "done"
+        if claim == "busy":
+            return "busy"
+        await self._attempt(claim, ack)
+        return "settled"
+
+    async def _attempt(self, claim: Claim, ack: Then | None = None) -> None:
+        """Send a claimed item and settle it: sent, retried later, or given up."""
         item = claim.item
         sender = self.senders.get(item.to.channel)
         if sender is None:
             error = f"channel {item.to.channel!r} is not enabled"
-            await self.store.give_up(item, "failed", error, ack)
+            await self.store.give_up(item, "failed", error, ack, claim=claim)
             deliveries.gave_up(item, "failed", error)
-            return True
+            return
         try:
             # A repeat: the earlier attempt may have gone out (a dropped answer, a crash).
             found = None
             if (claim.stale or claim.attempt > 1) and isinstance(sender, Finds):
                 found = await sender.find(item)
             if found is not None:
-                await self.store.sent(item, found, ack)
+                await self.store.sent(item, found, ack, claim=claim)
                 deliveries.found(item, found)
-                return True
+                return
             if claim.stale and not sender.resend_when_unknown:
                 error = "an earlier attempt was interrupted; not sent again"
-                await self.store.give_up(item, "unknown", error, ack)
+                await self.store.give_up(item, "unknown", error, ack, claim=claim)
                 deliveries.gave_up(item, "unknown", error)
-                return True
+                return
             delivery = await deliveries.send(sender, item, self.store.redis)
         except SendFailed as exc:
             if exc.transient and claim.attempt < self.settings.max_attempts:
                 delay = self._delay(claim.attempt, exc.retry_after)
                 await self.store.retry(item, exc.error, delay, ack)
                 deliveries.retrying(item, exc.error, delay)
+                self._move_after(delay)
             else:
                 status = "unknown" if exc.unknown else "failed"
-                await self.store.give_up(item, status, exc.error, ack)
+                await self.store.give_up(item, status, exc.error, ack, claim=claim)
                 deliveries.gave_up(item, status, exc.error)
-            return True
-        await self.store.sent(item, delivery, ack)
-        return True
+            return
+        await self.store.sent(item, delivery, ack, claim=claim)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

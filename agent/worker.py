@@ -28,6 +28,7 @@ from model.ids import new_id
 from model.records import Status
 from store.connection import INFRA_ERRORS, Outage
 from store.errors import LeaseLost, ThreadNotFound
+from store.outbox import Handoff
 from store.streams import Entry, unless_stopped
 from store.threads import Lease, ThreadStore
 from store.timers import Timers
@@ -87,6 +88,12 @@ class Worker:
         self.timers = Timers(store.redis)
         # An abandoned entry waits out a lease anyway: half of one more is no harm.
         self.pace = SweepPace(min(self.ttl_ms / 2000, self.settings.maintenance_s))
+
+    def deliver_with(self, outbox: Handoff) -> None:
+        """Hand the outbox items this worker's commits make to ``outbox``, the dispatcher
+        running in this process: claimed in the commit and sent from here, instead of a
+        pointer on the outbox stream for whichever dispatcher reads it (store.outbox)."""
+        self.store.direct = outbox
 
     @property
     def ttl_ms(self) -> int:

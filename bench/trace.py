@@ -2,11 +2,15 @@
 
     .venv/bin/python -m bench.trace            # counts per step and per command
     .venv/bin/python -m bench.trace --all      # and every command as Redis ran it
+    .venv/bin/python -m bench.trace --stream   # outbox items through the outbox stream
 
 One thread, one process, an embedded Redis watched with MONITOR (which also shows what Lua
 scripts run inside Redis): the driver's message, the worker's run to the pause, the outbox
 delivering the approval request, the approval, the run to done, the final message's
-delivery. Deterministic, unlike throughput on a shared machine: the figure to check a change
+delivery. The worker hands its new outbox items to its process's dispatcher, as main.py
+wires them (``--stream``: as where no dispatcher runs beside the worker); the trace holds
+them until the outbox step, so each delivery's commands are counted in its own step.
+Deterministic, unlike throughput on a shared machine: the figure to check a change
 that is meant to save commands or round trips against.
 """
 
@@ -17,6 +21,7 @@ import asyncio
 import collections
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -28,7 +33,7 @@ from bench.workload import AGENT, MESSAGE, RoundTrips, ScriptedLLM, registry
 from channels.rest.sender import RestSender
 from model.events import Approved, UserMessage
 from model.ids import new_id
-from model.records import Origin
+from model.records import Origin, OutboxItem
 from store.embedded import start_ephemeral
 from store.outbox import OutboxStore
 from store.threads import NewThread, ThreadStore
@@ -60,21 +65,44 @@ class _Monitor:
         self.step = step
 
 
-async def _deliver(dispatcher: OutboxDispatcher) -> None:
+class _Held(OutboxDispatcher):
+    """The dispatcher, holding what the worker hands it until the trace's outbox step."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: list[OutboxItem] = []
+
+    def take(self, items: Sequence[OutboxItem]) -> None:
+        self.held += items
+
+    async def release(self) -> None:
+        """Hand over what the worker's commits handed it, and wait for it to be settled."""
+        held, self.held = self.held, []
+        super().take(held)
+        await self.settled()
+
+
+async def _deliver(dispatcher: _Held) -> None:
+    if dispatcher.held:
+        await dispatcher.release()
+        return
     entries = await dispatcher.stream.read(dispatcher.name, 8, 100)
     for entry in entries:
         await dispatcher.deliver(entry)
 
 
-async def _round_trip(url: str, mon: _Monitor) -> dict[str, int]:
+async def _round_trip(url: str, mon: _Monitor, stream: bool) -> dict[str, int]:
     client = aioredis.from_url(url)
     store = ThreadStore(client)
     await store.setup()
     worker = Worker(store, registry(), ScriptedLLM(), name="trace", settings=WorkerSettings())
     outbox = OutboxStore(client)
     await outbox.setup()
-    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="trace")
+    dispatcher = _Held(store.outbox_stream, outbox, {"rest": RestSender()}, name="trace")
     await dispatcher.stream.ensure_group()
+    if not stream:
+        worker.deliver_with(dispatcher)
+        dispatcher.serve_direct()
     trips: dict[str, int] = {}
     tid = new_id("th")
 
@@ -112,12 +140,15 @@ async def _round_trip(url: str, mon: _Monitor) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="print every command")
+    parser.add_argument(
+        "--stream", action="store_true", help="outbox items through the stream, not handed over"
+    )
     args = parser.parse_args()
     RoundTrips.install()
     server = start_ephemeral()
     try:
         mon = _Monitor(server.url)
-        trips = asyncio.run(_round_trip(server.url, mon))
+        trips = asyncio.run(_round_trip(server.url, mon, args.stream))
         time.sleep(0.1)
         lines = [(s, c) for s, c in mon.lines if s not in ("setup", "end")]
     finally:

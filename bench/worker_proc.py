@@ -66,6 +66,7 @@ async def serve(url: str, port: int, concurrency: int) -> None:
     dispatcher = OutboxDispatcher(
         store.outbox_stream, OutboxStore(client), {"rest": sender}, name=worker.name
     )
+    worker.deliver_with(dispatcher)
     sender._sock.sendto(f"ready - {time.process_time()} 0".encode(), sender._to)
     await asyncio.gather(worker.run(stop), dispatcher.run(stop))
     await client.aclose()

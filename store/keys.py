@@ -139,7 +139,9 @@ OUTBOX = f"{PREFIX}:{{outbox}}:stream"
 """STREAM of (thread, outbox id) pointers to deliver; consumer group OUTBOX_GROUP."""
 OUTBOX_GROUP = "senders"
 OUTBOX_RETRY = f"{PREFIX}:{{outbox}}:retry"
-"""ZSET of 'thread|outbox id' scored by the time (ms) the next attempt is due."""
+"""ZSET of 'thread|outbox id' scored by the time (ms) the item is to be looked at again: a
+retry's due time, or the deadline of the claim a commit made for its own process's
+dispatcher (the item is recovered from there should that process die; store.outbox)."""
 
 THREADS = f"{PREFIX}:{{index}}:threads"
 """ZSET of thread ids scored by creation time (ms)."""

@@ -3,13 +3,34 @@
 A claim is a short lease on one item. A claim that runs out while its sender was calling the
 provider means the outcome is unknown: the item comes back as 'stale', and the channel decides
 whether sending again is safe (provider-side idempotency) or must not happen (SMS).
+
+Two ways in. *Direct*: a worker process whose own dispatcher is running (a ``Handoff``)
+commits its new items already claimed by that dispatcher (status 'sending', the claim's
+deadline, attempt 1: store.threads, the commit script's ``hsetin`` op) and hands them over
+in-process; the dispatcher sends, then settles in one round trip. Nothing is read from Redis
+on the way, and no stream entry is written, read, acknowledged or deleted. *Through the
+stream*: items committed where no dispatcher runs, due retries and recovered claims are
+pointers on the outbox stream, claimed by whichever dispatcher reads them (``claim``).
+
+Recovery of a direct item lives in the retry set (``keys.OUTBOX_RETRY``, one per partition,
+already scanned by every dispatcher's ``move_due``): the commit adds 'thread|outbox' scored
+by the claim's deadline, the settle removes it, a retry reschedules the same member. An item
+whose process died before settling is therefore moved onto the stream once its claim has run
+out, and the next claim finds it 'stale', as when a stream reader dies mid-send. Chosen over
+keeping a stream entry per item because a sorted set costs one ZADD and one ZREM, where an
+entry unread by its creator would be read by every other dispatcher, and one read by it
+costs the XREADGROUP, XACK and XDEL this path saves. The price: a crash between the commit
+and the send also looks like a crash mid-send, so a channel that may not resend reports the
+item 'unknown' (and the thread reroutes it) rather than sending it; the window is the time
+from the commit to the sender's call, as the dispatcher starts the send at once.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
 
@@ -25,6 +46,35 @@ class Claim:
     attempt: int
     stale: bool
     """A previous attempt was interrupted mid-send: its outcome is unknown."""
+    direct: bool = False
+    """Claimed by the commit that made the item: its recovery entry is to be removed when it
+    settles (see the module doc)."""
+
+
+Busy = Literal["busy"]
+"""``claim``'s answer for an item another sender holds a live claim on."""
+
+
+class Handoff(Protocol):
+    """A dispatcher in the committing process, taking the items its commits claim for it."""
+
+    @property
+    def claim_ms(self) -> int:
+        """How long a commit's claim on a new item lasts."""
+        ...
+
+    def accepting(self) -> bool:
+        """Whether it is running and will send what it is handed (else: the stream)."""
+        ...
+
+    def take(self, items: Sequence[OutboxItem]) -> None:
+        """The items a commit just stored, claimed for this dispatcher: send each."""
+        ...
+
+
+def recovery_member(thread_id: str, outbox_id: str) -> str:
+    """An item's member of the retry set: 'thread|outbox id' (RETRY_DUE splits it)."""
+    return f"{thread_id}|{outbox_id}"
 
 
 class OutboxStore:
@@ -45,10 +95,13 @@ class OutboxStore:
         for script in (self._claim, self._settle, self._due, self._report):
             await self.redis.script_load(script.script)
 
-    async def claim(self, thread_id: str, outbox_id: str, claim_ms: int) -> Claim | None:
-        """Claim an item for sending; None if it is done, missing or being sent by another."""
+    async def claim(self, thread_id: str, outbox_id: str, claim_ms: int) -> Claim | Busy | None:
+        """Claim an item for sending; None if it is done or missing, 'busy' if another
+        sender's claim on it has not run out."""
         reply = await self._claim(keys=[keys.outbox(thread_id)], args=[outbox_id, claim_ms])
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+        if verdict == "busy":
+            return "busy"
         if verdict not in ("go", "stale"):
             return None
         return Claim(
@@ -58,27 +111,41 @@ class OutboxStore:
         )
 
     async def _settle_then(
-        self, item: OutboxItem, args: list[str | bytes], also: list[scripts.Then | None]
+        self,
+        item: OutboxItem,
+        args: list[str | bytes],
+        also: list[scripts.Then | None],
+        claim: Claim | None = None,
     ) -> None:
         def then(pipe: aioredis.client.Pipeline) -> None:
             for add in also:
                 if add is not None:
                     add(pipe)
+            if claim is not None and claim.direct:  # settled: its recovery entry can go
+                retry = self.shared.outbox_retry(item.thread_id)
+                pipe.zrem(retry, recovery_member(item.thread_id, item.outbox_id))
 
         await scripts.run_then(
             self.redis,
             self._settle,
             [keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
-            [item.outbox_id, *args],
+            [item.outbox_id, *args, "1" if claim is not None and claim.attempt == 1 else "0"],
             then,
         )
 
     async def sent(
-        self, item: OutboxItem, delivery: Delivery, ack: scripts.Then | None = None
+        self,
+        item: OutboxItem,
+        delivery: Delivery,
+        ack: scripts.Then | None = None,
+        *,
+        claim: Claim | None = None,
     ) -> None:
         """Record what went out, and map the provider's ids back to the thread and request.
 
-        ``ack`` adds the caller's stream acknowledgement to the same round trip.
+        ``ack`` adds the caller's stream acknowledgement to the same round trip. ``claim``,
+        the one the attempt was made under, settles what it leaves: a commit's claim
+        (Claim.direct) its recovery entry; a first attempt its count, which readers assume.
         """
         target = ref_value(
             ProviderRef(
@@ -93,7 +160,7 @@ class OutboxStore:
                 field = keys.request_field(item.request_id, keys.REQUEST_SENT)
                 pipe.hset(keys.requests(item.thread_id), field, delivery.provider_id)
 
-        await self._settle_then(item, ["sent", delivery.provider_id, "", ""], [refs, ack])
+        await self._settle_then(item, ["sent", delivery.provider_id, "", ""], [refs, ack], claim)
 
     async def retry(
         self, item: OutboxItem, error: str, delay_s: float, ack: scripts.Then | None = None
@@ -104,13 +171,20 @@ class OutboxStore:
         self.next_retry = min(self.next_retry, due_ms / 1000)
 
         def schedule(pipe: aioredis.client.Pipeline) -> None:
+            # The member a commit's claim added, if any: rescheduled, not removed.
             retry = self.shared.outbox_retry(item.thread_id)
-            pipe.zadd(retry, {f"{item.thread_id}|{item.outbox_id}": due_ms})
+            pipe.zadd(retry, {recovery_member(item.thread_id, item.outbox_id): due_ms})
 
         await self._settle_then(item, ["pending", "", error[:300], ""], [schedule, ack])
 
     async def give_up(
-        self, item: OutboxItem, status: str, error: str, ack: scripts.Then | None = None
+        self,
+        item: OutboxItem,
+        status: str,
+        error: str,
+        ack: scripts.Then | None = None,
+        *,
+        claim: Claim | None = None,
     ) -> None:
         """A permanent failure (or an unknown outcome): recorded on the item, and reported to
         the thread as a ``DeliveryFailed`` event for its run loop to reroute."""
@@ -119,7 +193,9 @@ class OutboxStore:
         def wake(pipe: aioredis.client.Pipeline) -> None:
             pipe.xadd(self.shared.runs(item.thread_id), {"t": item.thread_id})
 
-        await self._settle_then(item, [status, "", error[:300], dump_event(failure)], [wake, ack])
+        await self._settle_then(
+            item, [status, "", error[:300], dump_event(failure)], [wake, ack], claim
+        )
 
     async def report_failure(self, thread_id: str, outbox_id: str, reason: str) -> bool:
         """A failure the provider reported later (a bounce, a status callback, an opt-out):

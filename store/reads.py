@@ -109,11 +109,16 @@ def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
     def field(oid: str, suffix: str) -> str | None:
         return raw.get(keys.outbox_field(oid, suffix))
 
+    def attempts(oid: str, status: str) -> int:
+        # A settled item keeps no count of one (scripts.OUTBOX_SETTLE): it was tried once.
+        count = field(oid, keys.OUTBOX_ATTEMPTS)
+        return int(count) if count is not None else int(status not in ("pending", "sending"))
+
     views = [
         OutboxView(
             item=OutboxItem.model_validate_json(v),
             status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
-            attempts=int(field(k, keys.OUTBOX_ATTEMPTS) or 0),
+            attempts=attempts(k, field(k, keys.OUTBOX_STATUS) or "pending"),
             provider_id=field(k, keys.OUTBOX_PROVIDER_ID),
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],

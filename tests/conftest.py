@@ -210,6 +210,7 @@ async def service_factory(
             name=worker.name,
             settings=OutboxSettings(base_delay=0.05, claim_ms=2_000),
         )
+        worker.deliver_with(dispatcher)
         tasks.append(asyncio.create_task(worker.run(stop)))
         tasks.append(asyncio.create_task(dispatcher.run(stop)))
         port = ChannelPort(store, OutboxStore(redis_client))

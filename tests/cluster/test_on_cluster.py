@@ -2,7 +2,8 @@
 
 The tests are imported, not copied: pytest collects them here a second time, with this
 directory's ``redis_url`` and ``redis_client``. Each crosses the shards: a thread's keys sit
-on one slot, its work and index entries on the partitions of its thread and request ids.
+on one slot, its work and index entries on the partitions of its thread and request ids
+(and an outbox item's recovery entry on its thread's partition of the retry set).
 """
 
 from __future__ import annotations
@@ -23,13 +24,27 @@ from tests.test_email_reroute import (
 )
 from tests.test_flow import test_deploy_approved_runs_once_and_answers
 from tests.test_idle import test_an_idle_worker_and_outbox_send_nothing_per_loop_turn
+from tests.test_outbox_direct import (
+    _no_handoff_left,
+    test_a_commit_claims_its_new_items_for_its_own_dispatcher,
+    test_a_died_claim_is_not_sent_again_where_a_repeat_is_unsafe,
+    test_a_handed_item_that_fails_is_retried_and_its_recovery_entry_kept,
+    test_a_pointer_meeting_a_live_claim_stays_pending,
+    test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs_out,
+)
 
 pytest_plugins = ("tests.email_fixtures",)
 
 __all__ = [
+    "_no_handoff_left",
     "email_registry",
+    "test_a_commit_claims_its_new_items_for_its_own_dispatcher",
+    "test_a_died_claim_is_not_sent_again_where_a_repeat_is_unsafe",
+    "test_a_handed_item_that_fails_is_retried_and_its_recovery_entry_kept",
+    "test_a_pointer_meeting_a_live_claim_stays_pending",
     "test_a_relay_5xx_is_offered_on_the_origin",
     "test_an_idle_worker_and_outbox_send_nothing_per_loop_turn",
+    "test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs_out",
     "test_deploy_approved_runs_once_and_answers",
     "test_killed_worker_thread_is_finished_by_another_without_rerun",
 ]
