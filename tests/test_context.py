@@ -131,7 +131,9 @@ def test_a_system_block_that_reads_the_thread_is_rendered_for_each_thread(
         "{% macro n() %}{{ events|length }}{% endmacro %}{{ events|length }} events so far"
     )
     body = "{% for e in events %}{{ e.type }}\n{% endfor %}"
-    source = f"{{% block system %}}{system}{{% endblock %}}{{% block thread %}}{body}{{% endblock %}}"
+    source = (
+        f"{{% block system %}}{system}{{% endblock %}}{{% block thread %}}{body}{{% endblock %}}"
+    )
     (tmp_path / "deploybot" / "t.j2").write_text(source)
     agent = replace(registry.agents["deploybot"], prompt="deploybot/t")
     one = render(agent, THREAD[:1], root=tmp_path).messages[0]["content"]
