@@ -266,9 +266,18 @@ def _block(
     earlier: Earlier | None,
 ) -> str:
     variables = {
+        **_globals(tmpl),
         "agent": agent,
         "tools": list(agent.tools.values()),
         "events": events,
         "earlier": earlier,
     }
-    return "".join(tmpl.blocks[name](tmpl.new_context(variables))).strip()
+    # shared: the variables are the context as given, the globals already in them (what
+    # new_context would otherwise copy from the template's chain of mappings on every render).
+    return "".join(tmpl.blocks[name](tmpl.new_context(variables, shared=True))).strip()
+
+
+@cache
+def _globals(tmpl: jinja2.Template) -> dict[str, Any]:
+    # The environment is ours and its globals are never changed after it is made.
+    return dict(tmpl.globals)
