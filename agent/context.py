@@ -13,13 +13,14 @@ settled turns replaced by one summary line each (``agent.compaction``), inside a
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache, lru_cache
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 
 from agent import fitting, tokens
 from agent.compaction import Compaction
@@ -59,11 +60,19 @@ class Context:
 
     prompt: str
     messages: list[dict[str, str]]
-    tokens: int = 0
-    """What the messages and the response schema count, by ``counting``."""
     counting: str = ""
     compacted: Compaction | None = None
     """None: every visible event is shown as itself."""
+    _count: Callable[[], int] = field(default=lambda: 0, repr=False, compare=False)
+
+    @cached_property
+    def tokens(self) -> int:
+        """What the messages and the response schema count, by ``counting``.
+
+        Counted on first read: a thread that fits by its bytes alone is not counted to be
+        decided on (the model call does not need the figure; a preview of the context does).
+        """
+        return self._count()
 
 
 def visible_events(events: Sequence[Event]) -> list[Event]:
@@ -154,7 +163,10 @@ def render(
     counter = counter or tokens.counter()
     visible = visible_events(events)
     schema = _schema_count(counter, agent)
-    system = _block(tmpl, agent, "system", visible, None)
+    if _reads_thread(tmpl, "system"):
+        system = _block(tmpl, agent, "system", visible, None)
+    else:
+        system = _fixed_block(tmpl, agent, "system")
     fixed = schema + _fixed_count(counter, system) + 2 * tokens.MESSAGE_OVERHEAD
     thread, used, compacted = fitting.fit(
         thread_block(tmpl, agent),
@@ -168,10 +180,18 @@ def render(
     return Context(
         prompt=agent.prompt,
         messages=[{"role": "system", "content": system}, {"role": "user", "content": thread}],
-        tokens=used,
         counting=counter.method,
         compacted=compacted,
+        _count=_counted(used) if used is not None else _counting(counter, thread, fixed),
     )
+
+
+def _counted(used: int) -> Callable[[], int]:
+    return lambda: used
+
+
+def _counting(counter: tokens.Counter, thread: str, fixed: int) -> Callable[[], int]:
+    return lambda: fixed + counter.count(thread)
 
 
 @lru_cache(maxsize=64)
@@ -185,6 +205,48 @@ def _schema_count(counter: tokens.Counter, agent: Agent) -> int:
 def _fixed_count(counter: tokens.Counter, text: str) -> int:
     """The schema and system prompt are the same text run after run: counted once."""
     return counter.count(text)
+
+
+# Names through which a block could reach the thread: the events and summary lines, the
+# render context itself, other blocks, a macro's caller.
+_THREAD_NAMES = frozenset({"events", "earlier", "self", "super", "caller", "varargs", "kwargs"})
+# Nodes that render something else with the block's context, or read the context whole.
+_WITH_CONTEXT = (
+    nodes.Include,
+    nodes.Extends,
+    nodes.ContextReference,
+    nodes.DerivedContextReference,
+)
+
+
+@cache
+def _reads_thread(tmpl: jinja2.Template, name: str) -> bool:
+    """Whether block ``name`` may depend on the events; False only when its source shows it
+    cannot (then its text is a function of the agent alone, and is rendered once)."""
+    env = tmpl.environment
+    if env.loader is None or tmpl.name is None:
+        return True
+    try:
+        tree = env.parse(env.loader.get_source(env, tmpl.name)[0])
+    except (jinja2.TemplateError, OSError):
+        return True
+    if any(True for _ in tree.find_all(nodes.Extends)):
+        return True  # the block may be the parent's: not read here
+    for block in tree.find_all(nodes.Block):
+        if block.name == name:
+            return (
+                any(n.name in _THREAD_NAMES for n in block.find_all(nodes.Name))
+                or any(True for _ in block.find_all(_WITH_CONTEXT))
+                or any(n.with_context for n in block.find_all(nodes.Import))
+                or any(n.with_context for n in block.find_all(nodes.FromImport))
+            )
+    return True
+
+
+@lru_cache(maxsize=64)
+def _fixed_block(tmpl: jinja2.Template, agent: Agent, name: str) -> str:
+    """A block that reads no events (``_reads_thread``): the same text for every thread."""
+    return _block(tmpl, agent, name, (), None)
 
 
 def thread_block(tmpl: jinja2.Template, agent: Agent) -> fitting.Block:
@@ -204,9 +266,18 @@ def _block(
     earlier: Earlier | None,
 ) -> str:
     variables = {
+        **_globals(tmpl),
         "agent": agent,
         "tools": list(agent.tools.values()),
         "events": events,
         "earlier": earlier,
     }
-    return "".join(tmpl.blocks[name](tmpl.new_context(variables))).strip()
+    # shared: the variables are the context as given, the globals already in them (what
+    # new_context would otherwise copy from the template's chain of mappings on every render).
+    return "".join(tmpl.blocks[name](tmpl.new_context(variables, shared=True))).strip()
+
+
+@cache
+def _globals(tmpl: jinja2.Template) -> dict[str, Any]:
+    # The environment is ours and its globals are never changed after it is made.
+    return dict(tmpl.globals)

@@ -141,8 +141,10 @@ def fit(
     counter: tokens.Counter,
     prior: Prior = NO_PRIOR,
     summaries: Mapping[int, str] | None = None,
-) -> tuple[str, int, Compaction | None]:
-    """The thread's text within the budget: whole if it fits, else compacted.
+) -> tuple[str, int | None, Compaction | None]:
+    """The thread's text within the budget: whole if it fits, else compacted; what it counts
+    with ``fixed``, or None for a whole thread that a byte bound found within the budget (it
+    is not counted: the caller counts it if it needs the figure).
 
     Settled turns are weighed newest first, so only what can be shown is rendered and
     counted: a thread of 10,000 events costs about what its budget holds, not its length.
@@ -151,10 +153,11 @@ def fit(
     """
     if prior.turns == 0 and len(visible) <= WHOLE_FIRST:
         # Most threads are short: render them whole once, and if even a byte per token (a
-        # token is never shorter) fits the budget, that is the context, with no turn weighed.
+        # token is never shorter) fits the budget, that is the context, with no turn weighed
+        # and nothing counted.
         whole = block(visible, None)
         if fixed + len(whole.encode()) <= budget:
-            return whole, fixed + counter.count(whole), None
+            return whole, None, None
     own = compaction.compactable(visible)
     cands = Candidates(block, counter, visible, own, prior, summaries or {})
     n = cands.count

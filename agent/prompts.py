@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 from agent.tools import Agent
 from model.events import AgentStep, Event
@@ -46,4 +47,11 @@ def assigned(agent: Agent, thread_id: str, events: Sequence[Event]) -> str:
 def for_thread(agent: Agent, thread_id: str, events: Sequence[Event]) -> Agent:
     """The agent as this thread runs it: ``prompt`` set to the thread's version."""
     prompt = assigned(agent, thread_id, events)
-    return agent if prompt == agent.prompt else replace(agent, prompt=prompt)
+    return agent if prompt == agent.prompt else _variant(agent, prompt)
+
+
+@lru_cache(maxsize=256)
+def _variant(agent: Agent, prompt: str) -> Agent:
+    # One object per agent and version, not a copy per run: what is cached per agent (the
+    # response schema's count, the system prompt's text) then serves every run of it.
+    return replace(agent, prompt=prompt)

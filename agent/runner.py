@@ -58,7 +58,6 @@ from model.events import (
 from model.ids import new_id
 from model.records import Origin, Status
 from store import keys
-from store.calls import Calls
 from store.streams import Entry, WorkStream
 from store.threads import Lease, ThreadStore
 from store.timers import timer_id
@@ -100,7 +99,6 @@ class Run(Waits):
         self.agent = prompts.for_thread(agent, lease.thread_id, self.resume.events)  # A/B
         self.llm = llm
         self.store = store
-        self.calls = Calls(store.redis)
         self.result_base = settings.result_base.rstrip("/")
         self.settings = settings
         self.ack = ack

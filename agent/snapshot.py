@@ -204,6 +204,12 @@ def advance(
     base = previous or _EMPTY
     skip = len(previous.carried) if previous else 0
     tail = events[skip:]
+    # A cut falls after the tail's j-th turn, j at most its human messages (each starts a
+    # turn), on a multiple of STEP_TURNS of the whole log: most runs can tell none does
+    # without reading the tail any further.
+    humans = sum(isinstance(e, UserMessage) for e in tail)
+    if (base.turns + humans) // STEP_TURNS == base.turns // STEP_TURNS:
+        return None
     visible = visible_events(tail)
     at = cut(tail, visible, base.turns)
     if at is None:

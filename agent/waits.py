@@ -9,6 +9,7 @@ script, keyed by the call id, so a retried run never starts a second child.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import assert_never
 
 from pydantic import BaseModel
@@ -48,7 +49,6 @@ class Waits:
 
     lease: Lease
     store: ThreadStore
-    calls: Calls
     agent: Agent
     contact: Contact
     events: list[Event]
@@ -56,6 +56,12 @@ class Waits:
     _ledger_buffer: dict[str, str]
     errors: int
     result_base: str
+
+    @cached_property
+    def calls(self) -> Calls:
+        # Made on first use: most runs open or close no call, and making the client registers
+        # (hashes) its three scripts, a few percent of a short run's CPU.
+        return Calls(self.store.redis)
 
     def _append(self, *events: Event) -> None:
         raise NotImplementedError  # Run's

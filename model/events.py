@@ -472,7 +472,9 @@ ERROR_EVENTS = (ToolError, LLMError)
 
 def dump_event(event: Event) -> bytes:
     """The stored form: compact JSON, without fields that are unset."""
-    return EVENT.dump_json(event, exclude_none=True)
+    # The event's own serializer writes the same bytes as the union's (``EVENT``), without
+    # the union first looking for the member the event belongs to: about half the time.
+    return type(event).__pydantic_serializer__.to_json(event, exclude_none=True)
 
 
 def load_events(raw: list[bytes]) -> list[Event]:

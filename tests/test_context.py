@@ -111,3 +111,40 @@ def test_failed_attempt_leaves_with_its_error() -> None:
     ]
     shown = visible_events(events)
     assert [getattr(e, "call_id", None) for e in shown] == [None, "y", "y", None]
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "{{ events|length }} events so far",
+        "{% for e in events %}{{ e.type }} {% endfor %}",
+        "{% include 'deploybot/part.j2' %}",
+        "{% import 'deploybot/part.j2' as part with context %}{{ part.n() }}",
+    ],
+)
+def test_a_system_block_that_reads_the_thread_is_rendered_for_each_thread(
+    registry: Registry, tmp_path: Path, system: str
+) -> None:
+    """The system prompt is rendered once per agent only when its block cannot see the events."""
+    (tmp_path / "deploybot").mkdir()
+    (tmp_path / "deploybot" / "part.j2").write_text(
+        "{% macro n() %}{{ events|length }}{% endmacro %}{{ events|length }} events so far"
+    )
+    body = "{% for e in events %}{{ e.type }}\n{% endfor %}"
+    source = (
+        f"{{% block system %}}{system}{{% endblock %}}{{% block thread %}}{body}{{% endblock %}}"
+    )
+    (tmp_path / "deploybot" / "t.j2").write_text(source)
+    agent = replace(registry.agents["deploybot"], prompt="deploybot/t")
+    one = render(agent, THREAD[:1], root=tmp_path).messages[0]["content"]
+    two = render(agent, THREAD[:3], root=tmp_path).messages[0]["content"]
+    assert one != two
+
+
+def test_a_system_block_that_reads_only_the_agent_is_the_same_for_every_thread(
+    registry: Registry,
+) -> None:
+    agent = registry.agents["deploybot"]
+    first, later = render(agent, THREAD[:1]), render(agent, THREAD)
+    assert first.messages[0] == later.messages[0]
+    assert first.tokens < later.tokens  # counted when read, the thread included

@@ -1,0 +1,71 @@
+"""The stored form of events, byte for byte: logs written today must read the same tomorrow,
+and an event written twice (a retried commit) must be the same bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from model.events import (
+    AgentStep,
+    ApprovalRequest,
+    Approved,
+    Event,
+    FinalAnswer,
+    ToolResult,
+    UserMessage,
+    dump_event,
+    load_events,
+)
+
+AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+STAMP = b'{"at":"2026-01-02T03:04:05.678000Z",'
+
+FORMS: list[tuple[Event, bytes]] = [
+    (
+        UserMessage(at=AT, channel="slack", sender="U042", text="deploy v1.2.3", message_id="17.1"),
+        b'"type":"user_message","channel":"slack","sender":"U042","text":"deploy v1.2.3",'
+        b'"message_id":"17.1"}',
+    ),
+    (
+        AgentStep(
+            at=AT, intent="deploy", arguments={"tag": "v1.2.3"}, prompt="v1", call_id="call_a"
+        ),
+        b'"type":"agent_step","intent":"deploy","arguments":{"tag":"v1.2.3"},"prompt":"v1",'
+        b'"call_id":"call_a"}',
+    ),
+    (
+        ApprovalRequest(
+            at=AT,
+            request_id="rq_a",
+            text="Approval needed: deploy(tag='v1.2.3')",
+            tool="deploy",
+            arguments={"tag": "v1.2.3"},
+            call_id="call_a",
+        ),
+        b'"type":"approval_request","request_id":"rq_a",'
+        b'"text":"Approval needed: deploy(tag=\'v1.2.3\')","tool":"deploy",'
+        b'"arguments":{"tag":"v1.2.3"},"call_id":"call_a","notify":[],"offered":[],"stages":[],'
+        b'"on_deadline":"expire","quorum":1,"withdraw_on_message":false,"editable":[],'
+        b'"grants":[]}',
+    ),
+    (
+        Approved(at=AT, request_id="rq_a", channel="slack", responder="U007"),
+        b'"request_id":"rq_a","channel":"slack","responder":"U007","type":"approved"}',
+    ),
+    (
+        ToolResult(at=AT, call_id="call_a", tool="deploy", output="deployed"),
+        b'"type":"tool_result","call_id":"call_a","tool":"deploy","output":"deployed",'
+        b'"outcome":"ok"}',
+    ),
+    (FinalAnswer(at=AT, text="Deployed."), b'"type":"final_answer","text":"Deployed."}'),
+]
+
+
+def test_events_are_stored_in_their_compact_form() -> None:
+    for event, rest in FORMS:
+        assert dump_event(event) == STAMP + rest
+
+
+def test_the_stored_form_reads_back_as_the_same_events() -> None:
+    events = [event for event, _ in FORMS]
+    assert load_events([dump_event(e) for e in events]) == events
