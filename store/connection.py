@@ -89,7 +89,11 @@ def connect(url: str, *, retrying: bool) -> aioredis.Redis:
         )
         # The cluster client speaks the same commands, pipelines and scripts as the
         # single-server one (it routes each by its key's slot), but shares no base class
-        # with it; the store is written against the single-server type.
+        # with it; the store is written against the single-server type. It is left as
+        # redis-py makes it, one round trip per command: coalescing there would be per
+        # node, and each reply of a batch could be a MOVED or ASK redirect that redis-py's
+        # cluster client handles (and retries) per command, which a batch would have to
+        # repeat without resending what was answered.
         return cast(aioredis.Redis, cluster)
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
