@@ -16,8 +16,6 @@ import signal
 import socket
 import time
 
-import redis.asyncio as aioredis
-
 from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
 from agent.worker import Worker, WorkerSettings
@@ -44,12 +42,8 @@ class ReportingSender(RestSender):
 
 
 async def serve(url: str, port: int, concurrency: int) -> None:
-    # The cluster client where the URL names a cluster (as main.py); else as before.
-    client = (
-        connection.connect(url, retrying=False)
-        if connection.is_cluster(url)
-        else aioredis.from_url(url)
-    )
+    # The client main.py gives its workers (the cluster client where the URL names one).
+    client = connection.connect(url, retrying=False)
     store = ThreadStore(client)
     await store.setup()
     stop = asyncio.Event()

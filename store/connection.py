@@ -14,6 +14,12 @@ Two kinds of client, because not every command may be sent twice:
   catch the error instead, back off, and start again from what Redis holds.
 
 Both reconnect by themselves on the next command once the server is back.
+
+On a single server both are ``CoalescingRedis`` (store/coalesce.py): the commands that
+concurrent tasks issue in one event-loop turn share one round trip, and each kind keeps its
+rule above per command (a plain client's batch is never sent twice; a retrying client sends
+again only the commands whose replies it did not get). The cluster client is redis-py's own,
+one round trip per command: see ``connect``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from store.coalesce import CoalescingRedis
 
 INFRA_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 """Redis is away (refused, reset, restarting, loading its data): worth waiting out.
@@ -81,7 +89,11 @@ def connect(url: str, *, retrying: bool) -> aioredis.Redis:
         )
         # The cluster client speaks the same commands, pipelines and scripts as the
         # single-server one (it routes each by its key's slot), but shares no base class
-        # with it; the store is written against the single-server type.
+        # with it; the store is written against the single-server type. It is left as
+        # redis-py makes it, one round trip per command: coalescing there would be per
+        # node, and each reply of a batch could be a MOVED or ASK redirect that redis-py's
+        # cluster client handles (and retries) per command, which a batch would have to
+        # repeat without resending what was answered.
         return cast(aioredis.Redis, cluster)
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -94,7 +106,8 @@ def connect(url: str, *, retrying: bool) -> aioredis.Redis:
         health_check_interval=HEALTH_CHECK_S,
         **tcp,
     )
-    return aioredis.Redis(connection_pool=pool)
+    # The client owns its pool: closing it closes its connections.
+    return CoalescingRedis.from_pool(pool)
 
 
 class Outage:

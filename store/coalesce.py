@@ -1,0 +1,229 @@
+"""One round trip for the commands that concurrent tasks issue in the same event-loop turn.
+
+A worker runs up to 32 threads at once and the API serves many requests at once; each of
+their commands used to be a round trip of its own, with redis-py's per-command machinery
+around it (a connection taken from the pool and given back, a retry wrapper, a task for the
+send's timeout, one ``send`` syscall). ``CoalescingRedis`` queues a single command (or a
+script's EVALSHA) instead, and at the end of the loop turn sends everything queued as one
+non-transactional pipeline on one connection: one write, the replies read in order, each
+handed to its own caller. What ioredis calls auto-pipelining.
+
+Each caller keeps what it had alone:
+
+- its own reply, or its own error: an error reply (NOSCRIPT, a script's ``error_reply``,
+  WRONGTYPE) fails only the command it answers, and the script helper reloads on NOSCRIPT
+  as before;
+- on a connection error or timeout, every command of the batch still unanswered fails with
+  that exception (``INFRA_ERRORS``), and the connection's ``Retry`` decides, for the batch as
+  it would for one command, whether they go again. A plain client (no retries) therefore
+  never sends a command twice: a fenced commit whose reply was lost is not repeated. A
+  retrying client sends again only the commands whose replies it has not read.
+
+Not coalesced, sent as before on a connection of their own: blocking commands (a blocking
+XREAD/XREADGROUP, BLPOP and the like, WAIT), which would hold back every reply queued
+behind them; commands that change or depend on the state of a connection (SELECT, AUTH,
+CLIENT, MULTI/EXEC/WATCH, the subscribe family, MONITOR...); and every command of a client
+bound to one connection. Pipelines and transactions are their own object in redis-py and
+already one round trip; pub/sub has its own connection.
+
+With the OpenTelemetry redis instrumentation installed (tracing on), commands go one by one
+through redis-py as before: the instrumentation makes its span per call of
+``Redis.execute_command``, and a span that covers a shared round trip would say nothing
+about the command it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
+from redis.exceptions import ResponseError
+
+_BLOCKING = frozenset(
+    {
+        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX",
+        "BZMPOP", "WAIT", "WAITAOF",
+    }
+)  # fmt: skip
+"""Commands that may make the server hold the reply: everything queued behind one would
+wait with it."""
+
+_MAY_BLOCK = frozenset({"XREAD", "XREADGROUP"})
+"""Blocking only with a BLOCK argument (the workers' and senders' stream reads)."""
+_BLOCK_WORDS = ("BLOCK", b"BLOCK", "block", b"block")
+
+_STATEFUL = frozenset(
+    {
+        "SELECT", "AUTH", "HELLO", "CLIENT", "RESET", "QUIT", "READONLY", "READWRITE",
+        "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SUBSCRIBE", "UNSUBSCRIBE",
+        "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR", "SYNC",
+        "PSYNC", "DEBUG", "SHUTDOWN",
+    }
+)  # fmt: skip
+"""Commands about the connection they are sent on (or, DEBUG SLEEP and SHUTDOWN, that stall
+the server): the connection the pool lends next is not the same one."""
+
+
+def _alone_by_name(name: object) -> bool | None:
+    """True: never coalesced; False: always; None: it depends on the arguments."""
+    word = name.decode() if isinstance(name, bytes) else str(name)
+    word = word.split(" ", 1)[0].upper()
+    if word in _MAY_BLOCK:
+        return None
+    return word in _BLOCKING or word in _STATEFUL
+
+
+class _Call:
+    __slots__ = ("args", "future", "options")
+
+    def __init__(
+        self, args: tuple[Any, ...], options: dict[str, Any], future: asyncio.Future[Any]
+    ) -> None:
+        self.args = args
+        self.options = options
+        self.future = future
+
+
+class CoalescingRedis(aioredis.Redis):
+    """A ``redis.asyncio.Redis`` whose single commands from concurrent tasks share round
+    trips (see the module doc); everything else about the client is redis-py's."""
+
+    def __init__(self, *, connection_pool: aioredis.ConnectionPool) -> None:
+        super().__init__(connection_pool=connection_pool)
+        self._queued: list[_Call] | None = None
+        """The commands waiting for this turn's first one to send them; None: no turn open."""
+        self._alone: dict[object, bool | None] = {}
+        self._batches: set[asyncio.Task[None]] = set()
+        """The batches in flight: the loop keeps only weak references to tasks."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.connection is not None or _traced() or self._sent_alone(args):
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        queued = self._queued
+        if queued is not None:
+            future = asyncio.get_running_loop().create_future()
+            queued.append(_Call(args, options, future))
+            return await future
+        # The first command of this turn waits for the rest of the turn (one pass of the
+        # loop: the other tasks woken with this one, by the replies of the previous batch
+        # say, run first and queue theirs), then sends them all.
+        self._queued = queued = []
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._queued = None
+            if queued:
+                self._send(queued)
+            raise
+        self._queued = None
+        if not queued:
+            # Alone in its turn: redis-py's own way, without the cost of a batch.
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        own = _Call(args, options, asyncio.get_running_loop().create_future())
+        queued.insert(0, own)
+        self._send(queued)
+        return await own.future
+
+    def _sent_alone(self, args: tuple[Any, ...]) -> bool:
+        name = args[0]
+        try:
+            alone = self._alone[name]
+        except KeyError:
+            alone = self._alone[name] = _alone_by_name(name)
+        if alone is None:
+            return any(a in _BLOCK_WORDS for a in args[1:])
+        return alone
+
+    def _send(self, batch: list[_Call]) -> None:
+        """The batch goes in a task of its own: a caller that gives up (a request cancelled)
+        takes no one else's reply with it."""
+        task = asyncio.get_running_loop().create_task(self._exchange(batch))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _exchange(self, batch: list[_Call]) -> None:
+        try:
+            pool = self.connection_pool
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+
+                async def attempt() -> None:
+                    await self._send_and_read(conn, batch)
+
+                async def failed(error: Exception) -> None:
+                    await conn.disconnect(error=error)
+
+                await conn.retry.call_with_retry(attempt, failed)
+            finally:
+                await pool.release(conn)
+        except BaseException as exc:
+            # Whatever ended the exchange (the server gone, a timeout, no free connection,
+            # the task cancelled at shutdown) ends every command still waiting for a reply;
+            # nothing is sent again. A cancelled exchange is told as one to its callers.
+            for call in batch:
+                if not call.future.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        call.future.cancel()
+                    else:
+                        call.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _send_and_read(self, conn: AbstractConnection, batch: list[_Call]) -> None:
+        """One try: send the commands that have no reply yet, in one write, and read theirs.
+        A caller that gave up (cancelled) still has its reply read, so the connection stays
+        in step; on a retry its command is not sent again."""
+        todo = [call for call in batch if not call.future.done()]
+        if not todo:
+            return
+        await conn.send_packed_command(conn.pack_commands([call.args for call in todo]))
+        for call in todo:
+            options = call.options
+            try:
+                reply = await conn.read_response(disable_decoding=NEVER_DECODE in options)
+            except ResponseError as exc:
+                # An error reply: the connection is in step, the next reply is the next
+                # command's. Only this caller hears of it.
+                if EMPTY_RESPONSE in options:
+                    _settle(call.future, options[EMPTY_RESPONSE])
+                else:
+                    _fail(call.future, exc)
+                continue
+            try:
+                result = self._parsed(call.args[0], options, reply)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:  # a reply callback's own error: this caller's too
+                _fail(call.future, exc)
+                continue
+            _settle(call.future, result)
+
+    def _parsed(self, name: Any, options: Mapping[str, Any], reply: Any) -> Any:
+        """What ``Redis.parse_response`` makes of a reply once read: the command's response
+        callback, given the command's options less those meant for the read itself."""
+        callback = self.response_callbacks.get(name)
+        if callback is None:
+            return reply
+        rest = {k: v for k, v in options.items() if k not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")}
+        return callback(reply, **rest)
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _traced() -> bool:
+    """Whether the OpenTelemetry redis instrumentation wraps ``Redis.execute_command``
+    (wrapt's wrappers expose what they wrap)."""
+    return hasattr(aioredis.Redis.execute_command, "__wrapped__")
