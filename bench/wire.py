@@ -168,6 +168,9 @@ def service_env(slack_api_url: str, smtp_port: int) -> dict[str, str]:
 class _SlackApi(BaseHTTPRequestHandler):
     """Slack's Web API as far as the API process needs it: bolt's auth.test; ok to the rest."""
 
+    protocol_version = "HTTP/1.1"
+    """Keep-alive, as Slack's API is: a client that reuses its connections is measured so."""
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         reply: dict[str, object] = {"ok": True}

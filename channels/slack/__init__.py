@@ -6,8 +6,6 @@ POST /slack/events and/or SLACK_APP_TOKEN for Socket Mode.
 
 from __future__ import annotations
 
-from slack_sdk.web.async_client import AsyncWebClient
-
 from agent import routing
 from agent.errors import ConfigError
 from channels.pagelinks import page_links
@@ -17,6 +15,7 @@ from channels.slack.direct import Direct
 from channels.slack.inbound import SlackInbound
 from channels.slack.sender import SlackSender
 from channels.slack.settings import SlackSettings
+from channels.slack.webapi import KeptAliveClient
 from channels.slack.withdrawn import Posts
 from channels.slack.working import Working
 
@@ -45,7 +44,7 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     agent = services.registry.get(settings.slack_agent)
     if agent is None:
         raise ConfigError(f"SLACK_AGENT={settings.slack_agent!r} is not a configured agent")
-    client = AsyncWebClient(
+    client = KeptAliveClient(
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )
     signing_secret = secret.get_secret_value() if secret is not None else None
@@ -58,7 +57,7 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     inbound.messages.channels = routing.by_channel(services.registry.agents, "slack")
     pages = page_links(services.settings, services.redis)
     sender = SlackSender(client, working, direct, pages, Posts(services.redis))
-    result = Channel(name="slack", sender=sender, closers=[inbound.drain])
+    result = Channel(name="slack", sender=sender, closers=[inbound.drain, client.close])
     if signing_secret is not None:
         result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)
     if app_token is not None:

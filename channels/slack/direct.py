@@ -12,6 +12,17 @@ import redis.asyncio as aioredis
 
 from channels.slack import keys
 
+_OPEN = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+"""The open conversation, kept open by this message; else ARGV[1] made it (nil returned).
+One round trip for every DM, where SET NX, GET and EXPIRE were three for all but the first."""
 _END = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -25,18 +36,15 @@ def _text(value: bytes | str | None) -> str | None:
 class Direct:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
+        self._open = redis.register_script(_OPEN)
         self._end = redis.register_script(_END)
 
     async def open(self, team: str, channel: str, new_thread: str) -> tuple[str, bool]:
         """The DM's open conversation, or ``new_thread`` made it: (thread id, is it new)."""
         key = keys.direct(team, channel)
-        if await self.redis.set(key, new_thread, nx=True, ex=keys.DM_IDLE_SECONDS):
+        current = _text(await self._open(keys=[key], args=[new_thread, keys.DM_IDLE_SECONDS]))
+        if current is None:
             return new_thread, True
-        current = _text(await self.redis.get(key))
-        if current is None:  # ended between the two calls: start over once
-            await self.redis.set(key, new_thread, ex=keys.DM_IDLE_SECONDS)
-            return new_thread, True
-        await self.redis.expire(key, keys.DM_IDLE_SECONDS)  # a message keeps it open
         return current, False
 
     async def end(self, team: str, channel: str, thread_id: str) -> None:

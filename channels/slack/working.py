@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -28,12 +29,19 @@ WORKING = "eyes"
 STATUS = "is working on it..."
 """The assistant thread's status; Slack shows it after the app's name."""
 _ERRORS = (TimeoutError, SlackApiError, aiohttp.ClientError, OSError)
+_EXPECT = """
+redis.call('SADD', KEYS[1], ARGV[1])
+return redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
+"""Note a message and renew the set's expiry: one round trip on the ack's path (a MULTI
+pipeline is four commands), as atomic."""
 
 
 class Working:
     def __init__(self, client: AsyncWebClient, redis: aioredis.Redis) -> None:
         self.client = client
         self.redis = redis
+        self._expect = redis.register_script(_EXPECT)
 
     async def expect(
         self, thread_id: str, channel: str, ts: str, assistant_thread: str | None = None
@@ -41,11 +49,8 @@ class Working:
         """Before the message is stored: note it, so an answer that beats the sign still
         finds it to clear (``show`` then sees it gone and takes the sign off).
         ``assistant_thread``: the root ts of the assistant thread it was written in."""
-        key = keys.working(thread_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(key, _member(channel, ts, assistant_thread))
-            pipe.expire(key, keys.WORKING_TTL_SECONDS)
-            await pipe.execute()
+        member = _member(channel, ts, assistant_thread)
+        await self._expect(keys=[keys.working(thread_id)], args=[member, keys.WORKING_TTL_SECONDS])
 
     async def _members(self, thread_id: str, channel: str, ts: str) -> list[str]:
         mine = _member(channel, ts)
@@ -72,7 +77,12 @@ class Working:
         elif not await self._react(channel, ts):
             return
         member = _member(channel, ts, assistant_thread)
-        if not await self.redis.sismember(keys.working(thread_id), member):
+        try:
+            noted = await self.redis.sismember(keys.working(thread_id), member)
+        except RedisError as exc:  # a task nobody awaits: say it here, and leave the sign
+            log.info("could not check the working sign of %s: %s", thread_id, exc)
+            return
+        if not noted:
             await self._undo(member)  # the agent answered while the sign went on
 
     async def clear(self, thread_id: str) -> None:

@@ -90,3 +90,5 @@ async def test_socket_mode_that_cannot_connect_still_stops(
         await asyncio.sleep(0.02)
     stop.set()  # while the client waits to retry the refused connect
     await asyncio.wait_for(task, 5)
+    for close in built.closers:
+        await close()
