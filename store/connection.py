@@ -39,6 +39,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store.coalesce import CoalescingRedis
+from store.packing import pack_cluster, packed
 
 INFRA_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 """Redis is away (refused, reset, restarting, loading its data): worth waiting out.
@@ -94,6 +95,7 @@ def connect(url: str, *, retrying: bool) -> aioredis.Redis:
         # node, and each reply of a batch could be a MOVED or ASK redirect that redis-py's
         # cluster client handles (and retries) per command, which a batch would have to
         # repeat without resending what was answered.
+        pack_cluster(cluster)
         return cast(aioredis.Redis, cluster)
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -106,6 +108,7 @@ def connect(url: str, *, retrying: bool) -> aioredis.Redis:
         health_check_interval=HEALTH_CHECK_S,
         **tcp,
     )
+    pool.connection_class = packed(pool.connection_class)
     # The client owns its pool: closing it closes its connections.
     return CoalescingRedis.from_pool(pool)
 

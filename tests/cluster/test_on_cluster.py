@@ -64,3 +64,12 @@ async def test_the_partitions_spread_over_the_masters(
     for key in (keys.runs, keys.outbox_stream, keys.pending):
         masters = {cluster.get_node_from_key(k).name for k in store.shared.every(key)}
         assert len(masters) == 3, key
+
+
+async def test_cluster_connections_are_packed_by_hiredis(redis_client: aioredis.Redis) -> None:
+    from store.packing import HiredisPacking
+
+    await redis_client.set("sb:test:packed", "1")
+    nodes = redis_client.get_nodes()  # type: ignore[attr-defined]
+    assert nodes and all(issubclass(n.connection_class, HiredisPacking) for n in nodes)
+    await redis_client.delete("sb:test:packed")
