@@ -92,12 +92,19 @@ end
 """
 
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
-_PRELUDE = (
-    _CHANGED
-    + """
+# A script that needs the clock only on some paths takes _HELPERS and the lazy ``clock()``.
+_LAZY_CLOCK = """
 redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock_ms
+local function clock()
+  if not clock_ms then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock_ms
+end
+"""
+_HELPERS = """
 local function push_all(key, items, first, last)
   local i = first
   while i <= last do
@@ -115,6 +122,14 @@ local function drain(inbox, events)
   return items
 end
 """
+_PRELUDE = (
+    _CHANGED
+    + """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+    + _HELPERS
 )
 
 INBOUND = (
@@ -323,14 +338,17 @@ for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
 drain(KEYS[2], KEYS[3])
 local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
 local from = tonumber(snap[1] or '0') or 0
-if from > redis.call('LLEN', KEYS[3]) then from = 0 end  -- not this log's: load it whole
+-- not this log's: load it whole (no snapshot: nothing to check)
+if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
 return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1),
         redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or ''}
 """
 )
 
 COMMIT = (
-    _PRELUDE
+    _CHANGED
+    + _LAZY_CLOCK
+    + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
 -- ARGV: token ttl_ms release drain, then counted groups:
@@ -368,7 +386,8 @@ if released then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_owner', ''
   fields[n_fields + 3], fields[n_fields + 4] = 'lease_until', 0
 else
-  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
+  -- the clock only here: a releasing commit judges no time
+  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', clock() + tonumber(ARGV[2])
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 changed()
