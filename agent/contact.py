@@ -25,7 +25,7 @@ from model.events import (
     arguments_hash,
     utcnow,
 )
-from model.ids import new_id
+from model.ids import new_id, request_id_for
 from model.records import ApprovalBrief, Origin, OutboxItem, OutboxKind, RequestRecord
 from store.timers import timer_id
 
@@ -78,7 +78,7 @@ class Contact:
             )
 
     def question(self, text: str) -> HumanRequest:
-        rid = new_id("rq")
+        rid = request_id_for(self.thread_id)
         self.requests.append(
             RequestRecord(
                 request_id=rid,
@@ -100,7 +100,7 @@ class Contact:
         said: UserMessage | None = None,
     ) -> ApprovalRequest:
         """``requester``: ``channel:address`` of whose message (``said``) led to the call."""
-        rid = new_id("rq")
+        rid = request_id_for(self.thread_id)
         policy = tool.approval
         shown = call_text(tool.name, arguments)
         text = f"Approval needed: {shown}"

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from model.ids import thread_of_request
 from store import keys
 from store.partitions import Shared
 
@@ -34,7 +35,8 @@ async def pending_pairs(
 ) -> list[tuple[str, str]]:
     """(request id, thread id) of pending requests, oldest first, at most ``limit``.
 
-    Two round trips: the pending indexes, then the request -> thread maps.
+    One round trip, and a second for ids of earlier versions, which do not name their thread
+    (model.ids.request_id_for): the request -> thread maps.
     """
     pipe = client.pipeline(transaction=False)
     for key in shared.every(keys.pending):
@@ -43,15 +45,17 @@ async def pending_pairs(
     ids = [_text(rid) for rid, _ in list(merged)[:limit]]
     if not ids:
         return []
+    thread_of: dict[str, Any] = {rid: thread_of_request(rid) for rid in ids}
     groups: dict[str, list[str]] = {}
     for rid in ids:
-        groups.setdefault(shared.request_thread(rid), []).append(rid)
-    pipe = client.pipeline(transaction=False)
-    for key, rids in groups.items():
-        pipe.hmget(key, rids)
-    thread_of: dict[str, Any] = {}
-    for rids, tids in zip(groups.values(), await pipe.execute(), strict=True):
-        thread_of.update(zip(rids, tids, strict=True))
+        if thread_of[rid] is None:  # an id of an earlier version: its thread is indexed
+            groups.setdefault(shared.request_thread(rid), []).append(rid)
+    if groups:
+        pipe = client.pipeline(transaction=False)
+        for key, rids in groups.items():
+            pipe.hmget(key, rids)
+        for rids, tids in zip(groups.values(), await pipe.execute(), strict=True):
+            thread_of.update(zip(rids, tids, strict=True))
     return [(rid, _text(thread_of[rid])) for rid in ids if thread_of[rid] is not None]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from model.ids import thread_of_request
 from store import keys
 from store.partitions import Shared
 from store.streams import Entry, WorkStream
@@ -56,7 +57,8 @@ class Ops:
         """What ``ThreadStore.publish_into`` writes, as ops (the same keys, the same values)."""
         for rid, created_ms, deadline_ms in publication.get("requests", []):
             self.add("zadd", shared.pending(rid), created_ms, rid)
-            self.add("hset", shared.request_thread(rid), rid, thread_id)
+            if thread_of_request(rid) is None:  # an id that does not name its thread
+                self.add("hset", shared.request_thread(rid), rid, thread_id)
             if deadline_ms:
                 self.add("zadd", shared.deadlines(rid), deadline_ms, rid)
         for member, due_ms in publication.get("timers", []):

@@ -11,7 +11,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from model.events import RESPONSE, load_events
+from model.events import RESPONSE, Approved, load_events
+from model.ids import thread_of_request
 from model.records import (
     DeliveryStatus,
     Origin,
@@ -61,12 +62,16 @@ def request_view(
     sent: str | bytes | None,
     approvals: str | bytes | None = None,
 ) -> RequestView:
+    response = RESPONSE.validate_json(answer) if answer is not None else None
+    given = int(text(approvals)) if approvals is not None else 0
+    if approvals is None and isinstance(response, Approved):
+        given = 1  # a single approval answers at once and writes no count (scripts.ANSWER)
     return RequestView(
         request=RequestRecord.model_validate_json(record),
         status=cast(RequestStatus, text(status) if status is not None else "pending"),
-        response=RESPONSE.validate_json(answer) if answer is not None else None,
+        response=response,
         sent=text(sent) if sent is not None else None,
-        approvals_given=int(text(approvals)) if approvals is not None else 0,
+        approvals_given=given,
     )
 
 
@@ -133,12 +138,22 @@ class ThreadReads:
     redis: aioredis.Redis
     shared: Shared
 
-    async def request(self, request_id: str) -> RequestView:
-        tid = await self.redis.hget(self.shared.request_thread(request_id), request_id)
-        if tid is None:
+    async def thread_of(self, request_id: str) -> str:
+        """The thread of a request: named by its id (model.ids.request_id_for), or, for ids
+        of earlier versions, looked up in the request -> thread index. Raises
+        RequestNotFound."""
+        tid = thread_of_request(request_id)
+        if tid is not None:
+            return tid
+        raw = await self.redis.hget(self.shared.request_thread(request_id), request_id)
+        if raw is None:
             raise RequestNotFound(request_id)
-        logs.touch(thread_id=text(tid))  # the request's access line names its thread
-        views = await self.request_views([(request_id, text(tid))])
+        return text(raw)
+
+    async def request(self, request_id: str) -> RequestView:
+        tid = await self.thread_of(request_id)
+        logs.touch(thread_id=tid)  # the request's access line names its thread
+        views = await self.request_views([(request_id, tid)])
         if not views:
             raise RequestNotFound(request_id)
         return views[0]

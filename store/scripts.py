@@ -92,12 +92,19 @@ end
 """
 
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
-_PRELUDE = (
-    _CHANGED
-    + """
+# A script that needs the clock only on some paths takes _HELPERS and the lazy ``clock()``.
+_LAZY_CLOCK = """
 redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local clock_ms
+local function clock()
+  if not clock_ms then
+    local t = redis.call('TIME')
+    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock_ms
+end
+"""
+_HELPERS = """
 local function push_all(key, items, first, last)
   local i = first
   while i <= last do
@@ -115,58 +122,148 @@ local function drain(inbox, events)
   return items
 end
 """
+_PRELUDE = (
+    _CHANGED
+    + """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+    + _HELPERS
 )
 
 INBOUND = (
     _CHANGED
     + """
--- KEYS: inbox seen meta state
+-- KEYS: inbox seen meta state, and on a single server the runs stream and the threads index
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
+--       traceparent parent_json created_ms ('' when there is none)
+-- The wake-up (and a new thread's index entry) ride here when the server holds every key
+-- (store.publication.runs_inline): one atomic write, never a wake-up for a thread that is
+-- not there. A duplicate still wakes the thread (harmless: a run with nothing to do ends).
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
   redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
              'created', ARGV[7])
   redis.call('HSET', KEYS[4], 'status', 'idle')
 end
-if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[2])
-changed()
-return 1
+-- Before the wake-up: the first run reads them.
+if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[3], '"""
+    + keys.META_TRACE
+    + """', ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('HSETNX', KEYS[3], '"""
+    + keys.META_PARENT
+    + """', ARGV[9]) end
+local stored = 1
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
+  stored = 0
+else
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  changed()
+end
+if KEYS[5] then
+  redis.call('XADD', KEYS[5], '*', 't', ARGV[4])
+  if ARGV[3] == '1' then redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[4]) end
+end
+return stored
 """
 )
 
 ANSWER = (
     _CHANGED
     + """
--- KEYS: requests inbox seen
--- ARGV: request_id event_json dedupe_key person needed completes
+-- KEYS: requests inbox seen, and on a single server the runs stream, the pending and the
+--       deadlines indexes (store.publication.runs_inline)
+-- ARGV: request_id event_json dedupe_key mode, then
+--   mode 'rules': check(0|1) channel responder approval(0|1) arguments_hash grant
+--     The script reads the record and applies the answer rules itself, so that answering
+--     takes one round trip: who may answer (model.records.RequestRecord.may_answer), the
+--     arguments the approval binds to (stamped into the event with the approver as a
+--     person), the grants offered, the quorum. ``event_json`` is the response without
+--     ``arguments_hash`` and ``person``. Not for an edit (it needs the record's arguments
+--     compared in Python, store.edits): the client reads the record and sends 'set'.
+--   mode 'set': person needed completes (the client checked the rules against the record)
+-- Replies {code, record_json, detail}. Codes: 1 answered; 3 counted, the quorum not
+-- complete; 0 already answered (detail: the status, or '' for a copy of a message already
+-- stored); 2 counted before; 4 an edit or grant that does not complete the quorum (detail:
+-- needed); 5 not allowed (detail: channel:responder); 6 other arguments (detail: expected);
+-- 7 grant not offered; -1 no such request.
 -- The answer is kept beside the request too, so a channel can show who decided without
--- reading the thread; a provider message id already stored (a copy of the message that
--- answered) answers nothing. An approval counts once per person (``needed`` > 0: it is
--- one); the request stays pending (3) until ``needed`` people approved, 2: counted before.
--- ``completes`` = '1' (an edit, a grant): refused (4) unless this approval completes it.
-local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':status')
-if not status then return -1 end
-if status ~= 'pending' then return 0 end
-local needed = tonumber(ARGV[5])
-if needed > 0 and ARGV[6] == '1' then  -- before the dedupe: a refused message stores nothing
-  if redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':by:' .. ARGV[4]) == 1 then return 2 end
-  local given = tonumber(redis.call('HGET', KEYS[1], ARGV[1] .. ':approvals') or '0')
-  if given + 1 < needed then return 4 end
-end
-if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
-if needed > 0 then
-  if redis.call('HSETNX', KEYS[1], ARGV[1] .. ':by:' .. ARGV[4], '1') == 0 then return 2 end
-  if redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':approvals', 1) < needed then
-    redis.call('RPUSH', KEYS[2], ARGV[2])
-    changed()
-    return 3
+-- reading the thread. An approval of a quorum counts once per person; a single approval
+-- answers at once and writes no count.
+local rid = ARGV[1]
+local got = redis.call('HMGET', KEYS[1], rid, rid .. ':status')
+if not got[1] then return {-1, '', ''} end
+local status = got[2] or 'pending'
+if status ~= 'pending' then return {0, got[1], status} end
+local rec = cjson.decode(got[1])
+local function list(v) if type(v) == 'table' then return v end return {} end
+local function str(v) if type(v) == 'string' and v ~= '' then return v end return nil end
+local event, person, needed, completes = ARGV[2], ARGV[5], 0, false
+if ARGV[4] == 'rules' then
+  local channel, responder = ARGV[6], ARGV[7]
+  local target = channel .. ':' .. responder
+  person = str(list(rec.people)[target]) or target
+  if ARGV[5] == '1' and rec.kind ~= 'question' then
+    local allowed = not (rec.self_approval == false and person == rec.requester)
+    if allowed and #list(rec.approvers) > 0 then
+      allowed = false
+      for _, approver in ipairs(list(rec.approvers)) do
+        local sep = string.find(approver, ':', 1, true)
+        local ch, address = approver, ''
+        if sep then
+          ch, address = string.sub(approver, 1, sep - 1), string.sub(approver, sep + 1)
+        end
+        if ch == channel and (address == '*' or address == responder) then allowed = true end
+      end
+    end
+    if not allowed then return {5, got[1], target} end
   end
+  if ARGV[8] == '1' then
+    local expected, given, grant = str(rec.arguments_hash), str(ARGV[9]), str(ARGV[10])
+    local extra = ''
+    if expected then
+      if given and given ~= expected then return {6, got[1], expected} end
+      extra = ',"arguments_hash":' .. cjson.encode(expected)
+    end
+    if grant then
+      local offered = false
+      for _, g in ipairs(list(rec.grants)) do offered = offered or g == grant end
+      if not offered then return {7, got[1], grant} end
+    end
+    event = string.sub(event, 1, -2) .. extra .. ',"person":' .. cjson.encode(person) .. '}'
+    needed = tonumber(rec.approvals_needed) or 1
+    completes = grant ~= nil
+  end
+else
+  needed, completes = tonumber(ARGV[6]), ARGV[7] == '1'
 end
-redis.call('HSET', KEYS[1], ARGV[1] .. ':status', 'answered', ARGV[1] .. ':answer', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[2])
+if needed > 1 and completes then  -- before the dedupe: a refused message stores nothing
+  if redis.call('HEXISTS', KEYS[1], rid .. ':by:' .. person) == 1 then return {2, got[1], ''} end
+  local given = tonumber(redis.call('HGET', KEYS[1], rid .. ':approvals') or '0')
+  if given + 1 < needed then return {4, got[1], tostring(needed)} end
+end
+if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return {0, got[1], ''} end
+local code = 1
+if needed > 1 then
+  if redis.call('HSETNX', KEYS[1], rid .. ':by:' .. person, '1') == 0 then
+    return {2, got[1], ''}
+  end
+  if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
+end
+if code == 1 then
+  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', event)
+end
+redis.call('RPUSH', KEYS[2], event)
 changed()
-return 1
+if KEYS[4] then
+  if code == 1 then
+    redis.call('ZREM', KEYS[5], rid)
+    if str(rec.deadline) then redis.call('ZREM', KEYS[6], rid) end  -- indexed only with one
+  end
+  redis.call('XADD', KEYS[4], '*', 't', string.match(KEYS[1], '{(.-)}'))
+end
+return {code, got[1], ''}
 """
 )
 
@@ -241,14 +338,17 @@ for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
 drain(KEYS[2], KEYS[3])
 local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
 local from = tonumber(snap[1] or '0') or 0
-if from > redis.call('LLEN', KEYS[3]) then from = 0 end  -- not this log's: load it whole
+-- not this log's: load it whole (no snapshot: nothing to check)
+if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
 return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1),
         redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or ''}
 """
 )
 
 COMMIT = (
-    _PRELUDE
+    _CHANGED
+    + _LAZY_CLOCK
+    + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
 -- ARGV: token ttl_ms release drain, then counted groups:
@@ -287,7 +387,8 @@ if released then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_owner', ''
   fields[n_fields + 3], fields[n_fields + 4] = 'lease_until', 0
 else
-  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
+  -- the clock only here: a releasing commit judges no time
+  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', clock() + tonumber(ARGV[2])
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 changed()

@@ -9,6 +9,7 @@ import pytest
 from channels.email.parse import parse
 from channels.email.tokens import Signer
 from channels.email.trust import address_matches, authenticated, read_decision
+from model.ids import request_id_for
 
 HEAD = (
     "From: Alice <alice@example.com>\r\nTo: deploybot@sb.test\r\nSubject: Re: Deploy\r\n"
@@ -241,6 +242,22 @@ def test_reply_tokens_are_signed() -> None:
     assert signer.read_reply_token(token.replace("rq_def", "rq_xyz")) is None
     assert Signer(b"other").read_reply_token(token) is None
     assert signer.read_reply_token("th_abc") is None
+
+
+def test_a_reply_token_names_a_request_that_names_its_thread_once() -> None:
+    signer = Signer(b"k")
+    rid = request_id_for("th_wmpdeia6h6f56hx6")
+    token = signer.reply_token("th_wmpdeia6h6f56hx6", rid)
+    assert token.count("th_wmpdeia6h6f56hx6") == 1
+    assert len(f"reply+{token}") <= 64  # an address's local part
+    ref = signer.read_reply_token(token.upper())
+    assert ref is not None
+    assert (ref.thread_id, ref.request_id) == ("th_wmpdeia6h6f56hx6", rid)
+    other = request_id_for("th_other")
+    assert signer.read_reply_token(token.replace(rid, other)) is None
+    # a thread-only token of that thread does not pass for the request's
+    thread_mac = signer.reply_token("th_wmpdeia6h6f56hx6").rpartition(".")[2]
+    assert signer.read_reply_token(f"{rid}.{thread_mac}") is None
 
 
 def test_link_tokens_are_signed_and_expire() -> None:

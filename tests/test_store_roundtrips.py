@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 
-from model.events import Approved, UserMessage
+from model.events import Answered, Approved, UserMessage, arguments_hash, utcnow
+from model.ids import request_id_for, thread_of_request
 from model.records import Origin, OutboxItem, RequestRecord
 from store import keys
-from store.errors import LeaseLost
+from store.errors import ArgumentsChanged, LeaseLost, NotAllowed, RequestNotFound, ThreadNotFound
 from store.threads import NewThread, ThreadStore
 
 NEW = NewThread(agent="deploybot", origin=Origin(channel="rest", address="alice"))
@@ -139,3 +141,144 @@ async def test_a_stale_commit_publishes_nothing(
         )
     assert await store.pending_requests() == []
     assert await redis_client.xlen(entry.key) == 1  # still there for its run
+
+
+async def test_a_message_and_an_answer_are_one_round_trip_each(
+    store: ThreadStore, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One server: the append and answer scripts wake the thread and update the indexes
+    themselves, and a request id names its thread, so nothing is looked up first."""
+    sent = _count_sends(monkeypatch)
+    assert await store.append_inbound("th_e", _message(), dedupe="m1", create=NEW)
+    assert sent[0] == 1
+    assert await store.append_inbound("th_e", _message("and to staging"), dedupe="m2")
+    assert sent[0] == 2  # an existing thread: no EXISTS first
+    lease = await store.acquire("th_e", "w", 5_000)
+    assert lease is not None
+    rid = request_id_for("th_e")
+    deadline = utcnow() + timedelta(hours=1)
+    record = RequestRecord(
+        request_id=rid, thread_id="th_e", kind="approval", text="ok?", deadline=deadline
+    )
+    await store.commit(lease, ttl_ms=5_000, requests=[record], release=True)
+    assert not await redis_client.hexists(store.shared.request_thread(rid), rid)  # not needed
+    before = sent[0]
+    answered = await store.answer(rid, Approved(request_id=rid, channel="rest", responder="bo"))
+    assert sent[0] == before + 1
+    assert answered == record
+    assert await store.pending_requests() == []
+    assert await redis_client.zscore(store.shared.deadlines(rid), rid) is None
+    view = await store.request(rid)
+    assert (view.status, view.approvals_given) == ("answered", 1)
+    entries = await store.runs.read("w", 10, 10)
+    assert [e.fields["t"] for e in entries] == ["th_e"] * 3  # two messages, one answer
+
+
+async def test_a_message_to_no_thread_wakes_nothing(store: ThreadStore) -> None:
+    with pytest.raises(ThreadNotFound):
+        await store.append_inbound("th_none", _message())
+    assert await store.runs.read("w", 10, 10) == []
+
+
+async def test_a_request_id_of_an_earlier_version_is_found_through_the_index(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    assert await store.append_inbound("th_f", _message(), dedupe="m1", create=NEW)
+    rid = await _pending_approval(store, "th_f")  # rq_1: names no thread
+    assert thread_of_request(rid) is None
+    assert await redis_client.hget(store.shared.request_thread(rid), rid) == b"th_f"
+    assert [v.request.request_id for v in await store.pending_requests()] == [rid]
+    record = await store.answer(rid, Approved(request_id=rid, channel="rest", responder="bo"))
+    assert record.thread_id == "th_f"
+    with pytest.raises(RequestNotFound):
+        await store.answer("rq_2", Approved(request_id="rq_2", channel="rest", responder="bo"))
+    other = request_id_for("th_f")
+    with pytest.raises(RequestNotFound):  # names a thread that has no such request
+        await store.answer(other, Approved(request_id=other, channel="rest", responder="bo"))
+
+
+_PEOPLE = {"slack:U1": "alice", "rest:alice": "alice", "rest:bob": "bob"}
+_RECORDS = [
+    {"kind": "question"},
+    {"kind": "question", "approvers": ["slack:U9"]},
+    {"kind": "approval"},
+    {"kind": "approval", "approvers": ["rest:*"]},
+    {"kind": "approval", "approvers": ["rest:bob", "slack:U1"], "people": _PEOPLE},
+    {"kind": "approval", "approvers": ["rest"]},
+    {"kind": "approval", "approvers": ["rest:*"], "requester": "alice", "people": _PEOPLE},
+    {
+        "kind": "approval",
+        "approvers": ["rest:*", "slack:U1"],
+        "requester": "alice",
+        "self_approval": False,
+        "people": _PEOPLE,
+    },
+    {"kind": "approval", "requester": "rest:carol", "self_approval": False},
+]
+_RESPONDERS = [("rest", "alice"), ("rest", "bob"), ("rest", "carol"), ("slack", "U1"), ("rest", "")]
+
+
+@pytest.mark.parametrize("fields", _RECORDS)
+async def test_the_answer_script_allows_whom_the_record_allows(
+    store: ThreadStore, fields: dict[str, Any]
+) -> None:
+    """The script applies RequestRecord.may_answer itself (scripts.ANSWER): both agree on
+    every responder, and an approval is stamped with the approver as a person."""
+    for n, (channel, responder) in enumerate(_RESPONDERS):
+        tid = f"th_rules{n}"
+        assert await store.append_inbound(tid, _message(), create=NEW)
+        lease = await store.acquire(tid, "w", 5_000)
+        assert lease is not None
+        record = RequestRecord(request_id=request_id_for(tid), thread_id=tid, text="ok?", **fields)
+        await store.commit(lease, ttl_ms=5_000, requests=[record], release=True)
+        rid = record.request_id
+        response: Approved | Answered = (
+            Answered(request_id=rid, channel=channel, responder=responder, answer="yes")
+            if record.kind == "question"
+            else Approved(request_id=rid, channel=channel, responder=responder)
+        )
+        allowed = record.may_answer(channel, responder)
+        if allowed:
+            await store.answer(rid, response)
+            stored = (await store.request(rid)).response
+            if isinstance(response, Approved):
+                assert stored == response.model_copy(
+                    update={"person": record.person(channel, responder)}
+                )
+        else:
+            with pytest.raises(NotAllowed):
+                await store.answer(rid, response)
+            assert (await store.request(rid)).status == "pending"
+            await store.answer(rid, response, check=False)  # the channel checked it
+        assert (await store.request(rid)).status == "answered", (fields, channel, responder)
+
+
+async def test_the_answer_script_binds_the_approval_to_the_arguments_asked(
+    store: ThreadStore,
+) -> None:
+    assert await store.append_inbound("th_h", _message(), create=NEW)
+    lease = await store.acquire("th_h", "w", 5_000)
+    assert lease is not None
+    asked = arguments_hash({"tag": "v1"})
+    record = RequestRecord(
+        request_id=request_id_for("th_h"),
+        thread_id="th_h",
+        kind="approval",
+        text="ok?",
+        arguments_hash=asked,
+        grants=["thread"],
+    )
+    await store.commit(lease, ttl_ms=5_000, requests=[record], release=True)
+    rid = record.request_id
+    other = arguments_hash({"tag": "v2"})
+    with pytest.raises(ArgumentsChanged) as refused:
+        await store.answer(
+            rid, Approved(request_id=rid, channel="rest", responder="bo", arguments_hash=other)
+        )
+    assert (refused.value.expected, refused.value.given) == (asked, other)
+    await store.answer(
+        rid, Approved(request_id=rid, channel="rest", responder="bo", grant="thread")
+    )
+    stored = (await store.request(rid)).response
+    assert isinstance(stored, Approved)
+    assert (stored.arguments_hash, stored.person, stored.grant) == (asked, "rest:bo", "thread")

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from channels.email import keys
 from channels.shared_key import shared_key
+from model.ids import thread_of_request
 
 """Where the key lives when EMAIL_SECRET is not set (shared by API and worker processes)."""
 
@@ -69,6 +70,10 @@ class Signer:
     # ---- reply addresses ----------------------------------------------------------------
     def reply_token(self, thread_id: str, request_id: str | None = None) -> str:
         mac = _b32(self._mac("reply", thread_id, request_id or "")[:10])
+        if request_id and thread_of_request(request_id) == thread_id:
+            # The request id names its thread (model.ids): said once, the address stays
+            # within the 64 characters of a local part.
+            return f"{request_id}.{mac}"
         return ".".join([thread_id, *([request_id] if request_id else []), mac])
 
     def read_reply_token(self, token: str) -> ReplyRef | None:
@@ -77,6 +82,9 @@ class Signer:
         if len(parts) not in (2, 3) or not all(_ID.match(p) for p in parts[:-1]):
             return None
         thread_id, request_id = parts[0], (parts[1] if len(parts) == 3 else None)
+        named = thread_of_request(thread_id) if len(parts) == 2 else None
+        if named is not None:  # thread ids start th_, request ids rq_: no mixing up
+            thread_id, request_id = named, parts[0]
         good = _b32(self._mac("reply", thread_id, request_id or "")[:10])
         if not hmac.compare_digest(good, parts[-1]):
             return None
