@@ -186,6 +186,13 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): what a request costs the API
+    moves far less with the machine's other load than its throughput does."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stored_messages(client: redis.Redis) -> int:
     """Messages waiting in the inboxes of all threads (no worker runs: nothing is taken)."""
     total = 0
@@ -237,6 +244,7 @@ def run_ingest(
                 to = smtp_port if TARGETS[name].protocol == "smtp" else port
                 for rate in rates:
                     before = stored_messages(client)
+                    cpu_before = cpu_seconds(api.pid)
                     args = [str(to), name, str(rate), str(seconds), str(first)]
                     done = subprocess.run(
                         [sys.executable, "-m", "bench.ingest", "load", *args],
@@ -246,6 +254,8 @@ def run_ingest(
                         check=True,
                     )
                     figures = json.loads(done.stdout)
+                    cpu = cpu_seconds(api.pid) - cpu_before
+                    figures["api_cpu_ms"] = round(cpu * 1000 / max(figures["accepted"], 1), 3)
                     first += figures["sent"]
                     stored = stored_messages(client) - before
                     figures["stored"] = stored

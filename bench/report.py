@@ -217,6 +217,7 @@ def render(result: dict[str, Any]) -> str:
                     "max ms",
                     "errors",
                     "dropped",
+                    "API CPU ms/req",
                 ],
                 [
                     [
@@ -229,6 +230,7 @@ def render(result: dict[str, Any]) -> str:
                         r["max_ms"],
                         r["errors"] or 0,
                         r["dropped"],
+                        r.get("api_cpu_ms", "-"),
                     ]
                     for r in rows
                 ],

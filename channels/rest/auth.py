@@ -249,13 +249,16 @@ async def _refuse(send: Send, status: int, detail: str, extra: Mapping[str, str]
 bearer_scheme = HTTPBearer(auto_error=False, description="SWITCHBOARD_API_TOKEN(S)")
 
 
-def caller_of(
+async def caller_of(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
 ) -> Caller:
     """Who called, as AccessGuard found it.
 
     As a dependency (``CallerDep``) it also puts the bearer scheme on the route's OpenAPI.
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in a
+    worker thread, a thread hand-off on every request (8 % of the API's samples under REST
+    load) to read one attribute.
     """
     caller = getattr(request.state, "caller", None)
     if not isinstance(caller, Caller):

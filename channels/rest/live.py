@@ -165,7 +165,7 @@ def router(hub: Hub, registry: Registry, *, token_set: bool) -> APIRouter:
     @api.get("/session", response_model=Session)
     async def session(request: Request) -> Session:
         """How this caller is signed in, and the name its decisions are recorded under."""
-        caller = caller_of(request)
+        caller = await caller_of(request)
         return Session(auth="token" if token_set else "loopback", operator=caller.name)
 
     @api.get("/agents", response_model=list[AgentInfo])

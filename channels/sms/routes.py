@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
-from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
@@ -34,12 +33,34 @@ class Refused(Exception):
         self.reason = reason
 
 
+EMPTY_TWIML = str(MessagingResponse())
+"""The answer to nearly every text, built once: twiml's element tree costs tens of µs."""
+
+
 def twiml(reply: str | None = None) -> Response:
     """``<Response/>``, or a ``<Message>`` back to the texter."""
+    if not reply:
+        return Response(EMPTY_TWIML, media_type=XML)
     answer = MessagingResponse()
-    if reply:
-        answer.message(reply)
+    answer.message(reply)
     return Response(str(answer), media_type=XML)
+
+
+class _SignedForm(dict[str, list[str]]):
+    """A form as twilio's RequestValidator reads it: names, and ``getall`` for each one's
+    values. Its fallbacks for other mappings cost two exceptions per field (Starlette's
+    multidict has ``getlist``, not ``getall``, and scans the whole form for each name), which
+    made checking a signature about 40 % slower."""
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, str]]) -> _SignedForm:
+        form = cls()
+        for name, value in pairs:
+            form.setdefault(name, []).append(value)
+        return form
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
 
 
 class Webhooks:
@@ -60,9 +81,10 @@ class Webhooks:
         if len(body) > MAX_REQUEST:
             raise Refused(413, "request too large")
         try:  # parsed here: form parsing in Starlette would need python-multipart
-            form = ImmutableMultiDict(parse_qsl(body.decode(), keep_blank_values=True))
+            pairs = parse_qsl(body.decode(), keep_blank_values=True)
         except UnicodeDecodeError:
             raise Refused(400, "the body is not UTF-8") from None
+        form = _SignedForm.of(pairs)
         signature = request.headers.get(SIGNATURE_HEADER)
         url = self.public + request.url.path
         if request.url.query:
@@ -70,7 +92,7 @@ class Webhooks:
         algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
         if not signature or not self.validator.validate(url, form, signature, algorithm):
             raise Refused(403, "missing or invalid X-Twilio-Signature")
-        return {k: str(v) for k, v in form.multi_items()}
+        return dict(pairs)  # a repeated field: its last value, as before
 
     def mount(self, app: FastAPI) -> None:
         app.add_api_route(

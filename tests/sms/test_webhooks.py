@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
 import pytest
 
@@ -15,7 +19,7 @@ from model.records import Origin, OutboxItem, ThreadView
 from store.embedded import free_port
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.fakes.twilio_server import Fail, Lost, Slow
-from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, Sms, approval_to, sign
+from tests.sms.conftest import APPROVER, OURS, PUBLIC, TALKER, TOKEN, Sms, approval_to, sign
 
 Factory = Callable[..., Awaitable[Sms]]
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -46,6 +50,37 @@ async def test_forged_missing_or_misdirected_signatures_are_refused(sms_factory:
     assert r.status_code == 403
     assert (await sms.status("SM" + "b" * 32, "failed", signature=None)).status_code == 403
     await _nothing_stored(sms)
+
+
+async def test_a_repeated_field_is_signed_over_every_value(sms_factory: Factory) -> None:
+    """Twilio signs each value of a repeated field; checking only one of them would let a
+    value be added or dropped on the way."""
+    sms = await sms_factory()
+    pairs = [
+        ("MessageSid", "SM" + "c" * 32),
+        ("From", TALKER),
+        ("To", OURS),
+        ("Body", "hello"),
+        ("MediaUrl", "https://media.example/1"),
+        ("MediaUrl", "https://media.example/2"),
+    ]
+    url = f"{PUBLIC}/twilio/sms"
+    # Twilio's scheme written out: the URL, then every name with each of its values, sorted.
+    signed = url + "".join(name + value for name, value in sorted(pairs))
+    mac = hmac.new(TOKEN.encode(), signed.encode(), hashlib.sha1).digest()
+    form = {"content-type": "application/x-www-form-urlencoded"}
+
+    async def post(signature: str, body: list[tuple[str, str]]) -> int:
+        r = await sms.hooks.post(
+            "/twilio/sms",
+            content=urlencode(body),
+            headers={**form, "X-Twilio-Signature": signature},
+        )
+        return r.status_code
+
+    assert await post(sign(url, dict(pairs)), pairs) == 403  # over the last value only
+    assert await post(base64.b64encode(mac).decode(), pairs[:-1]) == 403  # a value dropped
+    assert await post(base64.b64encode(mac).decode(), pairs) == 200
 
 
 async def test_malformed_payload_is_refused(sms_factory: Factory) -> None:
