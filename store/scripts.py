@@ -398,8 +398,8 @@ for j = i + 1, i + n, 4 do
   if op == 'zadd' then redis.call('ZADD', key, a, b)
   elseif op == 'hset' then redis.call('HSET', key, a, b)
   elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
-  elseif op == 'hsetin' then redis.call('HSET', key, a, now + tonumber(b))
-  elseif op == 'zaddin' then redis.call('ZADD', key, now + tonumber(a), b)
+  elseif op == 'hsetin' then redis.call('HSET', key, a, clock() + tonumber(b))
+  elseif op == 'zaddin' then redis.call('ZADD', key, clock() + tonumber(a), b)
   elseif op == 'ack' and released then
     redis.call('XACK', key, a, b)
     redis.call('XDEL', key, b)
