@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from store import keys, partitions
+from store.packing import HiredisPacking
 from store.threads import ThreadStore
 from tests.test_crash import test_killed_worker_thread_is_finished_by_another_without_rerun
 from tests.test_email_reroute import (
@@ -67,9 +68,8 @@ async def test_the_partitions_spread_over_the_masters(
 
 
 async def test_cluster_connections_are_packed_by_hiredis(redis_client: aioredis.Redis) -> None:
-    from store.packing import HiredisPacking
-
     await redis_client.set("sb:test:packed", "1")
     nodes = redis_client.get_nodes()  # type: ignore[attr-defined]
-    assert nodes and all(issubclass(n.connection_class, HiredisPacking) for n in nodes)
+    assert nodes
+    assert all(issubclass(n.connection_class, HiredisPacking) for n in nodes)
     await redis_client.delete("sb:test:packed")
