@@ -31,7 +31,7 @@ from channels.rest import rest_channel
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from model.records import ThreadView
-from store import embedded
+from store import connection, embedded
 from store.calls import Calls
 from store.outbox import OutboxStore
 from store.port import ChannelPort
@@ -89,7 +89,9 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
+    # The service's own client (coalescing, hiredis-packed), so every test that drives the
+    # store in-process runs on what ships; retrying, as redis-py's default client was.
+    client = connection.connect(redis_url, retrying=True)
     await client.flushall()
     yield client
     await client.aclose()

@@ -48,8 +48,13 @@ class Recording:
         self.resend_when_unknown = resend
         self.failures = list(failures)
         self.sent: list[str] = []
+        # Sends wait for it: a test that counts the settle's commands opens it once it has
+        # reset the server's statistics (the handed item's task may run before that).
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def send(self, item: OutboxItem) -> Delivery:
+        await self.gate.wait()
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(item.outbox_id)
@@ -133,12 +138,14 @@ async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_command
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     sender = Recording()
+    sender.gate.clear()
     dispatcher = _dispatcher(store, redis_client, sender)
     await dispatcher.store.setup()
     dispatcher.serve_direct()
     store.direct = dispatcher
     await _commit(store, "t2", "o2")
     await redis_client.config_resetstat()
+    sender.gate.set()
     await dispatcher.settled()
     stats: Any = await redis_client.info("commandstats")
     calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
