@@ -209,6 +209,10 @@ class Delivery(_Frozen):
     refs: list[str] = Field(default_factory=list)
     """Further provider ids a reply may point at (each maps back to the thread and request)."""
     detail: dict[str, Any] = Field(default_factory=dict)
+    mapped: bool = True
+    """Whether a reply can name these ids (a Slack ts, an email Message-ID, a Twilio SID), so
+    each is mapped back to its thread; False where none ever does (REST: a reference key
+    nobody reads, two Redis writes and some 140 bytes a message for nothing)."""
 
 
 class ProviderRef(_Frozen):

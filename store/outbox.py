@@ -154,7 +154,7 @@ class OutboxStore:
         )
 
         def refs(pipe: aioredis.client.Pipeline) -> None:
-            for provider_id in {delivery.provider_id, *delivery.refs}:
+            for provider_id in {delivery.provider_id, *delivery.refs} if delivery.mapped else ():
                 pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
             if item.request_id:  # where the request was last posted: replies after it answer
                 field = keys.request_field(item.request_id, keys.REQUEST_SENT)

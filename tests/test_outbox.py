@@ -134,3 +134,29 @@ async def test_delivery_settles_and_acknowledges_without_script_checks(
     assert calls["xack"] == 1
     assert (await store.thread("t2")).outbox[0].status == "sent"
     assert await redis_client.xlen(keys.OUTBOX) == 0
+
+
+async def test_a_reply_can_find_a_mapped_delivery_and_rest_writes_no_reference(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    class Mapped(RestSender):
+        """A channel whose replies name the message's id (as Slack's ts, a Message-ID)."""
+
+        async def send(self, item: OutboxItem) -> Delivery:
+            return Delivery(provider_id=f"p-{item.outbox_id}", refs=[f"q-{item.outbox_id}"])
+
+    outbox = OutboxStore(redis_client)
+    await outbox.setup()
+    for thread_id, outbox_id, sender in (("t5", "o5", Mapped()), ("t6", "o6", RestSender())):
+        await _committed_item(store, thread_id, outbox_id)
+        dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": sender}, name="t")
+        [entry] = await store.outbox_stream.read("t", 10, block_ms=100)
+        await dispatcher.deliver(entry)
+    for provider_id in ("p-o5", "q-o5"):
+        found = await outbox.lookup_ref("rest", provider_id)
+        assert found is not None
+        assert (found.thread_id, found.outbox_id) == ("t5", "o5")
+    # REST: answered by request id, never by a message's id; its delivery is still recorded.
+    assert await redis_client.keys("sb:ref:rest:o6*") == []
+    view = await store.thread("t6")
+    assert (view.outbox[0].status, view.outbox[0].provider_id) == ("sent", "o6")

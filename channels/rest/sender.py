@@ -11,4 +11,5 @@ class RestSender:
     resend_when_unknown = True
 
     async def send(self, item: OutboxItem) -> Delivery:
-        return Delivery(provider_id=item.outbox_id)
+        # A REST user answers by request id, never by a message's id: nothing to map back.
+        return Delivery(provider_id=item.outbox_id, mapped=False)
