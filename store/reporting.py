@@ -52,9 +52,11 @@ class InboundReport:
     _span: trace.Span = field(default=trace.INVALID_SPAN)
 
     def done(self, stored: int) -> None:
-        """``stored``: 1 stored, 0 a duplicate, -1 no such thread."""
+        """``stored``: 2 stored on a thread this append created, 1 stored, 0 a duplicate,
+        -1 no such thread. A channel passes ``create`` with every message that may start a
+        thread (a DM, an email); only the append that did start one reports a new thread."""
         channel = getattr(self.event, "channel", "") or "unknown"
-        outcome = {1: "accepted", 0: "duplicate"}.get(stored, "unknown_thread")
+        outcome = {2: "accepted", 1: "accepted", 0: "duplicate"}.get(stored, "unknown_thread")
         self._span.set_attribute("switchboard.inbound.outcome", outcome)
         self._span.end()
         with logs.bound(thread_id=self.thread_id, channel=channel):
@@ -64,7 +66,7 @@ class InboundReport:
             metrics.INBOUND.labels(channel, outcome).inc()
             if stored == 0:
                 log.debug("duplicate delivery ignored")
-            elif self.create is not None:
+            elif stored == 2 and self.create is not None:
                 origin = self.create.origin
                 metrics.THREADS_STARTED.labels(self.create.agent, origin.channel).inc()
                 log.info(

@@ -138,14 +138,17 @@ INBOUND = (
 -- KEYS: inbox seen meta state, and on a single server the runs stream and the threads index
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
 --       traceparent parent_json created_ms ('' when there is none)
+-- Returns 2 stored on a thread this call created, 1 stored, 0 a duplicate, -1 no thread.
 -- The wake-up (and a new thread's index entry) ride here when the server holds every key
 -- (store.publication.runs_inline): one atomic write, never a wake-up for a thread that is
 -- not there. A duplicate still wakes the thread (harmless: a run with nothing to do ends).
+local created = false
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
   redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
              'created', ARGV[7])
   redis.call('HSET', KEYS[4], 'status', 'idle')
+  created = true
 end
 -- Before the wake-up: the first run reads them.
 if ARGV[8] ~= '' then redis.call('HSETNX', KEYS[3], '"""
@@ -165,6 +168,7 @@ if KEYS[5] then
   redis.call('XADD', KEYS[5], '*', 't', ARGV[4])
   if ARGV[3] == '1' then redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[4]) end
 end
+if stored == 1 and created then return 2 end  -- stored, and the thread is new
 return stored
 """
 )

@@ -187,7 +187,7 @@ class ThreadStore(ThreadReads):
         report.done(stored)
         if stored == -1:
             raise ThreadNotFound(thread_id)
-        return bool(stored == 1)
+        return bool(stored >= 1)
 
     async def answer(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 import redis.asyncio as aioredis
@@ -147,3 +148,15 @@ def test_thread_keys_share_one_cluster_slot() -> None:
     assert len(slots) == 1
     assert all("{th_abc}" in k for k in keys.thread_keys("th_abc"))
     assert key_slot(keys.OUTBOX.encode()) == key_slot(keys.OUTBOX_RETRY.encode())
+
+
+async def test_only_the_append_that_starts_a_thread_reports_a_new_thread(
+    store: ThreadStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A channel passes create= with every message that may start a thread (each DM, each
+    # mail): the second one joins the thread and must not be logged or counted as new.
+    caplog.set_level(logging.INFO, logger="switchboard.inbound")
+    assert await store.append_inbound("t9", _msg("first"), create=NEW)
+    assert await store.append_inbound("t9", _msg("second"), create=NEW)
+    lines = [r.getMessage() for r in caplog.records if r.name == "switchboard.inbound"]
+    assert lines == ["thread created for deploybot from rest:alice", "user_message stored"]
