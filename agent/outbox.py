@@ -34,12 +34,6 @@ from telemetry import metrics
 
 log = logging.getLogger("switchboard.outbox")
 
-CUE_MS = 50
-"""While deliveries run, the loop turns at least this often, so a retry one of them schedules
-is moved when due rather than at the end of a read's block (a turn sends no command: the
-stream reads stay in flight)."""
-
-
 @dataclass(frozen=True)
 class OutboxSettings:
     concurrency: int = 8
@@ -155,8 +149,6 @@ class OutboxDispatcher:
                 if not entries:
                     until = min(moves.until(loop.time()), self.store.next_retry - time.time())
                     wait_ms = min(self.settings.block_ms, int(max(until, 0.0) * 1000))
-                    if tasks:
-                        wait_ms = min(wait_ms, CUE_MS)
                     read = self.stream.read(self.name, free, block_ms=max(wait_ms, 1))
                     entries = await unless_stopped(read, stop)
             except INFRA_ERRORS as exc:

@@ -80,8 +80,9 @@ async def test_permanent_failure_is_recorded_on_the_thread(
     assert [f.reason for f in failures] == ["channel_not_found"]
 
 
-async def _committed_item(store: ThreadStore, thread_id: str, outbox_id: str) -> None:
-    """A thread with one final message in its outbox, committed and handed to the senders."""
+async def _committed_item(store: ThreadStore, thread_id: str, outbox_id: str) -> OutboxItem:
+    """A thread with one final message in its outbox, committed (and handed to the senders,
+    or to the store's ``direct`` dispatcher when one is set)."""
     origin = Origin(channel="rest", address="a")
     await store.append_inbound(
         thread_id,
@@ -92,6 +93,7 @@ async def _committed_item(store: ThreadStore, thread_id: str, outbox_id: str) ->
     assert lease is not None
     item = OutboxItem(outbox_id=outbox_id, thread_id=thread_id, kind="final", text="hi", to=origin)
     await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
+    return item
 
 
 async def test_interrupted_send_is_not_repeated_where_unsafe(

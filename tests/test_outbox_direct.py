@@ -15,14 +15,13 @@ import redis.asyncio as aioredis
 
 from agent.delivery import SendFailed
 from agent.outbox import OutboxDispatcher, OutboxSettings
-from model.events import DeliveryFailed, UserMessage
-from model.records import Delivery, Origin, OutboxItem
+from model.events import DeliveryFailed
+from model.records import Delivery, OutboxItem
 from store import keys
 from store.outbox import OutboxStore
 from store.streams import Entry
-from store.threads import NewThread, ThreadStore
-
-ORIGIN = Origin(channel="rest", address="a")
+from store.threads import ThreadStore
+from tests.test_outbox import _committed_item
 
 
 class Died:
@@ -59,20 +58,6 @@ class Recording:
             raise self.failures.pop(0)
         self.sent.append(item.outbox_id)
         return Delivery(provider_id=f"p-{item.outbox_id}")
-
-
-async def _commit(store: ThreadStore, thread_id: str, outbox_id: str) -> OutboxItem:
-    """A thread whose run commits one final message."""
-    await store.append_inbound(
-        thread_id,
-        UserMessage(channel="rest", sender="a", text="x"),
-        create=NewThread(agent="deploybot", origin=ORIGIN),
-    )
-    lease = await store.acquire(thread_id, "w", 10_000)
-    assert lease is not None
-    item = OutboxItem(outbox_id=outbox_id, thread_id=thread_id, kind="final", text="hi", to=ORIGIN)
-    await store.commit(lease, ttl_ms=10_000, outbox=[item], release=True)
-    return item
 
 
 def _dispatcher(
@@ -121,7 +106,7 @@ async def test_a_commit_claims_its_new_items_for_its_own_dispatcher(
 ) -> None:
     died = Died(claim_ms=60_000)
     store.direct = died
-    item = await _commit(store, "t1", "o1")
+    item = await _committed_item(store, "t1", "o1")
     assert died.taken == [item]
     out = (await store.thread("t1")).outbox[0]
     assert (out.status, out.attempts) == ("sending", 1)
@@ -143,7 +128,7 @@ async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_command
     await dispatcher.store.setup()
     dispatcher.serve_direct()
     store.direct = dispatcher
-    await _commit(store, "t2", "o2")
+    await _committed_item(store, "t2", "o2")
     await redis_client.config_resetstat()
     sender.gate.set()
     await dispatcher.settled()
@@ -166,7 +151,7 @@ async def test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     store.direct = Died(claim_ms=1_000)
-    await _commit(store, "t3", "o3")
+    await _committed_item(store, "t3", "o3")
     store.direct = None
     sender = Recording(resend=True)
     dispatcher = _dispatcher(store, redis_client, sender, claim_ms=1_000)
@@ -183,7 +168,7 @@ async def test_a_died_claim_is_not_sent_again_where_a_repeat_is_unsafe(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     store.direct = Died(claim_ms=200)
-    await _commit(store, "t4", "o4")
+    await _committed_item(store, "t4", "o4")
     store.direct = None
     sender = Recording(resend=False)
     async with _running(_dispatcher(store, redis_client, sender, claim_ms=200)):
@@ -198,7 +183,7 @@ async def test_a_pointer_meeting_a_live_claim_stays_pending(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     store.direct = Died(claim_ms=60_000)
-    await _commit(store, "t5", "o5")
+    await _committed_item(store, "t5", "o5")
     store.direct = None
     # A recovery entry moved early (a host clock ahead): the claim's holder may yet be dead.
     await store.outbox_stream.ensure_group()
@@ -219,7 +204,7 @@ async def test_a_dispatcher_that_is_not_running_gets_its_items_through_the_strea
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     store.direct = _dispatcher(store, redis_client, Recording())  # never started
-    await _commit(store, "t6", "o6")
+    await _committed_item(store, "t6", "o6")
     assert (await store.thread("t6")).outbox[0].status == "pending"
     assert await redis_client.xlen(store.shared.outbox("t6")) == 1
     assert await _recovery(store, redis_client, "t6", "o6") is None
@@ -234,7 +219,7 @@ async def test_a_handed_item_that_fails_is_retried_and_its_recovery_entry_kept(
     await dispatcher.store.setup()
     dispatcher.serve_direct()  # as run() does once set up
     async with _running(dispatcher):
-        await _commit(store, "t7", "o7")
+        await _committed_item(store, "t7", "o7")
         await dispatcher.settled()
         # Failed once: pending again, its recovery entry rescheduled to the retry's time.
         assert (await store.thread("t7")).outbox[0].status == "pending"
