@@ -355,26 +355,35 @@ COMMIT = (
     + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
--- ARGV: token ttl_ms release drain, then counted groups:
+-- ARGV: token ttl_ms release drain renew, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
 --       ops on shared keys and the outbox (op key_index a b, ...; see store.publication;
 --       'hsetin' / 'zaddin' write the server's now + a duration: a claim's deadline)
+-- A commit that keeps the lease writes the state only with what changed (the client sends
+-- only that) and renews the lease only when asked (renew: store.threads.Held), so a
+-- mid-run commit of a 1-2 command job costs no TIME and no HSET of fields as they were.
+-- It tells the change feed only when it wrote something a watcher sees: the ledger, a
+-- snapshot and a renewed deadline are not shown anywhere.
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
-local i = 5
+local i = 6
 local n = tonumber(ARGV[i])
+local seen = n > 0
 if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
 i = i + n + 1
 local fields = {}  -- the state, written below in one HSET with the lease's fields
 for k = i + 1, i + tonumber(ARGV[i]) do fields[#fields + 1] = ARGV[k] end
 i = i + #fields + 1
+seen = seen or #fields > 0
 n = tonumber(ARGV[i])
 if n > 0 then redis.call('HSET', KEYS[4], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i])
+seen = seen or n > 0
 if n > 0 then redis.call('HSET', KEYS[5], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i])
+seen = seen or n > 0
 if n > 0 then redis.call('HSET', KEYS[6], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i] or '0')
@@ -390,12 +399,12 @@ local n_fields = #fields
 if released then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_owner', ''
   fields[n_fields + 3], fields[n_fields + 4] = 'lease_until', 0
-else
+elseif ARGV[3] == '1' or ARGV[5] == '1' then
   -- the clock only here: a releasing commit judges no time
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', clock() + tonumber(ARGV[2])
 end
-redis.call('HSET', KEYS[1], unpack(fields))
-changed()
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if seen or #drained > 0 or ARGV[3] == '1' then changed() end
 n = tonumber(ARGV[i] or '0')
 for j = i + 1, i + n, 4 do
   local op, key, a, b = ARGV[j], KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2], ARGV[j + 3]

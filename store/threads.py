@@ -60,6 +60,31 @@ class NewThread:
     """Set when another agent's handoff starts the thread (store.calls, agent.handoff)."""
 
 
+@dataclass
+class Held:
+    """What the lease holder knows of its own writes, so a commit sends only what changed.
+
+    Only the lease holder writes the thread's execution state, so the state as it last wrote
+    it (or found it on acquiring) is the state stored. The lease's deadline is renewed by a
+    commit only once half its length has passed since the last renewal this process sent
+    (the heartbeat renews it too, every third of it: agent.worker): measured on this host's
+    monotonic clock from when the renewal was sent, so never later than the server's.
+    """
+
+    state: dict[str, str]
+    renewed: float
+    """``time.monotonic()`` when the acquire or the last renewal was sent."""
+
+    def changed(self, state: Mapping[str, str | int]) -> dict[str, str | int]:
+        return {k: v for k, v in state.items() if self.state.get(k) != str(v)}
+
+    def renew_due(self, ttl_ms: int) -> bool:
+        return time.monotonic() - self.renewed >= ttl_ms / 2000
+
+    def wrote(self, state: Mapping[str, str | int]) -> None:
+        self.state.update((k, str(v)) for k, v in state.items())
+
+
 @dataclass(frozen=True)
 class Lease:
     """A worker's hold on one thread, with everything it loaded on acquiring it."""
@@ -77,6 +102,8 @@ class Lease:
     """Where ``events`` start in the log: the position the thread's snapshot covers."""
     snapshot: bytes | None = None
     """The snapshot's body (store.snapshot), when ``base`` > 0."""
+    held: Held = field(default_factory=lambda: Held({}, 0.0), compare=False)
+    """The holder's record of its writes (changes as it commits)."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +315,7 @@ class ThreadStore(ThreadReads):
     # ---- the lease holder's side ----------------------------------------------------------
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
         """Take the thread's lease (None if another worker holds it) and load the thread."""
+        sent = time.monotonic()
         reply = await self._acquire(
             keys=[
                 keys.state(thread_id),
@@ -317,12 +345,17 @@ class ThreadStore(ThreadReads):
             unpublished=json.loads(unpublished) if unpublished else None,
             base=int(base),
             snapshot=body if body else None,
+            held=Held(state, sent),
         )
 
     async def extend(self, lease: Lease, ttl_ms: int) -> bool:
-        return bool(
+        sent = time.monotonic()
+        extended = bool(
             await self._extend(keys=[keys.state(lease.thread_id)], args=[lease.token, ttl_ms])
         )
+        if extended:
+            lease.held.renewed = sent
+        return extended
 
     async def commit(
         self,
@@ -348,9 +381,15 @@ class ThreadStore(ThreadReads):
         ``merge`` also moves the inbox into the log (the result says what arrived).
         ``release`` gives the lease up, unless something arrived: then the caller keeps it
         and must go on. Raises LeaseLost if another worker has taken the thread over.
+
+        A commit that keeps the lease writes only the state fields that changed and renews
+        the lease only when half of it has passed (``Held``); a releasing one writes all.
         """
         tid = lease.thread_id
-        state = dict(state or {})
+        held = lease.held
+        state = dict(state or {}) if release else held.changed(state or {})
+        renew = not release and held.renew_due(ttl_ms)
+        sent = time.monotonic()
         questions = [r.request_id for r in requests if r.kind == "question"]
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
@@ -374,7 +413,7 @@ class ThreadStore(ThreadReads):
                     [recovery_member(tid, o.outbox_id), due_ms] for o in outbox
                 ]
                 publication["claim_ms"] = direct.claim_ms
-            if not self._inline:
+            if not self._inline:  # always new: its publication removes it (publish_into)
                 state[keys.UNPUBLISHED] = json.dumps(publication)
             else:  # a single server: the script writes the shared keys (store.publication)
                 ops.publication(self.shared, tid, publication)
@@ -384,7 +423,7 @@ class ThreadStore(ThreadReads):
         if self._inline and ack is not None:
             ops.ack(ack)
             ack = None
-        args: list[Any] = [lease.token, ttl_ms, int(release), int(merge)]
+        args: list[Any] = [lease.token, ttl_ms, int(release), int(merge), int(renew)]
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
         args += [len(flat_state), *flat_state]
@@ -427,6 +466,9 @@ class ThreadStore(ThreadReads):
         if reply[0] == -1:
             raise LeaseLost(tid, lease.token)
         result = CommitResult(released=bool(reply[1]), merged=load_events(reply[2]))
+        held.wrote(state)
+        if renew or (release and not result.released):  # the script renewed the lease
+            held.renewed = sent
         if publication is not None or ack is not None:
             pipe = self.redis.pipeline(transaction=False)
             if publication is not None:
