@@ -92,18 +92,6 @@ end
 """
 
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
-# A script that needs the clock only on some paths takes _HELPERS and the lazy ``clock()``.
-_LAZY_CLOCK = """
-redis.replicate_commands()
-local clock_ms
-local function clock()
-  if not clock_ms then
-    local t = redis.call('TIME')
-    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return clock_ms
-end
-"""
 _HELPERS = """
 local function push_all(key, items, first, last)
   local i = first
@@ -323,7 +311,8 @@ ACQUIRE = (
 -- ARGV: owner ttl_ms
 -- The state hash is read once and answered as it stands after the lease is taken (one
 -- HGETALL for the check and the reply; the token is counted here, not by HINCRBY). The log
--- is returned from the snapshot's position on, with the snapshot (store.snapshot).
+-- is returned from the snapshot's position on, with the snapshot (store.snapshot), and
+-- the server's now: the holder's commits pass it on, advanced, instead of asking TIME.
 local meta = redis.call('HGETALL', KEYS[5])
 if #meta == 0 then return {-1} end
 local flat = redis.call('HGETALL', KEYS[1])
@@ -345,28 +334,31 @@ local from = tonumber(snap[1] or '0') or 0
 -- not this log's: load it whole (no snapshot: nothing to check)
 if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
 return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1),
-        redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or ''}
+        redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or '', now}
 """
 )
 
 COMMIT = (
     _CHANGED
-    + _LAZY_CLOCK
     + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
--- ARGV: token ttl_ms release drain renew, then counted groups:
+-- ARGV: token ttl_ms release drain renew now_ms, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
 --       ops on shared keys and the outbox (op key_index a b, ...; see store.publication;
 --       'hsetin' / 'zaddin' write the server's now + a duration: a claim's deadline)
+-- now_ms is the server's time as the lease holder knows it: the acquire's TIME plus the
+-- holder's monotonic time since (store.threads.Held.now_ms), a little behind the server's,
+-- so deadlines set from it are a little early, never late. No TIME in a commit.
 -- A commit that keeps the lease writes the state only with what changed (the client sends
 -- only that) and renews the lease only when asked (renew: store.threads.Held), so a
 -- mid-run commit of a 1-2 command job costs no TIME and no HSET of fields as they were.
 -- It tells the change feed only when it wrote something a watcher sees: the ledger, a
 -- snapshot and a renewed deadline are not shown anywhere.
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
-local i = 6
+local now = tonumber(ARGV[6])
+local i = 7
 local n = tonumber(ARGV[i])
 local seen = n > 0
 if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
@@ -400,8 +392,7 @@ if released then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_owner', ''
   fields[n_fields + 3], fields[n_fields + 4] = 'lease_until', 0
 elseif ARGV[3] == '1' or ARGV[5] == '1' then
-  -- the clock only here: a releasing commit judges no time
-  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', clock() + tonumber(ARGV[2])
+  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
 end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 if seen or #drained > 0 or ARGV[3] == '1' then changed() end
@@ -411,8 +402,8 @@ for j = i + 1, i + n, 4 do
   if op == 'zadd' then redis.call('ZADD', key, a, b)
   elseif op == 'hset' then redis.call('HSET', key, a, b)
   elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
-  elseif op == 'hsetin' then redis.call('HSET', key, a, clock() + tonumber(b))
-  elseif op == 'zaddin' then redis.call('ZADD', key, clock() + tonumber(a), b)
+  elseif op == 'hsetin' then redis.call('HSET', key, a, now + tonumber(b))
+  elseif op == 'zaddin' then redis.call('ZADD', key, now + tonumber(a), b)
   elseif op == 'ack' and released then
     redis.call('XACK', key, a, b)
     redis.call('XDEL', key, b)

@@ -74,6 +74,15 @@ class Held:
     state: dict[str, str]
     renewed: float
     """``time.monotonic()`` when the acquire or the last renewal was sent."""
+    server_ms: int = 0
+    """The server's time (ms) in the acquire's reply, ..."""
+    received: float = 0.0
+    """... and ``time.monotonic()`` when that reply arrived."""
+
+    def now_ms(self) -> int:
+        """The server's time now, as far as the holder can tell without asking: behind it
+        by the reply's way back at most, so a deadline set from it is early, never late."""
+        return self.server_ms + int((time.monotonic() - self.received) * 1000)
 
     def changed(self, state: Mapping[str, str | int]) -> dict[str, str | int]:
         return {k: v for k, v in state.items() if self.state.get(k) != str(v)}
@@ -331,7 +340,8 @@ class ThreadStore(ThreadReads):
             raise ThreadNotFound(thread_id)
         if reply[0] == 0:
             return None
-        token, state_flat, events, ledger_flat, meta_flat, base, body = reply
+        received = time.monotonic()
+        token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
         unpublished = state.get(keys.UNPUBLISHED)
         return Lease(
@@ -345,7 +355,7 @@ class ThreadStore(ThreadReads):
             unpublished=json.loads(unpublished) if unpublished else None,
             base=int(base),
             snapshot=body if body else None,
-            held=Held(state, sent),
+            held=Held(state, sent, int(server_ms), received),
         )
 
     async def extend(self, lease: Lease, ttl_ms: int) -> bool:
@@ -424,6 +434,7 @@ class ThreadStore(ThreadReads):
             ops.ack(ack)
             ack = None
         args: list[Any] = [lease.token, ttl_ms, int(release), int(merge), int(renew)]
+        args.append(held.now_ms())
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
         args += [len(flat_state), *flat_state]

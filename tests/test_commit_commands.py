@@ -61,19 +61,21 @@ async def test_a_mid_run_commit_writes_the_state_fields_that_changed(
     assert (state.status, state.steps, state.errors) == ("running", 1, 0)
 
 
-async def test_the_lease_is_renewed_once_half_of_it_has_passed(
+async def test_the_lease_is_renewed_once_half_of_it_has_passed_in_server_time(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     lease = await _leased(store, "th_r")
-    before = int(await redis_client.hget(keys.state("th_r"), keys.LEASE_UNTIL) or 0)
     lease.held.renewed = time.monotonic() - TTL / 1000  # as if the run had taken that long
-    await store.commit(lease, ttl_ms=TTL, events=[ToolResult(call_id="c", tool="t", output="x")])
-    after = int(await redis_client.hget(keys.state("th_r"), keys.LEASE_UNTIL) or 0)
-    assert after >= before
-    assert time.monotonic() - lease.held.renewed < TTL / 2000  # and not again at once
     await redis_client.config_resetstat()
+    await store.commit(lease, ttl_ms=TTL, events=[ToolResult(call_id="c", tool="t", output="x")])
+    assert "time" not in await _commands(redis_client)  # the holder knows the server's now
+    seconds, micros = await redis_client.time()
+    server_ms = seconds * 1000 + micros // 1000
+    until = int(await redis_client.hget(keys.state("th_r"), keys.LEASE_UNTIL) or 0)
+    assert server_ms + TTL - 5_000 <= until <= server_ms + TTL  # early if anything, not late
+    assert time.monotonic() - lease.held.renewed < TTL / 2000  # and not renewed again at once
     await store.commit(lease, ttl_ms=TTL, events=[ToolResult(call_id="d", tool="t", output="y")])
-    assert "time" not in await _commands(redis_client)
+    assert await redis_client.hget(keys.state("th_r"), keys.LEASE_UNTIL) == str(until).encode()
 
 
 async def test_a_message_that_arrives_mid_run_is_merged_by_the_next_commit_that_looks(
