@@ -346,11 +346,11 @@ COMMIT = (
 -- ARGV: token ttl_ms release drain renew now_ms, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
---       ops on shared keys and the outbox (op key_index a b, ...; see store.publication;
---       'hsetin' / 'zaddin' write the server's now + a duration: a claim's deadline)
+--       ops on shared keys (op key_index a b, ...; see store.publication)
 -- now_ms is the server's time as the lease holder knows it: the acquire's TIME plus the
 -- holder's monotonic time since (store.threads.Held.now_ms), a little behind the server's,
--- so deadlines set from it are a little early, never late. No TIME in a commit.
+-- so deadlines set from it (the lease's; a new item's claim, sent with the item) are a
+-- little early, never late. No TIME in a commit.
 -- A commit that keeps the lease writes the state only with what changed (the client sends
 -- only that) and renews the lease only when asked (renew: store.threads.Held), so a
 -- mid-run commit of a 1-2 command job costs no TIME and no HSET of fields as they were.
@@ -402,8 +402,6 @@ for j = i + 1, i + n, 4 do
   if op == 'zadd' then redis.call('ZADD', key, a, b)
   elseif op == 'hset' then redis.call('HSET', key, a, b)
   elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
-  elseif op == 'hsetin' then redis.call('HSET', key, a, now + tonumber(b))
-  elseif op == 'zaddin' then redis.call('ZADD', key, now + tonumber(a), b)
   elseif op == 'ack' and released then
     redis.call('XACK', key, a, b)
     redis.call('XDEL', key, b)

@@ -406,6 +406,8 @@ class ThreadStore(ThreadReads):
         publication: dict[str, Any] | None = None
         ops = Ops()
         direct = self.direct if outbox and self.direct and self.direct.accepting() else None
+        now_ms = held.now_ms()
+        claimed_until = now_ms + direct.claim_ms if direct else 0
         if requests or outbox or timers:
             dues = [_ms(r.deadline) for r in requests if r.deadline] + list((timers or {}).values())
             self.next_due_ms = min([self.next_due_ms, *dues])
@@ -418,23 +420,19 @@ class ThreadStore(ThreadReads):
                 "outbox": [] if direct else [o.outbox_id for o in outbox],
             }
             if direct:  # each item's recovery entry, due when its claim runs out
-                due_ms = int(time.time() * 1000) + direct.claim_ms
                 publication["recover"] = [
-                    [recovery_member(tid, o.outbox_id), due_ms] for o in outbox
+                    [recovery_member(tid, o.outbox_id), claimed_until] for o in outbox
                 ]
-                publication["claim_ms"] = direct.claim_ms
             if not self._inline:  # always new: its publication removes it (publish_into)
                 state[keys.UNPUBLISHED] = json.dumps(publication)
             else:  # a single server: the script writes the shared keys (store.publication)
                 ops.publication(self.shared, tid, publication)
                 publication = None
-        if direct:
-            ops.claims([o.outbox_id for o in outbox], direct.claim_ms)
         if self._inline and ack is not None:
             ops.ack(ack)
             ack = None
         args: list[Any] = [lease.token, ttl_ms, int(release), int(merge), int(renew)]
-        args.append(held.now_ms())
+        args.append(now_ms)
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
         args += [len(flat_state), *flat_state]
@@ -453,9 +451,10 @@ class ThreadStore(ThreadReads):
             # Defaults left out (nulls, empty lists): read back the same, and some 100
             # bytes an item fewer in a hash kept as long as the thread.
             flat_out += [o.outbox_id, o.model_dump_json(exclude_defaults=True), status_field]
-            if direct:  # claimed for this process's dispatcher: its first attempt
+            if direct:  # claimed for this process's dispatcher: its first attempt, until
                 attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
-                flat_out += ["sending", attempts, 1]
+                until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
+                flat_out += ["sending", attempts, 1, until, claimed_until]
             else:
                 flat_out += ["pending"]
         args += [len(flat_out), *flat_out]
@@ -506,7 +505,8 @@ class ThreadStore(ThreadReads):
         for oid in publication.get("outbox", []):
             pipe.xadd(self.shared.outbox(thread_id), {"t": thread_id, "o": oid})
         for member, due_ms in publication.get("recover", []):
-            # This host's clock: a recovery a little early finds the claim live and waits.
+            # Due when the claim runs out (the server's time as the holder knows it; written
+            # by an earlier version: this host's). Early, the recovery finds it live and waits.
             pipe.zadd(self.shared.outbox_retry(thread_id), {member: due_ms}, nx=True)
         pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
 

@@ -6,12 +6,13 @@ Counted with INFO commandstats, which counts the commands a script runs inside R
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from model.events import ToolResult, UserMessage
-from model.records import Origin
+from model.records import Origin, OutboxItem
 from store import keys
 from store.threads import Lease, NewThread, ThreadStore
 
@@ -91,3 +92,38 @@ async def test_a_message_that_arrives_mid_run_is_merged_by_the_next_commit_that_
     assert not result.released  # it arrived: the holder goes on with it
     assert result.merged == [later]
     assert (await store.thread("th_m")).inbox == []
+
+
+class _Dispatcher:
+    """This process's dispatcher, as the commit sees it (store.outbox.Handoff)."""
+
+    claim_ms = 60_000
+
+    def __init__(self) -> None:
+        self.taken: list[OutboxItem] = []
+
+    def accepting(self) -> bool:
+        return True
+
+    def take(self, items: Sequence[OutboxItem]) -> None:
+        self.taken += items
+
+
+async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_in_one_hset(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    lease = await _leased(store, "th_o")
+    store.direct = _Dispatcher()
+    item = OutboxItem(outbox_id="o1", thread_id="th_o", kind="final", text="hi", to=NEW.origin)
+    await redis_client.config_resetstat()
+    await store.commit(lease, ttl_ms=TTL, outbox=[item], state={keys.STATUS: "done"}, release=True)
+    calls = await _commands(redis_client)
+    assert "time" not in calls
+    # state, the item with its claim (status, attempt, deadline): two
+    assert calls["hset"] == 2
+    until = await redis_client.hget(keys.outbox("th_o"), keys.outbox_field("o1", "c"))
+    due = await redis_client.zscore(store.shared.outbox_retry("th_o"), "th_o|o1")
+    assert until is not None
+    assert due == int(until)  # recovered when the claim runs out
+    seconds, micros = await redis_client.time()
+    assert 0 < int(until) - (seconds * 1000 + micros // 1000) <= _Dispatcher.claim_ms
