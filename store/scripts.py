@@ -92,6 +92,11 @@ end
 """
 
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
+# The state fields of the thread's layout (store.keys.LAYOUT), for the scripts that read
+# or write them.
+_LAYOUT = f"""
+local LAYOUT, HAS_SNAPSHOT = '{keys.LAYOUT}', '{keys.HAS_SNAPSHOT}'
+"""
 _HELPERS = """
 local function push_all(key, items, first, last)
   local i = first
@@ -102,11 +107,10 @@ local function push_all(key, items, first, last)
   end
 end
 local function drain(inbox, events)
-  local items = redis.call('LRANGE', inbox, 0, -1)
-  if #items > 0 then
-    push_all(events, items, 1, #items)
-    redis.call('DEL', inbox)
-  end
+  -- LPOP with a count (Redis 6.2, as XAUTOCLAIM): the list read and removed in one command
+  local items = redis.call('LPOP', inbox, 2147483647)
+  if not items then return {} end
+  push_all(events, items, 1, #items)
   return items
 end
 """
@@ -122,6 +126,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 INBOUND = (
     _CHANGED
+    + _LAYOUT
     + """
 -- KEYS: inbox seen meta state, and on a single server the runs stream and the threads index
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
@@ -135,7 +140,7 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
   redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
              'created', ARGV[7])
-  redis.call('HSET', KEYS[4], 'status', 'idle')
+  redis.call('HSET', KEYS[4], 'status', 'idle', LAYOUT, '1')
   created = true
 end
 -- Before the wake-up: the first run reads them.
@@ -306,6 +311,7 @@ return 1
 
 ACQUIRE = (
     _PRELUDE
+    + _LAYOUT
     + """
 -- KEYS: state inbox events ledger meta snapshot
 -- ARGV: owner ttl_ms
@@ -329,21 +335,32 @@ state['status'] = 'running'
 flat = {}
 for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
 drain(KEYS[2], KEYS[3])
-local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
-local from = tonumber(snap[1] or '0') or 0
--- not this log's: load it whole (no snapshot: nothing to check)
-if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
-return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1),
-        redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or '', now}
+-- A thread made by this version (its state names the layout) keeps its ledger in the state
+-- hash (store.keys.LAYOUT) and a snapshot only where the state says so; one from before has
+-- both read from their own keys.
+local layout = state[LAYOUT]
+local ledger = {}
+if not layout then ledger = redis.call('HGETALL', KEYS[4]) end
+local from, body = 0, ''
+if not layout or state[HAS_SNAPSHOT] then
+  local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
+  from = tonumber(snap[1] or '0') or 0
+  -- not this log's: load it whole (no snapshot: nothing to check)
+  if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
+  body = snap[2]
+end
+return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1), ledger, meta, from,
+        from > 0 and body or '', now}
 """
 )
 
 COMMIT = (
     _CHANGED
+    + _LAYOUT
     + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
--- ARGV: token ttl_ms release drain renew now_ms, then counted groups:
+-- ARGV: token ttl_ms release drain renew now_ms shown, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
 --       ops on shared keys (op key_index a b, ...; see store.publication)
@@ -354,34 +371,32 @@ COMMIT = (
 -- A commit that keeps the lease writes the state only with what changed (the client sends
 -- only that) and renews the lease only when asked (renew: store.threads.Held), so a
 -- mid-run commit of a 1-2 command job costs no TIME and no HSET of fields as they were.
--- It tells the change feed only when it wrote something a watcher sees: the ledger, a
--- snapshot and a renewed deadline are not shown anywhere.
+-- It tells the change feed only when it wrote something a watcher sees (shown: events,
+-- state other than the ledger, requests, outbox items), merged input, or released: the
+-- ledger, a snapshot and a renewed deadline are not shown anywhere.
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
 local now = tonumber(ARGV[6])
-local i = 7
+local i = 8
 local n = tonumber(ARGV[i])
-local seen = n > 0
 if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
 i = i + n + 1
 local fields = {}  -- the state, written below in one HSET with the lease's fields
 for k = i + 1, i + tonumber(ARGV[i]) do fields[#fields + 1] = ARGV[k] end
 i = i + #fields + 1
-seen = seen or #fields > 0
 n = tonumber(ARGV[i])
 if n > 0 then redis.call('HSET', KEYS[4], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i])
-seen = seen or n > 0
 if n > 0 then redis.call('HSET', KEYS[5], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i])
-seen = seen or n > 0
 if n > 0 then redis.call('HSET', KEYS[6], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i] or '0')
 -- A snapshot covers a position of this log, never one past its end.
 if n > 0 and tonumber(ARGV[i + 1]) <= redis.call('LLEN', KEYS[2]) then
   redis.call('HSET', KEYS[7], 'upto', ARGV[i + 1], 'body', ARGV[i + 2])
+  fields[#fields + 1], fields[#fields + 2] = HAS_SNAPSHOT, '1'
 end
 i = i + n + 1
 local drained = {}
@@ -395,7 +410,7 @@ elseif ARGV[3] == '1' or ARGV[5] == '1' then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
 end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if seen or #drained > 0 or ARGV[3] == '1' then changed() end
+if ARGV[7] == '1' or #drained > 0 or ARGV[3] == '1' then changed() end
 n = tonumber(ARGV[i] or '0')
 for j = i + 1, i + n, 4 do
   local op, key, a, b = ARGV[j], KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2], ARGV[j + 3]

@@ -122,6 +122,10 @@ class CommitResult:
     """Inbox events merged into the log by this commit (they arrived while running)."""
 
 
+def _in_ledger(state_field: str) -> bool:
+    return state_field.startswith(keys.LEDGER)
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -343,6 +347,8 @@ class ThreadStore(ThreadReads):
         received = time.monotonic()
         token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
+        ledger = flat_hash(ledger_flat)  # a thread from before keys.LAYOUT; else in the state
+        ledger.update((f[len(keys.LEDGER) :], v) for f, v in state.items() if _in_ledger(f))
         unpublished = state.get(keys.UNPUBLISHED)
         return Lease(
             thread_id=thread_id,
@@ -351,7 +357,7 @@ class ThreadStore(ThreadReads):
             meta=meta_of(flat_hash(meta_flat)),
             state=state_of(state),
             events=load_events(events),
-            ledger=flat_hash(ledger_flat),
+            ledger=ledger,
             unpublished=json.loads(unpublished) if unpublished else None,
             base=int(base),
             snapshot=body if body else None,
@@ -403,6 +409,10 @@ class ThreadStore(ThreadReads):
         questions = [r.request_id for r in requests if r.kind == "question"]
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
+        shown = bool(events or state or requests or outbox)  # for the change feed
+        if ledger and keys.LAYOUT in held.state:  # in the state hash (keys.LAYOUT)
+            state.update((keys.LEDGER + call_id, v) for call_id, v in ledger.items())
+            ledger = None
         publication: dict[str, Any] | None = None
         ops = Ops()
         direct = self.direct if outbox and self.direct and self.direct.accepting() else None
@@ -432,7 +442,7 @@ class ThreadStore(ThreadReads):
             ops.ack(ack)
             ack = None
         args: list[Any] = [lease.token, ttl_ms, int(release), int(merge), int(renew)]
-        args.append(now_ms)
+        args += [now_ms, int(shown)]
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
         args += [len(flat_state), *flat_state]

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from model.events import ToolResult, UserMessage
 from model.records import Origin, OutboxItem
 from store import keys
+from store.snapshot import Stored
 from store.threads import Lease, NewThread, ThreadStore
 
 NEW = NewThread(agent="deploybot", origin=Origin(channel="rest", address="alice"))
@@ -46,7 +47,9 @@ async def test_a_commit_of_a_calls_intent_writes_only_the_ledger(
     calls = await _commands(redis_client)
     assert calls == {"evalsha": 1, "hget": 1, "hset": 1}  # fence, ledger: no TIME, no feed
     assert await redis_client.hget(keys.state("th_i"), keys.LEASE_UNTIL) == until
-    assert await redis_client.hget(keys.ledger("th_i"), "call_1") == b"started"
+    # in the state hash (keys.LAYOUT): the acquire reads no ledger key
+    assert await redis_client.hget(keys.state("th_i"), keys.LEDGER + "call_1") == b"started"
+    assert await redis_client.exists(keys.ledger("th_i")) == 0
 
 
 async def test_a_mid_run_commit_writes_the_state_fields_that_changed(
@@ -127,3 +130,45 @@ async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_in_
     assert due == int(until)  # recovered when the claim runs out
     seconds, micros = await redis_client.time()
     assert 0 < int(until) - (seconds * 1000 + micros // 1000) <= _Dispatcher.claim_ms
+
+
+async def test_the_acquire_reads_a_ledger_and_a_snapshot_only_where_the_thread_has_them(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    lease = await _leased(store, "th_l")
+    await store.commit(lease, ttl_ms=TTL, ledger={"call_1": "done"}, release=True)
+    await redis_client.config_resetstat()
+    again = await store.acquire("th_l", "w", TTL)
+    assert again is not None
+    assert again.ledger == {"call_1": "done"}
+    assert (again.base, again.snapshot) == (0, None)
+    calls = await _commands(redis_client)
+    assert "hmget" not in calls  # no snapshot key to look at
+    assert calls["hgetall"] == 2  # meta, state: no ledger key
+    await store.commit(again, ttl_ms=TTL, snapshot=Stored(1, b"{}"), release=True)
+    assert await redis_client.hget(keys.state("th_l"), keys.HAS_SNAPSHOT) == b"1"
+    third = await store.acquire("th_l", "w", TTL)
+    assert third is not None
+    assert (third.base, third.snapshot) == (1, b"{}")
+
+
+async def test_a_thread_from_before_the_layout_keeps_its_ledger_and_snapshot_keys(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    """As the code before keys.LAYOUT stored a thread: no layout field, a ledger key and a
+    snapshot key of their own."""
+    msg = UserMessage(channel="rest", sender="alice", text="deploy")
+    await store.append_inbound("th_old", msg, create=NEW)
+    await redis_client.hdel(keys.state("th_old"), keys.LAYOUT)
+    lease = await store.acquire("th_old", "w", TTL)
+    assert lease is not None
+    await store.commit(lease, ttl_ms=TTL, release=True)  # the message is in the log now
+    await redis_client.hset(keys.ledger("th_old"), "call_0", "started")
+    await redis_client.hset(keys.snapshot("th_old"), mapping={"upto": 1, "body": "{}"})
+    old = await store.acquire("th_old", "w", TTL)
+    assert old is not None
+    assert old.ledger == {"call_0": "started"}
+    assert (old.base, old.snapshot, old.events) == (1, b"{}", [])
+    await store.commit(old, ttl_ms=TTL, ledger={"call_0": "unknown"}, release=True)
+    assert await redis_client.hgetall(keys.ledger("th_old")) == {b"call_0": b"unknown"}
+    assert keys.LAYOUT.encode() not in await redis_client.hgetall(keys.state("th_old"))
