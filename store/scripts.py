@@ -326,6 +326,7 @@ local state = {}
 for k = 1, #flat, 2 do state[flat[k]] = flat[k + 1] end
 local owner = state['lease_owner']
 if owner and owner ~= '' and tonumber(state['lease_until'] or 0) > now then return {0} end
+local first = not state['lease_token']
 local token = tostring(tonumber(state['lease_token'] or '0') + 1)
 local untl = tostring(now + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'lease_token', token, 'lease_owner', ARGV[1], 'lease_until', untl,
@@ -334,7 +335,9 @@ state['lease_token'], state['lease_owner'], state['lease_until'] = token, ARGV[1
 state['status'] = 'running'
 flat = {}
 for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-drain(KEYS[2], KEYS[3])
+local drained = drain(KEYS[2], KEYS[3])
+-- Never leased before: nobody wrote its log but this drain (only a holder writes the log).
+if first then return {tonumber(token), flat, drained, {}, meta, 0, '', now} end
 -- A thread made by this version (its state names the layout) keeps its ledger in the state
 -- hash (store.keys.LAYOUT) and a snapshot only where the state says so; one from before has
 -- both read from their own keys.

@@ -172,3 +172,20 @@ async def test_a_thread_from_before_the_layout_keeps_its_ledger_and_snapshot_key
     await store.commit(old, ttl_ms=TTL, ledger={"call_0": "unknown"}, release=True)
     assert await redis_client.hgetall(keys.ledger("th_old")) == {b"call_0": b"unknown"}
     assert keys.LAYOUT.encode() not in await redis_client.hgetall(keys.state("th_old"))
+
+
+async def test_the_first_acquire_takes_the_log_from_the_inbox_without_reading_it(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    msg = UserMessage(channel="rest", sender="alice", text="deploy")
+    await store.append_inbound("th_f", msg, create=NEW)
+    await redis_client.config_resetstat()
+    lease = await store.acquire("th_f", "w", TTL)
+    assert lease is not None
+    assert lease.events == [msg]
+    assert "lrange" not in await _commands(redis_client)  # nobody wrote its log before
+    await store.commit(lease, ttl_ms=TTL, release=True)
+    await store.append_inbound("th_f", msg.model_copy(update={"text": "again"}))
+    again = await store.acquire("th_f", "w", TTL)
+    assert again is not None
+    assert [e.text for e in again.events if isinstance(e, UserMessage)] == ["deploy", "again"]
