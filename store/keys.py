@@ -36,6 +36,12 @@ def meta(thread_id: str) -> str:
     return f"{PREFIX}:{{{thread_id}}}:meta"
 
 
+LAYOUT = "layout"
+"""Field of ``meta``: '1' on a thread made by a version that keeps its ledger in the state
+hash (``LEDGER`` fields) and marks its snapshot (``HAS_SNAPSHOT``), so the acquire reads
+neither key for a thread that has neither. Absent on an earlier thread: its ``ledger`` and
+``snapshot`` keys are read as they always were, and its commits write its ledger there."""
+
 META_TRACE = "trace"
 """Field of ``meta``: the W3C traceparent of the thread's root span, set when the thread is
 created with tracing on; every later run and delivery of the thread joins that trace."""
@@ -86,15 +92,11 @@ UNPUBLISHED = "unpublished"
 """JSON of index entries and outbox pointers a commit stored but has not published yet."""
 QUESTION = "question"
 """The request id of the thread's latest question: a reply in the conversation answers it."""
-LAYOUT = "layout"
-"""'1' on a thread made by a version that keeps its ledger in the state hash (``LEDGER``
-fields) and marks its snapshot (``HAS_SNAPSHOT``), so the acquire reads neither key for a
-thread that has neither. Absent on an earlier thread: its ``ledger`` key and ``snapshot``
-key are read as they always were, and its commits write its ledger there still."""
 LEDGER = "l:"
-"""Prefix of the state fields ``l:<call_id>`` -> started | done | unknown (``LAYOUT``)."""
+"""Field prefix of ``state``: ``l:<call_id>`` -> started | done | unknown (``LAYOUT``)."""
 HAS_SNAPSHOT = "snapshot"
-"""'1' once a commit wrote the thread's ``snapshot`` key (read by the acquire only then)."""
+"""Field of ``state``: '1' once a commit wrote the thread's ``snapshot`` key (the acquire
+reads that key only then)."""
 
 # meta: what the thread is
 META_FIELDS = ("thread_id", "agent", "origin", "created")

@@ -128,7 +128,7 @@ INBOUND = (
     _CHANGED
     + _LAYOUT
     + """
--- KEYS: inbox seen meta state, and on a single server the runs stream and the threads index
+-- KEYS: inbox seen meta, and on a single server the runs stream and the threads index
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
 --       traceparent parent_json created_ms ('' when there is none)
 -- Returns 2 stored on a thread this call created, 1 stored, 0 a duplicate, -1 no thread.
@@ -138,9 +138,10 @@ INBOUND = (
 local created = false
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
+  -- No state hash yet: an absent one reads as idle (store.reads.state_of); the first
+  -- acquire writes it.
   redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
-             'created', ARGV[7])
-  redis.call('HSET', KEYS[4], 'status', 'idle', LAYOUT, '1')
+             'created', ARGV[7], LAYOUT, '1')
   created = true
 end
 -- Before the wake-up: the first run reads them.
@@ -157,9 +158,9 @@ else
   redis.call('RPUSH', KEYS[1], ARGV[2])
   changed()
 end
-if KEYS[5] then
-  redis.call('XADD', KEYS[5], '*', 't', ARGV[4])
-  if ARGV[3] == '1' then redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[4]) end
+if KEYS[4] then
+  redis.call('XADD', KEYS[4], '*', 't', ARGV[4])
+  if ARGV[3] == '1' then redis.call('ZADD', KEYS[5], 'NX', ARGV[10], ARGV[4]) end
 end
 if stored == 1 and created then return 2 end  -- stored, and the thread is new
 return stored
@@ -338,10 +339,11 @@ for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
 local drained = drain(KEYS[2], KEYS[3])
 -- Never leased before: nobody wrote its log but this drain (only a holder writes the log).
 if first then return {tonumber(token), flat, drained, {}, meta, 0, '', now} end
--- A thread made by this version (its state names the layout) keeps its ledger in the state
+-- A thread made by this version (its meta names the layout) keeps its ledger in the state
 -- hash (store.keys.LAYOUT) and a snapshot only where the state says so; one from before has
 -- both read from their own keys.
-local layout = state[LAYOUT]
+local layout = false
+for k = 1, #meta, 2 do layout = layout or meta[k] == LAYOUT end
 local ledger = {}
 if not layout then ledger = redis.call('HGETALL', KEYS[4]) end
 local from, body = 0, ''

@@ -74,6 +74,8 @@ class Held:
     state: dict[str, str]
     renewed: float
     """``time.monotonic()`` when the acquire or the last renewal was sent."""
+    layout: bool = False
+    """The thread keeps its ledger in its state hash (keys.LAYOUT)."""
     server_ms: int = 0
     """The server's time (ms) in the acquire's reply, ..."""
     received: float = 0.0
@@ -204,12 +206,7 @@ class ThreadStore(ThreadReads):
         else:
             args += ["", "", ""]
         args += [report.traceparent or "", parent, _ms(event.at)]
-        thread_keys = [
-            keys.inbox(thread_id),
-            keys.seen(thread_id),
-            keys.meta(thread_id),
-            keys.state(thread_id),
-        ]
+        thread_keys = [keys.inbox(thread_id), keys.seen(thread_id), keys.meta(thread_id)]
         if self._inline:
             thread_keys += [self.shared.runs(thread_id), self.shared.threads(thread_id)]
         # On a cluster the wake-up is on another slot: it follows the script, and only once
@@ -347,6 +344,7 @@ class ThreadStore(ThreadReads):
         received = time.monotonic()
         token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
+        meta = flat_hash(meta_flat)
         ledger = flat_hash(ledger_flat)  # a thread from before keys.LAYOUT; else in the state
         ledger.update((f[len(keys.LEDGER) :], v) for f, v in state.items() if _in_ledger(f))
         unpublished = state.get(keys.UNPUBLISHED)
@@ -354,14 +352,14 @@ class ThreadStore(ThreadReads):
             thread_id=thread_id,
             token=int(token),
             owner=owner,
-            meta=meta_of(flat_hash(meta_flat)),
+            meta=meta_of(meta),
             state=state_of(state),
             events=load_events(events),
             ledger=ledger,
             unpublished=json.loads(unpublished) if unpublished else None,
             base=int(base),
             snapshot=body if body else None,
-            held=Held(state, sent, int(server_ms), received),
+            held=Held(state, sent, keys.LAYOUT in meta, int(server_ms), received),
         )
 
     async def extend(self, lease: Lease, ttl_ms: int) -> bool:
@@ -410,7 +408,7 @@ class ThreadStore(ThreadReads):
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
         shown = bool(events or state or requests or outbox)  # for the change feed
-        if ledger and keys.LAYOUT in held.state:  # in the state hash (keys.LAYOUT)
+        if ledger and held.layout:  # in the state hash (keys.LAYOUT)
             state.update((keys.LEDGER + call_id, v) for call_id, v in ledger.items())
             ledger = None
         publication: dict[str, Any] | None = None

@@ -155,11 +155,12 @@ async def test_the_acquire_reads_a_ledger_and_a_snapshot_only_where_the_thread_h
 async def test_a_thread_from_before_the_layout_keeps_its_ledger_and_snapshot_keys(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
-    """As the code before keys.LAYOUT stored a thread: no layout field, a ledger key and a
-    snapshot key of their own."""
+    """As the code before keys.LAYOUT stored a thread: no layout field in its meta, a ledger
+    key and a snapshot key of their own."""
     msg = UserMessage(channel="rest", sender="alice", text="deploy")
     await store.append_inbound("th_old", msg, create=NEW)
-    await redis_client.hdel(keys.state("th_old"), keys.LAYOUT)
+    await redis_client.hdel(keys.meta("th_old"), keys.LAYOUT)
+    await redis_client.hset(keys.state("th_old"), keys.STATUS, "idle")
     lease = await store.acquire("th_old", "w", TTL)
     assert lease is not None
     await store.commit(lease, ttl_ms=TTL, release=True)  # the message is in the log now
@@ -171,7 +172,8 @@ async def test_a_thread_from_before_the_layout_keeps_its_ledger_and_snapshot_key
     assert (old.base, old.snapshot, old.events) == (1, b"{}", [])
     await store.commit(old, ttl_ms=TTL, ledger={"call_0": "unknown"}, release=True)
     assert await redis_client.hgetall(keys.ledger("th_old")) == {b"call_0": b"unknown"}
-    assert keys.LAYOUT.encode() not in await redis_client.hgetall(keys.state("th_old"))
+    state = await redis_client.hgetall(keys.state("th_old"))
+    assert not [f for f in state if f.startswith(keys.LEDGER.encode())]
 
 
 async def test_the_first_acquire_takes_the_log_from_the_inbox_without_reading_it(
