@@ -365,7 +365,7 @@ COMMIT = (
     + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
--- ARGV: token ttl_ms release drain renew now_ms shown, then counted groups:
+-- ARGV: token ttl_ms release drain renew now_ms, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
 --       ops on shared keys (op key_index a b, ...; see store.publication)
@@ -376,12 +376,12 @@ COMMIT = (
 -- A commit that keeps the lease writes the state only with what changed (the client sends
 -- only that) and renews the lease only when asked (renew: store.threads.Held), so a
 -- mid-run commit of a 1-2 command job costs no TIME and no HSET of fields as they were.
--- It tells the change feed only when it wrote something a watcher sees (shown: events,
--- state other than the ledger, requests, outbox items), merged input, or released: the
--- ledger, a snapshot and a renewed deadline are not shown anywhere.
+-- It tells the change feed itself only when it releases or merged input: a mid-run change
+-- waits a moment for the feed (store.threads: ThreadStore.feed_delay), so that a run's
+-- steps in quick succession are one message, the release's.
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
 local now = tonumber(ARGV[6])
-local i = 8
+local i = 7
 local n = tonumber(ARGV[i])
 if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
 i = i + n + 1
@@ -415,7 +415,7 @@ elseif ARGV[3] == '1' or ARGV[5] == '1' then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
 end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if ARGV[7] == '1' or #drained > 0 or ARGV[3] == '1' then changed() end
+if #drained > 0 or ARGV[3] == '1' then changed() end
 n = tonumber(ARGV[i] or '0')
 for j = i + 1, i + n, 4 do
   local op, key, a, b = ARGV[j], KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2], ARGV[j + 3]

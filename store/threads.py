@@ -8,6 +8,8 @@ checked inside the same script that writes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
 from model.ids import thread_of_request
@@ -58,6 +61,12 @@ class NewThread:
     origin: Origin
     parent: ParentLink | None = None
     """Set when another agent's handoff starts the thread (store.calls, agent.handoff)."""
+
+
+FEED_DELAY_S = 1.0
+"""How long a mid-run commit's change may wait before the change feed hears of it
+(store.changes): a run that pauses within it is announced once, by its releasing commit,
+instead of once per step; a longer one at most once per this interval."""
 
 
 @dataclass
@@ -172,6 +181,9 @@ class ThreadStore(ThreadReads):
         self.direct: Handoff | None = None
         """This process's running dispatcher, if the worker handed it its commits' new
         outbox items (agent.worker): they are then claimed for it (store.outbox)."""
+        self.feed_delay = FEED_DELAY_S
+        self._announce: dict[str, asyncio.TimerHandle] = {}
+        self._announcing: set[asyncio.Task[None]] = set()
         self.next_due_ms = float("inf")
         """The earliest deadline or timer this process published since the worker last
         looked (epoch ms): its cue to look before its next scheduled round (agent.worker)."""
@@ -407,7 +419,7 @@ class ThreadStore(ThreadReads):
         questions = [r.request_id for r in requests if r.kind == "question"]
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
-        shown = bool(events or state or requests or outbox)  # for the change feed
+        shown = bool(events or state or requests or outbox)  # what the change feed is for
         if ledger and held.layout:  # in the state hash (keys.LAYOUT)
             state.update((keys.LEDGER + call_id, v) for call_id, v in ledger.items())
             ledger = None
@@ -440,7 +452,7 @@ class ThreadStore(ThreadReads):
             ops.ack(ack)
             ack = None
         args: list[Any] = [lease.token, ttl_ms, int(release), int(merge), int(renew)]
-        args += [now_ms, int(shown)]
+        args.append(now_ms)
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
         args += [len(flat_state), *flat_state]
@@ -485,6 +497,10 @@ class ThreadStore(ThreadReads):
             raise LeaseLost(tid, lease.token)
         result = CommitResult(released=bool(reply[1]), merged=load_events(reply[2]))
         held.wrote(state)
+        if release or result.merged:  # the script told the change feed
+            self._announced(tid)
+        elif shown:
+            self._announce_later(tid)
         if renew or (release and not result.released):  # the script renewed the lease
             held.renewed = sent
         if publication is not None or ack is not None:
@@ -497,6 +513,30 @@ class ThreadStore(ThreadReads):
         if direct:  # stored, claimed and (above) recoverable: now send them
             direct.take(outbox)
         return result
+
+    def _announce_later(self, thread_id: str) -> None:
+        """Tell the change feed of a mid-run change within ``feed_delay``, unless a commit
+        that tells it (a release) comes first."""
+        if thread_id not in self._announce:
+            loop = asyncio.get_running_loop()
+            self._announce[thread_id] = loop.call_later(
+                self.feed_delay, self._announce_now, thread_id
+            )
+
+    def _announced(self, thread_id: str) -> None:
+        handle = self._announce.pop(thread_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _announce_now(self, thread_id: str) -> None:
+        del self._announce[thread_id]
+        task = asyncio.ensure_future(self._publish_change(thread_id))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _publish_change(self, thread_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):  # fire and forget, as pub/sub is
+            await self.redis.publish(keys.CHANGES, thread_id)
 
     def publish_into(
         self, pipe: aioredis.client.Pipeline, thread_id: str, publication: Mapping[str, Any]

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from model.events import ToolResult, UserMessage
 from model.records import Origin, OutboxItem
 from store import keys
+from store.reads import text
 from store.snapshot import Stored
 from store.threads import Lease, NewThread, ThreadStore
 
@@ -173,7 +174,7 @@ async def test_a_thread_from_before_the_layout_keeps_its_ledger_and_snapshot_key
     await store.commit(old, ttl_ms=TTL, ledger={"call_0": "unknown"}, release=True)
     assert await redis_client.hgetall(keys.ledger("th_old")) == {b"call_0": b"unknown"}
     state = await redis_client.hgetall(keys.state("th_old"))
-    assert not [f for f in state if f.startswith(keys.LEDGER.encode())]
+    assert not [f for f in map(text, state) if f.startswith(keys.LEDGER)]
 
 
 async def test_the_first_acquire_takes_the_log_from_the_inbox_without_reading_it(
@@ -191,3 +192,29 @@ async def test_the_first_acquire_takes_the_log_from_the_inbox_without_reading_it
     again = await store.acquire("th_f", "w", TTL)
     assert again is not None
     assert [e.text for e in again.events if isinstance(e, UserMessage)] == ["deploy", "again"]
+
+
+async def test_a_mid_run_change_reaches_the_change_feed_after_a_moment_and_a_release_at_once(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    lease = await _leased(store, "th_p")
+    store.feed_delay = 0.05
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(keys.CHANGES)
+    subscribed = await pubsub.get_message(timeout=5)
+    assert subscribed is not None
+    assert subscribed["type"] == "subscribe"
+    await redis_client.config_resetstat()
+    await store.commit(lease, ttl_ms=TTL, events=[ToolResult(call_id="c", tool="t", output="x")])
+    assert "publish" not in await _commands(redis_client)  # not at once ...
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+    assert message is not None  # ... but soon after
+    assert message["data"] == b"th_p"
+    store.feed_delay = 60.0  # a change that waits, then the release: the release tells it
+    await store.commit(lease, ttl_ms=TTL, events=[ToolResult(call_id="d", tool="t", output="y")])
+    await store.commit(lease, ttl_ms=TTL, release=True)
+    assert not store._announce  # nothing left waiting
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+    assert message is not None
+    assert message["data"] == b"th_p"
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
