@@ -315,14 +315,20 @@ ACQUIRE = (
     + _LAYOUT
     + """
 -- KEYS: state inbox events ledger meta snapshot
--- ARGV: owner ttl_ms
+-- ARGV: owner ttl_ms known ('0': the meta is read and answered; '1' / '2': the caller has
+--       it already, of a thread with / without the layout, so the state's existence is the
+--       thread's: an acquire wrote it; store.threads.MetaCache)
 -- The state hash is read once and answered as it stands after the lease is taken (one
 -- HGETALL for the check and the reply; the token is counted here, not by HINCRBY). The log
 -- is returned from the snapshot's position on, with the snapshot (store.snapshot), and
 -- the server's now: the holder's commits pass it on, advanced, instead of asking TIME.
-local meta = redis.call('HGETALL', KEYS[5])
-if #meta == 0 then return {-1} end
+local meta = {}
+if ARGV[3] == '0' then
+  meta = redis.call('HGETALL', KEYS[5])
+  if #meta == 0 then return {-1} end
+end
 local flat = redis.call('HGETALL', KEYS[1])
+if ARGV[3] ~= '0' and #flat == 0 then return {-1} end
 local state = {}
 for k = 1, #flat, 2 do state[flat[k]] = flat[k + 1] end
 local owner = state['lease_owner']
@@ -342,7 +348,7 @@ if first then return {tonumber(token), flat, drained, {}, meta, 0, '', now} end
 -- A thread made by this version (its meta names the layout) keeps its ledger in the state
 -- hash (store.keys.LAYOUT) and a snapshot only where the state says so; one from before has
 -- both read from their own keys.
-local layout = false
+local layout = ARGV[3] == '1'
 for k = 1, #meta, 2 do layout = layout or meta[k] == LAYOUT end
 local ledger = {}
 if not layout then ledger = redis.call('HGETALL', KEYS[4]) end

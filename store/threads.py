@@ -44,6 +44,7 @@ from store.errors import (
     RequestWithdrawn,
     ThreadNotFound,
 )
+from store.holding import Held, MetaCache
 from store.outbox import Handoff, recovery_member
 from store.partitions import Shared
 from store.publication import Ops, runs_inline
@@ -67,42 +68,6 @@ FEED_DELAY_S = 1.0
 """How long a mid-run commit's change may wait before the change feed hears of it
 (store.changes): a run that pauses within it is announced once, by its releasing commit,
 instead of once per step; a longer one at most once per this interval."""
-
-
-@dataclass
-class Held:
-    """What the lease holder knows of its own writes, so a commit sends only what changed.
-
-    Only the lease holder writes the thread's execution state, so the state as it last wrote
-    it (or found it on acquiring) is the state stored. The lease's deadline is renewed by a
-    commit only once half its length has passed since the last renewal this process sent
-    (the heartbeat renews it too, every third of it: agent.worker): measured on this host's
-    monotonic clock from when the renewal was sent, so never later than the server's.
-    """
-
-    state: dict[str, str]
-    renewed: float
-    """``time.monotonic()`` when the acquire or the last renewal was sent."""
-    layout: bool = False
-    """The thread keeps its ledger in its state hash (keys.LAYOUT)."""
-    server_ms: int = 0
-    """The server's time (ms) in the acquire's reply, ..."""
-    received: float = 0.0
-    """... and ``time.monotonic()`` when that reply arrived."""
-
-    def now_ms(self) -> int:
-        """The server's time now, as far as the holder can tell without asking: behind it
-        by the reply's way back at most, so a deadline set from it is early, never late."""
-        return self.server_ms + int((time.monotonic() - self.received) * 1000)
-
-    def changed(self, state: Mapping[str, str | int]) -> dict[str, str | int]:
-        return {k: v for k, v in state.items() if self.state.get(k) != str(v)}
-
-    def renew_due(self, ttl_ms: int) -> bool:
-        return time.monotonic() - self.renewed >= ttl_ms / 2000
-
-    def wrote(self, state: Mapping[str, str | int]) -> None:
-        self.state.update((k, str(v)) for k, v in state.items())
 
 
 @dataclass(frozen=True)
@@ -181,6 +146,7 @@ class ThreadStore(ThreadReads):
         self.direct: Handoff | None = None
         """This process's running dispatcher, if the worker handed it its commits' new
         outbox items (agent.worker): they are then claimed for it (store.outbox)."""
+        self.metas = MetaCache()
         self.feed_delay = FEED_DELAY_S
         self._announce: dict[str, asyncio.TimerHandle] = {}
         self._announcing: set[asyncio.Task[None]] = set()
@@ -337,6 +303,7 @@ class ThreadStore(ThreadReads):
     # ---- the lease holder's side ----------------------------------------------------------
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
         """Take the thread's lease (None if another worker holds it) and load the thread."""
+        known = self.metas.get(thread_id)
         sent = time.monotonic()
         reply = await self._acquire(
             keys=[
@@ -347,7 +314,7 @@ class ThreadStore(ThreadReads):
                 keys.meta(thread_id),
                 keys.snapshot(thread_id),
             ],
-            args=[owner, ttl_ms],
+            args=[owner, ttl_ms, "0" if known is None else "1" if keys.LAYOUT in known else "2"],
         )
         if reply[0] == -1:
             raise ThreadNotFound(thread_id)
@@ -356,7 +323,8 @@ class ThreadStore(ThreadReads):
         received = time.monotonic()
         token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
-        meta = flat_hash(meta_flat)
+        meta = known if known is not None else flat_hash(meta_flat)
+        self.metas.put(thread_id, meta)
         ledger = flat_hash(ledger_flat)  # a thread from before keys.LAYOUT; else in the state
         ledger.update((f[len(keys.LEDGER) :], v) for f, v in state.items() if _in_ledger(f))
         unpublished = state.get(keys.UNPUBLISHED)

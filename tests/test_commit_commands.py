@@ -145,7 +145,7 @@ async def test_the_acquire_reads_a_ledger_and_a_snapshot_only_where_the_thread_h
     assert (again.base, again.snapshot) == (0, None)
     calls = await _commands(redis_client)
     assert "hmget" not in calls  # no snapshot key to look at
-    assert calls["hgetall"] == 2  # meta, state: no ledger key
+    assert calls["hgetall"] == 1  # the state (the meta is known): no ledger key
     await store.commit(again, ttl_ms=TTL, snapshot=Stored(1, b"{}"), release=True)
     assert await redis_client.hget(keys.state("th_l"), keys.HAS_SNAPSHOT) == b"1"
     third = await store.acquire("th_l", "w", TTL)
@@ -218,3 +218,20 @@ async def test_a_mid_run_change_reaches_the_change_feed_after_a_moment_and_a_rel
     assert message is not None
     assert message["data"] == b"th_p"
     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_a_thread_leased_before_is_acquired_without_reading_its_meta(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    lease = await _leased(store, "th_k")
+    await store.commit(lease, ttl_ms=TTL, release=True)
+    await redis_client.config_resetstat()
+    again = await store.acquire("th_k", "w", TTL)
+    assert again is not None
+    assert again.meta == lease.meta
+    assert (await _commands(redis_client))["hgetall"] == 1  # the state only
+    fresh = ThreadStore(redis_client)  # another process: reads it
+    await fresh.commit(again, ttl_ms=TTL, release=True)
+    third = await fresh.acquire("th_k", "w", TTL)
+    assert third is not None
+    assert third.meta == lease.meta
