@@ -16,6 +16,34 @@ from dataclasses import dataclass
 from store import keys
 from telemetry import tracing
 
+CLOCK_FRESH_S = 10.0
+"""How long an acquire trusts the server's time it learnt from an earlier TIME (advanced by
+this host's monotonic clock) before it asks TIME again: bounds how long a step of the
+server's clock goes unnoticed."""
+
+
+class ServerClock:
+    """The server's time as this process knows it from an acquire's TIME: behind it by the
+    reply's way back at most, so a lease deadline set from it is early, never late; and a
+    holder's lease judged by it looks alive a moment longer, never shorter. Fencing is by
+    token either way (scripts.COMMIT); deadlines only say when a reclaim may take over."""
+
+    def __init__(self, fresh_s: float = CLOCK_FRESH_S) -> None:
+        self.fresh_s = fresh_s
+        self._server_ms = 0
+        self._at = float("-inf")
+
+    def now_ms(self) -> int | None:
+        """The estimate, or None when it is too old to use (ask TIME)."""
+        since = time.monotonic() - self._at
+        if since > self.fresh_s:
+            return None
+        return self._server_ms + int(since * 1000)
+
+    def sample(self, server_ms: int, received: float) -> None:
+        """A TIME the server answered, as of ``received`` (``time.monotonic()``)."""
+        self._server_ms, self._at = server_ms, received
+
 
 class MetaCache:
     """The meta of threads this process leased lately, so their next acquire does not read it.

@@ -311,13 +311,24 @@ return 1
 )
 
 ACQUIRE = (
-    _PRELUDE
-    + _LAYOUT
+    _LAYOUT
+    + _HELPERS
     + """
 -- KEYS: state inbox events ledger meta snapshot
--- ARGV: owner ttl_ms known ('0': the meta is read and answered; '1' / '2': the caller has
---       it already, of a thread with / without the layout, so the state's existence is the
---       thread's: an acquire wrote it; store.threads.MetaCache)
+-- ARGV: owner ttl_ms known now_ms
+--   known: '0', the meta is read and answered; '1' / '2': the caller has it already, of a
+--     thread with / without the layout, so the state's existence is the thread's (an
+--     acquire wrote it; store.holding.MetaCache)
+--   now_ms: the server's time as the caller knows it from an earlier reply, not older than
+--     store.holding.ServerClock allows; '' to ask TIME
+local now
+if ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  redis.replicate_commands()
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 -- The state hash is read once and answered as it stands after the lease is taken (one
 -- HGETALL for the check and the reply; the token is counted here, not by HINCRBY). The log
 -- is returned from the snapshot's position on, with the snapshot (store.snapshot), and

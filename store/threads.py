@@ -44,7 +44,7 @@ from store.errors import (
     RequestWithdrawn,
     ThreadNotFound,
 )
-from store.holding import Held, MetaCache
+from store.holding import Held, MetaCache, ServerClock
 from store.outbox import Handoff, recovery_member
 from store.partitions import Shared
 from store.publication import Ops, runs_inline
@@ -147,6 +147,7 @@ class ThreadStore(ThreadReads):
         """This process's running dispatcher, if the worker handed it its commits' new
         outbox items (agent.worker): they are then claimed for it (store.outbox)."""
         self.metas = MetaCache()
+        self.clock = ServerClock()
         self.feed_delay = FEED_DELAY_S
         self._announce: dict[str, asyncio.TimerHandle] = {}
         self._announcing: set[asyncio.Task[None]] = set()
@@ -304,6 +305,7 @@ class ThreadStore(ThreadReads):
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
         """Take the thread's lease (None if another worker holds it) and load the thread."""
         known = self.metas.get(thread_id)
+        now_ms = self.clock.now_ms()
         sent = time.monotonic()
         reply = await self._acquire(
             keys=[
@@ -314,13 +316,20 @@ class ThreadStore(ThreadReads):
                 keys.meta(thread_id),
                 keys.snapshot(thread_id),
             ],
-            args=[owner, ttl_ms, "0" if known is None else "1" if keys.LAYOUT in known else "2"],
+            args=[
+                owner,
+                ttl_ms,
+                "0" if known is None else "1" if keys.LAYOUT in known else "2",
+                "" if now_ms is None else now_ms,
+            ],
         )
         if reply[0] == -1:
             raise ThreadNotFound(thread_id)
         if reply[0] == 0:
             return None
         received = time.monotonic()
+        if now_ms is None:  # the server's TIME: the estimate of later acquires
+            self.clock.sample(int(reply[-1]), received)
         token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
         meta = known if known is not None else flat_hash(meta_flat)

@@ -235,3 +235,24 @@ async def test_a_thread_leased_before_is_acquired_without_reading_its_meta(
     third = await fresh.acquire("th_k", "w", TTL)
     assert third is not None
     assert third.meta == lease.meta
+
+
+async def test_an_acquire_asks_time_only_when_the_processs_server_clock_is_stale(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    first = await _leased(store, "th_t1")  # TIME: the process knew no server time yet
+    await store.commit(first, ttl_ms=TTL, release=True)
+    msg = UserMessage(channel="rest", sender="alice", text="deploy")
+    await store.append_inbound("th_t2", msg, create=NEW)
+    await redis_client.config_resetstat()
+    second = await store.acquire("th_t2", "w", TTL)
+    assert second is not None
+    assert "time" not in await _commands(redis_client)
+    seconds, micros = await redis_client.time()
+    server_ms = seconds * 1000 + micros // 1000
+    assert server_ms + TTL - 5_000 <= second.state.lease_until <= server_ms + TTL  # early
+    store.clock.fresh_s = 0.0  # too old now: asked again
+    await store.commit(second, ttl_ms=TTL, release=True)
+    await redis_client.config_resetstat()
+    assert await store.acquire("th_t2", "w", TTL) is not None
+    assert (await _commands(redis_client))["time"] == 1
