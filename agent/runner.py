@@ -127,8 +127,11 @@ class Run(Waits):
     def _state(self, status: Status) -> dict[str, str | int]:
         return {keys.STATUS: status, keys.STEPS: self.steps, keys.ERRORS: self.errors}
 
-    async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
-        """Commit what is buffered; merge whatever arrived meanwhile. True: lease released."""
+    async def _flush(
+        self, status: Status = "running", *, release: bool = False, merge: bool = True
+    ) -> bool:
+        """Commit what is buffered; merge whatever arrived meanwhile (unless ``merge`` is
+        False: nothing decides before the next commit, which merges). True: lease released."""
         if release:  # summarize = "model": lines for the turns the snapshot moves past
             for turn, events in summaries.due(self.agent, self.resume.snapshot, self.events):
                 self._append(await summaries.summarize(self.agent, self.llm, turn, events))
@@ -144,6 +147,7 @@ class Run(Waits):
             outbox=outbox,
             timers=self.contact.take_timers(),
             release=release,
+            merge=merge,
             ack=self.ack if release else None,
             snapshot=snap,
         )
@@ -455,7 +459,9 @@ class Run(Waits):
         if tool.side_effects and context is None:
             # Intent first, durably: after a crash, a call found 'started' goes to a human.
             self.ledger[call_id] = self._ledger_buffer[call_id] = "started"
-            await self._flush()
+            # No look at the inbox: the tool runs whatever arrived, and the commit of its
+            # result merges it before the next decision.
+            await self._flush(merge=False)
         try:
             if context is None:
                 output = await tool.call(args, call_id)

@@ -66,7 +66,9 @@ class Waits:
     def _append(self, *events: Event) -> None:
         raise NotImplementedError  # Run's
 
-    async def _flush(self, status: Status = "running", *, release: bool = False) -> bool:
+    async def _flush(
+        self, status: Status = "running", *, release: bool = False, merge: bool = True
+    ) -> bool:
         raise NotImplementedError
 
     def _count_error(self, error: str) -> Status:

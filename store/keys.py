@@ -36,13 +36,20 @@ def meta(thread_id: str) -> str:
     return f"{PREFIX}:{{{thread_id}}}:meta"
 
 
+LAYOUT = "layout"
+"""Field of ``meta``: '1' on a thread made by a version that keeps its ledger in the state
+hash (``LEDGER`` fields) and marks its snapshot (``HAS_SNAPSHOT``), so the acquire reads
+neither key for a thread that has neither. Absent on an earlier thread: its ``ledger`` and
+``snapshot`` keys are read as they always were, and its commits write its ledger there."""
+
 META_TRACE = "trace"
 """Field of ``meta``: the W3C traceparent of the thread's root span, set when the thread is
 created with tracing on; every later run and delivery of the thread joins that trace."""
 
 
 def ledger(thread_id: str) -> str:
-    """HASH call_id -> started | done | unknown: side-effect calls, recorded before they run."""
+    """HASH call_id -> started | done | unknown: side-effect calls, recorded before they run.
+    Only threads made before ``LAYOUT`` have one: a newer thread's ledger is in its state."""
     return f"{PREFIX}:{{{thread_id}}}:ledger"
 
 
@@ -85,6 +92,11 @@ UNPUBLISHED = "unpublished"
 """JSON of index entries and outbox pointers a commit stored but has not published yet."""
 QUESTION = "question"
 """The request id of the thread's latest question: a reply in the conversation answers it."""
+LEDGER = "l:"
+"""Field prefix of ``state``: ``l:<call_id>`` -> started | done | unknown (``LAYOUT``)."""
+HAS_SNAPSHOT = "snapshot"
+"""Field of ``state``: '1' once a commit wrote the thread's ``snapshot`` key (the acquire
+reads that key only then)."""
 
 # meta: what the thread is
 META_FIELDS = ("thread_id", "agent", "origin", "created")

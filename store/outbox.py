@@ -6,7 +6,7 @@ whether sending again is safe (provider-side idempotency) or must not happen (SM
 
 Two ways in. *Direct*: a worker process whose own dispatcher is running (a ``Handoff``)
 commits its new items already claimed by that dispatcher (status 'sending', the claim's
-deadline, attempt 1: store.threads, the commit script's ``hsetin`` op) and hands them over
+deadline, attempt 1, in the item's own HSET: store.threads) and hands them over
 in-process; the dispatcher sends, then settles in one round trip. Nothing is read from Redis
 on the way, and no stream entry is written, read, acknowledged or deleted. *Through the
 stream*: items committed where no dispatcher runs, due retries and recovered claims are

@@ -10,8 +10,7 @@ and only if that passed, so the commit and its publication are one atomic round 
 no marker is needed.
 
 Ops are four arguments each, ``op key_index a b``; ``key_index`` points into the script's
-KEYS, which start with the thread's seven (scripts.COMMIT). Ops on the thread's own keys
-(``claims``: the deadline of a new item's claim, in the server's time) run in every setup.
+KEYS, which start with the thread's seven (scripts.COMMIT).
 """
 
 from __future__ import annotations
@@ -29,8 +28,6 @@ from store.streams import Entry, WorkStream
 
 _THREAD_KEYS = 7
 """KEYS the commit script names before the shared ones (state ... outbox, snapshot)."""
-_OUTBOX_KEY = 6
-"""The thread's outbox hash among them."""
 
 
 def runs_inline(client: aioredis.Redis, shared: Shared) -> bool:
@@ -65,15 +62,9 @@ class Ops:
             self.add("zadd", keys.TIMERS, due_ms, member)
         for oid in publication.get("outbox", []):
             self.add("xadd", shared.outbox(thread_id), thread_id, oid)
-        for member, _ in publication.get("recover", []):
-            # Scored by the claim's deadline in the server's time (the script's zaddin).
-            self.add("zaddin", shared.outbox_retry(thread_id), claim_ms(publication), member)
-
-    def claims(self, outbox_ids: list[str], claim_ms: int) -> None:
-        """The deadline of each new item's claim, ``claim_ms`` from the server's now."""
-        for oid in outbox_ids:
-            field = keys.outbox_field(oid, keys.OUTBOX_CLAIM_UNTIL)
-            self.args += ["hsetin", _OUTBOX_KEY, field, claim_ms]
+        for member, due_ms in publication.get("recover", []):
+            # Scored by the claim's deadline (the server's time as the holder knows it).
+            self.add("zadd", shared.outbox_retry(thread_id), due_ms, member)
 
     def ack(self, ack: tuple[WorkStream, Entry]) -> None:
         """Acknowledge and delete the run's entry, if (and only if) the commit released."""
@@ -82,8 +73,3 @@ class Ops:
 
     def argv(self) -> list[Any]:
         return [len(self.args), *self.args]
-
-
-def claim_ms(publication: Mapping[str, Any]) -> int:
-    """How long the claims of a publication's directly delivered items last."""
-    return int(publication.get("claim_ms", 0))

@@ -92,17 +92,10 @@ end
 """
 
 # Shared prologue: server time in ms, and a chunked RPUSH (Lua's unpack has a stack limit).
-# A script that needs the clock only on some paths takes _HELPERS and the lazy ``clock()``.
-_LAZY_CLOCK = """
-redis.replicate_commands()
-local clock_ms
-local function clock()
-  if not clock_ms then
-    local t = redis.call('TIME')
-    clock_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return clock_ms
-end
+# The state fields of the thread's layout (store.keys.LAYOUT), for the scripts that read
+# or write them.
+_LAYOUT = f"""
+local LAYOUT, HAS_SNAPSHOT = '{keys.LAYOUT}', '{keys.HAS_SNAPSHOT}'
 """
 _HELPERS = """
 local function push_all(key, items, first, last)
@@ -114,11 +107,10 @@ local function push_all(key, items, first, last)
   end
 end
 local function drain(inbox, events)
-  local items = redis.call('LRANGE', inbox, 0, -1)
-  if #items > 0 then
-    push_all(events, items, 1, #items)
-    redis.call('DEL', inbox)
-  end
+  -- LPOP with a count (Redis 6.2, as XAUTOCLAIM): the list read and removed in one command
+  local items = redis.call('LPOP', inbox, 2147483647)
+  if not items then return {} end
+  push_all(events, items, 1, #items)
   return items
 end
 """
@@ -134,8 +126,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 INBOUND = (
     _CHANGED
+    + _LAYOUT
     + """
--- KEYS: inbox seen meta state, and on a single server the runs stream and the threads index
+-- KEYS: inbox seen meta, and on a single server the runs stream and the threads index
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
 --       traceparent parent_json created_ms ('' when there is none)
 -- Returns 2 stored on a thread this call created, 1 stored, 0 a duplicate, -1 no thread.
@@ -145,9 +138,10 @@ INBOUND = (
 local created = false
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
+  -- No state hash yet: an absent one reads as idle (store.reads.state_of); the first
+  -- acquire writes it.
   redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
-             'created', ARGV[7])
-  redis.call('HSET', KEYS[4], 'status', 'idle')
+             'created', ARGV[7], LAYOUT, '1')
   created = true
 end
 -- Before the wake-up: the first run reads them.
@@ -164,9 +158,9 @@ else
   redis.call('RPUSH', KEYS[1], ARGV[2])
   changed()
 end
-if KEYS[5] then
-  redis.call('XADD', KEYS[5], '*', 't', ARGV[4])
-  if ARGV[3] == '1' then redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[4]) end
+if KEYS[4] then
+  redis.call('XADD', KEYS[4], '*', 't', ARGV[4])
+  if ARGV[3] == '1' then redis.call('ZADD', KEYS[5], 'NX', ARGV[10], ARGV[4]) end
 end
 if stored == 1 and created then return 2 end  -- stored, and the thread is new
 return stored
@@ -317,20 +311,40 @@ return 1
 )
 
 ACQUIRE = (
-    _PRELUDE
+    _LAYOUT
+    + _HELPERS
     + """
 -- KEYS: state inbox events ledger meta snapshot
--- ARGV: owner ttl_ms
+-- ARGV: owner ttl_ms known now_ms
+--   known: '0', the meta is read and answered; '1' / '2': the caller has it already, of a
+--     thread with / without the layout, so the state's existence is the thread's (an
+--     acquire wrote it; store.holding.MetaCache)
+--   now_ms: the server's time as the caller knows it from an earlier reply, not older than
+--     store.holding.ServerClock allows; '' to ask TIME
+local now
+if ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  redis.replicate_commands()
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 -- The state hash is read once and answered as it stands after the lease is taken (one
 -- HGETALL for the check and the reply; the token is counted here, not by HINCRBY). The log
--- is returned from the snapshot's position on, with the snapshot (store.snapshot).
-local meta = redis.call('HGETALL', KEYS[5])
-if #meta == 0 then return {-1} end
+-- is returned from the snapshot's position on, with the snapshot (store.snapshot), and
+-- the server's now: the holder's commits pass it on, advanced, instead of asking TIME.
+local meta = {}
+if ARGV[3] == '0' then
+  meta = redis.call('HGETALL', KEYS[5])
+  if #meta == 0 then return {-1} end
+end
 local flat = redis.call('HGETALL', KEYS[1])
+if ARGV[3] ~= '0' and #flat == 0 then return {-1} end
 local state = {}
 for k = 1, #flat, 2 do state[flat[k]] = flat[k + 1] end
 local owner = state['lease_owner']
 if owner and owner ~= '' and tonumber(state['lease_until'] or 0) > now then return {0} end
+local first = not state['lease_token']
 local token = tostring(tonumber(state['lease_token'] or '0') + 1)
 local untl = tostring(now + tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'lease_token', token, 'lease_owner', ARGV[1], 'lease_until', untl,
@@ -339,29 +353,52 @@ state['lease_token'], state['lease_owner'], state['lease_until'] = token, ARGV[1
 state['status'] = 'running'
 flat = {}
 for f, v in pairs(state) do flat[#flat + 1] = f; flat[#flat + 1] = v end
-drain(KEYS[2], KEYS[3])
-local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
-local from = tonumber(snap[1] or '0') or 0
--- not this log's: load it whole (no snapshot: nothing to check)
-if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
-return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1),
-        redis.call('HGETALL', KEYS[4]), meta, from, from > 0 and snap[2] or ''}
+local drained = drain(KEYS[2], KEYS[3])
+-- Never leased before: nobody wrote its log but this drain (only a holder writes the log).
+if first then return {tonumber(token), flat, drained, {}, meta, 0, '', now} end
+-- A thread made by this version (its meta names the layout) keeps its ledger in the state
+-- hash (store.keys.LAYOUT) and a snapshot only where the state says so; one from before has
+-- both read from their own keys.
+local layout = ARGV[3] == '1'
+for k = 1, #meta, 2 do layout = layout or meta[k] == LAYOUT end
+local ledger = {}
+if not layout then ledger = redis.call('HGETALL', KEYS[4]) end
+local from, body = 0, ''
+if not layout or state[HAS_SNAPSHOT] then
+  local snap = redis.call('HMGET', KEYS[6], 'upto', 'body')
+  from = tonumber(snap[1] or '0') or 0
+  -- not this log's: load it whole (no snapshot: nothing to check)
+  if from > 0 and from > redis.call('LLEN', KEYS[3]) then from = 0 end
+  body = snap[2]
+end
+return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1), ledger, meta, from,
+        from > 0 and body or '', now}
 """
 )
 
 COMMIT = (
     _CHANGED
-    + _LAZY_CLOCK
+    + _LAYOUT
     + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
--- ARGV: token ttl_ms release drain, then counted groups:
+-- ARGV: token ttl_ms release drain renew now_ms, then counted groups:
 --       events (json...), state (field value...), ledger (call_id value...),
 --       records for requests/outbox hashes (field value...), snapshot (upto body, or none),
---       ops on shared keys and the outbox (op key_index a b, ...; see store.publication;
---       'hsetin' / 'zaddin' write the server's now + a duration: a claim's deadline)
+--       ops on shared keys (op key_index a b, ...; see store.publication)
+-- now_ms is the server's time as the lease holder knows it: the acquire's TIME plus the
+-- holder's monotonic time since (store.threads.Held.now_ms), a little behind the server's,
+-- so deadlines set from it (the lease's; a new item's claim, sent with the item) are a
+-- little early, never late. No TIME in a commit.
+-- A commit that keeps the lease writes the state only with what changed (the client sends
+-- only that) and renews the lease only when asked (renew: store.threads.Held), so a
+-- mid-run commit of a 1-2 command job costs no TIME and no HSET of fields as they were.
+-- It tells the change feed itself only when it releases or merged input: a mid-run change
+-- waits a moment for the feed (store.threads: ThreadStore.feed_delay), so that a run's
+-- steps in quick succession are one message, the release's.
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[1] then return {-1} end
-local i = 5
+local now = tonumber(ARGV[6])
+local i = 7
 local n = tonumber(ARGV[i])
 if n > 0 then push_all(KEYS[2], ARGV, i + 1, i + n) end
 i = i + n + 1
@@ -381,6 +418,7 @@ n = tonumber(ARGV[i] or '0')
 -- A snapshot covers a position of this log, never one past its end.
 if n > 0 and tonumber(ARGV[i + 1]) <= redis.call('LLEN', KEYS[2]) then
   redis.call('HSET', KEYS[7], 'upto', ARGV[i + 1], 'body', ARGV[i + 2])
+  fields[#fields + 1], fields[#fields + 2] = HAS_SNAPSHOT, '1'
 end
 i = i + n + 1
 local drained = {}
@@ -390,20 +428,17 @@ local n_fields = #fields
 if released then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_owner', ''
   fields[n_fields + 3], fields[n_fields + 4] = 'lease_until', 0
-else
-  -- the clock only here: a releasing commit judges no time
-  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', clock() + tonumber(ARGV[2])
+elseif ARGV[3] == '1' or ARGV[5] == '1' then
+  fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
 end
-redis.call('HSET', KEYS[1], unpack(fields))
-changed()
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if #drained > 0 or ARGV[3] == '1' then changed() end
 n = tonumber(ARGV[i] or '0')
 for j = i + 1, i + n, 4 do
   local op, key, a, b = ARGV[j], KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2], ARGV[j + 3]
   if op == 'zadd' then redis.call('ZADD', key, a, b)
   elseif op == 'hset' then redis.call('HSET', key, a, b)
   elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
-  elseif op == 'hsetin' then redis.call('HSET', key, a, clock() + tonumber(b))
-  elseif op == 'zaddin' then redis.call('ZADD', key, clock() + tonumber(a), b)
   elseif op == 'ack' and released then
     redis.call('XACK', key, a, b)
     redis.call('XDEL', key, b)

@@ -8,6 +8,8 @@ checked inside the same script that writes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
 from model.ids import thread_of_request
@@ -41,6 +44,7 @@ from store.errors import (
     RequestWithdrawn,
     ThreadNotFound,
 )
+from store.holding import Held, MetaCache, ServerClock
 from store.outbox import Handoff, recovery_member
 from store.partitions import Shared
 from store.publication import Ops, runs_inline
@@ -60,6 +64,12 @@ class NewThread:
     """Set when another agent's handoff starts the thread (store.calls, agent.handoff)."""
 
 
+FEED_DELAY_S = 1.0
+"""How long a mid-run commit's change may wait before the change feed hears of it
+(store.changes): a run that pauses within it is announced once, by its releasing commit,
+instead of once per step; a longer one at most once per this interval."""
+
+
 @dataclass(frozen=True)
 class Lease:
     """A worker's hold on one thread, with everything it loaded on acquiring it."""
@@ -77,6 +87,8 @@ class Lease:
     """Where ``events`` start in the log: the position the thread's snapshot covers."""
     snapshot: bytes | None = None
     """The snapshot's body (store.snapshot), when ``base`` > 0."""
+    held: Held = field(default_factory=lambda: Held({}, 0.0), compare=False)
+    """The holder's record of its writes (changes as it commits)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,10 @@ class CommitResult:
     released: bool
     merged: list[Event] = field(default_factory=list)
     """Inbox events merged into the log by this commit (they arrived while running)."""
+
+
+def _in_ledger(state_field: str) -> bool:
+    return state_field.startswith(keys.LEDGER)
 
 
 def _ms(at: datetime) -> int:
@@ -130,6 +146,11 @@ class ThreadStore(ThreadReads):
         self.direct: Handoff | None = None
         """This process's running dispatcher, if the worker handed it its commits' new
         outbox items (agent.worker): they are then claimed for it (store.outbox)."""
+        self.metas = MetaCache()
+        self.clock = ServerClock()
+        self.feed_delay = FEED_DELAY_S
+        self._announce: dict[str, asyncio.TimerHandle] = {}
+        self._announcing: set[asyncio.Task[None]] = set()
         self.next_due_ms = float("inf")
         """The earliest deadline or timer this process published since the worker last
         looked (epoch ms): its cue to look before its next scheduled round (agent.worker)."""
@@ -164,12 +185,7 @@ class ThreadStore(ThreadReads):
         else:
             args += ["", "", ""]
         args += [report.traceparent or "", parent, _ms(event.at)]
-        thread_keys = [
-            keys.inbox(thread_id),
-            keys.seen(thread_id),
-            keys.meta(thread_id),
-            keys.state(thread_id),
-        ]
+        thread_keys = [keys.inbox(thread_id), keys.seen(thread_id), keys.meta(thread_id)]
         if self._inline:
             thread_keys += [self.shared.runs(thread_id), self.shared.threads(thread_id)]
         # On a cluster the wake-up is on another slot: it follows the script, and only once
@@ -288,6 +304,9 @@ class ThreadStore(ThreadReads):
     # ---- the lease holder's side ----------------------------------------------------------
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
         """Take the thread's lease (None if another worker holds it) and load the thread."""
+        known = self.metas.get(thread_id)
+        now_ms = self.clock.now_ms()
+        sent = time.monotonic()
         reply = await self._acquire(
             keys=[
                 keys.state(thread_id),
@@ -297,32 +316,49 @@ class ThreadStore(ThreadReads):
                 keys.meta(thread_id),
                 keys.snapshot(thread_id),
             ],
-            args=[owner, ttl_ms],
+            args=[
+                owner,
+                ttl_ms,
+                "0" if known is None else "1" if keys.LAYOUT in known else "2",
+                "" if now_ms is None else now_ms,
+            ],
         )
         if reply[0] == -1:
             raise ThreadNotFound(thread_id)
         if reply[0] == 0:
             return None
-        token, state_flat, events, ledger_flat, meta_flat, base, body = reply
+        received = time.monotonic()
+        if now_ms is None:  # the server's TIME: the estimate of later acquires
+            self.clock.sample(int(reply[-1]), received)
+        token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
+        meta = known if known is not None else flat_hash(meta_flat)
+        self.metas.put(thread_id, meta)
+        ledger = flat_hash(ledger_flat)  # a thread from before keys.LAYOUT; else in the state
+        ledger.update((f[len(keys.LEDGER) :], v) for f, v in state.items() if _in_ledger(f))
         unpublished = state.get(keys.UNPUBLISHED)
         return Lease(
             thread_id=thread_id,
             token=int(token),
             owner=owner,
-            meta=meta_of(flat_hash(meta_flat)),
+            meta=meta_of(meta),
             state=state_of(state),
             events=load_events(events),
-            ledger=flat_hash(ledger_flat),
+            ledger=ledger,
             unpublished=json.loads(unpublished) if unpublished else None,
             base=int(base),
             snapshot=body if body else None,
+            held=Held(state, sent, keys.LAYOUT in meta, int(server_ms), received),
         )
 
     async def extend(self, lease: Lease, ttl_ms: int) -> bool:
-        return bool(
+        sent = time.monotonic()
+        extended = bool(
             await self._extend(keys=[keys.state(lease.thread_id)], args=[lease.token, ttl_ms])
         )
+        if extended:
+            lease.held.renewed = sent
+        return extended
 
     async def commit(
         self,
@@ -348,15 +384,27 @@ class ThreadStore(ThreadReads):
         ``merge`` also moves the inbox into the log (the result says what arrived).
         ``release`` gives the lease up, unless something arrived: then the caller keeps it
         and must go on. Raises LeaseLost if another worker has taken the thread over.
+
+        A commit that keeps the lease writes only the state fields that changed and renews
+        the lease only when half of it has passed (``Held``); a releasing one writes all.
         """
         tid = lease.thread_id
-        state = dict(state or {})
+        held = lease.held
+        state = dict(state or {}) if release else held.changed(state or {})
+        renew = not release and held.renew_due(ttl_ms)
+        sent = time.monotonic()
         questions = [r.request_id for r in requests if r.kind == "question"]
         if questions:  # the thread's open question, for channels that take a reply as answer
             state[keys.QUESTION] = questions[-1]
+        shown = bool(events or state or requests or outbox)  # what the change feed is for
+        if ledger and held.layout:  # in the state hash (keys.LAYOUT)
+            state.update((keys.LEDGER + call_id, v) for call_id, v in ledger.items())
+            ledger = None
         publication: dict[str, Any] | None = None
         ops = Ops()
         direct = self.direct if outbox and self.direct and self.direct.accepting() else None
+        now_ms = held.now_ms()
+        claimed_until = now_ms + direct.claim_ms if direct else 0
         if requests or outbox or timers:
             dues = [_ms(r.deadline) for r in requests if r.deadline] + list((timers or {}).values())
             self.next_due_ms = min([self.next_due_ms, *dues])
@@ -369,22 +417,19 @@ class ThreadStore(ThreadReads):
                 "outbox": [] if direct else [o.outbox_id for o in outbox],
             }
             if direct:  # each item's recovery entry, due when its claim runs out
-                due_ms = int(time.time() * 1000) + direct.claim_ms
                 publication["recover"] = [
-                    [recovery_member(tid, o.outbox_id), due_ms] for o in outbox
+                    [recovery_member(tid, o.outbox_id), claimed_until] for o in outbox
                 ]
-                publication["claim_ms"] = direct.claim_ms
-            if not self._inline:
+            if not self._inline:  # always new: its publication removes it (publish_into)
                 state[keys.UNPUBLISHED] = json.dumps(publication)
             else:  # a single server: the script writes the shared keys (store.publication)
                 ops.publication(self.shared, tid, publication)
                 publication = None
-        if direct:
-            ops.claims([o.outbox_id for o in outbox], direct.claim_ms)
         if self._inline and ack is not None:
             ops.ack(ack)
             ack = None
-        args: list[Any] = [lease.token, ttl_ms, int(release), int(merge)]
+        args: list[Any] = [lease.token, ttl_ms, int(release), int(merge), int(renew)]
+        args.append(now_ms)
         args += [len(events), *(dump_event(e) for e in events)]
         flat_state = [x for kv in state.items() for x in kv]
         args += [len(flat_state), *flat_state]
@@ -403,9 +448,10 @@ class ThreadStore(ThreadReads):
             # Defaults left out (nulls, empty lists): read back the same, and some 100
             # bytes an item fewer in a hash kept as long as the thread.
             flat_out += [o.outbox_id, o.model_dump_json(exclude_defaults=True), status_field]
-            if direct:  # claimed for this process's dispatcher: its first attempt
+            if direct:  # claimed for this process's dispatcher: its first attempt, until
                 attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
-                flat_out += ["sending", attempts, 1]
+                until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
+                flat_out += ["sending", attempts, 1, until, claimed_until]
             else:
                 flat_out += ["pending"]
         args += [len(flat_out), *flat_out]
@@ -427,6 +473,13 @@ class ThreadStore(ThreadReads):
         if reply[0] == -1:
             raise LeaseLost(tid, lease.token)
         result = CommitResult(released=bool(reply[1]), merged=load_events(reply[2]))
+        held.wrote(state)
+        if release or result.merged:  # the script told the change feed
+            self._announced(tid)
+        elif shown:
+            self._announce_later(tid)
+        if renew or (release and not result.released):  # the script renewed the lease
+            held.renewed = sent
         if publication is not None or ack is not None:
             pipe = self.redis.pipeline(transaction=False)
             if publication is not None:
@@ -437,6 +490,30 @@ class ThreadStore(ThreadReads):
         if direct:  # stored, claimed and (above) recoverable: now send them
             direct.take(outbox)
         return result
+
+    def _announce_later(self, thread_id: str) -> None:
+        """Tell the change feed of a mid-run change within ``feed_delay``, unless a commit
+        that tells it (a release) comes first."""
+        if thread_id not in self._announce:
+            loop = asyncio.get_running_loop()
+            self._announce[thread_id] = loop.call_later(
+                self.feed_delay, self._announce_now, thread_id
+            )
+
+    def _announced(self, thread_id: str) -> None:
+        handle = self._announce.pop(thread_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _announce_now(self, thread_id: str) -> None:
+        del self._announce[thread_id]
+        task = asyncio.ensure_future(self._publish_change(thread_id))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _publish_change(self, thread_id: str) -> None:
+        with contextlib.suppress(RedisError, OSError):  # fire and forget, as pub/sub is
+            await self.redis.publish(keys.CHANGES, thread_id)
 
     def publish_into(
         self, pipe: aioredis.client.Pipeline, thread_id: str, publication: Mapping[str, Any]
@@ -453,7 +530,8 @@ class ThreadStore(ThreadReads):
         for oid in publication.get("outbox", []):
             pipe.xadd(self.shared.outbox(thread_id), {"t": thread_id, "o": oid})
         for member, due_ms in publication.get("recover", []):
-            # This host's clock: a recovery a little early finds the claim live and waits.
+            # Due when the claim runs out (the server's time as the holder knows it; written
+            # by an earlier version: this host's). Early, the recovery finds it live and waits.
             pipe.zadd(self.shared.outbox_retry(thread_id), {member: due_ms}, nx=True)
         pipe.hdel(keys.state(thread_id), keys.UNPUBLISHED)
 
