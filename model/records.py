@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import from_json
 
 from model.events import Event, JsonObject, MessageKind, TaggedResponse, utcnow
 
@@ -91,6 +92,13 @@ class ThreadState(_Frozen):
 RequestStatus = Literal["pending", "answered", "expired", "withdrawn"]
 
 
+def _placed(raw: str | bytes, ids: dict[str, str]) -> dict[str, Any]:
+    """A stored record's JSON with the ids its place names (the hash's key and field) put
+    back: the stored form leaves them out; forms written before carry them, and keep them."""
+    data: dict[str, Any] = from_json(raw)
+    return {**ids, **data}
+
+
 class RequestRecord(_Frozen):
     """A question or an approval waiting for a human; answered once, by an allowed person."""
 
@@ -141,6 +149,18 @@ class RequestRecord(_Frozen):
                 return True
         return False
 
+    _PLACED: ClassVar[set[str]] = {"request_id", "thread_id"}
+
+    def stored(self) -> str:
+        """The stored form (``store.keys.requests``): defaults left out (readers fill them
+        in, scripts.ANSWER too), and the ids the key and field name already say."""
+        return self.model_dump_json(exclude_defaults=True, exclude=self._PLACED)
+
+    @classmethod
+    def load(cls, raw: str | bytes, *, request_id: str, thread_id: str) -> RequestRecord:
+        """A record as stored at ``request_id`` of ``thread_id``'s requests hash, in any form."""
+        return cls.model_validate(_placed(raw, {"request_id": request_id, "thread_id": thread_id}))
+
 
 class RequestView(_Frozen):
     """A request with its current status, as the API shows it."""
@@ -150,7 +170,8 @@ class RequestView(_Frozen):
     response: TaggedResponse | None = None
     """The answer that settled it (requests answered before 0.2 do not carry it)."""
     sent: str | None = None
-    """The provider's id of the message that last offered it."""
+    """The provider's id of the message that last offered it, where a reply can name it
+    (None for REST: ``Delivery.mapped``)."""
     approvals_given: int = 0
     """Distinct people who approved so far (an approval's quorum is ``approvals_needed``)."""
 
@@ -197,6 +218,18 @@ class OutboxItem(_Frozen):
     created: datetime = Field(default_factory=utcnow)
     brief: ApprovalBrief | None = None
     """For an approval: who asked, why, quorum and deadline (older items: None)."""
+
+    _PLACED: ClassVar[set[str]] = {"outbox_id", "thread_id"}
+
+    def stored(self) -> str:
+        """The stored form (``store.keys.outbox``): defaults left out (nulls, empty lists),
+        and the ids the key and field name already say."""
+        return self.model_dump_json(exclude_defaults=True, exclude=self._PLACED)
+
+    @classmethod
+    def load(cls, raw: str | bytes, *, outbox_id: str, thread_id: str) -> OutboxItem:
+        """An item as stored at ``outbox_id`` of ``thread_id``'s outbox hash, in any form."""
+        return cls.model_validate(_placed(raw, {"outbox_id": outbox_id, "thread_id": thread_id}))
 
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "unknown"]

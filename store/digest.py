@@ -141,8 +141,8 @@ class Digests:
                 delta_from=start,
                 delta=events[start - starts[tid] :] if start is not None else [],
                 inbox=load_events(inbox),
-                requests=requests_of(_strings(requests)),
-                outbox=outbox_of(_strings(outbox)),
+                requests=requests_of(_strings(requests), tid),
+                outbox=outbox_of(_strings(outbox), tid),
             )
         return results
 

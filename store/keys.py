@@ -108,6 +108,7 @@ OUTBOX_ATTEMPTS = "a"
 OUTBOX_CLAIM_UNTIL = "c"
 """While 'sending': the claim's deadline (server ms); past it, the attempt is stale."""
 OUTBOX_PROVIDER_ID = "p"
+"""Not written when it is the item's own id (REST, a handoff): a sent item without one has it."""
 OUTBOX_ERROR = "e"
 OUTBOX_PROVIDER_STATUS = "d"
 """What the provider reported later, comma-separated in arrival order, each status once

@@ -105,7 +105,7 @@ class OutboxStore:
         if verdict not in ("go", "stale"):
             return None
         return Claim(
-            item=OutboxItem.model_validate_json(reply[1]),
+            item=OutboxItem.load(reply[1], outbox_id=outbox_id, thread_id=thread_id),
             attempt=int(reply[2]),
             stale=verdict == "stale",
         )
@@ -156,7 +156,9 @@ class OutboxStore:
         def refs(pipe: aioredis.client.Pipeline) -> None:
             for provider_id in {delivery.provider_id, *delivery.refs} if delivery.mapped else ():
                 pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
-            if item.request_id:  # where the request was last posted: replies after it answer
+            # Where the request was last posted: replies after it answer, and a withdrawal
+            # changes that message. Not where no reply can name it (REST): 100 bytes unread.
+            if item.request_id and delivery.mapped:
                 field = keys.request_field(item.request_id, keys.REQUEST_SENT)
                 pipe.hset(keys.requests(item.thread_id), field, delivery.provider_id)
 
@@ -204,7 +206,7 @@ class OutboxStore:
         raw = await self.redis.hget(keys.outbox(thread_id), outbox_id)
         if raw is None:
             return False
-        item = OutboxItem.model_validate_json(raw)
+        item = OutboxItem.load(raw, outbox_id=outbox_id, thread_id=thread_id)
         failure = _failure(item, reason, "failed")
 
         def wake(pipe: aioredis.client.Pipeline) -> None:

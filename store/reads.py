@@ -56,6 +56,7 @@ def state_of(raw: Mapping[str, str]) -> ThreadState:
 
 def request_view(
     rid: str,
+    tid: str,
     record: str | bytes,
     status: str | bytes | None,
     answer: str | bytes | None,
@@ -67,7 +68,7 @@ def request_view(
     if approvals is None and isinstance(response, Approved):
         given = 1  # a single approval answers at once and writes no count (scripts.ANSWER)
     return RequestView(
-        request=RequestRecord.model_validate_json(record),
+        request=RequestRecord.load(record, request_id=rid, thread_id=tid),
         status=cast(RequestStatus, text(status) if status is not None else "pending"),
         response=response,
         sent=text(sent) if sent is not None else None,
@@ -98,17 +99,17 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     )
 
 
-def requests_of(raw: Mapping[str, str]) -> list[RequestView]:
+def requests_of(raw: Mapping[str, str], thread_id: str) -> list[RequestView]:
     """A thread's requests hash as views, in the order they were made (hashes have none)."""
     views = [
-        request_view(k, v, *(raw.get(f) for f in request_fields(k)[1:]))
+        request_view(k, thread_id, v, *(raw.get(f) for f in request_fields(k)[1:]))
         for k, v in raw.items()
         if ":" not in k
     ]
     return sorted(views, key=lambda r: r.request.created)
 
 
-def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
+def outbox_of(raw: Mapping[str, str], thread_id: str) -> list[OutboxView]:
     """A thread's outbox hash as views, in the order they were made."""
 
     def field(oid: str, suffix: str) -> str | None:
@@ -119,12 +120,17 @@ def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
         count = field(oid, keys.OUTBOX_ATTEMPTS)
         return int(count) if count is not None else int(status not in ("pending", "sending"))
 
+    def provider_id(oid: str, status: str) -> str | None:
+        # A sent item keeps no provider id that is its own id (scripts.OUTBOX_SETTLE).
+        found = field(oid, keys.OUTBOX_PROVIDER_ID)
+        return oid if found is None and status == "sent" else found
+
     views = [
         OutboxView(
-            item=OutboxItem.model_validate_json(v),
+            item=OutboxItem.load(v, outbox_id=k, thread_id=thread_id),
             status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
             attempts=attempts(k, field(k, keys.OUTBOX_STATUS) or "pending"),
-            provider_id=field(k, keys.OUTBOX_PROVIDER_ID),
+            provider_id=provider_id(k, field(k, keys.OUTBOX_STATUS) or "pending"),
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )
@@ -173,9 +179,9 @@ class ThreadReads:
         for rid, tid in pairs:
             pipe.hmget(keys.requests(tid), request_fields(rid))
         views = []
-        for (rid, _), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
+        for (rid, tid), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
             if raw is not None:
-                views.append(request_view(rid, raw, *fields))
+                views.append(request_view(rid, tid, raw, *fields))
         return views
 
     async def thread(self, thread_id: str) -> ThreadView:
@@ -194,8 +200,8 @@ class ThreadReads:
             state=state_of(flat_text(state)),
             events=load_events(events),
             inbox=load_events(inbox),
-            requests=requests_of(flat_text(requests)),
-            outbox=outbox_of(flat_text(outbox)),
+            requests=requests_of(flat_text(requests), thread_id),
+            outbox=outbox_of(flat_text(outbox), thread_id),
         )
 
     async def thread_ids(self, limit: int = 100) -> list[str]:

@@ -456,9 +456,10 @@ OUTBOX_SETTLE = (
 -- Records how a delivery ended; a failure also leaves a note for the thread's next run.
 -- Once it has ended (not 'pending' again for a retry) the claim's deadline is dead, and so
 -- is an attempt count of one, which readers assume for a settled item without one: two
--- fields of some 70 bytes each fewer in a hash that outlives the thread (store.reads).
+-- fields of some 70 bytes each fewer in a hash that outlives the thread (store.reads). So is
+-- a provider id that is the item's own id (REST, a handoff): readers of a sent item assume it.
 local fields = {ARGV[1] .. ':s', ARGV[2]}
-if ARGV[3] ~= '' then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
+if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
 if ARGV[4] ~= '' then fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':e', ARGV[4] end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[2] ~= 'pending' then
@@ -477,8 +478,12 @@ OUTBOX_REPORT_FAILURE = (
 -- KEYS: outbox inbox
 -- ARGV: outbox_id error event_json
 -- A failure reported after the send (bounce, callback): once per item, never over another.
-local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':s')
+local got = redis.call('HMGET', KEYS[1], ARGV[1] .. ':s', ARGV[1] .. ':p')
+local status = got[1]
 if status == 'failed' or status == 'unknown' then return 0 end
+-- A sent item without a provider id was sent under its own id (OUTBOX_SETTLE): once it is no
+-- longer 'sent', readers cannot tell that, so the id is written out.
+if status == 'sent' and not got[2] then redis.call('HSET', KEYS[1], ARGV[1] .. ':p', ARGV[1]) end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':s', 'failed', ARGV[1] .. ':e', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 changed()

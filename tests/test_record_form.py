@@ -1,0 +1,105 @@
+"""The stored form of requests and outbox items: compact today, and every earlier form still
+reads back as the same record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from agent.outbox import OutboxDispatcher
+from channels.rest.sender import RestSender
+from model.records import ApprovalBrief, Origin, OutboxItem, RequestRecord
+from store import keys
+from store.outbox import OutboxStore
+from store.threads import ThreadStore
+from tests.test_outbox import _committed_item
+
+AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+RECORD = RequestRecord(
+    request_id="rq_a_th_a",
+    thread_id="th_a",
+    kind="approval",
+    text="Approval needed: deploy(tag='v1.2.3')",
+    tool="deploy",
+    arguments={"tag": "v1.2.3"},
+    call_id="call_a",
+    approvers=["rest:*"],
+    requester="rest:bench",
+    created=AT,
+)
+ITEM = OutboxItem(
+    outbox_id="out_a",
+    thread_id="th_a",
+    kind="approval",
+    text="Approval needed: deploy(tag='v1.2.3')",
+    to=Origin(channel="rest", address="bench"),
+    request_id="rq_a_th_a",
+    tool="deploy",
+    arguments={"tag": "v1.2.3"},
+    created=AT,
+    brief=ApprovalBrief(agent="deploybot", requester="rest:bench", said="deploy"),
+)
+
+# As 0.3 stored them: the ids the key and the field name say, repeated in the value.
+OLD_RECORD = (
+    '{"request_id":"rq_a_th_a","thread_id":"th_a","kind":"approval",'
+    '"text":"Approval needed: deploy(tag=\'v1.2.3\')","tool":"deploy",'
+    '"arguments":{"tag":"v1.2.3"},"call_id":"call_a","approvers":["rest:*"],'
+    '"requester":"rest:bench","created":"2026-01-02T03:04:05.678000Z"}'
+)
+OLD_ITEM = (
+    '{"outbox_id":"out_a","thread_id":"th_a","kind":"approval",'
+    '"text":"Approval needed: deploy(tag=\'v1.2.3\')","to":{"channel":"rest","address":"bench"},'
+    '"request_id":"rq_a_th_a","tool":"deploy","arguments":{"tag":"v1.2.3"},'
+    '"created":"2026-01-02T03:04:05.678000Z",'
+    '"brief":{"agent":"deploybot","requester":"rest:bench","said":"deploy"}}'
+)
+
+
+def test_a_request_is_stored_without_the_ids_its_place_names() -> None:
+    stored = RECORD.stored()
+    assert "rq_a_th_a" not in stored
+    assert "th_a" not in stored
+    assert RequestRecord.load(stored, request_id="rq_a_th_a", thread_id="th_a") == RECORD
+
+
+def test_a_request_stored_by_earlier_versions_reads_back_the_same() -> None:
+    assert RequestRecord.load(OLD_RECORD, request_id="rq_a_th_a", thread_id="th_a") == RECORD
+
+
+def test_an_outbox_item_is_stored_without_the_ids_its_place_names() -> None:
+    stored = ITEM.stored()
+    assert "out_a" not in stored
+    assert '"thread_id"' not in stored
+    assert OutboxItem.load(stored, outbox_id="out_a", thread_id="th_a") == ITEM
+
+
+def test_an_outbox_item_stored_by_earlier_versions_reads_back_the_same() -> None:
+    assert OutboxItem.load(OLD_ITEM, outbox_id="out_a", thread_id="th_a") == ITEM
+
+
+async def test_a_delivery_under_the_items_own_id_stores_no_provider_id(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    outbox = OutboxStore(redis_client)
+    await outbox.setup()
+    await _committed_item(store, "t7", "o7")
+    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="t")
+    [entry] = await store.outbox_stream.read("t", 10, block_ms=100)
+    await dispatcher.deliver(entry)
+    assert sorted(await redis_client.hkeys(keys.outbox("t7"))) == [b"o7", b"o7:s"]
+    assert (await store.thread("t7")).outbox[0].provider_id == "o7"
+    # A failure reported later keeps the id the item was sent under.
+    assert await outbox.report_failure("t7", "o7", "bounced")
+    [view] = (await store.thread("t7")).outbox
+    assert (view.status, view.provider_id, view.error) == ("failed", "o7", "bounced")
+
+
+async def test_a_sent_item_stored_with_its_provider_id_reads_back_the_same(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await _committed_item(store, "t8", "o8")
+    await redis_client.hset(keys.outbox("t8"), mapping={"o8:s": "sent", "o8:p": "o8"})
+    assert (await store.thread("t8")).outbox[0].provider_id == "o8"
