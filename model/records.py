@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json
 
 from model.events import Event, JsonObject, MessageKind, TaggedResponse, utcnow
+from model.forms import stored_serializer
 
 Status = Literal["idle", "running", "awaiting_human", "waiting", "done", "failed", "cancelled"]
 """``waiting``: for a long-running tool's result or a child agent's answer, not for a human."""
@@ -151,10 +152,10 @@ class RequestRecord(_Frozen):
 
     _PLACED: ClassVar[set[str]] = {"request_id", "thread_id"}
 
-    def stored(self) -> str:
+    def stored(self) -> bytes:
         """The stored form (``store.keys.requests``): defaults left out (readers fill them
         in, scripts.ANSWER too), and the ids the key and field name already say."""
-        return self.model_dump_json(exclude_defaults=True, exclude=self._PLACED)
+        return _REQUEST_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
 
     @classmethod
     def load(cls, raw: str | bytes, *, request_id: str, thread_id: str) -> RequestRecord:
@@ -221,16 +222,20 @@ class OutboxItem(_Frozen):
 
     _PLACED: ClassVar[set[str]] = {"outbox_id", "thread_id"}
 
-    def stored(self) -> str:
+    def stored(self) -> bytes:
         """The stored form (``store.keys.outbox``): defaults left out (nulls, empty lists),
         and the ids the key and field name already say."""
-        return self.model_dump_json(exclude_defaults=True, exclude=self._PLACED)
+        return _OUTBOX_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
 
     @classmethod
     def load(cls, raw: str | bytes, *, outbox_id: str, thread_id: str) -> OutboxItem:
         """An item as stored at ``outbox_id`` of ``thread_id``'s outbox hash, in any form."""
         return cls.model_validate(_placed(raw, {"outbox_id": outbox_id, "thread_id": thread_id}))
 
+
+# ``created`` always written: its default is the clock's, which a dump may read unchanged.
+_REQUEST_FORM = stored_serializer(RequestRecord, ("created",))
+_OUTBOX_FORM = stored_serializer(OutboxItem, ("created",))
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "unknown"]
 

@@ -160,7 +160,11 @@ class ThreadStore(ThreadReads):
         parent = create.parent.model_dump_json() if create and create.parent else ""
         args: list[Any] = [dedupe or "", dump_event(event), "1" if create else "0", thread_id]
         if create:
-            args += [create.agent, create.origin.model_dump_json(), event.at.isoformat()]
+            args += [
+                create.agent,
+                create.origin.model_dump_json(exclude_defaults=True),
+                event.at.isoformat(),
+            ]
         else:
             args += ["", "", ""]
         args += [report.traceparent or "", parent, _ms(event.at)]

@@ -60,8 +60,8 @@ OLD_ITEM = (
 
 def test_a_request_is_stored_without_the_ids_its_place_names() -> None:
     stored = RECORD.stored()
-    assert "rq_a_th_a" not in stored
-    assert "th_a" not in stored
+    assert b"rq_a_th_a" not in stored
+    assert b'"thread_id"' not in stored
     assert RequestRecord.load(stored, request_id="rq_a_th_a", thread_id="th_a") == RECORD
 
 
@@ -71,8 +71,8 @@ def test_a_request_stored_by_earlier_versions_reads_back_the_same() -> None:
 
 def test_an_outbox_item_is_stored_without_the_ids_its_place_names() -> None:
     stored = ITEM.stored()
-    assert "out_a" not in stored
-    assert '"thread_id"' not in stored
+    assert b"out_a" not in stored
+    assert b'"thread_id"' not in stored
     assert OutboxItem.load(stored, outbox_id="out_a", thread_id="th_a") == ITEM
 
 
