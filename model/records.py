@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -221,16 +222,49 @@ class OutboxItem(_Frozen):
     """For an approval: who asked, why, quorum and deadline (older items: None)."""
 
     _PLACED: ClassVar[set[str]] = {"outbox_id", "thread_id"}
+    _ASKED: ClassVar[tuple[str, ...]] = ("text", "tool", "arguments", "editable", "grants")
+    """What an approval's first offer says as its request does (RequestRecord's fields)."""
 
-    def stored(self) -> bytes:
+    def stored(self, asked: RequestRecord | None = None) -> bytes:
         """The stored form (``store.keys.outbox``): defaults left out (nulls, empty lists),
-        and the ids the key and field name already say."""
-        return _OUTBOX_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
+        and the ids the key and field name already say. ``asked``: the request the item
+        offers, stored beside it; when the item says all of ``_ASKED`` as the request does,
+        those are left out too, with the brief's requester (no ``text``: ``load`` takes them
+        from the request)."""
+        if asked is None or not self.repeats(asked):
+            return _OUTBOX_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
+        exclude: dict[str, Any] = dict.fromkeys((*self._PLACED, *self._ASKED), True)
+        exclude["brief"] = {"requester": True}
+        return _OUTBOX_FORM.to_json(self, exclude_defaults=True, exclude=exclude)
+
+    def repeats(self, request: RequestRecord) -> bool:
+        """Whether this item offers ``request`` in its own words (an approval's first ask)."""
+        if self.request_id != request.request_id:
+            return False
+        if self.brief is not None and self.brief.requester != request.requester:
+            return False
+        return all(getattr(self, f) == getattr(request, f) for f in self._ASKED)
 
     @classmethod
-    def load(cls, raw: str | bytes, *, outbox_id: str, thread_id: str) -> OutboxItem:
-        """An item as stored at ``outbox_id`` of ``thread_id``'s outbox hash, in any form."""
-        return cls.model_validate(_placed(raw, {"outbox_id": outbox_id, "thread_id": thread_id}))
+    def load(
+        cls,
+        raw: str | bytes,
+        *,
+        outbox_id: str,
+        thread_id: str,
+        requests: Mapping[str, str | bytes] | None = None,
+    ) -> OutboxItem:
+        """An item as stored at ``outbox_id`` of ``thread_id``'s outbox hash, in any form.
+
+        ``requests``: the thread's requests hash (or the one the item offers), for an item
+        stored without what its request says; raises KeyError when that is not there."""
+        data = _placed(raw, {"outbox_id": outbox_id, "thread_id": thread_id})
+        if "text" not in data:
+            asked: dict[str, Any] = from_json((requests or {})[data["request_id"]])
+            data.update({f: asked[f] for f in cls._ASKED if f in asked})
+            if isinstance(data.get("brief"), dict) and "requester" in asked:
+                data["brief"] = {**data["brief"], "requester": asked["requester"]}
+        return cls.model_validate(data)
 
 
 # ``created`` always written: its default is the clock's, which a dump may read unchanged.

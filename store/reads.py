@@ -109,8 +109,11 @@ def requests_of(raw: Mapping[str, str], thread_id: str) -> list[RequestView]:
     return sorted(views, key=lambda r: r.request.created)
 
 
-def outbox_of(raw: Mapping[str, str], thread_id: str) -> list[OutboxView]:
-    """A thread's outbox hash as views, in the order they were made."""
+def outbox_of(
+    raw: Mapping[str, str], thread_id: str, requests: Mapping[str, str]
+) -> list[OutboxView]:
+    """A thread's outbox hash as views, in the order they were made (``requests``: the
+    thread's requests hash, which an approval's first offer takes its words from)."""
 
     def field(oid: str, suffix: str) -> str | None:
         return raw.get(keys.outbox_field(oid, suffix))
@@ -127,7 +130,7 @@ def outbox_of(raw: Mapping[str, str], thread_id: str) -> list[OutboxView]:
 
     views = [
         OutboxView(
-            item=OutboxItem.load(v, outbox_id=k, thread_id=thread_id),
+            item=OutboxItem.load(v, outbox_id=k, thread_id=thread_id, requests=requests),
             status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
             attempts=attempts(k, field(k, keys.OUTBOX_STATUS) or "pending"),
             provider_id=provider_id(k, field(k, keys.OUTBOX_STATUS) or "pending"),
@@ -195,13 +198,14 @@ class ThreadReads:
         meta, state, events, inbox, requests, outbox = await pipe.execute()
         if not meta:
             raise ThreadNotFound(thread_id)
+        asked = flat_text(requests)
         return ThreadView(
             meta=meta_of(flat_text(meta)),
             state=state_of(flat_text(state)),
             events=load_events(events),
             inbox=load_events(inbox),
-            requests=requests_of(flat_text(requests), thread_id),
-            outbox=outbox_of(flat_text(outbox), thread_id),
+            requests=requests_of(asked, thread_id),
+            outbox=outbox_of(flat_text(outbox), thread_id, asked),
         )
 
     async def thread_ids(self, limit: int = 100) -> list[str]:

@@ -427,9 +427,10 @@ return 1
 OUTBOX_CLAIM = (
     _PRELUDE
     + """
--- KEYS: outbox    ARGV: outbox_id claim_ms
--- Returns {state, item_json, attempts}; state is 'go', 'stale' (a claim ran out mid-send:
--- outcome unknown), 'busy', 'done' or 'missing'.
+-- KEYS: outbox requests    ARGV: outbox_id claim_ms
+-- Returns {state, item_json, attempts[, request_id, request_json]}; state is 'go', 'stale'
+-- (a claim ran out mid-send: outcome unknown), 'busy', 'done' or 'missing'. The request is
+-- there for an item stored without what its request says (OutboxItem.stored: no text).
 local id = ARGV[1]
 local got = redis.call('HMGET', KEYS[1], id, id .. ':s', id .. ':a', id .. ':c')
 local item = got[1]
@@ -444,6 +445,11 @@ if status == 'sending' then
 end
 redis.call('HSET', KEYS[1], id .. ':s', 'sending', id .. ':c', now + tonumber(ARGV[2]),
            id .. ':a', attempts + 1)
+local body = cjson.decode(item)
+if body.text == nil and type(body.request_id) == 'string' then
+  local rid = body.request_id
+  return {verdict, item, attempts + 1, rid, redis.call('HGET', KEYS[2], rid)}
+end
 return {verdict, item, attempts + 1}
 """
 )

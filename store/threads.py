@@ -400,9 +400,11 @@ class ThreadStore(ThreadReads):
             flat_req += [r.request_id, r.stored(), status_field, "pending"]
         args += [len(flat_req), *flat_req]
         flat_out: list[Any] = []
+        asked = {r.request_id: r for r in requests}  # an item stored beside its request
         for o in outbox:
             status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
-            flat_out += [o.outbox_id, o.stored(), status_field]
+            stored = o.stored(asked.get(o.request_id) if o.request_id else None)
+            flat_out += [o.outbox_id, stored, status_field]
             if direct:  # claimed for this process's dispatcher: its first attempt
                 attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
                 flat_out += ["sending", attempts, 1]

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from agent.outbox import OutboxDispatcher
 from channels.rest.sender import RestSender
-from model.records import ApprovalBrief, Origin, OutboxItem, RequestRecord
+from model.records import ApprovalBrief, Delivery, Origin, OutboxItem, RequestRecord
 from store import keys
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
@@ -103,3 +103,61 @@ async def test_a_sent_item_stored_with_its_provider_id_reads_back_the_same(
     await _committed_item(store, "t8", "o8")
     await redis_client.hset(keys.outbox("t8"), mapping={"o8:s": "sent", "o8:p": "o8"})
     assert (await store.thread("t8")).outbox[0].provider_id == "o8"
+
+
+REQUEST = RequestRecord(
+    request_id="rq_a_th_a",
+    thread_id="th_a",
+    kind="approval",
+    text=ITEM.text,
+    tool="deploy",
+    arguments={"tag": "v1.2.3"},
+    call_id="call_a",
+    requester="rest:bench",
+    created=AT,
+)
+
+
+def test_an_approvals_first_offer_is_stored_without_what_its_request_says() -> None:
+    stored = ITEM.stored(REQUEST)
+    for repeated in (b"Approval needed", b'"tool"', b'"arguments"', b"rest:bench"):
+        assert repeated not in stored
+    requests = {REQUEST.request_id: REQUEST.stored()}
+    loaded = OutboxItem.load(stored, outbox_id="out_a", thread_id="th_a", requests=requests)
+    assert loaded == ITEM
+
+
+def test_an_item_that_says_other_than_its_request_is_stored_whole() -> None:
+    reminder = ITEM.model_copy(update={"text": "Reminder: " + ITEM.text})
+    assert reminder.stored(REQUEST) == reminder.stored()
+    other = ITEM.model_copy(update={"brief": ITEM.brief.model_copy(update={"requester": "x"})})  # type: ignore[union-attr]
+    assert other.stored(REQUEST) == other.stored()
+
+
+async def test_an_approval_offered_through_the_stream_is_sent_in_its_requests_words(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await _committed_item(store, "t9", "o9")  # the thread, then its approval and first offer
+    lease = await store.acquire("t9", "w", 10_000)
+    assert lease is not None
+    request = REQUEST.model_copy(update={"request_id": "rq_9_t9", "thread_id": "t9"})
+    item = ITEM.model_copy(update={"outbox_id": "o10", "thread_id": "t9", "request_id": "rq_9_t9"})
+    await store.commit(lease, ttl_ms=10_000, requests=[request], outbox=[item], release=True)
+    assert b"Approval needed" not in await redis_client.hget(keys.outbox("t9"), "o10")
+    outbox = OutboxStore(redis_client)
+    await outbox.setup()
+    sent: list[OutboxItem] = []
+
+    class Keeping(RestSender):
+        async def send(self, it: OutboxItem) -> Delivery:
+            sent.append(it)
+            return await super().send(it)
+
+    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": Keeping()}, name="t")
+    for entry in await store.outbox_stream.read("t", 10, block_ms=100):
+        await dispatcher.deliver(entry)
+    assert [s for s in sent if s.outbox_id == "o10"] == [item]
+    assert [o.item for o in (await store.thread("t9")).outbox if o.item.outbox_id == "o10"] == [
+        item
+    ]
+    assert await outbox.report_failure("t9", "o10", "bounced")
