@@ -22,6 +22,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def stamp() -> datetime:
+    """When an event happens: now, to the millisecond, so that its stored form is a number
+    of milliseconds (model.forms), not a 27-character string."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
 def arguments_hash(arguments: JsonObject) -> str:
     """SHA-256 of the arguments as canonical JSON: what a decision binds to."""
     canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -31,7 +38,7 @@ def arguments_hash(arguments: JsonObject) -> str:
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = Field(default_factory=stamp)
 
 
 class UserMessage(_Event):
@@ -475,7 +482,8 @@ ERROR_EVENTS = (ToolError, LLMError)
 # Each event's own stored serializer (model.forms): the union's (``EVENT``) would first look
 # for the member the event belongs to, about twice the time.
 _STORED_FORMS = {
-    cls: stored_serializer(cls, ("type", "at")) for cls in get_args(get_args(Event)[0])
+    cls: stored_serializer(cls, ("type", "at"), stamps=("at",))
+    for cls in get_args(get_args(Event)[0])
 }
 
 

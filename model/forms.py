@@ -11,10 +11,13 @@ always written. Built once per model from its core schema: the work stays in pyd
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import BaseModel
-from pydantic_core import SchemaSerializer
+from pydantic_core import SchemaSerializer, core_schema
+
+_ZERO = timedelta(0)
 
 
 class _Form:
@@ -33,14 +36,32 @@ def _model_fields(schema: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def stored_serializer(cls: type[BaseModel], always: tuple[str, ...]) -> SchemaSerializer:
-    """``cls``'s serializer, under which ``exclude_defaults`` never leaves out ``always``."""
+def stored_stamp(at: datetime) -> int | str:
+    """A timestamp's stored form: milliseconds since the epoch where that says all of it (a
+    whole millisecond, in UTC: what model.events.stamp gives), else ISO 8601 as before.
+    Both read back as the same datetime (pydantic takes a large number as milliseconds)."""
+    if at.microsecond % 1000 == 0 and at.utcoffset() == _ZERO:
+        # Whole seconds from the float are exact (far from a rounding edge): the C path.
+        return int(at.timestamp()) * 1000 + at.microsecond // 1000
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def stored_serializer(
+    cls: type[BaseModel], always: tuple[str, ...], stamps: tuple[str, ...] = ()
+) -> SchemaSerializer:
+    """``cls``'s serializer, under which ``exclude_defaults`` never leaves out ``always``, and
+    the datetimes ``stamps`` are written by ``stored_stamp``."""
     schema = copy.deepcopy(cls.__pydantic_core_schema__)
     fields = _model_fields(cast(dict[str, Any], schema))
     for name in always:
-        if name not in fields:
-            continue
         field = fields[name]
         if field["schema"].get("type") == "default":
             field["schema"] = field["schema"]["schema"]
+    for name in stamps:
+        inner = fields[name]["schema"]
+        while inner.get("type") == "default":
+            inner = inner["schema"]
+        inner["serialization"] = core_schema.plain_serializer_function_ser_schema(
+            stored_stamp, when_used="json"
+        )
     return SchemaSerializer(schema, schema.get("config"))

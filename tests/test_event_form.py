@@ -19,7 +19,10 @@ from model.events import (
 )
 
 AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-STAMP = b'{"at":"2026-01-02T03:04:05.678000Z",'
+STAMP = b'{"at":1767323045678,'
+"""A whole millisecond (every event's own clock: model.events.stamp): stored as a number."""
+ISO_STAMP = b'{"at":"2026-01-02T03:04:05.678000Z",'
+"""The form of every timestamp before, and of one a millisecond does not hold."""
 
 FORMS: list[tuple[Event, bytes]] = [
     (
@@ -89,7 +92,7 @@ def test_the_stored_form_reads_back_as_the_same_events() -> None:
 # As 0.3 wrote them: every default spelled out.
 EARLIER_FORMS: list[tuple[bytes, Event]] = [
     (
-        STAMP + b'"type":"approval_request","request_id":"rq_a",'
+        ISO_STAMP + b'"type":"approval_request","request_id":"rq_a",'
         b'"text":"Approval needed: deploy(tag=\'v1.2.3\')","tool":"deploy",'
         b'"arguments":{"tag":"v1.2.3"},"call_id":"call_a","notify":[],"offered":[],"stages":[],'
         b'"on_deadline":"expire","quorum":1,"withdraw_on_message":false,"editable":[],'
@@ -97,12 +100,12 @@ EARLIER_FORMS: list[tuple[bytes, Event]] = [
         FORMS[2][0],
     ),
     (
-        STAMP + b'"type":"tool_result","call_id":"call_a","tool":"deploy","output":"deployed",'
+        ISO_STAMP + b'"type":"tool_result","call_id":"call_a","tool":"deploy","output":"deployed",'
         b'"outcome":"ok"}',
         FORMS[5][0],
     ),
     (
-        STAMP + b'"type":"agent_step","intent":"done_for_now","arguments":{},"prompt":"v1"}',
+        ISO_STAMP + b'"type":"agent_step","intent":"done_for_now","arguments":{},"prompt":"v1"}',
         AgentStep(at=AT, intent="done_for_now", prompt="v1"),
     ),
 ]
@@ -110,3 +113,18 @@ EARLIER_FORMS: list[tuple[bytes, Event]] = [
 
 def test_the_forms_earlier_versions_wrote_read_back_as_the_same_events() -> None:
     assert load_events([raw for raw, _ in EARLIER_FORMS]) == [e for _, e in EARLIER_FORMS]
+
+
+def test_a_time_a_millisecond_does_not_hold_is_stored_as_before() -> None:
+    event = FinalAnswer(at=AT.replace(microsecond=678123), text="Deployed.")
+    stored = dump_event(event)
+    assert (
+        stored == b'{"at":"2026-01-02T03:04:05.678123Z","type":"final_answer","text":"Deployed."}'
+    )
+    assert load_events([stored]) == [event]
+
+
+def test_an_events_own_clock_reads_to_the_millisecond() -> None:
+    event = FinalAnswer(text="Deployed.")
+    assert event.at.microsecond % 1000 == 0
+    assert load_events([dump_event(event)]) == [event]
