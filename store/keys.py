@@ -93,7 +93,8 @@ META_FIELDS = ("thread_id", "agent", "origin", "created")
 REQUEST_STATUS = "status"
 """pending | answered | expired."""
 REQUEST_ANSWER = "answer"
-"""JSON of the human's answer (the event), written with the status."""
+"""JSON of the human's answer (the event, without the request id the field names), written
+with the status."""
 REQUEST_APPROVALS = "approvals"
 """How many distinct people approved so far (an approval with a quorum stays pending)."""
 REQUEST_BY = "by"

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from pydantic_core import from_json
 
 from model.events import RESPONSE, Approved, load_events
 from model.ids import thread_of_request
@@ -63,7 +64,12 @@ def request_view(
     sent: str | bytes | None,
     approvals: str | bytes | None = None,
 ) -> RequestView:
-    response = RESPONSE.validate_json(answer) if answer is not None else None
+    # Stored without the request id its field names (scripts.ANSWER); earlier, with it.
+    response = (
+        RESPONSE.validate_python({"request_id": rid, **from_json(answer)})
+        if answer is not None
+        else None
+    )
     given = int(text(approvals)) if approvals is not None else 0
     if approvals is None and isinstance(response, Approved):
         given = 1  # a single approval answers at once and writes no count (scripts.ANSWER)

@@ -256,7 +256,11 @@ if needed > 1 then
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
 if code == 1 then
-  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', event)
+  -- Kept without the request id its field names (store.reads.request_view puts it back).
+  local id = '"request_id":' .. cjson.encode(rid) .. ','
+  local at = string.find(event, id, 1, true)
+  local answer = at and (string.sub(event, 1, at - 1) .. string.sub(event, at + #id)) or event
+  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', answer)
 end
 redis.call('RPUSH', KEYS[2], event)
 changed()

@@ -9,11 +9,13 @@ import redis.asyncio as aioredis
 
 from agent.outbox import OutboxDispatcher
 from channels.rest.sender import RestSender
+from model.events import Approved
 from model.records import ApprovalBrief, Delivery, Origin, OutboxItem, RequestRecord
 from store import keys
 from store.outbox import OutboxStore
 from store.threads import ThreadStore
 from tests.test_outbox import _committed_item
+from tests.test_store import _pending_approval
 
 AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
@@ -161,3 +163,22 @@ async def test_an_approval_offered_through_the_stream_is_sent_in_its_requests_wo
         item
     ]
     assert await outbox.report_failure("t9", "o10", "bounced")
+
+
+async def test_an_answer_is_kept_without_its_request_id_and_reads_back_whole(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await _pending_approval(store)
+    await store.answer("rq_1", Approved(request_id="rq_1", channel="slack", responder="U1"))
+    kept = await redis_client.hget(keys.requests("t1"), "rq_1:answer")
+    assert kept is not None
+    assert b"rq_1" not in kept
+    response = (await store.request("rq_1")).response
+    assert isinstance(response, Approved)
+    assert (response.request_id, response.person) == ("rq_1", "slack:U1")
+    # As 0.3 kept it: the event whole, request id and all.
+    earlier = (
+        b'{"at":"2026-01-02T03:04:05.678000Z","request_id":"rq_1",' + kept[kept.index(b'"ch') :]
+    )
+    await redis_client.hset(keys.requests("t1"), "rq_1:answer", earlier)
+    assert (await store.request("rq_1")).response == response.model_copy(update={"at": AT})
