@@ -6,7 +6,7 @@ Reads take no lease: they see the log as last committed, plus the inbox not yet 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -33,6 +33,8 @@ from store import indexes, keys
 from store.errors import RequestNotFound, ThreadNotFound
 from store.partitions import Shared
 from telemetry import logs
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def text(v: bytes | str) -> str:
@@ -92,12 +94,19 @@ def flat_hash(flat: Sequence[bytes]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
+def stamp_of(stored: str) -> datetime:
+    """A time as model.forms.stored_stamp writes it: milliseconds, or ISO 8601 (as before)."""
+    if stored.isdigit():
+        return _EPOCH + timedelta(milliseconds=int(stored))
+    return datetime.fromisoformat(stored)
+
+
 def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     return ThreadMeta(
         thread_id=raw["thread_id"],
         agent=raw["agent"],
         origin=Origin.model_validate_json(raw["origin"]),
-        created=datetime.fromisoformat(raw["created"]),
+        created=stamp_of(raw["created"]),
         trace=raw.get(keys.META_TRACE),
         parent=ParentLink.model_validate_json(raw[keys.META_PARENT])
         if keys.META_PARENT in raw

@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
+from model.forms import stored_stamp
 from model.ids import thread_of_request
 from model.records import (
     Origin,
@@ -163,7 +164,7 @@ class ThreadStore(ThreadReads):
             args += [
                 create.agent,
                 create.origin.model_dump_json(exclude_defaults=True),
-                event.at.isoformat(),
+                str(stored_stamp(event.at)),  # milliseconds, as the event's (store.reads)
             ]
         else:
             args += ["", "", ""]

@@ -3,21 +3,22 @@ reads back as the same record."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
 from agent.outbox import OutboxDispatcher
 from channels.rest.sender import RestSender
-from model.events import Approved
+from model.events import Approved, UserMessage
 from model.records import ApprovalBrief, Delivery, Origin, OutboxItem, RequestRecord
 from store import keys
 from store.outbox import OutboxStore
-from store.threads import ThreadStore
+from store.threads import NewThread, ThreadStore
 from tests.test_outbox import _committed_item
 from tests.test_store import _pending_approval
 
 AT = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
 
 RECORD = RequestRecord(
     request_id="rq_a_th_a",
@@ -182,3 +183,17 @@ async def test_an_answer_is_kept_without_its_request_id_and_reads_back_whole(
     )
     await redis_client.hset(keys.requests("t1"), "rq_1:answer", earlier)
     assert (await store.request("rq_1")).response == response.model_copy(update={"at": AT})
+
+
+async def test_a_threads_creation_time_is_kept_in_milliseconds_and_reads_back_in_any_form(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    first = UserMessage(channel="rest", sender="a", text="x")
+    origin = Origin(channel="rest", address="a")
+    await store.append_inbound("t11", first, create=NewThread(agent="deploybot", origin=origin))
+    since = first.at - datetime(1970, 1, 1, tzinfo=UTC)
+    assert await redis_client.hget(keys.meta("t11"), "created") == b"%d" % (since // MS)
+    assert (await store.thread("t11")).meta.created == first.at
+    # As 0.3 kept it (ISO 8601, microseconds and offset).
+    await redis_client.hset(keys.meta("t11"), "created", first.at.isoformat())
+    assert (await store.thread("t11")).meta.created == first.at
