@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import from_json
 
 from model.events import Event, JsonObject, MessageKind, TaggedResponse, utcnow
+from model.forms import stored_serializer
 
 Status = Literal["idle", "running", "awaiting_human", "waiting", "done", "failed", "cancelled"]
 """``waiting``: for a long-running tool's result or a child agent's answer, not for a human."""
@@ -91,6 +94,13 @@ class ThreadState(_Frozen):
 RequestStatus = Literal["pending", "answered", "expired", "withdrawn"]
 
 
+def _placed(raw: str | bytes, ids: dict[str, str]) -> dict[str, Any]:
+    """A stored record's JSON with the ids its place names (the hash's key and field) put
+    back: the stored form leaves them out; forms written before carry them, and keep them."""
+    data: dict[str, Any] = from_json(raw)
+    return {**ids, **data}
+
+
 class RequestRecord(_Frozen):
     """A question or an approval waiting for a human; answered once, by an allowed person."""
 
@@ -141,6 +151,18 @@ class RequestRecord(_Frozen):
                 return True
         return False
 
+    _PLACED: ClassVar[set[str]] = {"request_id", "thread_id"}
+
+    def stored(self) -> bytes:
+        """The stored form (``store.keys.requests``): defaults left out (readers fill them
+        in, scripts.ANSWER too), and the ids the key and field name already say."""
+        return _REQUEST_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
+
+    @classmethod
+    def load(cls, raw: str | bytes, *, request_id: str, thread_id: str) -> RequestRecord:
+        """A record as stored at ``request_id`` of ``thread_id``'s requests hash, in any form."""
+        return cls.model_validate(_placed(raw, {"request_id": request_id, "thread_id": thread_id}))
+
 
 class RequestView(_Frozen):
     """A request with its current status, as the API shows it."""
@@ -150,7 +172,8 @@ class RequestView(_Frozen):
     response: TaggedResponse | None = None
     """The answer that settled it (requests answered before 0.2 do not carry it)."""
     sent: str | None = None
-    """The provider's id of the message that last offered it."""
+    """The provider's id of the message that last offered it, where a reply can name it
+    (None for REST: ``Delivery.mapped``)."""
     approvals_given: int = 0
     """Distinct people who approved so far (an approval's quorum is ``approvals_needed``)."""
 
@@ -198,6 +221,55 @@ class OutboxItem(_Frozen):
     brief: ApprovalBrief | None = None
     """For an approval: who asked, why, quorum and deadline (older items: None)."""
 
+    _PLACED: ClassVar[set[str]] = {"outbox_id", "thread_id"}
+    _ASKED: ClassVar[tuple[str, ...]] = ("text", "tool", "arguments", "editable", "grants")
+    """What an approval's first offer says as its request does (RequestRecord's fields)."""
+
+    def stored(self, asked: RequestRecord | None = None) -> bytes:
+        """The stored form (``store.keys.outbox``): defaults left out (nulls, empty lists),
+        and the ids the key and field name already say. ``asked``: the request the item
+        offers, stored beside it; when the item says all of ``_ASKED`` as the request does,
+        those are left out too, with the brief's requester (no ``text``: ``load`` takes them
+        from the request)."""
+        if asked is None or not self.repeats(asked):
+            return _OUTBOX_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
+        exclude: dict[str, Any] = dict.fromkeys((*self._PLACED, *self._ASKED), True)
+        exclude["brief"] = {"requester": True}
+        return _OUTBOX_FORM.to_json(self, exclude_defaults=True, exclude=exclude)
+
+    def repeats(self, request: RequestRecord) -> bool:
+        """Whether this item offers ``request`` in its own words (an approval's first ask)."""
+        if self.request_id != request.request_id:
+            return False
+        if self.brief is not None and self.brief.requester != request.requester:
+            return False
+        return all(getattr(self, f) == getattr(request, f) for f in self._ASKED)
+
+    @classmethod
+    def load(
+        cls,
+        raw: str | bytes,
+        *,
+        outbox_id: str,
+        thread_id: str,
+        requests: Mapping[str, str | bytes] | None = None,
+    ) -> OutboxItem:
+        """An item as stored at ``outbox_id`` of ``thread_id``'s outbox hash, in any form.
+
+        ``requests``: the thread's requests hash (or the one the item offers), for an item
+        stored without what its request says; raises KeyError when that is not there."""
+        data = _placed(raw, {"outbox_id": outbox_id, "thread_id": thread_id})
+        if "text" not in data:
+            asked: dict[str, Any] = from_json((requests or {})[data["request_id"]])
+            data.update({f: asked[f] for f in cls._ASKED if f in asked})
+            if isinstance(data.get("brief"), dict) and "requester" in asked:
+                data["brief"] = {**data["brief"], "requester": asked["requester"]}
+        return cls.model_validate(data)
+
+
+# ``created`` always written: its default is the clock's, which a dump may read unchanged.
+_REQUEST_FORM = stored_serializer(RequestRecord, ("created",))
+_OUTBOX_FORM = stored_serializer(OutboxItem, ("created",))
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "unknown"]
 

@@ -131,6 +131,7 @@ class Digests:
         for (tid, reply), log in zip(found.items(), logs, strict=True):
             meta, state, length, first, inbox, requests, outbox = reply
             events = load_events(log)
+            asked = _strings(requests)
             start = wanted[tid]
             results[tid] = _Raw(
                 meta=meta_of(_strings(meta)),
@@ -141,8 +142,8 @@ class Digests:
                 delta_from=start,
                 delta=events[start - starts[tid] :] if start is not None else [],
                 inbox=load_events(inbox),
-                requests=requests_of(_strings(requests)),
-                outbox=outbox_of(_strings(outbox)),
+                requests=requests_of(asked, tid),
+                outbox=outbox_of(_strings(outbox), tid, asked),
             )
         return results
 

@@ -30,10 +30,10 @@ async def pending_counts(client: aioredis.Redis) -> Counter[tuple[str, str]]:
         pipe.hget(keys.meta(tid), "agent")
     replies = await pipe.execute()
     counts: Counter[tuple[str, str]] = Counter()
-    for (record, status), agent in zip(replies[::2], replies[1::2], strict=True):
+    for (rid, tid), (record, status), agent in zip(pairs, replies[::2], replies[1::2], strict=True):
         if record is None or agent is None or text(status or b"pending") != "pending":
             continue  # the index lags an answer by a moment; the request's own status rules
-        counts[(text(agent), RequestRecord.model_validate_json(record).kind)] += 1
+        counts[(text(agent), RequestRecord.load(record, request_id=rid, thread_id=tid).kind)] += 1
     return counts
 
 

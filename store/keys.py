@@ -105,7 +105,8 @@ META_FIELDS = ("thread_id", "agent", "origin", "created")
 REQUEST_STATUS = "status"
 """pending | answered | expired."""
 REQUEST_ANSWER = "answer"
-"""JSON of the human's answer (the event), written with the status."""
+"""JSON of the human's answer (the event, without the request id the field names), written
+with the status."""
 REQUEST_APPROVALS = "approvals"
 """How many distinct people approved so far (an approval with a quorum stays pending)."""
 REQUEST_BY = "by"
@@ -120,6 +121,7 @@ OUTBOX_ATTEMPTS = "a"
 OUTBOX_CLAIM_UNTIL = "c"
 """While 'sending': the claim's deadline (server ms); past it, the attempt is stale."""
 OUTBOX_PROVIDER_ID = "p"
+"""Not written when it is the item's own id (REST, a handoff): a sent item without one has it."""
 OUTBOX_ERROR = "e"
 OUTBOX_PROVIDER_STATUS = "d"
 """What the provider reported later, comma-separated in arrival order, each status once

@@ -98,14 +98,21 @@ class OutboxStore:
     async def claim(self, thread_id: str, outbox_id: str, claim_ms: int) -> Claim | Busy | None:
         """Claim an item for sending; None if it is done or missing, 'busy' if another
         sender's claim on it has not run out."""
-        reply = await self._claim(keys=[keys.outbox(thread_id)], args=[outbox_id, claim_ms])
+        reply = await self._claim(
+            keys=[keys.outbox(thread_id), keys.requests(thread_id)], args=[outbox_id, claim_ms]
+        )
         verdict = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
         if verdict == "busy":
             return "busy"
         if verdict not in ("go", "stale"):
             return None
         return Claim(
-            item=OutboxItem.model_validate_json(reply[1]),
+            item=OutboxItem.load(
+                reply[1],
+                outbox_id=outbox_id,
+                thread_id=thread_id,
+                requests={_text(reply[3]): reply[4]} if len(reply) > 4 and reply[4] else None,
+            ),
             attempt=int(reply[2]),
             stale=verdict == "stale",
         )
@@ -156,7 +163,9 @@ class OutboxStore:
         def refs(pipe: aioredis.client.Pipeline) -> None:
             for provider_id in {delivery.provider_id, *delivery.refs} if delivery.mapped else ():
                 pipe.set(keys.ref(item.to.channel, provider_id), target, ex=keys.REF_TTL_SECONDS)
-            if item.request_id:  # where the request was last posted: replies after it answer
+            # Where the request was last posted: replies after it answer, and a withdrawal
+            # changes that message. Not where no reply can name it (REST): 100 bytes unread.
+            if item.request_id and delivery.mapped:
                 field = keys.request_field(item.request_id, keys.REQUEST_SENT)
                 pipe.hset(keys.requests(item.thread_id), field, delivery.provider_id)
 
@@ -204,7 +213,7 @@ class OutboxStore:
         raw = await self.redis.hget(keys.outbox(thread_id), outbox_id)
         if raw is None:
             return False
-        item = OutboxItem.model_validate_json(raw)
+        item = await self._item(thread_id, outbox_id, raw)
         failure = _failure(item, reason, "failed")
 
         def wake(pipe: aioredis.client.Pipeline) -> None:
@@ -218,6 +227,16 @@ class OutboxStore:
             wake,
         )
         return bool(reported)
+
+    async def _item(self, thread_id: str, outbox_id: str, raw: bytes | str) -> OutboxItem:
+        """An item read alone, with its request read too when it was stored without it."""
+        try:
+            return OutboxItem.load(raw, outbox_id=outbox_id, thread_id=thread_id)
+        except KeyError as missing:  # an approval's first offer, stored as its request says
+            rid = str(missing.args[0])
+            found = await self.redis.hget(keys.requests(thread_id), rid)
+            requests = {rid: found} if found is not None else None
+            return OutboxItem.load(raw, outbox_id=outbox_id, thread_id=thread_id, requests=requests)
 
     async def record_status(self, thread_id: str, outbox_id: str, status: str) -> bool:
         """Note a status the provider reported for an item; False: unknown item, or noted."""
@@ -246,6 +265,10 @@ class OutboxStore:
             return None
         tid, rid, oid = (raw.decode() if isinstance(raw, bytes) else raw).split("|")
         return ProviderRef(thread_id=tid, request_id=rid or None, outbox_id=oid or None)
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
 
 
 def ref_value(ref: ProviderRef) -> str:

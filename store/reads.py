@@ -6,10 +6,11 @@ Reads take no lease: they see the log as last committed, plus the inbox not yet 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from pydantic_core import from_json
 
 from model.events import RESPONSE, Approved, load_events
 from model.ids import thread_of_request
@@ -32,6 +33,8 @@ from store import indexes, keys
 from store.errors import RequestNotFound, ThreadNotFound
 from store.partitions import Shared
 from telemetry import logs
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def text(v: bytes | str) -> str:
@@ -56,18 +59,24 @@ def state_of(raw: Mapping[str, str]) -> ThreadState:
 
 def request_view(
     rid: str,
+    tid: str,
     record: str | bytes,
     status: str | bytes | None,
     answer: str | bytes | None,
     sent: str | bytes | None,
     approvals: str | bytes | None = None,
 ) -> RequestView:
-    response = RESPONSE.validate_json(answer) if answer is not None else None
+    # Stored without the request id its field names (scripts.ANSWER); earlier, with it.
+    response = (
+        RESPONSE.validate_python({"request_id": rid, **from_json(answer)})
+        if answer is not None
+        else None
+    )
     given = int(text(approvals)) if approvals is not None else 0
     if approvals is None and isinstance(response, Approved):
         given = 1  # a single approval answers at once and writes no count (scripts.ANSWER)
     return RequestView(
-        request=RequestRecord.model_validate_json(record),
+        request=RequestRecord.load(record, request_id=rid, thread_id=tid),
         status=cast(RequestStatus, text(status) if status is not None else "pending"),
         response=response,
         sent=text(sent) if sent is not None else None,
@@ -85,12 +94,19 @@ def flat_hash(flat: Sequence[bytes]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
+def stamp_of(stored: str) -> datetime:
+    """A time as model.forms.stored_stamp writes it: milliseconds, or ISO 8601 (as before)."""
+    if stored.isdigit():
+        return _EPOCH + timedelta(milliseconds=int(stored))
+    return datetime.fromisoformat(stored)
+
+
 def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     return ThreadMeta(
         thread_id=raw["thread_id"],
         agent=raw["agent"],
         origin=Origin.model_validate_json(raw["origin"]),
-        created=datetime.fromisoformat(raw["created"]),
+        created=stamp_of(raw["created"]),
         trace=raw.get(keys.META_TRACE),
         parent=ParentLink.model_validate_json(raw[keys.META_PARENT])
         if keys.META_PARENT in raw
@@ -98,18 +114,21 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     )
 
 
-def requests_of(raw: Mapping[str, str]) -> list[RequestView]:
+def requests_of(raw: Mapping[str, str], thread_id: str) -> list[RequestView]:
     """A thread's requests hash as views, in the order they were made (hashes have none)."""
     views = [
-        request_view(k, v, *(raw.get(f) for f in request_fields(k)[1:]))
+        request_view(k, thread_id, v, *(raw.get(f) for f in request_fields(k)[1:]))
         for k, v in raw.items()
         if ":" not in k
     ]
     return sorted(views, key=lambda r: r.request.created)
 
 
-def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
-    """A thread's outbox hash as views, in the order they were made."""
+def outbox_of(
+    raw: Mapping[str, str], thread_id: str, requests: Mapping[str, str]
+) -> list[OutboxView]:
+    """A thread's outbox hash as views, in the order they were made (``requests``: the
+    thread's requests hash, which an approval's first offer takes its words from)."""
 
     def field(oid: str, suffix: str) -> str | None:
         return raw.get(keys.outbox_field(oid, suffix))
@@ -119,12 +138,17 @@ def outbox_of(raw: Mapping[str, str]) -> list[OutboxView]:
         count = field(oid, keys.OUTBOX_ATTEMPTS)
         return int(count) if count is not None else int(status not in ("pending", "sending"))
 
+    def provider_id(oid: str, status: str) -> str | None:
+        # A sent item keeps no provider id that is its own id (scripts.OUTBOX_SETTLE).
+        found = field(oid, keys.OUTBOX_PROVIDER_ID)
+        return oid if found is None and status == "sent" else found
+
     views = [
         OutboxView(
-            item=OutboxItem.model_validate_json(v),
+            item=OutboxItem.load(v, outbox_id=k, thread_id=thread_id, requests=requests),
             status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
             attempts=attempts(k, field(k, keys.OUTBOX_STATUS) or "pending"),
-            provider_id=field(k, keys.OUTBOX_PROVIDER_ID),
+            provider_id=provider_id(k, field(k, keys.OUTBOX_STATUS) or "pending"),
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )
@@ -173,9 +197,9 @@ class ThreadReads:
         for rid, tid in pairs:
             pipe.hmget(keys.requests(tid), request_fields(rid))
         views = []
-        for (rid, _), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
+        for (rid, tid), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
             if raw is not None:
-                views.append(request_view(rid, raw, *fields))
+                views.append(request_view(rid, tid, raw, *fields))
         return views
 
     async def thread(self, thread_id: str) -> ThreadView:
@@ -189,13 +213,14 @@ class ThreadReads:
         meta, state, events, inbox, requests, outbox = await pipe.execute()
         if not meta:
             raise ThreadNotFound(thread_id)
+        asked = flat_text(requests)
         return ThreadView(
             meta=meta_of(flat_text(meta)),
             state=state_of(flat_text(state)),
             events=load_events(events),
             inbox=load_events(inbox),
-            requests=requests_of(flat_text(requests)),
-            outbox=outbox_of(flat_text(outbox)),
+            requests=requests_of(asked, thread_id),
+            outbox=outbox_of(flat_text(outbox), thread_id, asked),
         )
 
     async def thread_ids(self, limit: int = 100) -> list[str]:

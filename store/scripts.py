@@ -250,7 +250,11 @@ if needed > 1 then
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
 if code == 1 then
-  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', event)
+  -- Kept without the request id its field names (store.reads.request_view puts it back).
+  local id = '"request_id":' .. cjson.encode(rid) .. ','
+  local at = string.find(event, id, 1, true)
+  local answer = at and (string.sub(event, 1, at - 1) .. string.sub(event, at + #id)) or event
+  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', answer)
 end
 redis.call('RPUSH', KEYS[2], event)
 changed()
@@ -462,9 +466,10 @@ return 1
 OUTBOX_CLAIM = (
     _PRELUDE
     + """
--- KEYS: outbox    ARGV: outbox_id claim_ms
--- Returns {state, item_json, attempts}; state is 'go', 'stale' (a claim ran out mid-send:
--- outcome unknown), 'busy', 'done' or 'missing'.
+-- KEYS: outbox requests    ARGV: outbox_id claim_ms
+-- Returns {state, item_json, attempts[, request_id, request_json]}; state is 'go', 'stale'
+-- (a claim ran out mid-send: outcome unknown), 'busy', 'done' or 'missing'. The request is
+-- there for an item stored without what its request says (OutboxItem.stored: no text).
 local id = ARGV[1]
 local got = redis.call('HMGET', KEYS[1], id, id .. ':s', id .. ':a', id .. ':c')
 local item = got[1]
@@ -479,6 +484,11 @@ if status == 'sending' then
 end
 redis.call('HSET', KEYS[1], id .. ':s', 'sending', id .. ':c', now + tonumber(ARGV[2]),
            id .. ':a', attempts + 1)
+local body = cjson.decode(item)
+if body.text == nil and type(body.request_id) == 'string' then
+  local rid = body.request_id
+  return {verdict, item, attempts + 1, rid, redis.call('HGET', KEYS[2], rid)}
+end
 return {verdict, item, attempts + 1}
 """
 )
@@ -491,9 +501,10 @@ OUTBOX_SETTLE = (
 -- Records how a delivery ended; a failure also leaves a note for the thread's next run.
 -- Once it has ended (not 'pending' again for a retry) the claim's deadline is dead, and so
 -- is an attempt count of one, which readers assume for a settled item without one: two
--- fields of some 70 bytes each fewer in a hash that outlives the thread (store.reads).
+-- fields of some 70 bytes each fewer in a hash that outlives the thread (store.reads). So is
+-- a provider id that is the item's own id (REST, a handoff): readers of a sent item assume it.
 local fields = {ARGV[1] .. ':s', ARGV[2]}
-if ARGV[3] ~= '' then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
+if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
 if ARGV[4] ~= '' then fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':e', ARGV[4] end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[2] ~= 'pending' then
@@ -512,8 +523,12 @@ OUTBOX_REPORT_FAILURE = (
 -- KEYS: outbox inbox
 -- ARGV: outbox_id error event_json
 -- A failure reported after the send (bounce, callback): once per item, never over another.
-local status = redis.call('HGET', KEYS[1], ARGV[1] .. ':s')
+local got = redis.call('HMGET', KEYS[1], ARGV[1] .. ':s', ARGV[1] .. ':p')
+local status = got[1]
 if status == 'failed' or status == 'unknown' then return 0 end
+-- A sent item without a provider id was sent under its own id (OUTBOX_SETTLE): once it is no
+-- longer 'sent', readers cannot tell that, so the id is written out.
+if status == 'sent' and not got[2] then redis.call('HSET', KEYS[1], ARGV[1] .. ':p', ARGV[1]) end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':s', 'failed', ARGV[1] .. ':e', ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 changed()

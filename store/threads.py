@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
+from model.forms import stored_stamp
 from model.ids import thread_of_request
 from model.records import (
     Origin,
@@ -181,7 +182,11 @@ class ThreadStore(ThreadReads):
         parent = create.parent.model_dump_json() if create and create.parent else ""
         args: list[Any] = [dedupe or "", dump_event(event), "1" if create else "0", thread_id]
         if create:
-            args += [create.agent, create.origin.model_dump_json(), event.at.isoformat()]
+            args += [
+                create.agent,
+                create.origin.model_dump_json(exclude_defaults=True),
+                str(stored_stamp(event.at)),  # milliseconds, as the event's (store.reads)
+            ]
         else:
             args += ["", "", ""]
         args += [report.traceparent or "", parent, _ms(event.at)]
@@ -254,7 +259,7 @@ class ThreadStore(ThreadReads):
             await pipe.execute()
         if code == -1:
             raise RequestNotFound(request_id)
-        record = RequestRecord.model_validate_json(raw)
+        record = RequestRecord.load(raw, request_id=request_id, thread_id=tid)
         detail = text(detail)
         _raise_refusal(request_id, int(code), detail, response)
         await reporting.decided(self.redis, record, response)
@@ -438,16 +443,14 @@ class ThreadStore(ThreadReads):
         flat_req: list[Any] = []
         for r in requests:
             status_field = keys.request_field(r.request_id, keys.REQUEST_STATUS)
-            # Defaults left out (readers fill them in, scripts.ANSWER too): ~90 bytes less.
-            record = r.model_dump_json(exclude_defaults=True)
-            flat_req += [r.request_id, record, status_field, "pending"]
+            flat_req += [r.request_id, r.stored(), status_field, "pending"]
         args += [len(flat_req), *flat_req]
         flat_out: list[Any] = []
+        asked = {r.request_id: r for r in requests}  # an item stored beside its request
         for o in outbox:
             status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
-            # Defaults left out (nulls, empty lists): read back the same, and some 100
-            # bytes an item fewer in a hash kept as long as the thread.
-            flat_out += [o.outbox_id, o.model_dump_json(exclude_defaults=True), status_field]
+            stored = o.stored(asked.get(o.request_id) if o.request_id else None)
+            flat_out += [o.outbox_id, stored, status_field]
             if direct:  # claimed for this process's dispatcher: its first attempt, until
                 attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
                 until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
