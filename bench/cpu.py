@@ -1,16 +1,17 @@
 """CPU of the worker side of approval round trips, one process, a fixed amount of work.
 
     .venv/bin/python -m bench.cpu [--threads N] [--batch B]
-    valgrind --tool=callgrind --callgrind-out-file=OUT .venv/bin/python -m bench.cpu ...
+    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=OUT \
+        .venv/bin/python -m bench.cpu --callgrind ...
 
 The driver appends ``batch`` messages at a time, a Worker (with its process's outbox
 dispatcher, as main.py wires them) runs them to the pause and delivers the requests, the
 driver approves them, the worker runs them to done and delivers the final messages. Batches
 let the commands of concurrent runs be coalesced, as they are under load. The figure printed
 is the CPU (process_time) of the worker's and dispatcher's steps per thread, the driver's
-own steps left out. Under callgrind the instruction count of the whole process, less that of
-a run with ``--threads 0``, over the threads, is the figure that does not move with the
-machine's load.
+own steps left out. Under callgrind, ``--callgrind`` turns the collection on for those steps
+only (``callgrind_control -i``): the instructions collected over the threads are the figure
+that does not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
+import subprocess
 import time
 
 from agent.outbox import OutboxDispatcher
@@ -35,7 +38,15 @@ from store.threads import NewThread, ThreadStore
 ORIGIN = Origin(channel="rest", address="bench")
 
 
-async def _run(url: str, threads: int, batch: int) -> float:
+def _collect(on: bool) -> None:
+    """Callgrind's collection on or off in this process (run under valgrind)."""
+    flag = "on" if on else "off"
+    subprocess.run(
+        ["callgrind_control", "-i", flag, str(os.getpid())], check=True, stdout=subprocess.DEVNULL
+    )
+
+
+async def _run(url: str, threads: int, batch: int, callgrind: bool = False) -> float:
     client = connection.connect(url, retrying=False)
     store = ThreadStore(client)
     await store.setup()
@@ -51,12 +62,16 @@ async def _run(url: str, threads: int, batch: int) -> float:
 
     async def work(counted: bool) -> None:
         nonlocal spent
+        if counted and callgrind:
+            _collect(True)
         started = time.process_time()
         while entries := await store.runs.read(worker.name, batch, 1):
             await asyncio.gather(*(worker.handle(e) for e in entries))
         await dispatcher.settled()
         if counted:
             spent += time.process_time() - started
+        if counted and callgrind:
+            _collect(False)
 
     done = -1  # the first thread warms up (the token encoding loads, caches fill): not counted
     while done < threads:
@@ -93,10 +108,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=200)
     parser.add_argument("--batch", type=int, default=20, help="threads in progress at a time")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="collect only the worker's steps (callgrind)"
+    )
     args = parser.parse_args()
     server = start_ephemeral()
     try:
-        spent = asyncio.run(_run(server.url, args.threads, args.batch))
+        spent = asyncio.run(_run(server.url, args.threads, args.batch, args.callgrind))
     finally:
         server.stop()
     per = spent * 1000 / args.threads if args.threads else 0.0
