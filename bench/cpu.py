@@ -1,7 +1,7 @@
 """CPU of the worker side of approval round trips, one process, a fixed amount of work.
 
     .venv/bin/python -m bench.cpu [--threads N] [--batch B]
-    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=OUT \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=OUT \
         .venv/bin/python -m bench.cpu --callgrind ...
 
 The driver appends ``batch`` messages at a time, a Worker (with its process's outbox
@@ -9,9 +9,9 @@ dispatcher, as main.py wires them) runs them to the pause and delivers the reque
 driver approves them, the worker runs them to done and delivers the final messages. Batches
 let the commands of concurrent runs be coalesced, as they are under load. The figure printed
 is the CPU (process_time) of the worker's and dispatcher's steps per thread, the driver's
-own steps left out. Under callgrind, ``--callgrind`` turns the collection on for those steps
-only (``callgrind_control -i``): the instructions collected over the threads are the figure
-that does not move with the machine's load.
+own steps left out. Under callgrind, ``--callgrind`` turns its instrumentation on for those
+steps only (``callgrind_control -i``; start-up then runs uninstrumented, and fast): the
+instructions collected over the threads are the figure that does not move with the load.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def _collect(on: bool) -> None:
 
 async def _run(url: str, threads: int, batch: int, callgrind: bool = False) -> float:
     client = connection.connect(url, retrying=False)
+    # Under valgrind a connect can take longer than the service's 5 s.
+    client.connection_pool.connection_kwargs["socket_connect_timeout"] = 120
     store = ThreadStore(client)
     await store.setup()
     worker = Worker(store, registry(), ScriptedLLM(), name="cpu", settings=WorkerSettings())
