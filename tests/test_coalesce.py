@@ -166,6 +166,67 @@ async def test_blocking_reads_are_not_held_up(plain: aioredis.Redis, wire: Wire)
     assert sorted(blocking) == [[b"BLPOP"], [b"XREADGROUP"]]
 
 
+async def test_pipelines_join_the_batch_each_in_order(plain: aioredis.Redis, wire: Wire) -> None:
+    await plain.set("s", "text")
+    await plain.ping()
+
+    async def pipelined(i: int) -> list[Any]:
+        pipe = plain.pipeline(transaction=False)
+        pipe.incr(f"p{i}").hset(f"h{i}", "f", i).hgetall(f"h{i}").incr(f"p{i}")
+        return await pipe.execute()
+
+    before = wire.writes
+    replies = await asyncio.gather(plain.incr("n"), *(pipelined(i) for i in range(8)))
+    assert wire.writes - before == 1  # one command and eight pipelines: one write
+    assert wire.batches[-1][:5] == [b"INCRBY", b"INCRBY", b"HSET", b"HGETALL", b"INCRBY"]
+    assert replies[0] == 1
+    # Each pipeline's replies in its order, response callbacks applied.
+    assert replies[1:] == [[1, 1, {b"f": str(i).encode()}, 2] for i in range(8)]
+
+
+async def test_a_pipelines_error_replies_are_as_redis_py_gives_them(plain: aioredis.Redis) -> None:
+    await plain.set("s", "text")
+    pipe = plain.pipeline(transaction=False)
+    pipe.incr("n").lpush("s", "x").evalsha("0" * 40, 0).incr("n")
+    replies = await pipe.execute(raise_on_error=False)
+    assert (replies[0], replies[3]) == (1, 2)
+    assert isinstance(replies[1], ResponseError)
+    assert isinstance(replies[2], NoScriptError)
+    pipe = plain.pipeline(transaction=False)
+    pipe.incr("n").lpush("s", "x")
+    with pytest.raises(ResponseError, match=r"Command # 2 \(LPUSH s x\) of pipeline"):
+        await pipe.execute()
+    assert await plain.get("n") == b"3"  # the commands around the error ran
+    assert await pipe.execute() == []  # emptied, as redis-py leaves it
+
+
+async def test_transactions_and_blocking_pipelines_go_alone(
+    plain: aioredis.Redis, wire: Wire
+) -> None:
+    await plain.ping()
+
+    async def transaction() -> list[Any]:
+        pipe = plain.pipeline(transaction=True)
+        pipe.incr("t").incr("t")
+        return await pipe.execute()
+
+    async def blocking() -> list[Any]:
+        pipe = plain.pipeline(transaction=False)
+        pipe.blpop(["q"], timeout=0.05).incr("b")
+        return await pipe.execute()
+
+    before = len(wire.batches)
+    replies = await asyncio.gather(transaction(), blocking(), plain.incr("n"), plain.incr("n"))
+    assert replies == [[1, 2], [None, 1], 1, 2]
+    # (New connections' handshakes, CLIENT SETINFO and the like, are writes of their own.)
+    batches = sorted(b for b in wire.batches[before:] if b"INCRBY" in b)
+    assert batches == [
+        [b"BLPOP", b"INCRBY"],
+        [b"INCRBY", b"INCRBY"],
+        [b"MULTI", b"INCRBY", b"INCRBY", b"EXEC"],
+    ]
+
+
 class Dropper:
     """A server that reads what it is sent, answers the first ``answer`` commands of each
     connection with +OK, then closes it: a Redis that went away in the middle of a batch."""
