@@ -24,7 +24,7 @@ from model.records import (
     ThreadView,
 )
 from store import keys
-from store.calls import Calls, Report
+from store.calls import Calls, Report, waiting_children_of
 from store.changes import ChangeFeed
 from store.digest import Digests
 from store.errors import ThreadNotFound
@@ -137,11 +137,16 @@ class ChannelPort:
         A thread waiting for another agent (a handoff) has its child's question as its own:
         the child asked it in the same conversation, so a reply there answers it.
         """
-        rid = await self._redis.hget(keys.state(thread_id), keys.QUESTION)
+        # Both reads at once: the question's id, and the handoffs to look in if it is not
+        # pending (a new message finds none, and a thread's calls are few).
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(keys.state(thread_id), keys.QUESTION)
+        pipe.hgetall(keys.calls(thread_id))
+        rid, calls = await pipe.execute()
         views = await self._threads.request_views([(text(rid), thread_id)]) if rid else []
         own = views[0] if views else None
         if (own is None or own.status != "pending") and depth < MAX_HANDOFF_DEPTH:
-            for child in await self._calls.waiting_children(thread_id):
+            for child in waiting_children_of(calls):
                 asked = await self.open_question(child, depth + 1)
                 if asked is not None and asked.status == "pending":
                     return asked

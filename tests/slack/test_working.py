@@ -97,7 +97,8 @@ async def test_the_working_note_rides_with_the_message(
 ) -> None:
     """The note that lets the answer clear the sign is written ahead of the message, in
     the pipeline that stores it: a mention costs the ack one round trip (and the sign,
-    after the ack, one check); a DM that starts a conversation one more (the DM's mark)."""
+    after the ack, one check); a DM that starts a conversation one more (the DM's mark),
+    and one that continues it one more again (the open question and handoffs, one read)."""
     sent = [0]
     original = AbstractConnection._send_packed_command
 
@@ -122,6 +123,12 @@ async def test_the_working_note_rides_with_the_message(
     assert (await slack_kit.event({**event, "channel": "D0ALICE", "ts": dm})).status_code == 200
     await slack_kit.settle()
     assert sent[0] == 3
+
+    sent[0] = 0  # the DM's conversation goes on: is it the answer to an open question?
+    more = slack_kit.fake.next_ts()
+    assert (await slack_kit.event({**event, "channel": "D0ALICE", "ts": more})).status_code == 200
+    await slack_kit.settle()
+    assert sent[0] == 4
     monkeypatch.undo()
     assert await redis_client.smembers(keys.working(thread_of(GENERAL, root))) == {
         f"{GENERAL}|{root}".encode()
