@@ -137,14 +137,7 @@ class Calls:
 
     async def waiting_children(self, thread_id: str) -> list[str]:
         """The child threads of the thread's handoffs still waiting for their answer."""
-        raw: Any = await self.redis.hgetall(keys.calls(thread_id))
-        calls = {text(k): text(v) for k, v in raw.items()}
-        return [
-            json.loads(record)["child"]
-            for cid, record in calls.items()
-            if '"child"' in record
-            and calls.get(keys.call_field(cid, keys.CALL_STATUS)) == keys.CALL_WAITING
-        ]
+        return waiting_children_of(await self.redis.hgetall(keys.calls(thread_id)))
 
     async def thread_of(self, call_id: str) -> str:
         tid = await self.redis.hget(self._index(call_id), call_id)
@@ -197,3 +190,14 @@ class Calls:
             return False
         expected = signature(await self.signing_key(), call_id, expires)
         return hmac.compare_digest(expected, given)
+
+
+def waiting_children_of(raw: Any) -> list[str]:
+    """The waiting child threads in a thread's calls hash (HGETALL of ``keys.calls``)."""
+    calls = {text(k): text(v) for k, v in raw.items()}
+    return [
+        json.loads(record)["child"]
+        for cid, record in calls.items()
+        if '"child"' in record
+        and calls.get(keys.call_field(cid, keys.CALL_STATUS)) == keys.CALL_WAITING
+    ]

@@ -10,6 +10,8 @@ channel's own keys module, on the Redis client the service hands it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from model.events import CallReported, CancelRequested, HumanResponse, UserMessage
@@ -22,12 +24,13 @@ from model.records import (
     ThreadView,
 )
 from store import keys
-from store.calls import Calls, Report
+from store.calls import Calls, Report, waiting_children_of
 from store.changes import ChangeFeed
 from store.digest import Digests
 from store.errors import ThreadNotFound
 from store.outbox import OutboxStore, ref_value
 from store.reads import flat_text, meta_of, text
+from store.scripts import Then
 from store.threads import NewThread, ThreadStore
 
 __all__ = ["ChannelPort", "NewThread"]
@@ -57,12 +60,22 @@ class ChannelPort:
         *,
         dedupe: str | None = None,
         create: NewThread | None = None,
+        remember: str | None = None,
+        before: Then | None = None,
     ) -> bool:
         """Store a human's message once and wake the thread. False: a duplicate.
 
         Raises ThreadNotFound when the thread does not exist and ``create`` is not given.
+        ``remember``: the provider's id of the message, remembered as ``remember`` does,
+        and ``before``: the channel's own records of it (commands on its own keys); both
+        written ahead of the message, in the same round trip, so a run it wakes sees them.
         """
-        return await self._threads.append_inbound(thread_id, event, dedupe=dedupe, create=create)
+        if remember is not None:
+            ref = _ref_command(event.channel, remember, thread_id)
+            before = ref if before is None else _both(ref, before)
+        return await self._threads.append_inbound(
+            thread_id, event, dedupe=dedupe, create=create, before=before
+        )
 
     async def answer(
         self,
@@ -98,12 +111,7 @@ class ChannelPort:
 
     async def remember(self, channel: str, provider_id: str, thread_id: str) -> None:
         """A message a human sent on a thread: replies that cite its id find the thread."""
-        await self._redis.set(
-            keys.ref(channel, provider_id),
-            ref_value(ProviderRef(thread_id=thread_id)),
-            ex=keys.REF_TTL_SECONDS,
-            nx=True,
-        )
+        await self._redis.set(*_ref_args(channel, provider_id, thread_id), **_REF_OPTIONS)
 
     async def report_failure(self, thread_id: str, outbox_id: str, reason: str) -> bool:
         """The provider says a message we sent did not arrive (a bounce, a failed text, an
@@ -129,11 +137,16 @@ class ChannelPort:
         A thread waiting for another agent (a handoff) has its child's question as its own:
         the child asked it in the same conversation, so a reply there answers it.
         """
-        rid = await self._redis.hget(keys.state(thread_id), keys.QUESTION)
+        # Both reads at once: the question's id, and the handoffs to look in if it is not
+        # pending (a new message finds none, and a thread's calls are few).
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(keys.state(thread_id), keys.QUESTION)
+        pipe.hgetall(keys.calls(thread_id))
+        rid, calls = await pipe.execute()
         views = await self._threads.request_views([(text(rid), thread_id)]) if rid else []
         own = views[0] if views else None
         if (own is None or own.status != "pending") and depth < MAX_HANDOFF_DEPTH:
-            for child in await self._calls.waiting_children(thread_id):
+            for child in waiting_children_of(calls):
                 asked = await self.open_question(child, depth + 1)
                 if asked is not None and asked.status == "pending":
                     return asked
@@ -151,3 +164,26 @@ class ChannelPort:
 
     async def summaries(self, limit: int = 100) -> list[ThreadSummary]:
         return await self._threads.summaries(limit)
+
+
+_REF_OPTIONS: dict[str, Any] = {"ex": keys.REF_TTL_SECONDS, "nx": True}
+"""A human's message is remembered once (a later copy does not move its expiry)."""
+
+
+def _ref_args(channel: str, provider_id: str, thread_id: str) -> tuple[str, str]:
+    return keys.ref(channel, provider_id), ref_value(ProviderRef(thread_id=thread_id))
+
+
+def _ref_command(channel: str, provider_id: str, thread_id: str) -> Then:
+    def add(pipe: aioredis.client.Pipeline) -> None:
+        pipe.set(*_ref_args(channel, provider_id, thread_id), **_REF_OPTIONS)
+
+    return add
+
+
+def _both(first: Then, second: Then) -> Then:
+    def add(pipe: aioredis.client.Pipeline) -> None:
+        first(pipe)
+        second(pipe)
+
+    return add

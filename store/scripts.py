@@ -26,20 +26,31 @@ async def run_then(
     keys: list[str],
     args: list[Any],
     then: Then | None = None,
+    before: Then | None = None,
 ) -> list[Any]:
     """A script and the commands ``then`` adds, in one pipeline: one round trip.
+    ``before`` adds commands that must take effect ahead of the script (a channel's own
+    records of a message the script then announces); they run before it, in the same
+    pipeline, and their replies are not returned.
 
     redis-py checks a pipeline's scripts with SCRIPT EXISTS before every execute, a round
     trip of its own; we call the script by its SHA instead. Should Redis have lost it (a
     restart), the script is loaded and the whole pipeline runs again: the commands ``then``
-    adds are wake-ups, index updates and acknowledgements, which tolerate running twice.
+    adds are wake-ups, index updates and acknowledgements, and those of ``before`` records
+    that a repeat leaves as they were (SET NX, a list its reader deduplicates), so both
+    tolerate running twice.
 
     On a Redis Cluster, two round trips: a cluster pipeline sends each node its share at
     once, in no order across nodes, so a wake-up on a shared key's node could run before
     the script on the thread's node that it announces (a worker would find no thread, or
-    an empty inbox, and acknowledge the wake-up away). The script first, then the rest.
+    an empty inbox, and acknowledge the wake-up away). The script first, then the rest
+    (and ``before``'s commands ahead of both).
     """
     if isinstance(client, RedisCluster):
+        if before is not None:
+            first = client.pipeline(transaction=False)
+            before(first)
+            await first.execute()
         result = await script(keys=keys, args=args)
         if then is None:
             return [result]
@@ -48,17 +59,20 @@ async def run_then(
         return [result, *await pipe.execute()]
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
+        if before is not None:
+            before(pipe)
+        ahead = len(pipe)
         # Through execute_command: redis-py's cluster pipeline refuses its evalsha() method
         # but routes EVALSHA by its keys like any other command.
         pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         if then is not None:
             then(pipe)
         results: list[Any] = await pipe.execute(raise_on_error=False)
-        if not isinstance(results[0], NoScriptError) or attempt:
+        if not isinstance(results[ahead], NoScriptError) or attempt:
             for result in results:
                 if isinstance(result, Exception):
                     raise result
-            return results
+            return results[ahead:]
         await client.script_load(script.script)
     raise AssertionError("unreachable")
 

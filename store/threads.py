@@ -172,11 +172,13 @@ class ThreadStore(ThreadReads):
         *,
         dedupe: str | None = None,
         create: NewThread | None = None,
+        before: scripts.Then | None = None,
     ) -> bool:
         """Store a human's message once and wake the thread. False: a duplicate.
 
         Raises ThreadNotFound when the thread does not exist and ``create`` is not given.
-        One round trip on a single server: the script wakes the thread itself.
+        One round trip on a single server: the script wakes the thread itself. ``before``
+        adds commands that must be done when the wake-up is seen (scripts.run_then).
         """
         report = await reporting.inbound(self.redis, thread_id, event, create)
         parent = create.parent.model_dump_json() if create and create.parent else ""
@@ -198,7 +200,9 @@ class ThreadStore(ThreadReads):
         # inbox, and be acknowledged away). A duplicate still wakes the thread: if the first
         # delivery's wake-up was lost to a crash between the two, the provider's retry
         # repairs it. Extra wake-ups are cheap: a run with nothing to do ends at once.
-        stored, *_ = await scripts.run_then(self.redis, self._inbound, thread_keys, args)
+        stored, *_ = await scripts.run_then(
+            self.redis, self._inbound, thread_keys, args, before=before
+        )
         if stored != -1 and not self._inline:
             pipe = self.redis.pipeline(transaction=False)
             pipe.xadd(self.shared.runs(thread_id), {"t": thread_id})

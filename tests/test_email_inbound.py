@@ -238,3 +238,40 @@ async def test_concurrent_redeliveries_are_stored_once(
         email.asend(msg, ALICE, [AGENT]),
     )
     assert len(messages((await store.thread(FIRST)).inbox)) == 1
+
+
+async def test_a_new_mail_is_stored_in_two_round_trips_with_its_records_first(
+    email: EmailHarness, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Is it a redelivery (one read), then one pipeline: the mail remembered by its
+    Message-ID, the thread's mail chain, then the message (which wakes the thread), in
+    that order, so the run it wakes finds both."""
+    from redis.asyncio.connection import AbstractConnection
+
+    from channels.email import keys as email_keys
+    from store import keys
+
+    sent: list[bytes] = []
+    original = AbstractConnection._send_packed_command
+
+    async def counted(self: AbstractConnection, command: object) -> None:
+        sent.append(b"".join(command) if isinstance(command, list) else bytes(command))  # type: ignore[arg-type]
+        await original(self, command)  # type: ignore[arg-type]
+
+    raw = mail("please deploy v1.2.3 to production").as_bytes()
+    monkeypatch.setattr(AbstractConnection, "_send_packed_command", counted)
+    assert await email.parts.inbound.receive(ALICE, [AGENT], raw) == "250 2.0.0 OK: stored"
+    monkeypatch.undo()
+    assert len(sent) == 2
+    pipeline = sent[1]
+    ref, chain, script = (
+        pipeline.index(k.encode())
+        for k in (keys.ref("email", "m1@example.com"), email_keys.chain(FIRST), "EVALSHA")
+    )
+    assert ref < chain < script
+    assert await redis_client.get(keys.ref("email", "m1@example.com")) is not None
+    assert await redis_client.lrange(email_keys.chain(FIRST), 0, -1) == [b"m1@example.com"]
+    assert await redis_client.get(email_keys.parent(FIRST)) == b"m1@example.com"
+    # A redelivery: found by its Message-ID in one read, nothing written.
+    assert await email.parts.inbound.receive(ALICE, [AGENT], raw) == "250 2.0.0 OK: already stored"
+    assert await redis_client.lrange(email_keys.chain(FIRST), 0, -1) == [b"m1@example.com"]

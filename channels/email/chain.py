@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from channels.email import keys
 from model.records import ThreadMeta
+from store.scripts import Then
 
 MAX_REFERENCES = 20
 
@@ -29,19 +30,30 @@ def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
+def received_writes(thread_id: str, message_id: str) -> Then:
+    """The writes that record a human's mail on the thread, for a pipeline the caller
+    sends (the append's own, ahead of the message: ChannelPort.append_message)."""
+
+    def add(pipe: aioredis.client.Pipeline) -> None:
+        if "@" not in message_id:
+            return  # known by a digest only: no client could cite it
+        pipe.rpush(keys.chain(thread_id), message_id)
+        pipe.set(keys.parent(thread_id), message_id, ex=keys.CHAIN_TTL_SECONDS)
+        pipe.expire(keys.chain(thread_id), keys.CHAIN_TTL_SECONDS)
+
+    return add
+
+
 class MailChain:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
 
     async def received(self, thread_id: str, message_id: str) -> None:
         """A human's mail joined the thread: our next mail answers it."""
-        if "@" not in message_id:
-            return  # known by a digest only: no client could cite it
         pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(keys.chain(thread_id), message_id)
-        pipe.set(keys.parent(thread_id), message_id, ex=keys.CHAIN_TTL_SECONDS)
-        pipe.expire(keys.chain(thread_id), keys.CHAIN_TTL_SECONDS)
-        await pipe.execute()
+        received_writes(thread_id, message_id)(pipe)
+        if len(pipe):
+            await pipe.execute()
 
     async def sent(self, thread_id: str, message_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.config import Registry
 from agent.tools import Agent
-from channels.email.chain import MailChain
+from channels.email.chain import MailChain, received_writes
 from channels.email.noise import Noise
 from channels.email.parse import ParsedMail, parse
 from channels.email.refusals import Refusals
@@ -154,8 +154,7 @@ class Inbound:
         event = UserMessage(
             channel=CHANNEL, sender=mail.sender, text=_text(mail), message_id=message_id
         )
-        await self._remember(message_id, meta.thread_id)  # before the wake-up: see there
-        stored = await self.port.append_message(meta.thread_id, event, dedupe=message_id)
+        stored = await self._append(meta.thread_id, event, message_id)
         return OK if stored else DUPLICATE
 
     async def _thread_of(
@@ -194,10 +193,7 @@ class Inbound:
         event = UserMessage(
             channel=CHANNEL, sender=mail.sender, text=_text(mail, first=True), message_id=message_id
         )
-        await self._remember(message_id, thread_id)  # before the wake-up: see there
-        stored = await self.port.append_message(
-            thread_id, event, dedupe=message_id, create=NewThread(agent.name, origin)
-        )
+        stored = await self._append(thread_id, event, message_id, NewThread(agent.name, origin))
         return OK if stored else DUPLICATE
 
     def _check_sender(self, sender: str, meta: ThreadMeta) -> None:
@@ -272,6 +268,20 @@ class Inbound:
             raise Refused(
                 f"550 5.7.1 approval refused: mail from <{mail.sender}> did not pass DKIM or DMARC"
             )
+
+    async def _append(
+        self, thread_id: str, event: UserMessage, message_id: str, create: NewThread | None = None
+    ) -> bool:
+        """Store the mail as a message, remembered as ``_remember`` does and in the same
+        round trip, ahead of the append (so, as there, before the wake-up)."""
+        return await self.port.append_message(
+            thread_id,
+            event,
+            dedupe=message_id,
+            create=create,
+            remember=message_id,
+            before=received_writes(thread_id, message_id),
+        )
 
     async def _remember(self, message_id: str, thread_id: str) -> None:
         """A received mail joined the thread: replies citing it find the thread, and our

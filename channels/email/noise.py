@@ -39,9 +39,14 @@ def _get(msg: Message, name: str) -> str:
         return ""
 
 
-def classify(msg: Message, envelope_sender: str | None) -> Noise | None:
-    """Why this message is not a person writing to us, or None when it is."""
-    sender = " ".join(a for _, a in getaddresses([_get(msg, "From")])).lower()
+def classify(
+    msg: Message, envelope_sender: str | None, senders: list[tuple[str, str]] | None = None
+) -> Noise | None:
+    """Why this message is not a person writing to us, or None when it is.
+    ``senders``: the From header's (name, address) pairs, when the caller has them."""
+    if senders is None:
+        senders = getaddresses([_get(msg, "From")])
+    sender = " ".join(a for _, a in senders).lower()
     content_type = msg.get_content_type()
     null_sender = envelope_sender is not None and envelope_sender.strip("<> ") == ""
     daemon = any(d in sender.split("@")[0] for d in _DAEMONS) if sender else False

@@ -113,16 +113,17 @@ def parse(raw: bytes, envelope_sender: str | None = None) -> ParsedMail:
     assert isinstance(msg, EmailMessage)
     ids = message_ids(_header(msg, "Message-ID"))
     text = body_text(msg)
+    senders = getaddresses([_header(msg, "From")])  # read once: the noise guard reads it too
     return ParsedMail(
         message_id=ids[0] if ids else None,
-        sender=_sender(msg),
+        sender=_sender(senders),
         subject=" ".join(_header(msg, "Subject").split()),
         text=text,
         reply=strip_reply(text),
         in_reply_to=message_ids(_header(msg, "In-Reply-To")),
         references=message_ids(_header(msg, "References")),
         attachments=attachments(msg),
-        noise=classify(msg, envelope_sender),
+        noise=classify(msg, envelope_sender, senders),
         auth_results=[str(v) for v in msg.get_all("Authentication-Results") or []],
     )
 
@@ -135,8 +136,7 @@ def _header(msg: Message, name: str) -> str:
     return str(value) if value is not None else ""
 
 
-def _sender(msg: Message) -> str:
-    pairs = getaddresses([_header(msg, "From")])
+def _sender(pairs: list[tuple[str, str]]) -> str:
     for _, address in pairs:
         if "@" in address:
             return address.strip().lower()

@@ -54,6 +54,13 @@ class SlackInbound:
             # Socket Mode alone has no HTTP endpoint, and Slack does not sign its envelopes.
             request_verification_enabled=signing_secret is not None,
             process_before_response=True,
+            # Per request, these add what no listener here reads: the say / set_status /
+            # set_title helpers of an event (we answer through the outbox), and a custom
+            # workflow step's token (we define no steps). The rest stay: signature and
+            # replay check, url_verification and ssl_check, the bot's own identity
+            # (context.bot_user_id) and the skipping of its own events.
+            attaching_conversation_kwargs_enabled=False,
+            attaching_function_token_enabled=False,
         )
         self.bolt.event("app_mention")(self.messages.on_event)
         self.bolt.event("message")(self.messages.on_event)

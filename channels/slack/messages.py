@@ -18,6 +18,7 @@ from model.ids import thread_id_for
 from model.records import Origin
 from store.errors import RequestAlreadyAnswered, ThreadNotFound
 from store.port import ChannelPort, NewThread
+from store.scripts import Then
 
 log = logging.getLogger("switchboard.slack")
 
@@ -98,8 +99,6 @@ class Messages:
             # Slack thread is ours only by the sent message's reference.
             ref = await self.port.resolve(CHANNEL, f"{msg.channel}:{msg.thread_ts}")
             tid = ref.thread_id if ref is not None else tid
-        if self.working is not None:
-            await self.working.expect(tid, msg.channel, msg.ts)
         if msg.is_reply and await self._answers_question(tid, msg):
             self._show_working(tid, msg)
             return
@@ -113,7 +112,10 @@ class Messages:
             # ts names the message within its channel, and the thread is per channel: both
             # copies of a mention (app_mention and message), every retry, and a copy of a
             # message that answered a question share it, and are stored once.
-            if await self.port.append_message(tid, event, dedupe=msg.ts, create=create):
+            stored = await self.port.append_message(
+                tid, event, dedupe=msg.ts, create=create, before=self._expecting(tid, msg)
+            )
+            if stored:
                 self._show_working(tid, msg)
         except ThreadNotFound:
             if self.working is not None:
@@ -133,18 +135,29 @@ class Messages:
             new = ref is None
         else:
             tid, new = await self.direct.open(msg.team, msg.channel, tid)
-        if self.working is not None:
-            await self.working.expect(tid, msg.channel, msg.ts, _assistant_thread(msg))
         if not new and await self._answers_question(tid, msg):
             self._show_working(tid, msg)
             return
         origin = Origin(channel=CHANNEL, address=msg.user, route=route)
         event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
         create = NewThread(agent=self.agent, origin=origin)
-        if await self.port.append_message(tid, event, dedupe=msg.ts, create=create):
+        stored = await self.port.append_message(
+            tid,
+            event,
+            dedupe=msg.ts,
+            create=create,
+            # A reply in a Slack thread under this message finds the conversation.
+            remember=f"{msg.channel}:{msg.ts}",
+            before=self._expecting(tid, msg),
+        )
+        if stored:
             self._show_working(tid, msg)
-        # A reply in a Slack thread under this message finds the conversation.
-        await self.port.remember(CHANNEL, f"{msg.channel}:{msg.ts}", tid)
+
+    def _expecting(self, tid: str, msg: MessageIn) -> Then | None:
+        """The working note (Working.expect), written with the message, ahead of it."""
+        if self.working is None:
+            return None
+        return self.working.expecting(tid, msg.channel, msg.ts, _assistant_thread(msg))
 
     async def _answers_question(self, tid: str, msg: MessageIn) -> bool:
         """A reply written after the agent's latest question answers it. True: handled.
@@ -159,6 +172,8 @@ class Messages:
         posted = question.sent.rsplit(":", 1)[-1] if question.sent else None
         if not _later_than(msg.ts, posted):
             return False  # written before the question was asked: a message, not an answer
+        if self.working is not None:  # before the answer is stored: Working.expect
+            await self.working.expect(tid, msg.channel, msg.ts, _assistant_thread(msg))
         rid = question.request.request_id
         response = Answered(request_id=rid, channel=CHANNEL, responder=msg.user, answer=msg.text)
         try:

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.slack import keys
+from store.scripts import Then
 
 log = logging.getLogger("switchboard.slack")
 
@@ -51,6 +52,20 @@ class Working:
         ``assistant_thread``: the root ts of the assistant thread it was written in."""
         member = _member(channel, ts, assistant_thread)
         await self._expect(keys=[keys.working(thread_id)], args=[member, keys.WORKING_TTL_SECONDS])
+
+    @staticmethod
+    def expecting(
+        thread_id: str, channel: str, ts: str, assistant_thread: str | None = None
+    ) -> Then:
+        """``expect`` as commands for the pipeline that stores the message, ahead of it
+        (ChannelPort.append_message's ``before``): the same note, no round trip of its own."""
+        member = _member(channel, ts, assistant_thread)
+
+        def add(pipe: aioredis.client.Pipeline) -> None:
+            pipe.sadd(keys.working(thread_id), member)
+            pipe.expire(keys.working(thread_id), keys.WORKING_TTL_SECONDS)
+
+        return add
 
     async def _members(self, thread_id: str, channel: str, ts: str) -> list[str]:
         mine = _member(channel, ts)

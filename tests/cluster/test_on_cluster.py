@@ -3,7 +3,8 @@
 The tests are imported, not copied: pytest collects them here a second time, with this
 directory's ``redis_url`` and ``redis_client``. Each crosses the shards: a thread's keys sit
 on one slot, its work and index entries on the partitions of its thread and request ids
-(and an outbox item's recovery entry on its thread's partition of the retry set).
+(and an outbox item's recovery entry on its thread's partition of the retry set; a
+received mail's reference on the slot of its Message-ID, written ahead of the thread's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from store import keys, partitions
 from store.packing import HiredisPacking
 from store.threads import ThreadStore
 from tests.test_crash import test_killed_worker_thread_is_finished_by_another_without_rerun
+from tests.test_email_inbound import (
+    test_duplicate_delivery_is_stored_once,
+    test_reply_by_in_reply_to,
+)
 from tests.test_email_reroute import (
     email_registry,
     test_a_relay_5xx_is_offered_on_the_origin,
@@ -47,7 +52,9 @@ __all__ = [
     "test_an_idle_worker_and_outbox_send_nothing_per_loop_turn",
     "test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs_out",
     "test_deploy_approved_runs_once_and_answers",
+    "test_duplicate_delivery_is_stored_once",
     "test_killed_worker_thread_is_finished_by_another_without_rerun",
+    "test_reply_by_in_reply_to",
 ]
 
 

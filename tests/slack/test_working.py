@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+
+from channels.slack import keys
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
 from tests.slack.kit import ALICE, GENERAL, SlackKit, mention, thread_of
@@ -85,3 +90,47 @@ async def test_a_thread_reply_in_a_dm_without_the_ai_surface_gets_the_reaction(
     await slack_kit.settle()
     assert slack_kit.fake.called("assistant.threads.setStatus") == []
     assert [c["timestamp"] for c in slack_kit.fake.called("reactions.add")] == [ts]
+
+
+async def test_the_working_note_rides_with_the_message(
+    slack_kit: SlackKit, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note that lets the answer clear the sign is written ahead of the message, in
+    the pipeline that stores it: a mention costs the ack one round trip (and the sign,
+    after the ack, one check); a DM that starts a conversation one more (the DM's mark),
+    and one that continues it one more again (the open question and handoffs, one read)."""
+    sent = [0]
+    original = AbstractConnection._send_packed_command
+
+    async def counted(self: AbstractConnection, command: Any) -> None:
+        sent[0] += 1
+        await original(self, command)
+
+    # Warm up: bolt's auth.test, the first call of each script (NOSCRIPT, SCRIPT LOAD).
+    event = {"type": "message", "channel_type": "im", "user": ALICE, "text": "hi"}
+    await slack_kit.event(mention("warm up", slack_kit.fake.next_ts()))
+    await slack_kit.event({**event, "channel": "D0OTHER", "ts": slack_kit.fake.next_ts()})
+    await slack_kit.settle()
+    monkeypatch.setattr(AbstractConnection, "_send_packed_command", counted)
+    root = slack_kit.fake.next_ts()
+    assert (await slack_kit.event(mention("status?", root))).status_code == 200
+    await slack_kit.settle()
+    assert sent[0] == 2
+    assert slack_kit.fake.reactions[(GENERAL, root)] == {"eyes"}
+
+    sent[0] = 0
+    dm = slack_kit.fake.next_ts()
+    assert (await slack_kit.event({**event, "channel": "D0ALICE", "ts": dm})).status_code == 200
+    await slack_kit.settle()
+    assert sent[0] == 3
+
+    sent[0] = 0  # the DM's conversation goes on: is it the answer to an open question?
+    more = slack_kit.fake.next_ts()
+    assert (await slack_kit.event({**event, "channel": "D0ALICE", "ts": more})).status_code == 200
+    await slack_kit.settle()
+    assert sent[0] == 4
+    monkeypatch.undo()
+    assert await redis_client.smembers(keys.working(thread_of(GENERAL, root))) == {
+        f"{GENERAL}|{root}".encode()
+    }
+    assert slack_kit.fake.reactions[("D0ALICE", dm)] == {"eyes"}
