@@ -171,10 +171,10 @@ async def load(
 
 
 # ---- the driver -------------------------------------------------------------------------
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     import socket
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the API process exited")
