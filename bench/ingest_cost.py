@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.ingest import _OURS, ROOT, _HttpConn, _wait_port
-from bench.wire import TARGETS, config, fake_slack_api, service_env
+from bench.ingest import ROOT, _HttpConn, _wait_port, api_env
+from bench.wire import TARGETS, fake_slack_api
 from store.embedded import free_port, start_ephemeral
 
 WARMUP = 100
@@ -76,12 +76,7 @@ def measure(channels: list[str], requests: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp, fake_slack_api() as slack_api:
         work = Path(tmp)
-        (work / "switchboard.toml").write_text(config(ROOT / "switchboard.toml"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
-        env.pop("PUBLIC_BASE_URL", None)
-        env |= service_env(slack_api, free_port())
-        env |= {"REDIS_URL": redis.url, "PORT": str(port), "HOST": "127.0.0.1"}
-        env |= {"SWITCHBOARD_CONFIG": str(work / "switchboard.toml")}
+        env = api_env(work, redis.url, port, slack_api, free_port())
         out_dir = work / "cg"
         out_dir.mkdir()
         prefix = work / "vgdb"
