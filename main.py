@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
+import uvloop
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -217,7 +218,12 @@ def api_jobs(
 
 async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve until the service stops (the signal handlers above set ``stop``)."""
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    # httptools: llhttp's C parser; uvicorn's default h11 parses each request in Python
+    # (about 15 % of the API's CPU per webhook under load, bench/README.md).
+    config = uvicorn.Config(
+        app, host=host, port=port, http="httptools", log_config=None, access_log=False
+    )
+    server = _Server(config)
 
     async def on_stop() -> None:
         await stop.wait()
@@ -259,6 +265,13 @@ async def supervised(
             await outage.wait(exc, stop)
         else:
             return
+
+
+def event_loop(role: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop (libuv; transports, callbacks and timers in C) for the API: the loop's own
+    Python was about a tenth of a webhook's CPU. ``serve`` and the workers keep asyncio's
+    loop: what they cost is measured on it (bench/README.md), uvloop there is not."""
+    return uvloop.new_event_loop if role == "api" else None
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -372,8 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = server.url
         log.info("embedded Redis at %s (AOF on)", redis_url)
     try:
-        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-            asyncio.run(run(args.role, settings, redis_url))
+        with (
+            contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError),
+            asyncio.Runner(loop_factory=event_loop(args.role)) as runner,
+        ):
+            runner.run(run(args.role, settings, redis_url))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2

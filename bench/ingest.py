@@ -171,10 +171,10 @@ async def load(
 
 
 # ---- the driver -------------------------------------------------------------------------
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     import socket
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the API process exited")
@@ -210,6 +210,21 @@ def stored_messages(client: redis.Redis) -> int:
 _OURS = ("REDIS_", "SWITCHBOARD_", "SLACK_", "TWILIO_", "SMS_", "EMAIL_", "SMTP_")
 
 
+def api_env(
+    work: Path, redis_url: str, port: int, slack_api: str, smtp_port: int
+) -> dict[str, str]:
+    """The environment of ``main.py api`` under load: every inbound channel on, the bench's
+    agent config (written to ``work``), and none of the machine's own channel settings."""
+    toml = work / "switchboard.toml"
+    toml.write_text(config(ROOT / "switchboard.toml"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    env.pop("PUBLIC_BASE_URL", None)
+    env |= service_env(slack_api, smtp_port)
+    env |= {"REDIS_URL": redis_url, "PORT": str(port), "HOST": "127.0.0.1"}
+    env["SWITCHBOARD_CONFIG"] = str(toml)
+    return env
+
+
 def run_ingest(
     target: RedisTarget, rates: list[float], seconds: float, channels: list[str]
 ) -> list[dict[str, Any]]:
@@ -218,14 +233,7 @@ def run_ingest(
     results = []
     client = redis.Redis.from_url(target.url)
     with tempfile.TemporaryDirectory() as tmp, fake_slack_api() as slack_api:
-        toml = Path(tmp) / "switchboard.toml"
-        toml.write_text(config(ROOT / "switchboard.toml"))
-        # The machine's own channel settings must not leak into the service under load.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
-        env.pop("PUBLIC_BASE_URL", None)
-        env |= service_env(slack_api, smtp_port)
-        env |= {"REDIS_URL": target.url, "PORT": str(port), "HOST": "127.0.0.1"}
-        env["SWITCHBOARD_CONFIG"] = str(toml)
+        env = api_env(Path(tmp), target.url, port, slack_api, smtp_port)
         log = ROOT / "bench" / "results" / "ingest-api.log"
         log.parent.mkdir(exist_ok=True)
         api = subprocess.Popen(

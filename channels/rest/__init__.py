@@ -8,10 +8,11 @@ from fastapi import FastAPI
 
 from agent.config import Registry
 from agent.settings import Settings
+from channels import lean
 from channels.pagelinks import PageLinks, page_links
 from channels.registry import Channel, Services
 from channels.rest import audit, live, page, triggers
-from channels.rest.api import router
+from channels.rest.api import lean_start, router
 from channels.rest.auth import Access
 from channels.rest.sender import RestSender
 from store.port import ChannelPort
@@ -38,5 +39,6 @@ def rest_channel(
         app.include_router(audit.router(port))
         app.include_router(triggers.router(port, registry))
         app.include_router(page.router(port, links))
+        lean.serve(app, "POST", "/v1/threads", lean_start(port, registry))
 
     return Channel(name="rest", sender=RestSender(), mount=mount, listeners=[live.end_streams_on])

@@ -20,7 +20,7 @@ from fastapi import (
 )
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent import handoff, window
@@ -28,8 +28,9 @@ from agent.config import Registry
 from agent.errors import ToolFailed
 from agent.window import ContextInfo
 from channels import edits
+from channels.lean import LeanHandler
 from channels.rest import calls, live
-from channels.rest.auth import Access, CallerDep
+from channels.rest.auth import Access, Caller, CallerDep
 from model.events import AgentStep, Event, HumanResponse, UserMessage, decided
 from model.events import Answered as AnswerEvent
 from model.ids import new_id, thread_id_for
@@ -52,6 +53,8 @@ from telemetry import metrics
 
 CHANNEL = "rest"
 MAX_TEXT = 20_000
+MAX_KEY = 200
+"""The longest Idempotency-Key."""
 
 
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
@@ -174,6 +177,54 @@ def _dedupe(idempotency_key: str | None) -> str:
     return idempotency_key or new_id("req")
 
 
+async def start_thread(
+    port: ChannelPort,
+    registry: Registry,
+    body: NewThreadBody,
+    caller: Caller,
+    idempotency_key: str | None,
+) -> ThreadCreated:
+    """POST /v1/threads once its request is read: the FastAPI route and the lean one."""
+    agent = registry.get(body.agent)
+    if agent is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no agent {body.agent!r}")
+    sender = caller.acting_as(body.sender)
+    tid = thread_id_for(CHANNEL, idempotency_key) if idempotency_key else new_id("th")
+    event = UserMessage(
+        channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
+    )
+    stored = await port.append_message(
+        tid,
+        event,
+        dedupe=_dedupe(idempotency_key),
+        create=NewThread(agent=agent.name, origin=Origin(channel=CHANNEL, address=sender)),
+    )
+    return ThreadCreated(thread_id=tid, duplicate=not stored)
+
+
+def lean_start(port: ChannelPort, registry: Registry) -> LeanHandler:
+    """POST /v1/threads ahead of FastAPI (channels/lean.py): a JSON body that the route's
+    model takes as it is. Anything else (another content type, a body the model refuses, an
+    Idempotency-Key too long) is declined, for FastAPI's route to refuse in its own words."""
+
+    async def handle(request: Request) -> Response | None:
+        kind = request.headers.get("content-type", "")
+        key = request.headers.get("idempotency-key")
+        caller = request.scope.get("state", {}).get("caller")
+        if kind != "application/json" or not isinstance(caller, Caller):
+            return None
+        if key is not None and len(key) > MAX_KEY:
+            return None
+        try:  # as FastAPI reads it: json.loads, then the model in Python mode
+            body = NewThreadBody.model_validate(json.loads(await request.body()))
+        except ValueError:  # not JSON, or not what the model takes (ValidationError)
+            return None
+        created = await start_thread(port, registry, body, caller, key)
+        return JSONResponse(created.model_dump(mode="json"), status.HTTP_201_CREATED)
+
+    return handle
+
+
 def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["threads"], responses=REFUSALS)
     hub = live.Hub(port.changes, port.digests)
@@ -184,24 +235,10 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
     async def create_thread(
         body: NewThreadBody,
         caller: CallerDep,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY)] = None,
     ) -> ThreadCreated:
         """Start a thread with a first message. An Idempotency-Key makes retries safe."""
-        agent = registry.get(body.agent)
-        if agent is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no agent {body.agent!r}")
-        sender = caller.acting_as(body.sender)
-        tid = thread_id_for(CHANNEL, idempotency_key) if idempotency_key else new_id("th")
-        event = UserMessage(
-            channel=CHANNEL, sender=sender, text=body.message, message_id=idempotency_key
-        )
-        stored = await port.append_message(
-            tid,
-            event,
-            dedupe=_dedupe(idempotency_key),
-            create=NewThread(agent=agent.name, origin=Origin(channel=CHANNEL, address=sender)),
-        )
-        return ThreadCreated(thread_id=tid, duplicate=not stored)
+        return await start_thread(port, registry, body, caller, idempotency_key)
 
     @api.get("/threads", response_model=list[ThreadSummary])
     async def list_threads(limit: int = 100) -> list[ThreadSummary]:
@@ -231,7 +268,7 @@ def router(port: ChannelPort, registry: Registry, access: Access) -> APIRouter:
         thread_id: str,
         body: MessageBody,
         caller: CallerDep,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY)] = None,
     ) -> Accepted:
         """A human's message on an existing thread; the agent picks it up in its next step."""
         sender = caller.acting_as(body.sender)
