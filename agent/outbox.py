@@ -34,6 +34,7 @@ from telemetry import metrics
 
 log = logging.getLogger("switchboard.outbox")
 
+
 @dataclass(frozen=True)
 class OutboxSettings:
     concurrency: int = 8

@@ -37,6 +37,7 @@ import redis.asyncio as aioredis
 from model.events import DeliveryFailed, dump_event
 from model.records import Delivery, OutboxItem, ProviderRef
 from store import keys, scripts
+from store.changes import announcer
 from store.partitions import Shared
 
 
@@ -86,6 +87,7 @@ class OutboxStore:
         self._due = client.register_script(scripts.RETRY_DUE)
         self._report = client.register_script(scripts.OUTBOX_REPORT_FAILURE)
         self._status = client.register_script(scripts.OUTBOX_PROVIDER_STATUS)
+        self.announcer = announcer(client)
         self.next_retry = float("inf")
         """When the earliest retry this process scheduled is due (epoch s): the dispatcher's
         cue to move due retries before its next scheduled look."""
@@ -139,6 +141,7 @@ class OutboxStore:
             [item.outbox_id, *args, "1" if claim is not None and claim.attempt == 1 else "0"],
             then,
         )
+        self.announcer.now(item.thread_id)
 
     async def sent(
         self,

@@ -139,8 +139,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 )
 
 INBOUND = (
-    _CHANGED
-    + _LAYOUT
+    _LAYOUT
     + """
 -- KEYS: inbox seen meta, and on a single server the runs stream and the threads index
 -- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
@@ -169,8 +168,7 @@ local stored = 1
 if ARGV[1] ~= '' and redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
   stored = 0
 else
-  redis.call('RPUSH', KEYS[1], ARGV[2])
-  changed()
+  redis.call('RPUSH', KEYS[1], ARGV[2])  -- the store tells the change feed (store.changes)
 end
 if KEYS[4] then
   redis.call('XADD', KEYS[4], '*', 't', ARGV[4])
@@ -181,9 +179,7 @@ return stored
 """
 )
 
-ANSWER = (
-    _CHANGED
-    + """
+ANSWER = """
 -- KEYS: requests inbox seen, and on a single server the runs stream, the pending and the
 --       deadlines indexes (store.publication.runs_inline)
 -- ARGV: request_id event_json dedupe_key mode, then
@@ -270,8 +266,7 @@ if code == 1 then
   local answer = at and (string.sub(event, 1, at - 1) .. string.sub(event, at + #id)) or event
   redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', answer)
 end
-redis.call('RPUSH', KEYS[2], event)
-changed()
+redis.call('RPUSH', KEYS[2], event)  -- the store tells the change feed (store.changes)
 if KEYS[4] then
   if code == 1 then
     redis.call('ZREM', KEYS[5], rid)
@@ -281,7 +276,6 @@ if KEYS[4] then
 end
 return {code, got[1], ''}
 """
-)
 
 WITHDRAW = (
     _CHANGED
@@ -395,8 +389,7 @@ return {tonumber(token), flat, redis.call('LRANGE', KEYS[3], from, -1), ledger, 
 )
 
 COMMIT = (
-    _CHANGED
-    + _LAYOUT
+    _LAYOUT
     + _HELPERS
     + """
 -- KEYS: state events inbox ledger requests outbox snapshot, then the shared keys the ops name
@@ -450,7 +443,6 @@ elseif ARGV[3] == '1' or ARGV[5] == '1' then
   fields[n_fields + 1], fields[n_fields + 2] = 'lease_until', now + tonumber(ARGV[2])
 end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if #drained > 0 or ARGV[3] == '1' then changed() end
 n = tonumber(ARGV[i] or '0')
 for j = i + 1, i + n, 4 do
   local op, key, a, b = ARGV[j], KEYS[tonumber(ARGV[j + 1])], ARGV[j + 2], ARGV[j + 3]
@@ -507,9 +499,7 @@ return {verdict, item, attempts + 1}
 """
 )
 
-OUTBOX_SETTLE = (
-    _CHANGED
-    + """
+OUTBOX_SETTLE = """
 -- KEYS: outbox inbox
 -- ARGV: outbox_id status provider_id error note_json first_attempt(1|0)
 -- Records how a delivery ended; a failure also leaves a note for the thread's next run.
@@ -526,10 +516,8 @@ if ARGV[2] ~= 'pending' then
   else redis.call('HDEL', KEYS[1], ARGV[1] .. ':c') end
 end
 if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
-changed()
-return 1
+return 1  -- the store tells the change feed (store.changes)
 """
-)
 
 OUTBOX_REPORT_FAILURE = (
     _CHANGED

@@ -8,8 +8,6 @@ checked inside the same script that writes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from model.events import Approved, Event, HumanResponse, SystemNote, dump_event, load_events
 from model.forms import stored_stamp
@@ -32,6 +29,7 @@ from model.records import (
     ThreadState,
 )
 from store import edits, keys, reporting, scripts
+from store.changes import announcer
 from store.errors import (
     AlreadyCounted,
     ArgumentsChanged,
@@ -150,8 +148,7 @@ class ThreadStore(ThreadReads):
         self.metas = MetaCache()
         self.clock = ServerClock()
         self.feed_delay = FEED_DELAY_S
-        self._announce: dict[str, asyncio.TimerHandle] = {}
-        self._announcing: set[asyncio.Task[None]] = set()
+        self.announcer = announcer(client)
         self.next_due_ms = float("inf")
         """The earliest deadline or timer this process published since the worker last
         looked (epoch ms): its cue to look before its next scheduled round (agent.worker)."""
@@ -212,6 +209,8 @@ class ThreadStore(ThreadReads):
         report.done(stored)
         if stored == -1:
             raise ThreadNotFound(thread_id)
+        if stored >= 1:
+            self.announcer.now(thread_id)
         return bool(stored >= 1)
 
     async def answer(
@@ -263,6 +262,8 @@ class ThreadStore(ThreadReads):
             await pipe.execute()
         if code == -1:
             raise RequestNotFound(request_id)
+        if code in (1, 3):  # stored: an answer, or an approval short of its quorum
+            self.announcer.now(tid)
         record = RequestRecord.load(raw, request_id=request_id, thread_id=tid)
         detail = text(detail)
         _raise_refusal(request_id, int(code), detail, response)
@@ -481,10 +482,10 @@ class ThreadStore(ThreadReads):
             raise LeaseLost(tid, lease.token)
         result = CommitResult(released=bool(reply[1]), merged=load_events(reply[2]))
         held.wrote(state)
-        if release or result.merged:  # the script told the change feed
-            self._announced(tid)
+        if release or result.merged:
+            self.announcer.now(tid)
         elif shown:
-            self._announce_later(tid)
+            self.announcer.later(tid, self.feed_delay)
         if renew or (release and not result.released):  # the script renewed the lease
             held.renewed = sent
         if publication is not None or ack is not None:
@@ -497,30 +498,6 @@ class ThreadStore(ThreadReads):
         if direct:  # stored, claimed and (above) recoverable: now send them
             direct.take(outbox)
         return result
-
-    def _announce_later(self, thread_id: str) -> None:
-        """Tell the change feed of a mid-run change within ``feed_delay``, unless a commit
-        that tells it (a release) comes first."""
-        if thread_id not in self._announce:
-            loop = asyncio.get_running_loop()
-            self._announce[thread_id] = loop.call_later(
-                self.feed_delay, self._announce_now, thread_id
-            )
-
-    def _announced(self, thread_id: str) -> None:
-        handle = self._announce.pop(thread_id, None)
-        if handle is not None:
-            handle.cancel()
-
-    def _announce_now(self, thread_id: str) -> None:
-        del self._announce[thread_id]
-        task = asyncio.ensure_future(self._publish_change(thread_id))
-        self._announcing.add(task)
-        task.add_done_callback(self._announcing.discard)
-
-    async def _publish_change(self, thread_id: str) -> None:
-        with contextlib.suppress(RedisError, OSError):  # fire and forget, as pub/sub is
-            await self.redis.publish(keys.CHANGES, thread_id)
 
     def publish_into(
         self, pipe: aioredis.client.Pipeline, thread_id: str, publication: Mapping[str, Any]

@@ -5,6 +5,7 @@ Counted with INFO commandstats, which counts the commands a script runs inside R
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from model.events import ToolResult, UserMessage
 from model.records import Origin, OutboxItem
 from store import keys
+from store.changes import RESYNC, ChangeFeed
 from store.reads import text
 from store.snapshot import Stored
 from store.threads import Lease, NewThread, ThreadStore
@@ -213,7 +215,7 @@ async def test_a_mid_run_change_reaches_the_change_feed_after_a_moment_and_a_rel
     store.feed_delay = 60.0  # a change that waits, then the release: the release tells it
     await store.commit(lease, ttl_ms=TTL, events=[ToolResult(call_id="d", tool="t", output="y")])
     await store.commit(lease, ttl_ms=TTL, release=True)
-    assert not store._announce  # nothing left waiting
+    assert not store.announcer.waiting  # nothing left waiting
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
     assert message is not None
     assert message["data"] == b"th_p"
@@ -256,3 +258,26 @@ async def test_an_acquire_asks_time_only_when_the_processs_server_clock_is_stale
     await redis_client.config_resetstat()
     assert await store.acquire("th_t2", "w", TTL) is not None
     assert (await _commands(redis_client))["time"] == 1
+
+
+async def test_changes_told_within_a_window_share_one_publish_and_the_feed_reads_every_id(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    feed = ChangeFeed(redis_client)
+    batches = feed.batches()
+    assert await anext(batches) == RESYNC  # subscribed
+    await redis_client.config_resetstat()
+    for tid in ("th_w1", "th_w2", "th_w3"):
+        await store.append_inbound(
+            tid,
+            UserMessage(channel="rest", sender="u", text="hi"),
+            create=NewThread(agent="a", origin=Origin(channel="rest", address="u")),
+        )
+    seen: set[str] = set()
+    while len(seen) < 3:
+        batch = await asyncio.wait_for(anext(batches), 5)
+        assert batch != RESYNC
+        seen |= set(batch)
+    assert seen == {"th_w1", "th_w2", "th_w3"}
+    assert (await _commands(redis_client))["publish"] == 1
+    await batches.aclose()
