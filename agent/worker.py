@@ -161,6 +161,7 @@ class Worker:
             metrics.EXPIRED.inc(expired)
             log.info("%d request(s) expired unanswered", expired)
         fired = await self.timers.fire_due()
+        await self.store.runs.trim()
         self.pace.swept(now, found=bool(reclaimed or expired or fired))
         return reclaimed
 

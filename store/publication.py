@@ -67,9 +67,11 @@ class Ops:
             self.add("zadd", shared.outbox_retry(thread_id), due_ms, member)
 
     def ack(self, ack: tuple[WorkStream, Entry]) -> None:
-        """Acknowledge and delete the run's entry, if (and only if) the commit released."""
+        """Acknowledge the run's entry, if (and only if) the commit released; the stream's
+        next trim deletes it (WorkStream.trim)."""
         stream, entry = ack
         self.add("ack", entry.key, stream.group, entry.entry_id)
+        stream.acked_in_commit(entry)
 
     def argv(self) -> list[Any]:
         return [len(self.args), *self.args]

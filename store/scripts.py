@@ -450,8 +450,7 @@ for j = i + 1, i + n, 4 do
   elseif op == 'hset' then redis.call('HSET', key, a, b)
   elseif op == 'xadd' then redis.call('XADD', key, '*', 't', a, 'o', b)
   elseif op == 'ack' and released then
-    redis.call('XACK', key, a, b)
-    redis.call('XDEL', key, b)
+    redis.call('XACK', key, a, b)  -- deleted with others by the stream's trim (store.streams)
   end
 end
 if released then return {1, 1, drained} end

@@ -23,6 +23,26 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from store import partitions
 from store.connection import INFRA_ERRORS
 
+_TRIM = """
+-- KEYS: stream    ARGV: group
+-- Removes the entries every consumer is done with: those before the oldest still pending,
+-- or, with none pending, up to the last one delivered (later ones are still to be read).
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+local upto = pending[2]
+if not upto then
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local info = {}
+    for k = 1, #group, 2 do info[group[k]] = group[k + 1] end
+    if info['name'] == ARGV[1] then
+      local ms, seq = string.match(info['last-delivered-id'], '^(%d+)-(%d+)$')
+      upto = ms .. '-' .. (tonumber(seq) + 1)  -- MINID keeps its own id: the one after
+    end
+  end
+end
+if not upto then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', upto)
+"""
+
 IDLE_BLOCK_MS = 60_000
 """How long a read of a stream partition waits inside Redis when nothing comes. read()
 returns after its own ``block_ms`` all the same (the caller's loop has other work on a
@@ -61,6 +81,9 @@ class WorkStream:
         self._waiting: dict[str, asyncio.Task[list[Entry]]] = {}
         self._route: set[str] = set()
         """Partitions whose next read goes through the cluster client's routing (_read)."""
+        self._trim = client.register_script(_TRIM)
+        self._untrimmed: set[str] = set()
+        """Partitions with entries acknowledged but not deleted (acked_in_commit)."""
 
     def key_of(self, thread_id: str) -> str:
         """The stream a thread's entries go to."""
@@ -195,6 +218,20 @@ class WorkStream:
         """Acknowledge and delete an entry as part of a caller's pipeline."""
         pipe.xack(entry.key, self.group, entry.entry_id)
         pipe.xdel(entry.key, entry.entry_id)
+
+    def acked_in_commit(self, entry: Entry) -> None:
+        """The entry is acknowledged by a commit, which leaves it on the stream (XDEL was
+        a command a run): ``trim`` removes it with every other such entry."""
+        self._untrimmed.add(entry.key)
+
+    async def trim(self) -> int:
+        """Delete the entries of the partitions with commit-acknowledged ones that no
+        consumer needs any more (the worker's maintenance round; nothing when idle)."""
+        removed = 0
+        for key in sorted(self._untrimmed):
+            self._untrimmed.discard(key)
+            removed += int(await self._trim(keys=[key], args=[self.group]))
+        return removed
 
     async def ack(self, entry: Entry) -> None:
         pipe = self._r.pipeline(transaction=False)

@@ -121,7 +121,10 @@ async def test_a_releasing_commit_publishes_and_acknowledges_in_its_own_round_tr
     assert [v.request.request_id for v in await store.pending_requests()] == ["rq_c"]
     [pointer] = await store.outbox_stream.read("s", 10, 100)
     assert pointer.fields == {"t": "th_c", "o": "out_c"}
-    assert await redis_client.xlen(entry.key) == 0  # acknowledged and deleted
+    assert (await redis_client.xpending(entry.key, store.runs.group))["pending"] == 0
+    assert await redis_client.xlen(entry.key) == 1  # acknowledged; the next trim deletes it
+    assert await store.runs.trim() == 1
+    assert await redis_client.xlen(entry.key) == 0
     assert not await redis_client.hexists(keys.state("th_c"), keys.UNPUBLISHED)
 
 
@@ -282,3 +285,23 @@ async def test_the_answer_script_binds_the_approval_to_the_arguments_asked(
     stored = (await store.request(rid)).response
     assert isinstance(stored, Approved)
     assert (stored.arguments_hash, stored.person, stored.grant) == (asked, "rest:bo", "thread")
+
+
+async def test_a_trim_keeps_what_a_consumer_still_needs(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    """Entries pending (a run under way, or a dead worker's) and entries nobody has read
+    stay; only those before both go."""
+    key = store.runs.key_of("th_t")
+    for n in range(4):
+        await redis_client.xadd(key, {"t": "th_t", "n": str(n)})
+    first, second = await store.runs.read("w", 2, 100)  # two delivered, two not yet
+    await redis_client.xack(key, store.runs.group, first.entry_id)
+    store.runs.acked_in_commit(first)
+    assert await store.runs.trim() == 1  # the first: before the oldest pending
+    assert await store.runs.trim() == 0  # nothing marked since
+    await redis_client.xack(key, store.runs.group, second.entry_id)
+    store.runs.acked_in_commit(second)
+    assert await store.runs.trim() == 1  # none pending: up to the last delivered
+    rest = await store.runs.read("w", 10, 100)
+    assert [e.fields["n"] for e in rest] == ["2", "3"]  # the unread ones are all there
