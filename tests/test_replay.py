@@ -33,11 +33,16 @@ async def _threads(service: Service) -> list[str]:
 
 
 async def _stored(client: aioredis.Redis) -> dict[bytes, Any]:
-    """Every key's value; streams by their entries (their groups record each idle read)."""
+    """Every key's value; streams by what their consumers have still to do: each group's
+    last delivered entry and pending count, and the entries after it (the groups record
+    each idle read, and a worker's maintenance trims what is acknowledged)."""
     out: dict[bytes, Any] = {}
     for key in sorted(await client.keys("*")):
         if await client.type(key) == b"stream":
-            out[key] = await client.xrange(key)
+            groups = await client.xinfo_groups(key)
+            marks = [(g["name"], g["last-delivered-id"], g["pending"]) for g in groups]
+            last = min((g["last-delivered-id"] for g in groups), default=b"0-0")
+            out[key] = (marks, await client.xrange(key, min=b"(" + last))
         else:
             out[key] = await client.dump(key)
     return out
