@@ -23,17 +23,13 @@ import os
 import subprocess
 import time
 
-from agent.outbox import OutboxDispatcher
-from agent.worker import Worker, WorkerSettings
-from bench.workload import AGENT, MESSAGE, ScriptedLLM, registry
-from channels.rest.sender import RestSender
+from bench.workload import AGENT, MESSAGE, in_process_worker
 from model.events import Approved, UserMessage
 from model.ids import new_id
 from model.records import Origin
 from store import connection
 from store.embedded import start_ephemeral
-from store.outbox import OutboxStore
-from store.threads import NewThread, ThreadStore
+from store.threads import NewThread
 
 ORIGIN = Origin(channel="rest", address="bench")
 
@@ -50,13 +46,7 @@ async def _run(url: str, threads: int, batch: int, callgrind: bool = False) -> f
     client = connection.connect(url, retrying=False)
     # Under valgrind a connect can take longer than the service's 5 s.
     client.connection_pool.connection_kwargs["socket_connect_timeout"] = 120
-    store = ThreadStore(client)
-    await store.setup()
-    worker = Worker(store, registry(), ScriptedLLM(), name="cpu", settings=WorkerSettings())
-    outbox = OutboxStore(client)
-    await outbox.setup()
-    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="cpu")
-    await dispatcher.stream.ensure_group()
+    store, worker, dispatcher = await in_process_worker(client, "cpu")
     worker.deliver_with(dispatcher)
     dispatcher.serve_direct()
     gc.freeze()  # as main.py does once its start-up is done

@@ -28,15 +28,12 @@ import redis
 import redis.asyncio as aioredis
 
 from agent.outbox import OutboxDispatcher
-from agent.worker import Worker, WorkerSettings
-from bench.workload import AGENT, MESSAGE, RoundTrips, ScriptedLLM, registry
-from channels.rest.sender import RestSender
+from bench.workload import AGENT, MESSAGE, RoundTrips, in_process_worker
 from model.events import Approved, UserMessage
 from model.ids import new_id
 from model.records import Origin, OutboxItem
 from store.embedded import start_ephemeral
-from store.outbox import OutboxStore
-from store.threads import NewThread, ThreadStore
+from store.threads import NewThread
 
 
 class _Monitor:
@@ -93,13 +90,7 @@ async def _deliver(dispatcher: _Held) -> None:
 
 async def _round_trip(url: str, mon: _Monitor, stream: bool) -> dict[str, int]:
     client = aioredis.from_url(url)
-    store = ThreadStore(client)
-    await store.setup()
-    worker = Worker(store, registry(), ScriptedLLM(), name="trace", settings=WorkerSettings())
-    outbox = OutboxStore(client)
-    await outbox.setup()
-    dispatcher = _Held(store.outbox_stream, outbox, {"rest": RestSender()}, name="trace")
-    await dispatcher.stream.ensure_group()
+    store, worker, dispatcher = await in_process_worker(client, "trace", _Held)
     if not stream:
         worker.deliver_with(dispatcher)
         dispatcher.serve_direct()

@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Registry
 from agent.llm import Completion
+from agent.outbox import OutboxDispatcher
 from agent.tools import Address, Agent, Tool
+from agent.worker import Worker, WorkerSettings
+from channels.rest.sender import RestSender
+from store.outbox import OutboxStore
+from store.threads import ThreadStore
 
 AGENT = "deploybot"
 PROMPT = "deploybot/v1"
@@ -135,3 +140,18 @@ class RoundTrips:
             await original(self, command)
 
         AbstractConnection._send_packed_command = counted  # type: ignore[method-assign]
+
+
+async def in_process_worker(
+    client: Any, name: str, dispatcher: type[OutboxDispatcher] = OutboxDispatcher
+) -> tuple[ThreadStore, Worker, OutboxDispatcher]:
+    """A worker on the bench's agent and scripted model, with its process's outbox
+    dispatcher delivering through the REST sender (set up, not yet handed its commits)."""
+    store = ThreadStore(client)
+    await store.setup()
+    worker = Worker(store, registry(), ScriptedLLM(), name=name, settings=WorkerSettings())
+    outbox = OutboxStore(client)
+    await outbox.setup()
+    sender = dispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name=name)
+    await sender.stream.ensure_group()
+    return store, worker, sender
