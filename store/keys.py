@@ -106,7 +106,8 @@ REQUEST_STATUS = "status"
 """pending | answered | expired."""
 REQUEST_ANSWER = "answer"
 """JSON of the human's answer (the event, without the request id the field names), written
-with the status."""
+with the status by earlier versions; read where present. The answer is now read from the
+thread's log instead (store.reads.answer_in): some 260 B a request fewer in a hash table."""
 REQUEST_APPROVALS = "approvals"
 """How many distinct people approved so far (an approval with a quorum stays pending)."""
 REQUEST_BY = "by"

@@ -12,7 +12,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic_core import from_json
 
-from model.events import RESPONSE, Approved, load_events
+from model.events import RESPONSE, Answered, Approved, Event, Rejected, load_events
 from model.ids import thread_of_request
 from model.records import (
     DeliveryStatus,
@@ -65,11 +65,17 @@ def request_view(
     answer: str | bytes | None,
     sent: str | bytes | None,
     approvals: str | bytes | None = None,
+    *,
+    log: Sequence[Event] = (),
 ) -> RequestView:
-    # Stored without the request id its field names (scripts.ANSWER); earlier, with it.
+    """``answer``: the ``REQUEST_ANSWER`` field, which only requests answered by an
+    earlier version have (stored without the request id its field names; earlier, with it).
+    A later answer is read from ``log``, the thread's events and inbox, where it is anyway."""
     response = (
         RESPONSE.validate_python({"request_id": rid, **from_json(answer)})
         if answer is not None
+        else answer_in(log, rid)
+        if text(status or "") == "answered"
         else None
     )
     given = int(text(approvals)) if approvals is not None else 0
@@ -82,6 +88,16 @@ def request_view(
         sent=text(sent) if sent is not None else None,
         approvals_given=given,
     )
+
+
+def answer_in(log: Sequence[Event], rid: str) -> Approved | Rejected | Answered | None:
+    """The answer that settled request ``rid``: the last response to it in the log (an
+    approval short of its quorum is one too, and comes before the one that completes it;
+    none can follow that, as scripts.ANSWER takes nothing for a request no longer pending)."""
+    for event in reversed(log):
+        if isinstance(event, Approved | Rejected | Answered) and event.request_id == rid:
+            return event
+    return None
 
 
 def request_fields(rid: str) -> list[str]:
@@ -114,10 +130,13 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     )
 
 
-def requests_of(raw: Mapping[str, str], thread_id: str) -> list[RequestView]:
-    """A thread's requests hash as views, in the order they were made (hashes have none)."""
+def requests_of(
+    raw: Mapping[str, str], thread_id: str, log: Sequence[Event] = ()
+) -> list[RequestView]:
+    """A thread's requests hash as views, in the order they were made (hashes have none);
+    ``log``: the thread's events and inbox, where the answers are (``request_view``)."""
     views = [
-        request_view(k, thread_id, v, *(raw.get(f) for f in request_fields(k)[1:]))
+        request_view(k, thread_id, v, *(raw.get(f) for f in request_fields(k)[1:]), log=log)
         for k, v in raw.items()
         if ":" not in k
     ]
@@ -177,7 +196,7 @@ class ThreadReads:
     async def request(self, request_id: str) -> RequestView:
         tid = await self.thread_of(request_id)
         logs.touch(thread_id=tid)  # the request's access line names its thread
-        views = await self.request_views([(request_id, tid)])
+        views = await self.request_views([(request_id, tid)], answers=True)
         if not views:
             raise RequestNotFound(request_id)
         return views[0]
@@ -192,15 +211,39 @@ class ThreadReads:
             await indexes.drop_pending(self.redis, self.shared, stale)
         return [v for v in views if v.status == "pending"]
 
-    async def request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
+    async def request_views(
+        self, pairs: list[tuple[str, str]], answers: bool = False
+    ) -> list[RequestView]:
+        """Views of requests; ``answers``: with the answer of one answered (read from its
+        thread's log, a second round trip then, unless an earlier version kept it beside
+        the request). Without, an answered request's view has none."""
         pipe = self.redis.pipeline(transaction=False)
         for rid, tid in pairs:
             pipe.hmget(keys.requests(tid), request_fields(rid))
-        views = []
-        for (rid, tid), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
-            if raw is not None:
-                views.append(request_view(rid, tid, raw, *fields))
-        return views
+        found = [
+            (rid, tid, reply)
+            for (rid, tid), reply in zip(pairs, await pipe.execute(), strict=True)
+            if reply[0] is not None
+        ]
+        # request_fields: record, status, answer, ...
+        wanted = {
+            tid
+            for _, tid, (_, status, answer, *_) in found
+            if answers and status is not None and text(status) == "answered" and answer is None
+        }
+        logs_of: dict[str, list[Event]] = {}
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for tid in wanted:
+                pipe.lrange(keys.events(tid), 0, -1)
+                pipe.lrange(keys.inbox(tid), 0, -1)
+            replies = await pipe.execute()
+            for tid, events, inbox in zip(wanted, replies[::2], replies[1::2], strict=True):
+                logs_of[tid] = [*load_events(events), *load_events(inbox)]
+        return [
+            request_view(rid, tid, raw, *fields, log=logs_of.get(tid, ()))
+            for rid, tid, (raw, *fields) in found
+        ]
 
     async def thread(self, thread_id: str) -> ThreadView:
         pipe = self.redis.pipeline(transaction=False)
@@ -214,12 +257,13 @@ class ThreadReads:
         if not meta:
             raise ThreadNotFound(thread_id)
         asked = flat_text(requests)
+        events, inbox = load_events(events), load_events(inbox)
         return ThreadView(
             meta=meta_of(flat_text(meta)),
             state=state_of(flat_text(state)),
-            events=load_events(events),
-            inbox=load_events(inbox),
-            requests=requests_of(asked, thread_id),
+            events=events,
+            inbox=inbox,
+            requests=requests_of(asked, thread_id, [*events, *inbox]),
             outbox=outbox_of(flat_text(outbox), thread_id, asked),
         )
 

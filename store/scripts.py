@@ -196,9 +196,10 @@ ANSWER = """
 -- stored); 2 counted before; 4 an edit or grant that does not complete the quorum (detail:
 -- needed); 5 not allowed (detail: channel:responder); 6 other arguments (detail: expected);
 -- 7 grant not offered; -1 no such request.
--- The answer is kept beside the request too, so a channel can show who decided without
--- reading the thread. An approval of a quorum counts once per person; a single approval
--- answers at once and writes no count.
+-- The answer is not kept beside the request: it is the event pushed here, which the
+-- thread's log keeps (store.reads.answer_in); a request an earlier version answered has it
+-- in a ``<rid>:answer`` field, read as before. An approval of a quorum counts once per
+-- person; a single approval answers at once and writes no count.
 local rid = ARGV[1]
 local got = redis.call('HMGET', KEYS[1], rid, rid .. ':status')
 if not got[1] then return {-1, '', ''} end
@@ -259,13 +260,7 @@ if needed > 1 then
   end
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
-if code == 1 then
-  -- Kept without the request id its field names (store.reads.request_view puts it back).
-  local id = '"request_id":' .. cjson.encode(rid) .. ','
-  local at = string.find(event, id, 1, true)
-  local answer = at and (string.sub(event, 1, at - 1) .. string.sub(event, at + #id)) or event
-  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', answer)
-end
+if code == 1 then redis.call('HSET', KEYS[1], rid .. ':status', 'answered') end
 redis.call('RPUSH', KEYS[2], event)  -- the store tells the change feed (store.changes)
 if KEYS[4] then
   if code == 1 then

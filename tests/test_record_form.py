@@ -166,23 +166,48 @@ async def test_an_approval_offered_through_the_stream_is_sent_in_its_requests_wo
     assert await outbox.report_failure("t9", "o10", "bounced")
 
 
-async def test_an_answer_is_kept_without_its_request_id_and_reads_back_whole(
+async def test_an_answer_is_not_kept_beside_its_request_and_reads_back_from_the_log(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     await _pending_approval(store)
     await store.answer("rq_1", Approved(request_id="rq_1", channel="slack", responder="U1"))
-    kept = await redis_client.hget(keys.requests("t1"), "rq_1:answer")
-    assert kept is not None
-    assert b"rq_1" not in kept
+    assert await redis_client.hget(keys.requests("t1"), "rq_1:answer") is None
+    # Before a worker merges it the answer is in the inbox, and after, in the log.
     response = (await store.request("rq_1")).response
     assert isinstance(response, Approved)
     assert (response.request_id, response.person) == ("rq_1", "slack:U1")
+    view = await store.thread("t1")
+    assert [r.response for r in view.requests] == [response]
+    assert (await store.request("rq_1")).approvals_given == 1
+    # Without asking for answers (routing, the open question) no log is read.
+    (bare,) = await store.request_views([("rq_1", "t1")])
+    assert (bare.status, bare.response) == ("answered", None)
+
+
+async def test_an_answer_an_earlier_version_kept_beside_its_request_reads_back_whole(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await _pending_approval(store)
+    await store.answer("rq_1", Approved(request_id="rq_1", channel="slack", responder="U1"))
+    response = (await store.request("rq_1")).response
+    assert isinstance(response, Approved)
+    await redis_client.delete(keys.inbox("t1"))  # only the field can tell it now
+    assert (await store.request("rq_1")).response is None
+    # As the previous version kept it: the event without the request id the field names.
+    kept = (
+        b'{"at":1767323045678,"channel":"slack","responder":"U1","type":"approved",'
+        b'"person":"slack:U1"}'
+    )
+    await redis_client.hset(keys.requests("t1"), "rq_1:answer", kept)
+    expected = response.model_copy(update={"at": AT})
+    assert (await store.request("rq_1")).response == expected
+    assert [r.response for r in (await store.thread("t1")).requests] == [expected]
     # As 0.3 kept it: the event whole, request id and all.
     earlier = (
-        b'{"at":"2026-01-02T03:04:05.678000Z","request_id":"rq_1",' + kept[kept.index(b'"ch') :]
+        b'{"at":"2026-01-02T03:04:05.678000Z","request_id":"rq_1",' + kept[kept.index(b'"c') :]
     )
     await redis_client.hset(keys.requests("t1"), "rq_1:answer", earlier)
-    assert (await store.request("rq_1")).response == response.model_copy(update={"at": AT})
+    assert (await store.request("rq_1")).response == expected
 
 
 async def test_a_threads_creation_time_is_kept_in_milliseconds_and_reads_back_in_any_form(
