@@ -99,7 +99,8 @@ HAS_SNAPSHOT = "snapshot"
 reads that key only then)."""
 
 # meta: what the thread is
-META_FIELDS = ("thread_id", "agent", "origin", "created")
+META_FIELDS = ("agent", "origin", "created")
+"""An earlier version wrote ``thread_id`` too, which the key names (some 48 B a thread)."""
 
 # requests: <request_id> -> JSON record, and <request_id>:<suffix> ->
 REQUEST_STATUS = "status"

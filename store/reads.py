@@ -117,9 +117,11 @@ def stamp_of(stored: str) -> datetime:
     return datetime.fromisoformat(stored)
 
 
-def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
+def meta_of(raw: Mapping[str, str], thread_id: str) -> ThreadMeta:
+    """``thread_id``: the thread the meta key names (a meta written by an earlier version
+    says it too, the same)."""
     return ThreadMeta(
-        thread_id=raw["thread_id"],
+        thread_id=thread_id,
         agent=raw["agent"],
         origin=Origin.model_validate_json(raw["origin"]),
         created=stamp_of(raw["created"]),
@@ -259,7 +261,7 @@ class ThreadReads:
         asked = flat_text(requests)
         events, inbox = load_events(events), load_events(inbox)
         return ThreadView(
-            meta=meta_of(flat_text(meta)),
+            meta=meta_of(flat_text(meta), thread_id),
             state=state_of(flat_text(state)),
             events=events,
             inbox=inbox,
@@ -279,11 +281,11 @@ class ThreadReads:
             pipe.hgetall(keys.state(tid))
         raw = await pipe.execute()
         result = []
-        for meta, state in zip(raw[::2], raw[1::2], strict=True):
+        for tid, meta, state in zip(ids, raw[::2], raw[1::2], strict=True):
             if meta:
                 result.append(
                     ThreadSummary(
-                        meta=meta_of(flat_text(meta)),
+                        meta=meta_of(flat_text(meta), tid),
                         state=state_of(flat_text(state)),
                     )
                 )

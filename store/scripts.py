@@ -153,8 +153,9 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
   -- No state hash yet: an absent one reads as idle (store.reads.state_of); the first
   -- acquire writes it.
-  redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
-             'created', ARGV[7], LAYOUT, '1')
+  -- Not the thread id: the key names it (an earlier version wrote it too, store.reads.meta_of).
+  redis.call('HSET', KEYS[3], 'agent', ARGV[5], 'origin', ARGV[6], 'created', ARGV[7],
+             LAYOUT, '1')
   created = true
 end
 -- Before the wake-up: the first run reads them.

@@ -351,7 +351,7 @@ class ThreadStore(ThreadReads):
             thread_id=thread_id,
             token=int(token),
             owner=owner,
-            meta=meta_of(meta),
+            meta=meta_of(meta, thread_id),
             state=state_of(state),
             events=load_events(events),
             ledger=ledger,
