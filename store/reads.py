@@ -149,15 +149,26 @@ def outbox_of(
     raw: Mapping[str, str], thread_id: str, requests: Mapping[str, str]
 ) -> list[OutboxView]:
     """A thread's outbox hash as views, in the order they were made (``requests``: the
-    thread's requests hash, which an approval's first offer takes its words from)."""
+    thread's requests hash, which holds the items (keys.OUTBOX_BODY) and the requests an
+    approval's first offer takes its words from; an earlier version kept the items in
+    ``raw``, at their ids)."""
 
     def field(oid: str, suffix: str) -> str | None:
         return raw.get(keys.outbox_field(oid, suffix))
 
     def attempts(oid: str, status: str) -> int:
-        # A settled item keeps no count of one (scripts.OUTBOX_SETTLE): it was tried once.
+        # A settled item keeps no count of one (scripts.OUTBOX_SETTLE): it was tried once;
+        # so was one a commit claimed, 'sending' without a count (store.threads).
         count = field(oid, keys.OUTBOX_ATTEMPTS)
-        return int(count) if count is not None else int(status not in ("pending", "sending"))
+        return int(count) if count is not None else int(status != "pending")
+
+    prefix = keys.OUTBOX_BODY
+    bodies = {k: v for k, v in raw.items() if ":" not in k}
+    bodies.update(
+        (k[len(prefix) :], v)
+        for k, v in requests.items()
+        if k.startswith(prefix) and ":" not in k[len(prefix) :]
+    )
 
     def provider_id(oid: str, status: str) -> str | None:
         # A sent item keeps no provider id that is its own id (scripts.OUTBOX_SETTLE).
@@ -173,8 +184,7 @@ def outbox_of(
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )
-        for k, v in raw.items()
-        if ":" not in k
+        for k, v in bodies.items()
     ]
     return sorted(views, key=lambda o: o.item.created)
 

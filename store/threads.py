@@ -449,20 +449,19 @@ class ThreadStore(ThreadReads):
         for r in requests:
             status_field = keys.request_field(r.request_id, keys.REQUEST_STATUS)
             flat_req += [r.request_id, r.stored(), status_field, "pending"]
-        args += [len(flat_req), *flat_req]
         flat_out: list[Any] = []
         asked = {r.request_id: r for r in requests}  # an item stored beside its request
         for o in outbox:
             status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
             stored = o.stored(asked.get(o.request_id) if o.request_id else None)
-            flat_out += [o.outbox_id, stored, status_field]
-            if direct:  # claimed for this process's dispatcher: its first attempt, until
-                attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
+            flat_req += [keys.outbox_body(o.outbox_id), stored]  # the long value (keys.outbox)
+            if direct:  # claimed for this process's dispatcher: its first attempt (no count
+                # written: keys.OUTBOX_ATTEMPTS), until
                 until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
-                flat_out += ["sending", attempts, 1, until, claimed_until]
+                flat_out += [status_field, "sending", until, claimed_until]
             else:
-                flat_out += ["pending"]
-        args += [len(flat_out), *flat_out]
+                flat_out += [status_field, "pending"]
+        args += [len(flat_req), *flat_req, len(flat_out), *flat_out]
         args += [2, snapshot.upto, snapshot.body] if snapshot else [0]
         args += ops.argv()
         reply = await self._commit(

@@ -92,7 +92,8 @@ async def test_a_delivery_under_the_items_own_id_stores_no_provider_id(
     dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="t")
     [entry] = await store.outbox_stream.read("t", 10, block_ms=100)
     await dispatcher.deliver(entry)
-    assert sorted(await redis_client.hkeys(keys.outbox("t7"))) == [b"o7", b"o7:s"]
+    assert await redis_client.hkeys(keys.outbox("t7")) == [b"o7:s"]  # the item is beside
+    assert await redis_client.hexists(keys.requests("t7"), keys.outbox_body("o7"))
     assert (await store.thread("t7")).outbox[0].provider_id == "o7"
     # A failure reported later keeps the id the item was sent under.
     assert await outbox.report_failure("t7", "o7", "bounced")
@@ -146,7 +147,9 @@ async def test_an_approval_offered_through_the_stream_is_sent_in_its_requests_wo
     request = REQUEST.model_copy(update={"request_id": "rq_9_t9", "thread_id": "t9"})
     item = ITEM.model_copy(update={"outbox_id": "o10", "thread_id": "t9", "request_id": "rq_9_t9"})
     await store.commit(lease, ttl_ms=10_000, requests=[request], outbox=[item], release=True)
-    assert b"Approval needed" not in await redis_client.hget(keys.outbox("t9"), "o10")
+    stored = await redis_client.hget(keys.requests("t9"), keys.outbox_body("o10"))
+    assert stored is not None
+    assert b"Approval needed" not in stored
     outbox = OutboxStore(redis_client)
     await outbox.setup()
     sent: list[OutboxItem] = []
@@ -222,3 +225,38 @@ async def test_a_threads_creation_time_is_kept_in_milliseconds_and_reads_back_in
     # As 0.3 kept it (ISO 8601, microseconds and offset).
     await redis_client.hset(keys.meta("t11"), "created", first.at.isoformat())
     assert (await store.thread("t11")).meta.created == first.at
+
+
+async def test_an_item_an_earlier_version_kept_in_the_outbox_hash_is_claimed_sent_and_read(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    """As the previous version stored an item: its JSON in the outbox hash at its id, a
+    pending status beside it."""
+    item = await _committed_item(store, "t12", "o12")
+    body = await redis_client.hget(keys.requests("t12"), keys.outbox_body("o12"))
+    assert body is not None
+    await redis_client.hdel(keys.requests("t12"), keys.outbox_body("o12"))
+    await redis_client.hset(keys.outbox("t12"), mapping={"o12": body, "o12:s": "pending"})
+    assert [o.item for o in (await store.thread("t12")).outbox] == [item]
+    outbox = OutboxStore(redis_client)
+    await outbox.setup()
+    dispatcher = OutboxDispatcher(store.outbox_stream, outbox, {"rest": RestSender()}, name="t")
+    [entry] = await store.outbox_stream.read("t", 10, block_ms=100)
+    await dispatcher.deliver(entry)
+    [view] = (await store.thread("t12")).outbox
+    assert (view.item, view.status, view.attempts, view.provider_id) == (item, "sent", 1, "o12")
+    assert await outbox.record_status("t12", "o12", "delivered")
+    assert await outbox.report_failure("t12", "o12", "bounced")
+    [view] = (await store.thread("t12")).outbox
+    assert (view.status, view.reported, view.error) == ("failed", ["delivered"], "bounced")
+
+
+async def test_a_new_item_is_known_to_status_callbacks_and_failure_reports(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    await _committed_item(store, "t13", "o13")
+    outbox = OutboxStore(redis_client)
+    assert await outbox.record_status("t13", "o13", "queued")
+    assert not await outbox.record_status("t13", "nope", "queued")
+    assert not await outbox.report_failure("t13", "nope", "bounced")
+    assert await outbox.report_failure("t13", "o13", "bounced")
