@@ -117,13 +117,29 @@ def stamp_of(stored: str) -> datetime:
     return datetime.fromisoformat(stored)
 
 
+def stored_origin(origin: Origin) -> str:
+    """A thread's origin as its meta keeps it: ``channel:address`` where that says all of it
+    (no routing, no copies: a REST or SMS thread), else its JSON, as an earlier version kept
+    every one. 26 bytes fewer in a REST thread's meta, which takes it a size class down."""
+    if origin.route or origin.copies or ":" in origin.channel or origin.channel.startswith("{"):
+        return origin.model_dump_json(exclude_defaults=True)
+    return origin.target
+
+
+def origin_of(stored: str) -> Origin:
+    """``stored_origin`` read back: JSON (an object) or ``channel:address``."""
+    if stored.startswith("{"):
+        return Origin.model_validate_json(stored)
+    return Origin.of(stored)
+
+
 def meta_of(raw: Mapping[str, str], thread_id: str) -> ThreadMeta:
     """``thread_id``: the thread the meta key names (a meta written by an earlier version
     says it too, the same)."""
     return ThreadMeta(
         thread_id=thread_id,
         agent=raw["agent"],
-        origin=Origin.model_validate_json(raw["origin"]),
+        origin=origin_of(raw["origin"]),
         created=stamp_of(raw["created"]),
         trace=raw.get(keys.META_TRACE),
         parent=ParentLink.model_validate_json(raw[keys.META_PARENT])

@@ -142,7 +142,8 @@ INBOUND = (
     _LAYOUT
     + """
 -- KEYS: inbox seen meta, and on a single server the runs stream and the threads index
--- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
+-- ARGV: dedupe_key event_json create(0|1) thread_id agent origin created_iso
+--       (origin: store.reads.stored_origin)
 --       traceparent parent_json created_ms ('' when there is none)
 -- Returns 2 stored on a thread this call created, 1 stored, 0 a duplicate, -1 no thread.
 -- The wake-up (and a new thread's index entry) ride here when the server holds every key

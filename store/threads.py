@@ -47,7 +47,7 @@ from store.holding import Held, MetaCache, ServerClock
 from store.outbox import Handoff, recovery_member
 from store.partitions import Shared
 from store.publication import Ops, runs_inline
-from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
+from store.reads import ThreadReads, flat_hash, meta_of, state_of, stored_origin, text
 from store.snapshot import Stored
 from store.streams import Entry, WorkStream
 from telemetry import logs
@@ -183,7 +183,7 @@ class ThreadStore(ThreadReads):
         if create:
             args += [
                 create.agent,
-                create.origin.model_dump_json(exclude_defaults=True),
+                stored_origin(create.origin),
                 str(stored_stamp(event.at)),  # milliseconds, as the event's (store.reads)
             ]
         else:

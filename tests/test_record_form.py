@@ -260,3 +260,19 @@ async def test_a_new_item_is_known_to_status_callbacks_and_failure_reports(
     assert not await outbox.record_status("t13", "nope", "queued")
     assert not await outbox.report_failure("t13", "nope", "bounced")
     assert await outbox.report_failure("t13", "o13", "bounced")
+
+
+async def test_a_plain_origin_is_kept_as_its_target_and_one_in_json_reads_back_the_same(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    plain = Origin(channel="rest", address="a:b")
+    routed = Origin(channel="slack", address="C1", route={"thread_ts": "1.2"})
+    for tid, origin in (("t14", plain), ("t15", routed)):
+        first = UserMessage(channel=origin.channel, sender="a", text="x")
+        await store.append_inbound(tid, first, create=NewThread(agent="deploybot", origin=origin))
+        assert (await store.thread(tid)).meta.origin == origin
+    assert await redis_client.hget(keys.meta("t14"), "origin") == b"rest:a:b"
+    assert (await redis_client.hget(keys.meta("t15"), "origin") or b"").startswith(b"{")
+    # As an earlier version kept every origin: its JSON.
+    await redis_client.hset(keys.meta("t14"), "origin", plain.model_dump_json())
+    assert (await store.thread("t14")).meta.origin == plain
