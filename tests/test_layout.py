@@ -1,5 +1,5 @@
-"""A thread stored in the previous layout (its meta naming its own id, its answer kept
-beside its request) still loads, runs to the end and reads back whole."""
+"""A thread stored in the previous layout (its meta naming its own id, its origin in JSON,
+its outbox items in the outbox hash) still loads, runs to the end and reads back whole."""
 
 from __future__ import annotations
 
@@ -18,14 +18,28 @@ async def test_a_thread_paused_in_the_previous_layout_is_approved_and_finishes(
     view = await service.settled(tid, "awaiting_human")
     redis = service.store.redis
     assert await redis.hget(keys.meta(tid), "thread_id") is None  # the key names it
-    await redis.hset(keys.meta(tid), "thread_id", tid)  # as the previous version wrote it
+    # As the previous version wrote them: the id in the meta, the origin in JSON, the item
+    # (offered already) in the outbox hash at its id.
+    origin = view.meta.origin.model_dump_json(exclude_defaults=True)
+    await redis.hset(keys.meta(tid), mapping={"thread_id": tid, "origin": origin})
+    (offer,) = view.outbox
+    oid = offer.item.outbox_id
+    body = await redis.hget(keys.requests(tid), keys.outbox_body(oid))
+    assert body is not None
+    await redis.hdel(keys.requests(tid), keys.outbox_body(oid))
+    await redis.hset(keys.outbox(tid), oid, body)
+    assert (await service.store.thread(tid)).outbox == [offer]
     rid = view.requests[0].request.request_id
 
     r = await service.api.post(f"/v1/requests/{rid}", json={"decision": "approve"})
     assert r.status_code == 200, r.text
     view = await service.settled(tid, "done")
-    assert view.meta.thread_id == tid
-    assert [o.item.kind for o in view.outbox] == ["approval", "final"]
+    assert (view.meta.thread_id, view.meta.origin.address) == (tid, "alice")
+    assert [(o.item.kind, o.status) for o in view.outbox] == [
+        ("approval", "sent"),
+        ("final", "sent"),
+    ]
+    assert view.outbox[0] == offer
     assert isinstance(view.events[-1], FinalAnswer)
     (request,) = view.requests
     assert isinstance(request.response, Approved)
