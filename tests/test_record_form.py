@@ -124,7 +124,8 @@ REQUEST = RequestRecord(
 
 def test_an_approvals_first_offer_is_stored_without_what_its_request_says() -> None:
     stored = ITEM.stored(REQUEST)
-    for repeated in (b"Approval needed", b'"tool"', b'"arguments"', b"rest:bench"):
+    # (the recipient is rest:bench too, kept as its target: the requester is what goes)
+    for repeated in (b"Approval needed", b'"tool"', b'"arguments"', b'"requester"'):
         assert repeated not in stored
     requests = {REQUEST.request_id: REQUEST.stored()}
     loaded = OutboxItem.load(stored, outbox_id="out_a", thread_id="th_a", requests=requests)
@@ -276,3 +277,21 @@ async def test_a_plain_origin_is_kept_as_its_target_and_one_in_json_reads_back_t
     # As an earlier version kept every origin: its JSON.
     await redis_client.hset(keys.meta("t14"), "origin", plain.model_dump_json())
     assert (await store.thread("t14")).meta.origin == plain
+
+
+def test_an_item_to_a_plain_recipient_names_it_by_its_target_and_reads_back_in_any_form() -> None:
+    final = OutboxItem(
+        outbox_id="o", thread_id="t", kind="final", text="done", to=ITEM.to, created=AT
+    )
+    stored = final.stored()
+    assert b'"to":"rest:bench"' in stored
+    assert OutboxItem.load(stored, outbox_id="o", thread_id="t") == final
+    routed = final.model_copy(
+        update={"to": Origin(channel="slack", address="C1", route={"a": "b"})}
+    )
+    assert b'"to":{' in routed.stored()
+    assert OutboxItem.load(routed.stored(), outbox_id="o", thread_id="t") == routed
+    # As an earlier version kept every recipient: an object.
+    earlier = b'{"kind":"final","text":"done","to":{"channel":"rest","address":"bench"},'
+    earlier += b'"created":"2026-01-02T03:04:05.678000Z"}'
+    assert OutboxItem.load(earlier, outbox_id="o", thread_id="t") == final
