@@ -134,7 +134,7 @@ class Digests:
             asked = _strings(requests)
             start = wanted[tid]
             results[tid] = _Raw(
-                meta=meta_of(_strings(meta)),
+                meta=meta_of(_strings(meta), tid),
                 state=state_of(_strings(state)),
                 length=int(length),
                 first=load_events(first),

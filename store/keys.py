@@ -54,13 +54,29 @@ def ledger(thread_id: str) -> str:
 
 
 def requests(thread_id: str) -> str:
-    """HASH request_id -> JSON record, with the ``request_field`` suffixes below."""
+    """HASH request_id -> JSON record, with the ``request_field`` suffixes below, and the
+    thread's outbox items at ``outbox_body``: its long values, in one hash table."""
     return f"{PREFIX}:{{{thread_id}}}:requests"
 
 
 def outbox(thread_id: str) -> str:
-    """HASH outbox_id -> JSON item, with the ``outbox_field`` suffixes below."""
+    """HASH of the ``outbox_field`` suffixes below: each item's delivery, short values only,
+    so that Redis keeps the hash a listpack. The item's JSON is in ``requests`` at
+    ``outbox_body``; an earlier version kept it here, at its id (read where it is found)."""
     return f"{PREFIX}:{{{thread_id}}}:outbox"
+
+
+OUTBOX_BODY = "o:"
+"""Field prefix of ``requests``: ``o:<outbox_id>`` -> the item's JSON. An item is longer
+than Redis's ``hash-max-listpack-value`` (64 B), which turns a whole hash into a hash table
+(some 70 B a field); the request records there do that already, so the outbox hash keeps
+only short fields and stays a listpack (bench: 168 B a thread). No request id is 'o'
+(model.ids), so no request field begins so."""
+
+
+def outbox_body(outbox_id: str) -> str:
+    """The ``requests`` field of an outbox item's JSON."""
+    return OUTBOX_BODY + outbox_id
 
 
 def snapshot(thread_id: str) -> str:
@@ -99,14 +115,16 @@ HAS_SNAPSHOT = "snapshot"
 reads that key only then)."""
 
 # meta: what the thread is
-META_FIELDS = ("thread_id", "agent", "origin", "created")
+META_FIELDS = ("agent", "origin", "created")
+"""An earlier version wrote ``thread_id`` too, which the key names (some 48 B a thread)."""
 
 # requests: <request_id> -> JSON record, and <request_id>:<suffix> ->
 REQUEST_STATUS = "status"
 """pending | answered | expired."""
 REQUEST_ANSWER = "answer"
 """JSON of the human's answer (the event, without the request id the field names), written
-with the status."""
+with the status by earlier versions; read where present. The answer is now read from the
+thread's log instead (store.reads.answer_in): some 260 B a request fewer in a hash table."""
 REQUEST_APPROVALS = "approvals"
 """How many distinct people approved so far (an approval with a quorum stays pending)."""
 REQUEST_BY = "by"
@@ -118,8 +136,11 @@ REQUEST_SENT = "sent"
 OUTBOX_STATUS = "s"
 """pending | sending | sent | failed | unknown."""
 OUTBOX_ATTEMPTS = "a"
+"""Not written by a commit's own claim (store.threads: its first attempt, 'sending')."""
 OUTBOX_CLAIM_UNTIL = "c"
-"""While 'sending': the claim's deadline (server ms); past it, the attempt is stale."""
+"""While 'sending': the claim's deadline (server ms); past it, the attempt is stale. A
+commit's own claim has it written over with '' once settled (read only while 'sending'):
+deleting it would be a command of its own (scripts.OUTBOX_SETTLE)."""
 OUTBOX_PROVIDER_ID = "p"
 """Not written when it is the item's own id (REST, a handoff): a sent item without one has it."""
 OUTBOX_ERROR = "e"

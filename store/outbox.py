@@ -138,7 +138,7 @@ class OutboxStore:
             self.redis,
             self._settle,
             [keys.outbox(item.thread_id), keys.inbox(item.thread_id)],
-            [item.outbox_id, *args, "1" if claim is not None and claim.attempt == 1 else "0"],
+            [item.outbox_id, *args, _attempt(claim)],
             then,
         )
         self.announcer.now(item.thread_id)
@@ -213,7 +213,7 @@ class OutboxStore:
         """A failure the provider reported later (a bounce, a status callback, an opt-out):
         the item becomes failed and the thread hears of it, once. False: unknown item, or
         its failure is recorded already."""
-        raw = await self.redis.hget(keys.outbox(thread_id), outbox_id)
+        raw = await self._body(thread_id, outbox_id)
         if raw is None:
             return False
         item = await self._item(thread_id, outbox_id, raw)
@@ -230,6 +230,15 @@ class OutboxStore:
             wake,
         )
         return bool(reported)
+
+    async def _body(self, thread_id: str, outbox_id: str) -> bytes | None:
+        """An item's JSON: in the requests hash, or where an earlier version kept it."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.requests(thread_id), keys.outbox_body(outbox_id))
+        pipe.hget(keys.outbox(thread_id), outbox_id)
+        body, before = await pipe.execute()
+        found: bytes | None = body if body is not None else before
+        return found
 
     async def _item(self, thread_id: str, outbox_id: str, raw: bytes | str) -> OutboxItem:
         """An item read alone, with its request read too when it was stored without it."""
@@ -291,3 +300,10 @@ def _failure(
         outcome=outcome,
         request_id=item.request_id,
     )
+
+
+def _attempt(claim: Claim | None) -> str:
+    """OUTBOX_SETTLE's attempt argument: what the claim wrote that the settle may delete."""
+    if claim is not None and claim.direct:
+        return "2"  # a commit's own claim: no count, no deadline (store.threads)
+    return "1" if claim is not None and claim.attempt == 1 else "0"

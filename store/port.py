@@ -129,7 +129,7 @@ class ChannelPort:
         raw = await self._redis.hgetall(keys.meta(thread_id))
         if not raw:
             raise ThreadNotFound(thread_id)
-        return meta_of(flat_text(raw))
+        return meta_of(flat_text(raw), thread_id)
 
     async def open_question(self, thread_id: str, depth: int = 0) -> RequestView | None:
         """The thread's latest question, answered or not, and where it was posted.

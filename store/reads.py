@@ -12,7 +12,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic_core import from_json
 
-from model.events import RESPONSE, Approved, load_events
+from model.events import RESPONSE, Answered, Approved, Event, Rejected, load_events
 from model.ids import thread_of_request
 from model.records import (
     DeliveryStatus,
@@ -65,11 +65,17 @@ def request_view(
     answer: str | bytes | None,
     sent: str | bytes | None,
     approvals: str | bytes | None = None,
+    *,
+    log: Sequence[Event] = (),
 ) -> RequestView:
-    # Stored without the request id its field names (scripts.ANSWER); earlier, with it.
+    """``answer``: the ``REQUEST_ANSWER`` field, which only requests answered by an
+    earlier version have (stored without the request id its field names; earlier, with it).
+    A later answer is read from ``log``, the thread's events and inbox, where it is anyway."""
     response = (
         RESPONSE.validate_python({"request_id": rid, **from_json(answer)})
         if answer is not None
+        else answer_in(log, rid)
+        if text(status or "") == "answered"
         else None
     )
     given = int(text(approvals)) if approvals is not None else 0
@@ -82,6 +88,16 @@ def request_view(
         sent=text(sent) if sent is not None else None,
         approvals_given=given,
     )
+
+
+def answer_in(log: Sequence[Event], rid: str) -> Approved | Rejected | Answered | None:
+    """The answer that settled request ``rid``: the last response to it in the log (an
+    approval short of its quorum is one too, and comes before the one that completes it;
+    none can follow that, as scripts.ANSWER takes nothing for a request no longer pending)."""
+    for event in reversed(log):
+        if isinstance(event, Approved | Rejected | Answered) and event.request_id == rid:
+            return event
+    return None
 
 
 def request_fields(rid: str) -> list[str]:
@@ -101,11 +117,29 @@ def stamp_of(stored: str) -> datetime:
     return datetime.fromisoformat(stored)
 
 
-def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
+def stored_origin(origin: Origin) -> str:
+    """A thread's origin as its meta keeps it: ``channel:address`` where that says all of it
+    (no routing, no copies: a REST or SMS thread), else its JSON, as an earlier version kept
+    every one. 26 bytes fewer in a REST thread's meta, which takes it a size class down."""
+    if not origin.plain or origin.channel.startswith("{"):
+        return origin.model_dump_json(exclude_defaults=True)
+    return origin.target
+
+
+def origin_of(stored: str) -> Origin:
+    """``stored_origin`` read back: JSON (an object) or ``channel:address``."""
+    if stored.startswith("{"):
+        return Origin.model_validate_json(stored)
+    return Origin.of(stored)
+
+
+def meta_of(raw: Mapping[str, str], thread_id: str) -> ThreadMeta:
+    """``thread_id``: the thread the meta key names (a meta written by an earlier version
+    says it too, the same)."""
     return ThreadMeta(
-        thread_id=raw["thread_id"],
+        thread_id=thread_id,
         agent=raw["agent"],
-        origin=Origin.model_validate_json(raw["origin"]),
+        origin=origin_of(raw["origin"]),
         created=stamp_of(raw["created"]),
         trace=raw.get(keys.META_TRACE),
         parent=ParentLink.model_validate_json(raw[keys.META_PARENT])
@@ -114,10 +148,13 @@ def meta_of(raw: Mapping[str, str]) -> ThreadMeta:
     )
 
 
-def requests_of(raw: Mapping[str, str], thread_id: str) -> list[RequestView]:
-    """A thread's requests hash as views, in the order they were made (hashes have none)."""
+def requests_of(
+    raw: Mapping[str, str], thread_id: str, log: Sequence[Event] = ()
+) -> list[RequestView]:
+    """A thread's requests hash as views, in the order they were made (hashes have none);
+    ``log``: the thread's events and inbox, where the answers are (``request_view``)."""
     views = [
-        request_view(k, thread_id, v, *(raw.get(f) for f in request_fields(k)[1:]))
+        request_view(k, thread_id, v, *(raw.get(f) for f in request_fields(k)[1:]), log=log)
         for k, v in raw.items()
         if ":" not in k
     ]
@@ -128,15 +165,26 @@ def outbox_of(
     raw: Mapping[str, str], thread_id: str, requests: Mapping[str, str]
 ) -> list[OutboxView]:
     """A thread's outbox hash as views, in the order they were made (``requests``: the
-    thread's requests hash, which an approval's first offer takes its words from)."""
+    thread's requests hash, which holds the items (keys.OUTBOX_BODY) and the requests an
+    approval's first offer takes its words from; an earlier version kept the items in
+    ``raw``, at their ids)."""
 
     def field(oid: str, suffix: str) -> str | None:
         return raw.get(keys.outbox_field(oid, suffix))
 
     def attempts(oid: str, status: str) -> int:
-        # A settled item keeps no count of one (scripts.OUTBOX_SETTLE): it was tried once.
+        # A settled item keeps no count of one (scripts.OUTBOX_SETTLE): it was tried once;
+        # so was one a commit claimed, 'sending' without a count (store.threads).
         count = field(oid, keys.OUTBOX_ATTEMPTS)
-        return int(count) if count is not None else int(status not in ("pending", "sending"))
+        return int(count) if count is not None else int(status != "pending")
+
+    prefix = keys.OUTBOX_BODY
+    bodies = {k: v for k, v in raw.items() if ":" not in k}
+    bodies.update(
+        (k[len(prefix) :], v)
+        for k, v in requests.items()
+        if k.startswith(prefix) and ":" not in k[len(prefix) :]
+    )
 
     def provider_id(oid: str, status: str) -> str | None:
         # A sent item keeps no provider id that is its own id (scripts.OUTBOX_SETTLE).
@@ -152,8 +200,7 @@ def outbox_of(
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )
-        for k, v in raw.items()
-        if ":" not in k
+        for k, v in bodies.items()
     ]
     return sorted(views, key=lambda o: o.item.created)
 
@@ -177,7 +224,7 @@ class ThreadReads:
     async def request(self, request_id: str) -> RequestView:
         tid = await self.thread_of(request_id)
         logs.touch(thread_id=tid)  # the request's access line names its thread
-        views = await self.request_views([(request_id, tid)])
+        views = await self.request_views([(request_id, tid)], answers=True)
         if not views:
             raise RequestNotFound(request_id)
         return views[0]
@@ -192,15 +239,39 @@ class ThreadReads:
             await indexes.drop_pending(self.redis, self.shared, stale)
         return [v for v in views if v.status == "pending"]
 
-    async def request_views(self, pairs: list[tuple[str, str]]) -> list[RequestView]:
+    async def request_views(
+        self, pairs: list[tuple[str, str]], answers: bool = False
+    ) -> list[RequestView]:
+        """Views of requests; ``answers``: with the answer of one answered (read from its
+        thread's log, a second round trip then, unless an earlier version kept it beside
+        the request). Without, an answered request's view has none."""
         pipe = self.redis.pipeline(transaction=False)
         for rid, tid in pairs:
             pipe.hmget(keys.requests(tid), request_fields(rid))
-        views = []
-        for (rid, tid), (raw, *fields) in zip(pairs, await pipe.execute(), strict=True):
-            if raw is not None:
-                views.append(request_view(rid, tid, raw, *fields))
-        return views
+        found = [
+            (rid, tid, reply)
+            for (rid, tid), reply in zip(pairs, await pipe.execute(), strict=True)
+            if reply[0] is not None
+        ]
+        # request_fields: record, status, answer, ...
+        wanted = {
+            tid
+            for _, tid, (_, status, answer, *_) in found
+            if answers and status is not None and text(status) == "answered" and answer is None
+        }
+        logs_of: dict[str, list[Event]] = {}
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for tid in wanted:
+                pipe.lrange(keys.events(tid), 0, -1)
+                pipe.lrange(keys.inbox(tid), 0, -1)
+            replies = await pipe.execute()
+            for tid, events, inbox in zip(wanted, replies[::2], replies[1::2], strict=True):
+                logs_of[tid] = [*load_events(events), *load_events(inbox)]
+        return [
+            request_view(rid, tid, raw, *fields, log=logs_of.get(tid, ()))
+            for rid, tid, (raw, *fields) in found
+        ]
 
     async def thread(self, thread_id: str) -> ThreadView:
         pipe = self.redis.pipeline(transaction=False)
@@ -214,12 +285,13 @@ class ThreadReads:
         if not meta:
             raise ThreadNotFound(thread_id)
         asked = flat_text(requests)
+        events, inbox = load_events(events), load_events(inbox)
         return ThreadView(
-            meta=meta_of(flat_text(meta)),
+            meta=meta_of(flat_text(meta), thread_id),
             state=state_of(flat_text(state)),
-            events=load_events(events),
-            inbox=load_events(inbox),
-            requests=requests_of(asked, thread_id),
+            events=events,
+            inbox=inbox,
+            requests=requests_of(asked, thread_id, [*events, *inbox]),
             outbox=outbox_of(flat_text(outbox), thread_id, asked),
         )
 
@@ -235,11 +307,11 @@ class ThreadReads:
             pipe.hgetall(keys.state(tid))
         raw = await pipe.execute()
         result = []
-        for meta, state in zip(raw[::2], raw[1::2], strict=True):
+        for tid, meta, state in zip(ids, raw[::2], raw[1::2], strict=True):
             if meta:
                 result.append(
                     ThreadSummary(
-                        meta=meta_of(flat_text(meta)),
+                        meta=meta_of(flat_text(meta), tid),
                         state=state_of(flat_text(state)),
                     )
                 )

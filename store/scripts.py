@@ -142,7 +142,8 @@ INBOUND = (
     _LAYOUT
     + """
 -- KEYS: inbox seen meta, and on a single server the runs stream and the threads index
--- ARGV: dedupe_key event_json create(0|1) thread_id agent origin_json created_iso
+-- ARGV: dedupe_key event_json create(0|1) thread_id agent origin created_iso
+--       (origin: store.reads.stored_origin)
 --       traceparent parent_json created_ms ('' when there is none)
 -- Returns 2 stored on a thread this call created, 1 stored, 0 a duplicate, -1 no thread.
 -- The wake-up (and a new thread's index entry) ride here when the server holds every key
@@ -153,8 +154,9 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[3] ~= '1' then return -1 end
   -- No state hash yet: an absent one reads as idle (store.reads.state_of); the first
   -- acquire writes it.
-  redis.call('HSET', KEYS[3], 'thread_id', ARGV[4], 'agent', ARGV[5], 'origin', ARGV[6],
-             'created', ARGV[7], LAYOUT, '1')
+  -- Not the thread id: the key names it (an earlier version wrote it too, store.reads.meta_of).
+  redis.call('HSET', KEYS[3], 'agent', ARGV[5], 'origin', ARGV[6], 'created', ARGV[7],
+             LAYOUT, '1')
   created = true
 end
 -- Before the wake-up: the first run reads them.
@@ -196,9 +198,10 @@ ANSWER = """
 -- stored); 2 counted before; 4 an edit or grant that does not complete the quorum (detail:
 -- needed); 5 not allowed (detail: channel:responder); 6 other arguments (detail: expected);
 -- 7 grant not offered; -1 no such request.
--- The answer is kept beside the request too, so a channel can show who decided without
--- reading the thread. An approval of a quorum counts once per person; a single approval
--- answers at once and writes no count.
+-- The answer is not kept beside the request: it is the event pushed here, which the
+-- thread's log keeps (store.reads.answer_in); a request an earlier version answered has it
+-- in a ``<rid>:answer`` field, read as before. An approval of a quorum counts once per
+-- person; a single approval answers at once and writes no count.
 local rid = ARGV[1]
 local got = redis.call('HMGET', KEYS[1], rid, rid .. ':status')
 if not got[1] then return {-1, '', ''} end
@@ -259,13 +262,7 @@ if needed > 1 then
   end
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
-if code == 1 then
-  -- Kept without the request id its field names (store.reads.request_view puts it back).
-  local id = '"request_id":' .. cjson.encode(rid) .. ','
-  local at = string.find(event, id, 1, true)
-  local answer = at and (string.sub(event, 1, at - 1) .. string.sub(event, at + #id)) or event
-  redis.call('HSET', KEYS[1], rid .. ':status', 'answered', rid .. ':answer', answer)
-end
+if code == 1 then redis.call('HSET', KEYS[1], rid .. ':status', 'answered') end
 redis.call('RPUSH', KEYS[2], event)  -- the store tells the change feed (store.changes)
 if KEYS[4] then
   if code == 1 then
@@ -475,16 +472,20 @@ OUTBOX_CLAIM = (
 -- Returns {state, item_json, attempts[, request_id, request_json]}; state is 'go', 'stale'
 -- (a claim ran out mid-send: outcome unknown), 'busy', 'done' or 'missing'. The request is
 -- there for an item stored without what its request says (OutboxItem.stored: no text).
+-- The item is in the requests hash (store.keys.OUTBOX_BODY), or, as an earlier version
+-- stored it, in the outbox hash at its id.
 local id = ARGV[1]
 local got = redis.call('HMGET', KEYS[1], id, id .. ':s', id .. ':a', id .. ':c')
 local item = got[1]
+if not item then item = redis.call('HGET', KEYS[2], 'o:' .. id) end
 if not item then return {'missing'} end
 local status = got[2] or 'pending'
-local attempts = tonumber(got[3] or '0')
+-- A commit's own claim wrote no count: its first attempt.
+local attempts = tonumber(got[3] or (status == 'sending' and '1' or '0'))
 if status == 'sent' or status == 'failed' or status == 'unknown' then return {'done'} end
 local verdict = 'go'
 if status == 'sending' then
-  if tonumber(got[4] or '0') > now then return {'busy'} end
+  if (tonumber(got[4] or '0') or 0) > now then return {'busy'} end  -- '': settled
   verdict = 'stale'
 end
 redis.call('HSET', KEYS[1], id .. ':s', 'sending', id .. ':c', now + tonumber(ARGV[2]),
@@ -500,17 +501,28 @@ return {verdict, item, attempts + 1}
 
 OUTBOX_SETTLE = """
 -- KEYS: outbox inbox
--- ARGV: outbox_id status provider_id error note_json first_attempt(1|0)
+-- ARGV: outbox_id status provider_id error note_json attempt
+--   attempt: '2' a commit's own claim (store.threads: it wrote no count), '1' another
+--   first attempt, '0' a later one
 -- Records how a delivery ended; a failure also leaves a note for the thread's next run.
 -- Once it has ended (not 'pending' again for a retry) the claim's deadline is dead, and so
--- is an attempt count of one, which readers assume for a settled item without one: two
--- fields of some 70 bytes each fewer in a hash that outlives the thread (store.reads). So is
--- a provider id that is the item's own id (REST, a handoff): readers of a sent item assume it.
+-- is an attempt count of one, which readers assume for a settled item without one: fields
+-- the hash that outlives the thread does without (store.reads). So is a provider id that is
+-- the item's own id (REST, a handoff): readers of a sent item assume it. A commit's own
+-- claim wrote no count, and its dead deadline is written over with '' in the one HSET
+-- (read only while 'sending'): no HDEL, a command a delivery fewer, for some 12 bytes; a
+-- retry writes the count it did without.
 local fields = {ARGV[1] .. ':s', ARGV[2]}
 if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
 if ARGV[4] ~= '' then fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':e', ARGV[4] end
+-- A retry follows an attempt: without a count, it was a commit's own claim's first.
+if ARGV[2] == 'pending' and redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':a') == 0 then
+  fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':a', '1'
+elseif ARGV[6] == '2' and ARGV[2] ~= 'pending' then
+  fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':c', ''
+end
 redis.call('HSET', KEYS[1], unpack(fields))
-if ARGV[2] ~= 'pending' then
+if ARGV[2] ~= 'pending' and ARGV[6] ~= '2' then
   if ARGV[6] == '1' then redis.call('HDEL', KEYS[1], ARGV[1] .. ':c', ARGV[1] .. ':a')
   else redis.call('HDEL', KEYS[1], ARGV[1] .. ':c') end
 end
@@ -543,7 +555,9 @@ OUTBOX_PROVIDER_STATUS = (
 -- KEYS: outbox    ARGV: outbox_id status
 -- Adds a status the provider reported (a delivery callback) to the item's list, once.
 local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
+-- An item's status field, written with it; an earlier version's item is known by its id.
+if redis.call('HEXISTS', KEYS[1], id .. ':s') == 0 and redis.call('HEXISTS', KEYS[1], id) == 0
+then return 0 end
 local field = id .. ':{keys.OUTBOX_PROVIDER_STATUS}'
 local seen = redis.call('HGET', KEYS[1], field) or ''
 for status in string.gmatch(seen, '[^,]+') do

@@ -47,7 +47,7 @@ from store.holding import Held, MetaCache, ServerClock
 from store.outbox import Handoff, recovery_member
 from store.partitions import Shared
 from store.publication import Ops, runs_inline
-from store.reads import ThreadReads, flat_hash, meta_of, state_of, text
+from store.reads import ThreadReads, flat_hash, meta_of, state_of, stored_origin, text
 from store.snapshot import Stored
 from store.streams import Entry, WorkStream
 from telemetry import logs
@@ -183,7 +183,7 @@ class ThreadStore(ThreadReads):
         if create:
             args += [
                 create.agent,
-                create.origin.model_dump_json(exclude_defaults=True),
+                stored_origin(create.origin),
                 str(stored_stamp(event.at)),  # milliseconds, as the event's (store.reads)
             ]
         else:
@@ -351,7 +351,7 @@ class ThreadStore(ThreadReads):
             thread_id=thread_id,
             token=int(token),
             owner=owner,
-            meta=meta_of(meta),
+            meta=meta_of(meta, thread_id),
             state=state_of(state),
             events=load_events(events),
             ledger=ledger,
@@ -449,20 +449,19 @@ class ThreadStore(ThreadReads):
         for r in requests:
             status_field = keys.request_field(r.request_id, keys.REQUEST_STATUS)
             flat_req += [r.request_id, r.stored(), status_field, "pending"]
-        args += [len(flat_req), *flat_req]
         flat_out: list[Any] = []
         asked = {r.request_id: r for r in requests}  # an item stored beside its request
         for o in outbox:
             status_field = keys.outbox_field(o.outbox_id, keys.OUTBOX_STATUS)
             stored = o.stored(asked.get(o.request_id) if o.request_id else None)
-            flat_out += [o.outbox_id, stored, status_field]
-            if direct:  # claimed for this process's dispatcher: its first attempt, until
-                attempts = keys.outbox_field(o.outbox_id, keys.OUTBOX_ATTEMPTS)
+            flat_req += [keys.outbox_body(o.outbox_id), stored]  # the long value (keys.outbox)
+            if direct:  # claimed for this process's dispatcher: its first attempt (no count
+                # written: keys.OUTBOX_ATTEMPTS), until
                 until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
-                flat_out += ["sending", attempts, 1, until, claimed_until]
+                flat_out += [status_field, "sending", until, claimed_until]
             else:
-                flat_out += ["pending"]
-        args += [len(flat_out), *flat_out]
+                flat_out += [status_field, "pending"]
+        args += [len(flat_req), *flat_req, len(flat_out), *flat_out]
         args += [2, snapshot.upto, snapshot.body] if snapshot else [0]
         args += ops.argv()
         reply = await self._commit(

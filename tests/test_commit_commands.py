@@ -115,7 +115,7 @@ class _Dispatcher:
         self.taken += items
 
 
-async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_in_one_hset(
+async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_and_no_count(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     lease = await _leased(store, "th_o")
@@ -125,8 +125,9 @@ async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_in_
     await store.commit(lease, ttl_ms=TTL, outbox=[item], state={keys.STATUS: "done"}, release=True)
     calls = await _commands(redis_client)
     assert "time" not in calls
-    # state, the item with its claim (status, attempt, deadline): two
-    assert calls["hset"] == 2
+    # state, the item (with the requests: keys.OUTBOX_BODY), its claim (status, deadline,
+    # no count): three
+    assert calls["hset"] == 3
     until = await redis_client.hget(keys.outbox("th_o"), keys.outbox_field("o1", "c"))
     due = await redis_client.zscore(store.shared.outbox_retry("th_o"), "th_o|o1")
     assert until is not None

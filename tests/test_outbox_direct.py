@@ -113,10 +113,11 @@ async def test_a_commit_claims_its_new_items_for_its_own_dispatcher(
     # No pointer on the stream; a recovery entry due when the claim runs out.
     assert await redis_client.xlen(store.shared.outbox("t1")) == 0
     due = await _recovery(store, redis_client, "t1", "o1")
+    assert due is not None
     until = await redis_client.hget(keys.outbox("t1"), keys.outbox_field("o1", "c"))
     assert until is not None
-    assert due is not None
     assert abs(int(until) - due) < 5_000  # server time on both, or this host's for the entry
+    assert await redis_client.hget(keys.outbox("t1"), keys.outbox_field("o1", "a")) is None
 
 
 async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_commands(
@@ -142,9 +143,15 @@ async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_command
     out = (await store.thread("t2")).outbox[0]
     assert (out.status, out.attempts, out.provider_id) == ("sent", 1, "p-o2")
     assert await _recovery(store, redis_client, "t2", "o2") is None
-    # The claim's deadline and a first attempt's count are not kept once it is settled.
-    fields = await redis_client.hkeys(keys.outbox("t2"))
-    assert sorted(f.decode() for f in fields) == ["o2", "o2:p", "o2:s"]
+    # The claim wrote no count (a first attempt's) and its dead deadline is written over
+    # (read only while 'sending'): the settle deletes nothing.
+    assert "hdel" not in calls
+    fields = await redis_client.hgetall(keys.outbox("t2"))
+    assert {k.decode(): v.decode() for k, v in fields.items()} == {
+        "o2:c": "",
+        "o2:p": "p-o2",
+        "o2:s": "sent",
+    }
 
 
 async def test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs_out(
