@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
-from store import embedded
+from model.ids import new_id, request_id_for, thread_of_request
+from model.records import RequestRecord
+from store import embedded, keys
 
 
 @pytest.fixture
@@ -53,3 +56,29 @@ def test_without_any_redis_server_one_message_says_how_to_get_one(
     assert "apt install redis-server" in message
     assert "brew install redis" in message
     assert "REDIS_URL" in message
+
+
+async def test_a_thread_s_requests_hash_stays_a_listpack(redis_client: aioredis.Redis) -> None:
+    """The servers we start keep hashes with values up to 512 B compact (embedded.LAYOUT):
+    a request record's JSON, some 350 B, no longer makes ``:requests`` a hash table."""
+    config = await redis_client.config_get("hash-max-*-value")
+    assert "512" in {v.decode() if isinstance(v, bytes) else v for v in config.values()}
+    tid = new_id("th")
+    rid = request_id_for(tid)
+    assert thread_of_request(rid) == tid
+    record = RequestRecord(
+        request_id=rid,
+        thread_id=tid,
+        kind="approval",
+        text="Approval needed: deploy(tag='v1.2.3', env='production')",
+        tool="deploy",
+        arguments={"tag": "v1.2.3", "env": "production"},
+        call_id=new_id("call"),
+        approvers=["rest:*"],
+        arguments_hash="ad8eac7c7459c463c9487de57077b505dabfbec40a25962a2d19cb282c920570",
+        requester="rest:bench",
+    )
+    assert 256 < len(record.stored()) <= 512
+    await redis_client.hset(keys.requests(tid), mapping={rid: record.stored()})
+    encoding = await redis_client.object("encoding", keys.requests(tid))
+    assert encoding in (b"listpack", b"ziplist")  # Redis 7 names it listpack, 6.2 ziplist
