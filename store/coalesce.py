@@ -226,6 +226,7 @@ class CoalescingRedis(aioredis.Redis):
             raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
 
     async def _read_replies(self, conn: AbstractConnection, todo: list[_Call]) -> None:
+        callbacks = self.response_callbacks
         for call in todo:
             options = call.options
             try:
@@ -239,6 +240,9 @@ class CoalescingRedis(aioredis.Redis):
                     _settle(call.future, options[EMPTY_RESPONSE])
                 else:
                     _fail(call.future, exc)
+                continue
+            if call.args[0] not in callbacks:  # EVALSHA and the like: the reply as read
+                _settle(call.future, reply)
                 continue
             try:
                 result = self._parsed(call.args[0], options, reply)
@@ -255,6 +259,8 @@ class CoalescingRedis(aioredis.Redis):
         callback = self.response_callbacks.get(name)
         if callback is None:
             return reply
+        if not options:
+            return callback(reply)
         rest = {k: v for k, v in options.items() if k not in (NEVER_DECODE, EMPTY_RESPONSE, "keys")}
         return callback(reply, **rest)
 
@@ -281,9 +287,7 @@ class _Pipelined(Pipeline):
         calls = [_Call(args, options, loop.create_future()) for args, options in stack]
         try:
             await self._client._join(calls)
-            # Cancelled here, the calls not yet sent are dropped from the batch; those sent
-            # have their replies read (store/coalesce: the connection stays in step).
-            replies = await asyncio.gather(*(c.future for c in calls), return_exceptions=True)
+            replies = await _replies(calls)
         finally:
             await self.reset()  # type: ignore[no-untyped-call]
         for reply in replies:
@@ -292,6 +296,26 @@ class _Pipelined(Pipeline):
         if raise_on_error:
             self.raise_first_error(stack, replies)
         return list(replies)
+
+
+async def _replies(calls: list[_Call]) -> list[Any]:
+    """Each call's reply or error, in order: what ``gather(return_exceptions=True)`` gives,
+    without its wrapping future and callbacks (the replies of a pipeline come in one batch,
+    so after the first await the rest are mostly done already). Cancelled here, the calls
+    not yet sent are dropped from the batch; those sent have their replies read (module
+    doc: the connection stays in step)."""
+    replies: list[Any] = []
+    try:
+        for call in calls:
+            try:
+                replies.append(await call.future)
+            except Exception as exc:  # an error reply, or the connection's failure
+                replies.append(exc)
+    except asyncio.CancelledError:  # this task, or the exchange (it cancels every call)
+        for call in calls:
+            call.future.cancel()
+        raise
+    return replies
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:
