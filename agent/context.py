@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import nodes
+from jinja2.runtime import new_context
 
 from agent import fitting, tokens
 from agent.compaction import Compaction
@@ -274,7 +275,13 @@ def _block(
     }
     # shared: the variables are the context as given, the globals already in them (what
     # new_context would otherwise copy from the template's chain of mappings on every render).
-    return "".join(tmpl.blocks[name](tmpl.new_context(variables, shared=True))).strip()
+    # No ``globals`` given: Template.new_context would pass the template's, and the context
+    # keep a set of their names that every ``{% import %}`` inside the block compares with
+    # the imported template's own (a set built from two key views, per render). Our
+    # templates all have the environment's globals only (``template`` adds none), so that
+    # comparison always finds nothing new and the import takes the cached module anyway.
+    context = new_context(tmpl.environment, tmpl.name, tmpl.blocks, variables, shared=True)
+    return "".join(tmpl.blocks[name](context)).strip()
 
 
 @cache

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import redis.asyncio as aioredis
 
@@ -21,10 +20,8 @@ from telemetry import logs, metrics, tracing
 log = logging.getLogger("switchboard.outbox")
 
 
-@contextmanager
-def _about(item: OutboxItem) -> Iterator[None]:
-    with logs.bound(thread_id=item.thread_id, channel=item.to.channel, request_id=item.request_id):
-        yield
+def _about(item: OutboxItem) -> AbstractContextManager[None]:
+    return logs.bound(thread_id=item.thread_id, channel=item.to.channel, request_id=item.request_id)
 
 
 async def send(sender: Sender, item: OutboxItem, client: aioredis.Redis) -> Delivery:
@@ -48,7 +45,7 @@ async def send(sender: Sender, item: OutboxItem, client: aioredis.Redis) -> Deli
             span.set_attribute("error.type", "transient" if exc.transient else "permanent")
             log.warning("%s to %s failed: %s", item.kind, to, exc.error, extra={"address": to})
             raise
-        metrics.DELIVERIES.labels(channel, item.kind).inc()
+        metrics.child(metrics.DELIVERIES, channel, item.kind).inc()
         span.set_attribute("switchboard.provider_id", delivery.provider_id)
         log.info(
             "%s delivered to %s in %.0f ms",

@@ -36,7 +36,7 @@ class RunReport:
 
     def _one(self, event: Event) -> None:
         if isinstance(event, AgentStep):
-            metrics.STEPS.labels(self.agent, event.intent, event.prompt).inc()
+            metrics.child(metrics.STEPS, self.agent, event.intent, event.prompt).inc()
             log.info(
                 "step decided: %s (prompt %s, %s ms, tokens in/out %s/%s)",
                 event.intent,
@@ -56,7 +56,7 @@ class RunReport:
         elif isinstance(event, HumanRequest):
             kind = "approval" if isinstance(event, ApprovalRequest) else "question"
             call_id = event.call_id if isinstance(event, ApprovalRequest) else None
-            metrics.REQUESTS.labels(self.agent, kind).inc()
+            metrics.child(metrics.REQUESTS, self.agent, kind).inc()
             log.info(
                 "%s requested: %s",
                 kind,

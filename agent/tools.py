@@ -91,8 +91,8 @@ class Tool:
                 return output
             finally:
                 elapsed = time.perf_counter() - started
-                metrics.TOOL_RUNS.labels(self.name, outcome).inc()
-                metrics.TOOL_RUN_SECONDS.labels(self.name).observe(elapsed)
+                metrics.child(metrics.TOOL_RUNS, self.name, outcome).inc()
+                metrics.child(metrics.TOOL_RUN_SECONDS, self.name).observe(elapsed)
                 log.info(
                     "tool %s ran in %.0f ms: %s",
                     self.name,

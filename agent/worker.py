@@ -247,7 +247,8 @@ class Worker:
                 await self._fail(lease, entry)
             finally:
                 await heartbeat.stop()
-                metrics.RUN_SECONDS.labels(agent, outcome).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                metrics.child(metrics.RUN_SECONDS, agent, outcome).observe(elapsed)
                 span.set_attribute("switchboard.run.outcome", outcome)
             log.info("run ended: %s", outcome, extra={"outcome": outcome})
 

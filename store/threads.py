@@ -317,8 +317,10 @@ class ThreadStore(ThreadReads):
         known = self.metas.get(thread_id)
         now_ms = self.clock.now_ms()
         sent = time.monotonic()
-        reply = await self._acquire(
-            keys=[
+        reply = await scripts.call(
+            self.redis,
+            self._acquire,
+            [
                 keys.state(thread_id),
                 keys.inbox(thread_id),
                 keys.events(thread_id),
@@ -464,8 +466,10 @@ class ThreadStore(ThreadReads):
         args += [len(flat_req), *flat_req, len(flat_out), *flat_out]
         args += [2, snapshot.upto, snapshot.body] if snapshot else [0]
         args += ops.argv()
-        reply = await self._commit(
-            keys=[
+        reply = await scripts.call(
+            self.redis,
+            self._commit,
+            [
                 keys.state(tid),
                 keys.events(tid),
                 keys.inbox(tid),

@@ -14,6 +14,7 @@ kinds and outcomes from closed sets. No thread, request or call id is ever a lab
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -111,6 +112,22 @@ REDIS_ERRORS = Counter(
     "Redis commands that failed (connection, timeout, reply).",
     ["where"],
 )
+
+
+_M = TypeVar("_M", Counter, Histogram)
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def child(metric: _M, *values: str) -> _M:
+    """``metric.labels(*values)``, the series looked up once: prometheus_client checks and
+    converts the values and takes a lock at every ``labels`` call (about a dozen a run).
+    Label values are bounded (module doc), so is this cache."""
+    key = (metric, values)
+    try:
+        found: _M = _children[key]
+    except KeyError:
+        found = _children[key] = metric.labels(*values)
+    return found
 
 
 def preset(agents: Iterable[str], channels: Iterable[str]) -> None:

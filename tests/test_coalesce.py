@@ -14,6 +14,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store import connection
 from store.coalesce import CoalescingRedis
@@ -305,6 +306,26 @@ async def test_a_retrying_client_sends_again_only_what_had_no_reply() -> None:
             b"SET k1 v", b"SET k2 v",
             b"SET k2 v",
         ]  # fmt: skip
+    finally:
+        await client.aclose()
+        await server.stop()
+
+
+async def test_a_batch_left_unanswered_times_out_once_as_redis_py_says_it() -> None:
+    # The batch's replies share one deadline, the connection's socket timeout (the
+    # Dropper waits longer than that before it drops the connection).
+    server = Dropper(answer=0)
+    url = await server.start()
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, socket_timeout=0.03, retry=Retry(NoBackoff(), 0)
+    )
+    client = CoalescingRedis.from_pool(pool)
+    try:
+        replies = await asyncio.gather(
+            *(client.set(f"k{i}", "v") for i in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, RedisTimeoutError) for r in replies), replies
+        assert sorted(server.received) == [b"SET k0 v", b"SET k1 v", b"SET k2 v"]
     finally:
         await client.aclose()
         await server.stop()

@@ -81,6 +81,23 @@ async def test_lost_scripts_are_reloaded_and_the_write_lands_once(
     assert await store.pending_requests() == []
 
 
+async def test_acquire_and_commit_reload_lost_scripts_and_write_once(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    """The lease's acquire and commit call their scripts by SHA (store.scripts.call): lost
+    by Redis, each is loaded again and the call made once more, landing once."""
+    assert await store.append_inbound("th_s", _message(), dedupe="m1", create=NEW)
+    await redis_client.script_flush()
+    lease = await store.acquire("th_s", "w", 5_000)
+    assert lease is not None
+    await redis_client.script_flush()
+    result = await store.commit(lease, ttl_ms=5_000, state={keys.STATUS: "idle"}, release=True)
+    assert result.released
+    view = await store.thread("th_s")
+    assert [type(e).__name__ for e in view.events] == ["UserMessage"]
+    assert view.state.status == "idle"
+
+
 def _count_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts what this process sends Redis: one per command or pipeline (a round trip)."""
     sent = [0]
