@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import subprocess
 import time
 
+from agent import collector
 from bench.workload import AGENT, MESSAGE, in_process_worker
 from model.events import Approved, UserMessage
 from model.ids import new_id
@@ -49,7 +49,7 @@ async def _run(url: str, threads: int, batch: int, callgrind: bool = False) -> f
     store, worker, dispatcher = await in_process_worker(client, "cpu")
     worker.deliver_with(dispatcher)
     dispatcher.serve_direct()
-    gc.freeze()  # as main.py does once its start-up is done
+    collector.settle()  # as main.py does once its start-up is done
     spent = 0.0
 
     async def work(counted: bool) -> None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import socket
 import time
 
-from agent import tokens
+from agent import collector, tokens
 from agent.outbox import OutboxDispatcher
 from agent.runner import RunSettings
 from agent.worker import Worker, WorkerSettings
@@ -64,7 +63,7 @@ async def serve(url: str, port: int, concurrency: int) -> None:
     )
     worker.deliver_with(dispatcher)
     tokens.counter()  # loaded at start-up, as main.py does (it logs which counter it uses)
-    gc.freeze()  # as main.py: what start-up made is not walked by every full collection
+    collector.settle()  # as main.py does once its start-up is done
     sender._sock.sendto(f"ready - {time.process_time()} 0".encode(), sender._to)
     await asyncio.gather(worker.run(stop), dispatcher.run(stop))
     await client.aclose()
