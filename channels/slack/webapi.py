@@ -39,7 +39,12 @@ class KeptAliveClient(AsyncWebClient):
     def _open(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
             # The timeout a per-call session would have had (slack_sdk sets it on the session).
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            # No cookie jar: slack_sdk's own session a call kept none from one call to the
+            # next, and filtering a jar's cookies is work on every call.
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
         return self.session
 
     async def lean_call(self, method: str, args: dict[str, str], *, as_json: bool = False) -> None:

@@ -23,6 +23,7 @@ async def test_calls_share_one_session_until_closed(fake_slack: FakeSlack) -> No
     await client.auth_test()
     session = client.session
     assert session is not None
+    assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)  # as a session a call kept
     await client.reactions_add(channel=GENERAL, timestamp=fake_slack.next_ts(), name="eyes")
     assert client.session is session
     assert not session.closed
