@@ -19,7 +19,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -174,7 +174,8 @@ class _SlackApi(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         reply: dict[str, object] = {"ok": True}
-        if self.path.rstrip("/").endswith("auth.test"):
+        # The path alone: slack_sdk sends auth.test's arguments (bolt's team_id) in the query.
+        if urlsplit(self.path).path.rstrip("/").endswith("auth.test"):
             reply |= {"user_id": SLACK_BOT, "bot_id": "B0BOT", "team_id": SLACK_TEAM}
             reply |= {"user": "deploybot", "team": "bench", "url": "https://bench.slack.com/"}
         body = json.dumps(reply).encode()

@@ -59,7 +59,7 @@ def channel(services: Services, settings: SlackSettings) -> Channel | None:
     sender = SlackSender(client, working, direct, pages, Posts(services.redis))
     result = Channel(name="slack", sender=sender, closers=[inbound.drain, client.close])
     if signing_secret is not None:
-        result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret)
+        result.mount = lambda app: http.mount(app, inbound.bolt, signing_secret, inbound.messages)
     if app_token is not None:
         result.listeners.append(socket.listener(inbound.bolt, app_token.get_secret_value()))
     return result

@@ -1,7 +1,9 @@
 """POST /slack/events: the Events API and interactivity, handed to bolt on the raw body.
 
 A few lines in the manner of bolt's Starlette adapter, written here so the route can refuse
-oversize and undecodable bodies before bolt parses them, and stays typed.
+oversize and undecodable bodies before bolt parses them, and stays typed. A human's message,
+the common request, is served ahead of it by a lean route (channels/slack/events.py), which
+declines everything else to this one.
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from channels import lean
+from channels.slack.events import message_events
+from channels.slack.messages import Messages
+
 PATH = "/slack/events"
 MAX_BODY = 256 * 1024
 """Slack's payloads are a few kilobytes; anything this big is not from Slack."""
 
 
-def mount(app: FastAPI, bolt: AsyncApp, signing_secret: str, path: str = PATH) -> None:
+def mount(
+    app: FastAPI, bolt: AsyncApp, signing_secret: str, messages: Messages, path: str = PATH
+) -> None:
     verifier = SignatureVerifier(signing_secret)
+    lean.serve(app, "POST", path, message_events(verifier, messages, MAX_BODY))
 
     async def slack_events(request: Request) -> Response:
         """Slack's Events API and interactivity requests (signed by Slack)."""

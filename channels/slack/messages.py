@@ -45,6 +45,9 @@ class Messages:
         self.working = working
         self.direct = direct
         self._tasks: set[asyncio.Task[None]] = set()
+        self.bot_user_id: str | None = None
+        """The bot's own user id, as bolt's auth.test found it (at its first event): the
+        lean route (channels/slack/events.py) waits for it, and declines to bolt until then."""
 
     def _show_working(self, tid: str, msg: MessageIn) -> None:
         """The reaction goes on after Slack has its ack: it must not hold the answer up."""
@@ -61,6 +64,8 @@ class Messages:
             await asyncio.wait(set(self._tasks), timeout=10)
 
     async def on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        if context.bot_user_id is not None:
+            self.bot_user_id = context.bot_user_id
         msg = payloads.message(body, context.bot_user_id)
         if msg is not None:
             await self.take(msg)

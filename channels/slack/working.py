@@ -18,9 +18,9 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.slack import keys
+from channels.slack.webapi import KeptAliveClient
 from store.scripts import Then
 
 log = logging.getLogger("switchboard.slack")
@@ -39,7 +39,7 @@ pipeline is four commands), as atomic."""
 
 
 class Working:
-    def __init__(self, client: AsyncWebClient, redis: aioredis.Redis) -> None:
+    def __init__(self, client: KeptAliveClient, redis: aioredis.Redis) -> None:
         self.client = client
         self.redis = redis
         self._expect = redis.register_script(_EXPECT)
@@ -117,20 +117,22 @@ class Working:
         else:
             await self._remove(channel, ts)
 
+    # One call per message and per answer: by the client's lean way (webapi.py), with the
+    # arguments slack_sdk's reactions_add / reactions_remove / assistant_threads_setStatus
+    # would send.
     async def _status(self, channel: str, thread_ts: str, status: str) -> bool:
-        return await _tried(
-            "set the assistant status",
-            self.client.assistant_threads_setStatus(
-                channel_id=channel, thread_ts=thread_ts, status=status
-            ),
-        )
+        params = {"channel_id": channel, "thread_ts": thread_ts, "status": status}
+        call = self.client.lean_call("assistant.threads.setStatus", params, as_json=True)
+        return await _tried("set the assistant status", call)
 
     async def _react(self, channel: str, ts: str) -> bool:
-        call = self.client.reactions_add(channel=channel, timestamp=ts, name=WORKING)
+        params = {"channel": channel, "timestamp": ts, "name": WORKING}
+        call = self.client.lean_call("reactions.add", params)
         return await _tried("add the working reaction", call, fine="already_reacted")
 
     async def _remove(self, channel: str, ts: str) -> None:
-        call = self.client.reactions_remove(channel=channel, timestamp=ts, name=WORKING)
+        params = {"channel": channel, "timestamp": ts, "name": WORKING}
+        call = self.client.lean_call("reactions.remove", params)
         await _tried("remove the working reaction", call, fine="no_reaction")
 
 
