@@ -43,16 +43,24 @@ from store.embedded import free_port
 ROOT = Path(__file__).resolve().parent.parent
 SMTP_CONNECTIONS = 20
 """At most this many SMTP connections at once (Postfix's default per-destination limit)."""
+KEEPALIVE_EXPIRY = 4.0
+"""Seconds a kept-alive connection may sit idle before the client drops it rather than use
+it (uvicorn closes one idle 5 s; httpx and aiohttp expire theirs so, for the same reason)."""
 
 
 # ---- the load process -------------------------------------------------------------------
 class _Conn(Protocol):
     async def roundtrip(self, raw: bytes) -> int: ...
 
+    def close(self) -> None: ...
+
 
 class _HttpConn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+
+    def close(self) -> None:
+        self.writer.close()
 
     async def roundtrip(self, raw: bytes) -> int:
         self.writer.write(raw)
@@ -75,6 +83,9 @@ class _SmtpConn:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+
+    def close(self) -> None:
+        self.writer.close()
 
     @classmethod
     async def open(cls, port: int) -> _SmtpConn:
@@ -113,7 +124,7 @@ async def load(
 ) -> dict[str, Any]:
     """Send ``rate * seconds`` messages, numbered from ``first``, open loop."""
     total = int(rate * seconds)
-    idle: list[_Conn] = []
+    idle: list[tuple[float, _Conn]] = []  # (when it was last used, the connection)
     opened = 0
     slots = asyncio.Semaphore(SMTP_CONNECTIONS if target.protocol == "smtp" else 1_000_000)
     latencies: list[float] = []
@@ -130,7 +141,12 @@ async def load(
     async def one(i: int, due: float) -> None:
         nonlocal accepted
         async with slots:
-            conn = idle.pop() if idle else None
+            conn = None
+            while idle and conn is None:
+                used, conn = idle.pop()
+                if time.monotonic() - used > KEEPALIVE_EXPIRY:
+                    conn.close()  # the server may have closed it: expired, as clients do
+                    conn = None
             try:
                 if conn is None:
                     conn = await connect()
@@ -143,7 +159,7 @@ async def load(
                 accepted += 1
             else:
                 errors[str(status)] = errors.get(str(status), 0) + 1
-            idle.append(conn)
+            idle.append((time.monotonic(), conn))
 
     start = time.monotonic() + 0.2
     tasks = []
