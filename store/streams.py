@@ -52,6 +52,12 @@ Below the idle timeouts of common load balancers and proxies (4 minutes and more
 READ_MARGIN_S = 5.0
 """A blocking read that has not answered this long after its block ran out is taken for a
 lost connection (the server or the network went away without closing it)."""
+CLOSE_WAIT_S = 1.0
+"""How long close() waits for the reads it cancelled. One normally ends at once; at a
+shutdown under load one was seen still blocked on its socket after the cancel (its
+cancellation not passed on somewhere on redis-py's connection path), which held the
+process up for the rest of its 60 s block. Such a read is left to end when the client
+closes its connections, which the service does next."""
 REDIRECTED = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
 """Cluster errors that mean the slot map is stale or changing: the read goes through the
 cluster client's own routing, which follows the redirect and refreshes its map."""
@@ -130,12 +136,12 @@ class WorkStream:
     async def close(self) -> None:
         """Drop the reads in flight (a read cut off leaves what it took pending: reclaimed
         later, as after a crash)."""
-        for task in self._waiting.values():
-            task.cancel()
-        for task in self._waiting.values():
-            with contextlib.suppress(BaseException):
-                await task
+        reads = list(self._waiting.values())
         self._waiting.clear()
+        for task in reads:
+            task.cancel()
+        if reads:  # their errors are nobody's news (_seen)
+            await asyncio.wait(reads, timeout=CLOSE_WAIT_S)
 
     async def _read(self, key: str, consumer: str, count: int, block_ms: int) -> list[Entry]:
         args: tuple[Any, ...] = ("XREADGROUP", "GROUP", self.group, consumer)
