@@ -87,21 +87,3 @@ async def test_everything_but_a_humans_message_still_goes_to_bolt(
     ignored, refused = ["message"] * 3, ["app_mention"] * 2
     assert dispatched == ["app_mention", *ignored, *refused, "url_verification"]
     assert len(await store.thread_ids()) == 1
-
-
-async def test_a_failed_write_on_the_lean_route_is_not_acked(
-    slack_kit: SlackKit, store: ThreadStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await slack_kit.event(mention("deploy v1", slack_kit.fake.next_ts()))
-    real = store.append_inbound
-
-    async def redis_down(*args: Any, **kwargs: Any) -> bool:
-        raise ConnectionError("redis is down")
-
-    monkeypatch.setattr(store, "append_inbound", redis_down)
-    root = slack_kit.fake.next_ts()
-    event = mention("deploy v2", root)
-    assert (await slack_kit.event(event, event_id="Ev9")).status_code == 500  # Slack retries
-    monkeypatch.setattr(store, "append_inbound", real)
-    assert (await slack_kit.event(event, event_id="Ev9", retry=1)).status_code == 200
-    assert await texts(store, thread_of(GENERAL, root)) == ["deploy v2"]
