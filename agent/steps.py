@@ -7,7 +7,6 @@ a union at the root, so the root is an object whose ``step`` is an ``anyOf`` of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal, Union, cast
@@ -91,13 +90,11 @@ def step_model(agent: Agent) -> type[BaseModel]:
 
 
 @cache
-def _schema_text(agent: Agent) -> str:
-    return json.dumps(strict_schema(step_model(agent).model_json_schema()))
-
-
 def response_schema(agent: Agent) -> dict[str, Any]:
-    """The ``json_schema`` response format for the chat completions API."""
-    return cast(dict[str, Any], json.loads(_schema_text(agent)))
+    """The ``json_schema`` response format for the chat completions API: built once per
+    agent and shared by every run, so it is read, never changed (a fresh copy per decision,
+    parsed from JSON, was about 2 % of a worker's CPU)."""
+    return strict_schema(step_model(agent).model_json_schema())
 
 
 def parse_step(agent: Agent, raw: str) -> Decision:

@@ -111,6 +111,9 @@ class CoalescingRedis(aioredis.Redis):
         self._alone: dict[object, bool | None] = {}
         self._batches: set[asyncio.Task[None]] = set()
         """The batches in flight: the loop keeps only weak references to tasks."""
+        self._landed: asyncio.Future[None] | None = None
+        """Resolved when the batch in flight has its replies (None: none in flight); a turn
+        that opens meanwhile keeps its batch open until then (``_rest_of_turn``)."""
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.connection is not None or _traced() or self._sent_alone(args):
@@ -136,11 +139,21 @@ class CoalescingRedis(aioredis.Redis):
     async def _rest_of_turn(self) -> list[_Call]:
         """Open this turn's batch and wait out the turn (one pass of the loop: the other
         tasks woken with this one, by the replies of the previous batch say, run first and
-        queue theirs); what they queued. The caller sends it, with its own."""
+        queue theirs), and, while a batch is still in flight, until its replies are in:
+        what the tasks queued meanwhile. The caller sends it, with its own.
+
+        One batch in flight, not one per turn: under load a turn holds a few commands, the
+        next batch is on the wire before the last one's replies are back, and each batch
+        costs the same write, read, connection and task however few commands it carries.
+        Waiting for the replies lets the batch grow with the load instead (the commands
+        would queue behind the last batch inside Redis anyway); with no batch in flight
+        nothing waits longer than the turn."""
         queued: list[_Call] = []
         self._queued = queued
         try:
             await asyncio.sleep(0)
+            while (landed := self._landed) is not None:
+                await asyncio.shield(landed)
         except asyncio.CancelledError:
             self._queued = None
             if queued:
@@ -175,9 +188,18 @@ class CoalescingRedis(aioredis.Redis):
     def _send(self, batch: list[_Call]) -> None:
         """The batch goes in a task of its own: a caller that gives up (a request cancelled)
         takes no one else's reply with it."""
-        task = asyncio.get_running_loop().create_task(self._exchange(batch))
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._exchange(batch))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
+        if self._landed is None:
+            landed = self._landed = loop.create_future()
+            task.add_done_callback(lambda _: self._land(landed))
+
+    def _land(self, landed: asyncio.Future[None]) -> None:
+        if self._landed is landed:
+            self._landed = None
+        landed.set_result(None)
 
     async def _exchange(self, batch: list[_Call]) -> None:
         try:

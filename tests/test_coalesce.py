@@ -80,6 +80,33 @@ async def test_concurrent_commands_share_one_round_trip(plain: aioredis.Redis, w
     assert wire.writes - before == 1
 
 
+async def test_commands_of_later_turns_wait_for_the_batch_in_flight(
+    plain: aioredis.Redis, redis_url: str, wire: Wire
+) -> None:
+    """While a batch waits for its replies, the commands of the turns after it gather into
+    one next batch, sent once those replies are in (not one write per turn)."""
+    await plain.ping()
+    pauser = aioredis.Redis.from_url(redis_url)
+    await pauser.client_pause(10_000, all=False)  # writes are held: the first batch waits
+    try:
+        before = wire.writes
+        first = asyncio.gather(plain.incr("a"), plain.incr("a"))
+        await asyncio.sleep(0.01)
+        later = []
+        for _ in range(5):  # five turns, one command each
+            later.append(asyncio.ensure_future(plain.incr("b")))
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        assert wire.writes - before == 1  # the second batch is held until the first lands
+    finally:
+        await pauser.client_unpause()
+        await pauser.aclose()
+    assert await first == [1, 2]
+    assert sorted(await asyncio.gather(*later)) == [1, 2, 3, 4, 5]
+    ours = [b for b in wire.batches[before:] if b != [b"CLIENT"]]  # less the unpause
+    assert ours == [[b"INCRBY"] * 2, [b"INCRBY"] * 5]
+
+
 async def test_each_reply_reaches_its_caller(plain: aioredis.Redis) -> None:
     await plain.hset("h", mapping={"a": "1", "b": "2"})
     await plain.rpush("l", "x", "y")
