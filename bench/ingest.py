@@ -2,9 +2,10 @@
 
 The API runs as the service runs it (``python main.py api``, a subprocess) with every inbound
 channel on, in ``SWITCHBOARD_API_PROCESSES`` processes (2 unless ``--api-processes`` says
-otherwise; its CPU per request summed over all of them); the load comes from another process (``python -m bench.ingest load ...``), open
-loop: message i is due at start + i / rate and its latency counts from that moment, so a slow
-server cannot slow the load down and hide its own queueing.
+otherwise; its CPU per request summed over all of them); the load comes from another process
+(``python -m bench.ingest load ...``), open loop: message i is due at start + i / rate and its
+latency counts from that moment, so a slow server cannot slow the load down and hide its own
+queueing.
 
 HTTP targets (REST, signed Slack events, signed Twilio texts) use keep-alive connections opened
 as needed. SMTP sends one message per transaction (MAIL, RCPT, DATA) over a pool of at most
@@ -223,20 +224,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float:
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
     """``cpu_seconds`` of a process and of every process under it (the API's siblings with
-    SWITCHBOARD_API_PROCESSES > 1); one that ended meanwhile counts no more."""
-    total = 0.0
+    SWITCHBOARD_API_PROCESSES > 1), by pid; one that ended meanwhile is not there."""
+    found: dict[int, float] = {}
     todo = [pid]
     while todo:
         each = todo.pop()
         try:
-            total += cpu_seconds(each)
+            found[each] = cpu_seconds(each)
             children = Path(f"/proc/{each}/task/{each}/children").read_text().split()
         except (FileNotFoundError, ProcessLookupError):
             continue
         todo += [int(c) for c in children]
-    return total
+    return found
 
 
 def stored_messages(client: redis.Redis) -> int:
@@ -314,8 +315,14 @@ def run_ingest(
                         check=True,
                     )
                     figures = json.loads(done.stdout)
-                    cpu = tree_cpu_seconds(api.pid) - cpu_before
-                    figures["api_cpu_ms"] = round(cpu * 1000 / max(figures["accepted"], 1), 3)
+                    spent = {
+                        pid: cpu - cpu_before.get(pid, 0.0)
+                        for pid, cpu in tree_cpu_seconds(api.pid).items()
+                    }
+                    per = 1000 / max(figures["accepted"], 1)
+                    figures["api_cpu_ms"] = round(sum(spent.values()) * per, 3)
+                    # how evenly the kernel spread the connections over the processes
+                    figures["api_cpu_ms_by_process"] = [round(x * per, 3) for x in spent.values()]
                     first += figures["sent"]
                     stored = stored_messages(client) - before
                     figures["stored"] = stored
