@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import ipaddress
 import logging
@@ -371,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         return start_again(argv)
     if several or inherited is not None:
         log.info("metrics: every API process's counts, in %s", metrics.across_processes())
+        # At the very end, however main returns (only the process that made it removes it).
+        atexit.register(metrics.remove_shared_dir)
     logs.setup(settings.switchboard_log_format, settings.switchboard_log_level)
     provider = start_tracing()
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
@@ -406,7 +409,6 @@ def main(argv: list[str] | None = None) -> int:
             redis_server.stop()
         if provider is not None:
             provider.shutdown()  # flushes the spans still queued for export
-        metrics.remove_shared_dir()  # last: the siblings have ended by now
     return 0
 
 
