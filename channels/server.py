@@ -119,8 +119,6 @@ class Siblings:
         self.command = list(command)
         self.count = count
         self.env = dict(env)
-        self.pids: set[int] = set()
-        """Of the siblings running now."""
 
     async def run(self, sock: socket.socket, stop: asyncio.Event) -> None:
         # The write end stays here, unshared (os.pipe's ends are not inherited); when this
@@ -148,7 +146,6 @@ class Siblings:
             proc = await asyncio.create_subprocess_exec(
                 *argv, pass_fds=fds, env=self.env, start_new_session=True
             )
-            self.pids.add(proc.pid)
             log.info("API process %d started, serving on the same socket", proc.pid)
             started = loop.time()
             try:
@@ -160,7 +157,6 @@ class Siblings:
             finally:
                 if proc.returncode is None:  # cancelled: a second signal, or an error here
                     await _end(proc)
-                self.pids.discard(proc.pid)
             delay = RESTART_FIRST_S if loop.time() - started >= STEADY_S else delay
             log.error(
                 "API process %d ended (%s): starting another in %.1f s",
