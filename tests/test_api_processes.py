@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from uvicorn.server import STARTUP_FAILURE
 
 from store.embedded import free_port
@@ -124,11 +125,15 @@ def test_two_processes_serve_count_together_restart_and_stop_together(tmp_path: 
 
 @pytest.mark.timeout(180)
 def test_smtp_listens_once_and_the_sibling_ends_with_a_killed_first_process(
-    tmp_path: Path,
+    tmp_path: Path, redis_url: str
 ) -> None:
+    redis.Redis.from_url(redis_url).flushall()
     smtp_port = free_port()
     (tmp_path / "switchboard.toml").write_text(REGISTRY_TOML)
     env = {
+        # The suite's Redis (emptied above): an embedded one would outlive the
+        # SIGKILL below, as it does any killed service.
+        "REDIS_URL": redis_url,
         "EMAIL_DOMAIN": "sb.test",
         "SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
         "SWITCHBOARD_CONFIG": str(tmp_path / "switchboard.toml"),
