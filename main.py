@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import redis.asyncio as aioredis
-import uvicorn
 import uvloop
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -38,7 +40,7 @@ from agent.scheduler import Scheduler
 from agent.settings import Settings, load_settings
 from agent.toolbox import Toolbox
 from agent.worker import Worker, WorkerSettings
-from channels import checks
+from channels import checks, server
 from channels.app import create_app
 from channels.mcp import client as mcp_client
 from channels.observability import metrics_app
@@ -52,6 +54,8 @@ from store.threads import ThreadStore
 from telemetry import logs, metrics, tracing
 
 log = logging.getLogger("switchboard")
+MAIN = Path(__file__).resolve()
+"""This file: what a sibling API process, and the first one starting again, run."""
 
 
 def make_llm(settings: Settings) -> LLM:
@@ -80,7 +84,10 @@ def listen_host(settings: Settings) -> str:
     return settings.host
 
 
-async def run(role: str, settings: Settings, redis_url: str) -> None:
+async def run(
+    role: str, settings: Settings, redis_url: str, inherited: server.Inherited | None = None
+) -> None:
+    """Run ``role`` until a signal; ``inherited``: a sibling API process's socket and pipe."""
     registry = config.load(settings.switchboard_config)
     # Tools from MCP servers join the agents once listed; a server that is down leaves its
     # agent running without them (agent/toolbox.py).
@@ -107,8 +114,8 @@ async def run(role: str, settings: Settings, redis_url: str) -> None:
         jobs += worker_jobs(services, clients[-1], channels, stop)
     if role == "worker" and settings.switchboard_metrics_port is not None:
         jobs.append(metrics_job(services, stop))
-    if role in ("serve", "api"):
-        jobs += api_jobs(services, channels, stop)
+    if role in ("serve", "api", server.SIBLING_ROLE):
+        jobs += api_jobs(services, channels, stop, redis_url, inherited)
     if registry.mcp:
         jobs.append(toolbox.run(stop))
     loop = asyncio.get_running_loop()
@@ -135,15 +142,6 @@ def _on_signal(stop: asyncio.Event, main: asyncio.Task[Any] | None) -> None:
         return
     log.info("stopping (again to stop at once)")
     stop.set()
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service's (above) stop everything, the
-    HTTP server included, in order; uvicorn's would end the process before workers drain."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def worker_jobs(
@@ -188,12 +186,18 @@ def metrics_job(services: Services, stop: asyncio.Event) -> Coroutine[Any, Any, 
     app = metrics_app(services.redis, services.registry.agents)
     host, port = listen_host(settings), settings.switchboard_metrics_port or 0
     log.info("metrics at http://%s:%d/metrics", host, port)
-    return serve_http(app, host, port, stop)
+    return server.serve_http(app, host, port, stop)
 
 
 def api_jobs(
-    services: Services, channels: list[Channel], stop: asyncio.Event
+    services: Services,
+    channels: list[Channel],
+    stop: asyncio.Event,
+    redis_url: str,
+    inherited: server.Inherited | None,
 ) -> list[Coroutine[Any, Any, None]]:
+    """The HTTP server and the channels' listeners; in a sibling API process (``inherited``)
+    the server on the first one's socket, and only what runs in every process."""
     settings = services.settings
     access = Access.from_settings(settings)
     app = create_app(
@@ -206,31 +210,25 @@ def api_jobs(
     host = listen_host(settings)
     if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
-    listeners = [
+    jobs = [listen(stop) for c in channels for listen in c.per_process]
+    if inherited is not None:
+        return [
+            server.serve_http(app, host, settings.port, stop, inherited.sock),
+            inherited.watch(stop),
+            *jobs,
+        ]
+    jobs += [
         supervised(f"{c.name} listener", listen, stop) for c in channels for listen in c.listeners
     ]
-    return [serve_http(app, host, settings.port, stop), *listeners]
-
-
-async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve until the service stops (the signal handlers above set ``stop``)."""
-    # httptools: llhttp's C parser; uvicorn's default h11 parses each request in Python
-    # (about 15 % of the API's CPU per webhook under load, bench/README.md).
-    config = uvicorn.Config(
-        app, host=host, port=port, http="httptools", log_config=None, access_log=False
+    if settings.switchboard_api_processes == 1:
+        return [server.serve_http(app, host, settings.port, stop), *jobs]
+    # The embedded Redis is this process's: the siblings join it rather than start their own.
+    siblings = server.Siblings(
+        [sys.executable, str(MAIN), server.SIBLING_ROLE],
+        settings.switchboard_api_processes - 1,
+        {**os.environ, "REDIS_URL": redis_url},
     )
-    server = _Server(config)
-
-    async def on_stop() -> None:
-        await stop.wait()
-        server.should_exit = True
-
-    watch = asyncio.create_task(on_stop())
-    try:
-        await server.serve()
-    finally:
-        stop.set()  # the server ended by itself (a port in use): stop the rest too
-        await watch
+    return [server.serve_shared(app, host, settings.port, stop, siblings), *jobs]
 
 
 def start_tracing() -> TracerProvider | None:
@@ -267,7 +265,7 @@ def event_loop(role: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop (libuv; transports, callbacks and timers in C) for the API: the loop's own
     Python was about a tenth of a webhook's CPU. ``serve`` and the workers keep asyncio's
     loop: what they cost is measured on it (bench/README.md), uvloop there is not."""
-    return uvloop.new_event_loop if role == "api" else None
+    return uvloop.new_event_loop if role in ("api", server.SIBLING_ROLE) else None
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -340,66 +338,98 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["replay"]:
         return replay_command(argv[1:])
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "role", nargs="?", default="serve", choices=["serve", "api", "worker", "check"]
-    )
-    parser.add_argument(
-        "--live", action="store_true", help="check: also reach Redis, the model, Slack, ..."
-    )
-    args = parser.parse_args(argv)
+    inherited, role, live = None, server.SIBLING_ROLE, False
+    if argv[:1] == [server.SIBLING_ROLE]:  # started by the first API process, not by hand
+        inherited = server.Inherited.from_args(argv[1:])
+    else:
+        parser = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        parser.add_argument(
+            "role", nargs="?", default="serve", choices=["serve", "api", "worker", "check"]
+        )
+        parser.add_argument(
+            "--live", action="store_true", help="check: also reach Redis, the model, Slack, ..."
+        )
+        args = parser.parse_args(argv)
+        role, live = args.role, args.live
     logging.basicConfig(
-        level=logging.WARNING if args.role == "check" else logging.INFO,
+        level=logging.WARNING if role == "check" else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        checked = checks.validate(load_settings(), args.role)
+        checked = checks.validate(load_settings(), "api" if inherited else role)
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     settings = checked.settings
-    if args.role == "check":
-        table, fine = asyncio.run(checks.report(checked, args.live))
+    if role == "check":
+        table, fine = asyncio.run(checks.report(checked, live))
         print(table)
         return 0 if fine else 1
+    several = role in ("serve", "api") and settings.switchboard_api_processes > 1
+    if several and metrics.MULTIPROC_ENV not in os.environ:
+        return start_again(argv)
+    if several or inherited is not None:
+        log.info("metrics: every API process's counts, in %s", metrics.across_processes())
+        # At the very end, however main returns (only the process that made it removes it).
+        atexit.register(metrics.remove_shared_dir)
     logs.setup(settings.switchboard_log_format, settings.switchboard_log_level)
     provider = start_tracing()
     # SIGTERM (docker stop, systemd) ends the service like Ctrl-C does, through the same
     # clean-up: uvicorn re-raises the signal it caught once it has shut down, and the default
     # action would end the process before the embedded Redis is stopped.
     signal.signal(signal.SIGTERM, _interrupt)
-    server = None
+    redis_server = None
     redis_url = settings.redis_url
     if redis_url is None:
         try:
-            server = embedded.start_persistent(settings.switchboard_data_dir)
+            redis_server = embedded.start_persistent(settings.switchboard_data_dir)
         except embedded.EmbeddedRedisError as exc:
             print(f"switchboard: embedded Redis: {exc}", file=sys.stderr)
             return 2
-        redis_url = server.url
+        redis_url = redis_server.url
         log.info("embedded Redis at %s (AOF on)", redis_url)
     try:
         with (
             contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError),
-            asyncio.Runner(loop_factory=event_loop(args.role)) as runner,
+            asyncio.Runner(loop_factory=event_loop(role)) as runner,
         ):
-            runner.run(run(args.role, settings, redis_url))
+            runner.run(run(role, settings, redis_url, inherited))
     except ConfigError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
     except connection.INFRA_ERRORS as exc:
         # Only at start: once running, the service waits Redis out (store/connection.py).
-        where = "the embedded Redis" if server else f"REDIS_URL={settings.redis_url}"
+        where = "the embedded Redis" if redis_server else f"REDIS_URL={settings.redis_url}"
         print(f"switchboard: cannot reach {where}: {exc}", file=sys.stderr)
         return 2
     finally:
-        if server is not None:
-            server.stop()
+        if redis_server is not None:
+            redis_server.stop()
         if provider is not None:
             provider.shutdown()  # flushes the spans still queued for export
     return 0
+
+
+def start_again(argv: list[str]) -> int:
+    """Several API processes count into shared files, a mode prometheus_client picks once,
+    when it is imported, from PROMETHEUS_MULTIPROC_DIR: so this process starts again with a
+    new directory there, as a start-up script would set it. An exec, not a child: the pid
+    stays the one whoever started the service signals."""
+    directory = metrics.new_shared_dir()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(
+            sys.executable,
+            [sys.executable, str(MAIN), *argv],
+            {**os.environ, metrics.MULTIPROC_ENV: directory},
+        )
+    except OSError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        print(f"switchboard: cannot start {sys.executable} again: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

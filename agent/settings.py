@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     """Largest /v1 request body, in bytes (1 MiB)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    switchboard_api_processes: int = Field(default=1, ge=1, le=64)
+    """Processes serving HTTP on ``PORT`` (``api`` and ``serve``): the first binds the port and
+    runs what must run once (SMTP, Slack Socket Mode, the workers of ``serve``), each of the
+    others serves the same app on that socket (main.py, channels/server.py)."""
     public_base_url: str | None = None
     switchboard_page_secret: SecretStr | None = None
     """Signs the links to a thread's read-only page (channels.pagelinks); unset: a key made

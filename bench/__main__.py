@@ -65,6 +65,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=["rest", "slack", "twilio", "smtp"],
         help="inbound channels of the ingest section",
     )
+    p.add_argument(
+        "--api-processes",
+        type=int,
+        default=2,
+        help="SWITCHBOARD_API_PROCESSES of the API under ingest load",
+    )
     p.add_argument("--lengths", nargs="+", type=int, default=[10, 100, 1000, 10000])
     p.add_argument("--profile", help="profile the worker processes (pyinstrument) into PREFIX.N")
     args = p.parse_args(argv)
@@ -151,8 +157,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print("webhook ingest ...", flush=True)
             out["ingest"] = {
                 "store": primary.name,
+                "api_processes": args.api_processes,
                 "rows": await asyncio.to_thread(
-                    ingest.run_ingest, primary, args.rates, args.ingest_seconds, args.channels
+                    ingest.run_ingest,
+                    primary,
+                    args.rates,
+                    args.ingest_seconds,
+                    args.channels,
+                    args.api_processes,
                 ),
             }
     return out

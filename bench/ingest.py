@@ -1,9 +1,11 @@
 """Webhook ingest: ack latency of inbound posts at fixed rates, from a separate load process.
 
 The API runs as the service runs it (``python main.py api``, a subprocess) with every inbound
-channel on; the load comes from another process (``python -m bench.ingest load ...``), open
-loop: message i is due at start + i / rate and its latency counts from that moment, so a slow
-server cannot slow the load down and hide its own queueing.
+channel on, in ``SWITCHBOARD_API_PROCESSES`` processes (2 unless ``--api-processes`` says
+otherwise; its CPU per request summed over all of them); the load comes from another process
+(``python -m bench.ingest load ...``), open loop: message i is due at start + i / rate and its
+latency counts from that moment, so a slow server cannot slow the load down and hide its own
+queueing.
 
 HTTP targets (REST, signed Slack events, signed Twilio texts) use keep-alive connections opened
 as needed. SMTP sends one message per transaction (MAIL, RCPT, DATA) over a pool of at most
@@ -202,11 +204,40 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def _wait_serving(log: Path, processes: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until every API process serves (each sibling starts a new interpreter): a kept-alive
+    connection stays with the process that accepted it, so load sent sooner would stay with
+    the first process."""
+    deadline = time.monotonic() + 60
+    while log.read_text().count("Application startup complete") < processes:
+        if proc.poll() is not None:
+            raise RuntimeError("the API process exited")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not all {processes} API processes serve")
+        time.sleep(0.1)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc): what a request costs the API
     moves far less with the machine's other load than its throughput does."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """``cpu_seconds`` of a process and of every process under it (the API's siblings with
+    SWITCHBOARD_API_PROCESSES > 1), by pid; one that ended meanwhile is not there."""
+    found: dict[int, float] = {}
+    todo = [pid]
+    while todo:
+        each = todo.pop()
+        try:
+            found[each] = cpu_seconds(each)
+            children = Path(f"/proc/{each}/task/{each}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        todo += [int(c) for c in children]
+    return found
 
 
 def stored_messages(client: redis.Redis) -> int:
@@ -242,7 +273,11 @@ def api_env(
 
 
 def run_ingest(
-    target: RedisTarget, rates: list[float], seconds: float, channels: list[str]
+    target: RedisTarget,
+    rates: list[float],
+    seconds: float,
+    channels: list[str],
+    api_processes: int = 2,
 ) -> list[dict[str, Any]]:
     reset(target.url)
     port, smtp_port = free_port(), free_port()
@@ -250,6 +285,7 @@ def run_ingest(
     client = redis.Redis.from_url(target.url)
     with tempfile.TemporaryDirectory() as tmp, fake_slack_api() as slack_api:
         env = api_env(Path(tmp), target.url, port, slack_api, smtp_port)
+        env["SWITCHBOARD_API_PROCESSES"] = str(api_processes)
         log = ROOT / "bench" / "results" / "ingest-api.log"
         log.parent.mkdir(exist_ok=True)
         api = subprocess.Popen(
@@ -262,13 +298,14 @@ def run_ingest(
         first = 0
         try:
             _wait_port(port, api)
+            _wait_serving(log, api_processes, api)
             if "smtp" in channels:
                 _wait_port(smtp_port, api)
             for name in channels:
                 to = smtp_port if TARGETS[name].protocol == "smtp" else port
                 for rate in rates:
                     before = stored_messages(client)
-                    cpu_before = cpu_seconds(api.pid)
+                    cpu_before = tree_cpu_seconds(api.pid)
                     args = [str(to), name, str(rate), str(seconds), str(first)]
                     done = subprocess.run(
                         [sys.executable, "-m", "bench.ingest", "load", *args],
@@ -278,8 +315,14 @@ def run_ingest(
                         check=True,
                     )
                     figures = json.loads(done.stdout)
-                    cpu = cpu_seconds(api.pid) - cpu_before
-                    figures["api_cpu_ms"] = round(cpu * 1000 / max(figures["accepted"], 1), 3)
+                    spent = {
+                        pid: cpu - cpu_before.get(pid, 0.0)
+                        for pid, cpu in tree_cpu_seconds(api.pid).items()
+                    }
+                    per = 1000 / max(figures["accepted"], 1)
+                    figures["api_cpu_ms"] = round(sum(spent.values()) * per, 3)
+                    # how evenly the kernel spread the connections over the processes
+                    figures["api_cpu_ms_by_process"] = [round(x * per, 3) for x in spent.values()]
                     first += figures["sent"]
                     stored = stored_messages(client) - before
                     figures["stored"] = stored

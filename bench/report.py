@@ -204,7 +204,8 @@ def render(result: dict[str, Any]) -> str:
     if "ingest" in result:
         rows = result["ingest"]["rows"]
         parts.append(
-            f"### Webhook ingest ({result['ingest']['store']}; `main.py api`, load from "
+            f"### Webhook ingest ({result['ingest']['store']}; `main.py api`, "
+            f"{result['ingest'].get('api_processes', 1)} API process(es), load from "
             "another process)\n"
             + _table(
                 [

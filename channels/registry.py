@@ -2,8 +2,8 @@
 
 A channel is a package under channels/ with ``build(services) -> Channel | None``: None when
 its settings are absent (the channel is simply off). The service mounts each channel's HTTP
-routes in the API process, hands its sender to the outbox in the worker process, and runs its
-long-lived listeners (an SMTP server, a Socket Mode connection) beside the API.
+routes in the API process(es), hands its sender to the outbox in the worker process, and runs
+its long-lived listeners (an SMTP server, a Socket Mode connection) beside the API, once.
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ class Channel:
     listeners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
-    """Long-running inbound tasks, each given the service's stop event."""
+    """Long-running inbound tasks, each given the service's stop event; run once, in the
+    first API process however many serve HTTP (an SMTP port is bound once)."""
+    per_process: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
+    """Tasks beside the HTTP server in every process that serves it (its own open streams)."""
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 

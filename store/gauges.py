@@ -43,9 +43,5 @@ async def refresh(client: aioredis.Redis, agents: Iterable[str]) -> None:
     Every configured agent gets a series, zero included, so a drop to none is visible.
     """
     counts = await pending_counts(client)
-    metrics.PENDING.clear()
-    for agent in agents:
-        for kind in get_args(RequestKind):
-            metrics.PENDING.labels(agent, kind).set(0)
-    for (agent, kind), n in counts.items():
-        metrics.PENDING.labels(agent, kind).set(n)
+    series = {(agent, kind): 0 for agent in agents for kind in get_args(RequestKind)}
+    metrics.set_pending(series | counts)

@@ -7,23 +7,36 @@ between them. Gauges of the whole system (requests waiting for a human) are read
 at scrape time instead (``PENDING``, set by the /metrics handler just before it answers),
 so they are right whichever process answers; take ``max``, not ``sum``, of those.
 
+Several API processes (SWITCHBOARD_API_PROCESSES) serve one port, and a scrape reaches any
+one of them, so there the counts go through prometheus_client's multiprocess mode: each
+process writes its own to files in one directory, and /metrics adds them up
+(``across_processes``); the gauges read from Redis are rendered once, by the process that
+read them. prometheus_client cannot sum the process and GC collectors, so those are absent.
+
 Label values are bounded: agents, tools, intents and channels come from the configuration,
 kinds and outcomes from closed sets. No thread, request or call id is ever a label.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # The ``*_created`` timestamp series double the scrape for nothing Prometheus uses.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -63,11 +76,11 @@ TOOL_RUN_SECONDS = Histogram(
 REQUESTS = Counter(
     "switchboard_requests", "Questions and approvals asked of humans.", ["agent", "kind"]
 )
-PENDING = Gauge(
+_PENDING = (
     "switchboard_requests_pending",
     "Requests waiting for a human now (read from Redis at scrape time).",
-    ["agent", "kind"],
 )
+PENDING = Gauge(*_PENDING, ["agent", "kind"])
 DECISION_SECONDS = Histogram(
     "switchboard_decision_seconds",
     "From a request to the human's answer or decision.",
@@ -144,6 +157,73 @@ def preset(agents: Iterable[str], channels: Iterable[str]) -> None:
         REDIS_ERRORS.labels(where)
 
 
+def set_pending(counts: Mapping[tuple[str, str], int]) -> None:
+    """``PENDING`` from what Redis holds now, by (agent, kind); only these series remain."""
+    global _pending_now
+    if _shared_dir is not None:
+        # A gauge in multiprocess mode keeps a value per process in its files, and cannot
+        # drop a series: this reading is rendered as it is, once, by ``exposition``.
+        _pending_now = dict(counts)
+        return
+    PENDING.clear()
+    for (agent, kind), n in counts.items():
+        PENDING.labels(agent, kind).set(n)
+
+
 def exposition() -> tuple[bytes, str]:
-    """The text format of the default registry (with the process and GC collectors)."""
-    return generate_latest(), CONTENT_TYPE_LATEST
+    """The text format of the default registry (with the process and GC collectors), or,
+    across processes, the sum of every process's files and this process's Redis reading."""
+    if _shared_dir is None:
+        return generate_latest(), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()  # a new one per scrape, as prometheus_client's docs do
+    MultiProcessCollector(registry, path=_shared_dir)  # type: ignore[no-untyped-call]
+    registry.register(_PendingNow())
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+# ---- several processes ------------------------------------------------------------------
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's multiprocess mode: it reads this when imported, in every process."""
+_OWNER = "owner.pid"
+"""In a directory the service made: the pid of the process that removes it at the end (the
+first process; an exec keeps the pid). Not a ``*.db`` file, so the collector skips it."""
+_shared_dir: str | None = None
+_pending_now: dict[tuple[str, str], int] = {}
+
+
+class _PendingNow:
+    """``PENDING`` as this process last read it from Redis (``set_pending``)."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(*_PENDING, labels=["agent", "kind"])
+        for (agent, kind), n in _pending_now.items():
+            family.add_metric([agent, kind], n)
+        yield family
+
+
+def new_shared_dir() -> str:
+    """An empty directory for the processes' files, marked as this process's to remove."""
+    path = tempfile.mkdtemp(prefix="switchboard-metrics-")
+    Path(path, _OWNER).write_text(str(os.getpid()))
+    return path
+
+
+def across_processes() -> str:
+    """Count in the directory of ``MULTIPROC_ENV`` and serve the sum of every process's
+    counts; the directory, which must be set before prometheus_client is imported."""
+    global _shared_dir
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path or not os.path.isdir(path):
+        raise RuntimeError(f"{MULTIPROC_ENV} is not set to a directory")
+    _shared_dir = path
+    return path
+
+
+def remove_shared_dir() -> None:
+    """Remove the directory if this process made it (``new_shared_dir``); one given in the
+    environment by whoever started the service is theirs to keep."""
+    if _shared_dir is None:
+        return
+    owner = Path(_shared_dir, _OWNER)
+    if owner.exists() and owner.read_text() == str(os.getpid()):
+        shutil.rmtree(_shared_dir, ignore_errors=True)

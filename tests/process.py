@@ -31,6 +31,7 @@ class ServiceProcess:
     base: str
     """http://127.0.0.1:<port>"""
     log_path: Path
+    process: subprocess.Popen[bytes]
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -47,8 +48,10 @@ def service_process(
     cwd: Path = ROOT,
     stop: signal.Signals = signal.SIGINT,
     ready: Callable[[ServiceProcess], bool] | None = None,
+    within: float = 30,
 ) -> Iterator[ServiceProcess]:
-    """Start the service with an embedded Redis under ``tmp_path``; stop it with SIGINT."""
+    """Start the service with an embedded Redis under ``tmp_path``; stop it with SIGINT;
+    ``within`` seconds to be healthy (and ``ready``)."""
     port = port or free_port()
     clean = clean_env()
     clean.update(PORT=str(port), SWITCHBOARD_DATA_DIR=str(tmp_path / "data"))
@@ -56,8 +59,8 @@ def service_process(
         (tmp_path / "switchboard.toml").write_text(config)
         clean["SWITCHBOARD_CONFIG"] = str(tmp_path / "switchboard.toml")
     clean.update(env)
-    running = ServiceProcess(base=f"http://127.0.0.1:{port}", log_path=tmp_path / "service.log")
-    with running.log_path.open("wb") as log:
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "main.py"), *args],
             cwd=cwd,
@@ -65,8 +68,14 @@ def service_process(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    running = ServiceProcess(f"http://127.0.0.1:{port}", log_path, process)
     try:
-        poll(lambda: _healthy(running) and (ready is None or ready(running)), process, running)
+        poll(
+            lambda: _healthy(running) and (ready is None or ready(running)),
+            process,
+            running,
+            within,
+        )
         yield running
     finally:
         _stop(process, stop)

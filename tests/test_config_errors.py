@@ -77,6 +77,11 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comple
             "as an integer",
         ),
         (
+            {"SWITCHBOARD_API_PROCESSES": "0"},
+            "switchboard: SWITCHBOARD_API_PROCESSES='0': Input should be greater than or equal "
+            "to 1",
+        ),
+        (
             {"SWITCHBOARD_LLM_TIMEOUT": "abc"},
             "switchboard: SWITCHBOARD_LLM_TIMEOUT='abc': Input should be a valid number, "
             "unable to parse string as a number",

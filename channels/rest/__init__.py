@@ -41,4 +41,4 @@ def rest_channel(
         app.include_router(page.router(port, links))
         lean.serve(app, "POST", "/v1/threads", lean_start(port, registry))
 
-    return Channel(name="rest", sender=RestSender(), mount=mount, listeners=[live.end_streams_on])
+    return Channel(name="rest", sender=RestSender(), mount=mount, per_process=[live.end_streams_on])
