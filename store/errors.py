@@ -13,6 +13,15 @@ class ThreadNotFound(StoreError):
         self.thread_id = thread_id
 
 
+class QuestionAsked(StoreError):
+    """A message stored only if its thread never asked: this one has (or has a call under
+    way, whose child thread may have), so it was not stored; it may be the answer."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id!r} has asked a question")
+        self.thread_id = thread_id
+
+
 class RequestNotFound(StoreError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"no request {request_id!r}")

@@ -62,6 +62,7 @@ class ChannelPort:
         create: NewThread | None = None,
         remember: str | None = None,
         before: Then | None = None,
+        unasked: bool = False,
     ) -> bool:
         """Store a human's message once and wake the thread. False: a duplicate.
 
@@ -69,12 +70,15 @@ class ChannelPort:
         ``remember``: the provider's id of the message, remembered as ``remember`` does,
         and ``before``: the channel's own records of it (commands on its own keys); both
         written ahead of the message, in the same round trip, so a run it wakes sees them.
+        ``unasked``: store it only if the thread has never asked a question (nor started a
+        call): else QuestionAsked, nothing stored but ``remember`` and ``before``, and the
+        channel looks for the question (``open_question``) the message may answer.
         """
         if remember is not None:
             ref = _ref_command(event.channel, remember, thread_id)
             before = ref if before is None else _both(ref, before)
         return await self._threads.append_inbound(
-            thread_id, event, dedupe=dedupe, create=create, before=before
+            thread_id, event, dedupe=dedupe, create=create, before=before, unasked=unasked
         )
 
     async def answer(
@@ -112,6 +116,11 @@ class ChannelPort:
     async def remember(self, channel: str, provider_id: str, thread_id: str) -> None:
         """A message a human sent on a thread: replies that cite its id find the thread."""
         await self._redis.set(*_ref_args(channel, provider_id, thread_id), **_REF_OPTIONS)
+
+    async def forget(self, channel: str, provider_id: str) -> None:
+        """A message remembered by an ``unasked`` append that then answered a question
+        instead: no reply finds a thread by it (as if it had never been remembered)."""
+        await self._redis.delete(keys.ref(channel, provider_id))
 
     async def report_failure(self, thread_id: str, outbox_id: str, reason: str) -> bool:
         """The provider says a message we sent did not arrive (a bounce, a failed text, an

@@ -53,8 +53,14 @@ class InboundReport:
 
     def done(self, stored: int) -> None:
         """``stored``: 2 stored on a thread this append created, 1 stored, 0 a duplicate,
-        -1 no such thread. A channel passes ``create`` with every message that may start a
-        thread (a DM, an email); only the append that did start one reports a new thread."""
+        -1 no such thread, -2 not stored for now: the thread has asked (the channel looks for
+        the question, then answers or appends again, reported then). A channel passes
+        ``create`` with every message that may start a thread (a DM, an email); only the
+        append that did start one reports a new thread."""
+        if stored == -2:
+            self._span.set_attribute("switchboard.inbound.outcome", "question_asked")
+            self._span.end()
+            return
         channel = getattr(self.event, "channel", "") or "unknown"
         outcome = {2: "accepted", 1: "accepted", 0: "duplicate"}.get(stored, "unknown_thread")
         self._span.set_attribute("switchboard.inbound.outcome", outcome)

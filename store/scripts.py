@@ -196,6 +196,26 @@ return stored
 """
 )
 
+INBOUND_UNASKED = (
+    """
+-- KEYS: state calls, then INBOUND's.  ARGV: INBOUND's.
+-- INBOUND, unless the thread has ever asked a question or started a call (a handoff's
+-- child may have asked in its stead): -2, nothing written. A channel that takes a reply as
+-- an answer stores a message this way without reading the question first, and looks for
+-- it only on -2 (store.port.ChannelPort.open_question). The question field is never taken
+-- off again, so -2 asks for no more than that read would have found.
+if redis.call('HEXISTS', KEYS[1], '"""
+    + keys.QUESTION
+    + """') == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return -2
+end
+-- INBOUND reads its keys by position: take these two off the front.
+table.remove(KEYS, 1)
+table.remove(KEYS, 1)
+"""
+    + INBOUND
+)
+
 ANSWER = """
 -- KEYS: requests inbox seen, and on a single server the runs stream, the pending and the
 --       deadlines indexes (store.publication.runs_inline)

@@ -36,6 +36,7 @@ from store.errors import (
     GrantNotOffered,
     LeaseLost,
     NotAllowed,
+    QuestionAsked,
     QuorumIncomplete,
     RequestAlreadyAnswered,
     RequestExpired,
@@ -135,6 +136,7 @@ class ThreadStore(ThreadReads):
         self.runs = WorkStream(client, keys.runs, keys.RUNS_GROUP)
         self.outbox_stream = WorkStream(client, keys.outbox_stream, keys.OUTBOX_GROUP)
         self._inbound = client.register_script(scripts.INBOUND)
+        self._inbound_unasked = client.register_script(scripts.INBOUND_UNASKED)
         self._answer = client.register_script(scripts.ANSWER)
         self._acquire = client.register_script(scripts.ACQUIRE)
         self._commit = client.register_script(scripts.COMMIT)
@@ -158,7 +160,13 @@ class ThreadStore(ThreadReads):
         await self.outbox_stream.ensure_group()
         # All of them: redis-py's first call of a script it has not loaded costs a
         # NOSCRIPT error and a SCRIPT LOAD round trip.
-        for script in (self._inbound, self._answer, self._acquire, self._commit):
+        for script in (
+            self._inbound,
+            self._inbound_unasked,
+            self._answer,
+            self._acquire,
+            self._commit,
+        ):
             await self.redis.script_load(script.script)
 
     # ---- input from humans ------------------------------------------------------------
@@ -170,12 +178,15 @@ class ThreadStore(ThreadReads):
         dedupe: str | None = None,
         create: NewThread | None = None,
         before: scripts.Then | None = None,
+        unasked: bool = False,
     ) -> bool:
         """Store a human's message once and wake the thread. False: a duplicate.
 
         Raises ThreadNotFound when the thread does not exist and ``create`` is not given.
         One round trip on a single server: the script wakes the thread itself. ``before``
         adds commands that must be done when the wake-up is seen (scripts.run_then).
+        ``unasked``: only if the thread never asked a question nor started a call, else
+        QuestionAsked and nothing stored (``before``'s commands are done all the same).
         """
         report = await reporting.inbound(self.redis, thread_id, event, create)
         parent = create.parent.model_dump_json() if create and create.parent else ""
@@ -197,9 +208,14 @@ class ThreadStore(ThreadReads):
         # inbox, and be acknowledged away). A duplicate still wakes the thread: if the first
         # delivery's wake-up was lost to a crash between the two, the provider's retry
         # repairs it. Extra wake-ups are cheap: a run with nothing to do ends at once.
-        stored, *_ = await scripts.run_then(
-            self.redis, self._inbound, thread_keys, args, before=before
-        )
+        script = self._inbound
+        if unasked:
+            script = self._inbound_unasked
+            thread_keys = [keys.state(thread_id), keys.calls(thread_id), *thread_keys]
+        stored, *_ = await scripts.run_then(self.redis, script, thread_keys, args, before=before)
+        if stored == -2:
+            report.done(stored)
+            raise QuestionAsked(thread_id)
         if stored != -1 and not self._inline:
             pipe = self.redis.pipeline(transaction=False)
             pipe.xadd(self.shared.runs(thread_id), {"t": thread_id})

@@ -15,6 +15,7 @@ from store import keys
 from store.errors import (
     LeaseLost,
     NotAllowed,
+    QuestionAsked,
     RequestAlreadyAnswered,
     RequestNotFound,
     ThreadNotFound,
@@ -160,3 +161,28 @@ async def test_only_the_append_that_starts_a_thread_reports_a_new_thread(
     assert await store.append_inbound("t9", _msg("second"), create=NEW)
     lines = [r.getMessage() for r in caplog.records if r.name == "switchboard.inbound"]
     assert lines == ["thread created for deploybot from rest:alice", "user_message stored"]
+
+
+@pytest.mark.parametrize("asked", ["question", "call"])
+async def test_an_unasked_append_stores_nothing_on_a_thread_that_asked(
+    store: ThreadStore, redis_client: aioredis.Redis, asked: str
+) -> None:
+    # unasked: the message is stored only where it cannot be an answer; a thread that asked
+    # a question, or started a call (a handoff's child may ask), gets it back untouched.
+    assert await store.append_inbound(
+        "t1", _msg("deploy", "m1"), dedupe="m1", create=NEW, unasked=True
+    )
+    with pytest.raises(ThreadNotFound):
+        await store.append_inbound("nope", _msg("hi"), unasked=True)
+    lease = await store.acquire("t1", "w1", ttl_ms=10_000)
+    assert lease is not None
+    if asked == "question":
+        record = RequestRecord(request_id="rq_q", thread_id="t1", kind="question", text="Which?")
+        await store.commit(lease, ttl_ms=10_000, requests=[record], release=True)
+    else:
+        await store.commit(lease, ttl_ms=10_000, release=True)
+        await redis_client.hset(keys.calls("t1"), "c1", '{"tool": "wait"}')
+    with pytest.raises(QuestionAsked):
+        await store.append_inbound("t1", _msg("v1", "m2"), dedupe="m2", create=NEW, unasked=True)
+    assert (await store.thread("t1")).inbox == []
+    assert await store.append_inbound("t1", _msg("v1", "m2"), dedupe="m2")  # not seen before

@@ -16,7 +16,7 @@ from channels.slack.working import Working
 from model.events import Answered, UserMessage
 from model.ids import thread_id_for
 from model.records import Origin
-from store.errors import RequestAlreadyAnswered, ThreadNotFound
+from store.errors import QuestionAsked, RequestAlreadyAnswered, ThreadNotFound
 from store.port import ChannelPort, NewThread
 from store.scripts import Then
 
@@ -104,9 +104,6 @@ class Messages:
             # Slack thread is ours only by the sent message's reference.
             ref = await self.port.resolve(CHANNEL, f"{msg.channel}:{msg.thread_ts}")
             tid = ref.thread_id if ref is not None else tid
-        if msg.is_reply and await self._answers_question(tid, msg):
-            self._show_working(tid, msg)
-            return
         create = None
         if msg.starts:
             route = {"team": msg.team, "channel": msg.channel, "thread_ts": msg.thread_ts}
@@ -117,10 +114,7 @@ class Messages:
             # ts names the message within its channel, and the thread is per channel: both
             # copies of a mention (app_mention and message), every retry, and a copy of a
             # message that answered a question share it, and are stored once.
-            stored = await self.port.append_message(
-                tid, event, dedupe=msg.ts, create=create, before=self._expecting(tid, msg)
-            )
-            if stored:
+            if await self._store(tid, msg, event, create, may_answer=msg.is_reply):
                 self._show_working(tid, msg)
         except ThreadNotFound:
             if self.working is not None:
@@ -140,23 +134,51 @@ class Messages:
             new = ref is None
         else:
             tid, new = await self.direct.open(msg.team, msg.channel, tid)
-        if not new and await self._answers_question(tid, msg):
-            self._show_working(tid, msg)
-            return
         origin = Origin(channel=CHANNEL, address=msg.user, route=route)
         event = UserMessage(channel=CHANNEL, sender=msg.user, text=msg.text, message_id=msg.ts)
         create = NewThread(agent=self.agent, origin=origin)
-        stored = await self.port.append_message(
-            tid,
-            event,
-            dedupe=msg.ts,
-            create=create,
-            # A reply in a Slack thread under this message finds the conversation.
-            remember=f"{msg.channel}:{msg.ts}",
-            before=self._expecting(tid, msg),
-        )
-        if stored:
+        # A reply in a Slack thread under this message finds the conversation.
+        remember = f"{msg.channel}:{msg.ts}"
+        if await self._store(tid, msg, event, create, may_answer=not new, remember=remember):
             self._show_working(tid, msg)
+
+    async def _store(
+        self,
+        tid: str,
+        msg: MessageIn,
+        event: UserMessage,
+        create: NewThread | None,
+        *,
+        may_answer: bool,
+        remember: str | None = None,
+    ) -> bool:
+        """Store the message, or the answer it is (``may_answer``: on a thread that may
+        have asked). True: stored, either way.
+
+        The message goes first, on the condition that the thread never asked (one round
+        trip, where reading the question first was two); only a thread that has asked is
+        looked at for the question the message may answer.
+        """
+        before = self._expecting(tid, msg)
+        if may_answer:
+            try:
+                return await self.port.append_message(
+                    tid,
+                    event,
+                    dedupe=msg.ts,
+                    create=create,
+                    remember=remember,
+                    before=before,
+                    unasked=True,
+                )
+            except QuestionAsked:
+                if await self._answers_question(tid, msg):
+                    if remember is not None:  # an answer, not a message to reply under
+                        await self.port.forget(CHANNEL, remember)
+                    return True
+        return await self.port.append_message(
+            tid, event, dedupe=msg.ts, create=create, remember=remember, before=before
+        )
 
     def _expecting(self, tid: str, msg: MessageIn) -> Then | None:
         """The working note (Working.expect), written with the message, ahead of it."""

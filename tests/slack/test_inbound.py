@@ -7,8 +7,10 @@ import time
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from model.events import HumanResponse, UserMessage
+from store import keys
 from store.threads import ThreadStore
 from tests.conftest import Service
 from tests.fakes.openai_server import FakeOpenAI, step
@@ -93,7 +95,7 @@ def _dm(text: str, ts: str, thread_ts: str | None = None) -> dict[str, Any]:
 
 
 async def test_direct_messages_continue_one_conversation_answered_in_the_dm(
-    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI
+    slack_kit: SlackKit, slack_service: Service, fake_llm: FakeOpenAI, redis_client: aioredis.Redis
 ) -> None:
     """Top-level DMs continue the open conversation; the agent answers in the DM itself
     (no Slack thread); after its final answer, the next DM starts a new conversation."""
@@ -116,6 +118,10 @@ async def test_direct_messages_continue_one_conversation_answered_in_the_dm(
     ]
     assert view.meta.origin.route == {"team": "T0TEAM", "channel": "D0ALICE"}
     assert [r.status for r in view.requests] == ["answered"]
+    # A DM is remembered (a reply under it finds the conversation); the answer is not: it
+    # reached the thread first as a message that might not be one (QuestionAsked).
+    assert await redis_client.exists(keys.ref("slack", f"D0ALICE:{first}")) == 1
+    assert await redis_client.exists(keys.ref("slack", f"D0ALICE:{answer}")) == 0
 
     later = slack_kit.fake.next_ts()
     await slack_kit.event(_dm("hi", later))
