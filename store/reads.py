@@ -81,9 +81,12 @@ def request_view(
     given = int(text(approvals)) if approvals is not None else 0
     if approvals is None and isinstance(response, Approved):
         given = 1  # a single approval answers at once and writes no count (scripts.ANSWER)
+    settled = cast(RequestStatus, text(status) if status is not None else "pending")
     return RequestView(
-        request=RequestRecord.load(record, request_id=rid, thread_id=tid),
-        status=cast(RequestStatus, text(status) if status is not None else "pending"),
+        request=RequestRecord.load(
+            record, request_id=rid, thread_id=tid, answered=settled == "answered"
+        ),
+        status=settled,
         response=response,
         sent=text(sent) if sent is not None else None,
         approvals_given=given,

@@ -277,7 +277,19 @@ if needed > 1 then
   end
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
-if code == 1 then redis.call('HSET', KEYS[1], rid .. ':status', 'answered') end
+if code == 1 then
+  -- Answered: nothing binds to the call's hash any more, and the record says the arguments
+  -- it is the hash of. The record's last field (RequestRecord.stored) is cut off in the same
+  -- HSET (a hash-table value a size class or two smaller); a record in another form is kept.
+  local fields, hash = {rid .. ':status', 'answered'}, str(rec.arguments_hash)
+  if hash then
+    local tail = ',"arguments_hash":"' .. hash .. '"}'
+    if string.sub(got[1], -#tail) == tail then
+      fields[3], fields[4] = rid, string.sub(got[1], 1, -#tail - 1) .. '}'
+    end
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
+end
 redis.call('RPUSH', KEYS[2], event)  -- the store tells the change feed (store.changes)
 if KEYS[4] then
   if code == 1 then

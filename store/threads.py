@@ -264,8 +264,10 @@ class ThreadStore(ThreadReads):
             raise RequestNotFound(request_id)
         if code in (1, 3):  # stored: an answer, or an approval short of its quorum
             self.announcer.now(tid)
-        record = RequestRecord.load(raw, request_id=request_id, thread_id=tid)
         detail = text(detail)
+        # The record as it was before this answer; code 0: as answered (its status in detail)
+        answered = code == 0 and detail == "answered"
+        record = RequestRecord.load(raw, request_id=request_id, thread_id=tid, answered=answered)
         _raise_refusal(request_id, int(code), detail, response)
         await reporting.decided(self.redis, record, response)
         return record
