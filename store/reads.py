@@ -194,12 +194,16 @@ def outbox_of(
         found = field(oid, keys.OUTBOX_PROVIDER_ID)
         return oid if found is None and status == "sent" else found
 
+    def status(oid: str) -> str:
+        # 'sending:<deadline>': a commit's own claim (keys.sending_until)
+        return (field(oid, keys.OUTBOX_STATUS) or "pending").partition(":")[0]
+
     views = [
         OutboxView(
             item=OutboxItem.load(v, outbox_id=k, thread_id=thread_id, requests=requests),
-            status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
-            attempts=attempts(k, field(k, keys.OUTBOX_STATUS) or "pending"),
-            provider_id=provider_id(k, field(k, keys.OUTBOX_STATUS) or "pending"),
+            status=cast(DeliveryStatus, status(k)),
+            attempts=attempts(k, status(k)),
+            provider_id=provider_id(k, status(k)),
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )

@@ -460,9 +460,8 @@ class ThreadStore(ThreadReads):
             stored = o.stored(asked.get(o.request_id) if o.request_id else None)
             flat_req += [keys.outbox_body(o.outbox_id), stored]  # the long value (keys.outbox)
             if direct:  # claimed for this process's dispatcher: its first attempt (no count
-                # written: keys.OUTBOX_ATTEMPTS), until
-                until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
-                flat_out += [status_field, "sending", until, claimed_until]
+                # written: keys.OUTBOX_ATTEMPTS), until (keys.OUTBOX_CLAIM_UNTIL)
+                flat_out += [status_field, keys.sending_until(claimed_until)]
             else:
                 flat_out += [status_field, "pending"]
         args += [len(flat_req), *flat_req, len(flat_out), *flat_out]

@@ -125,12 +125,15 @@ async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_and
     await store.commit(lease, ttl_ms=TTL, outbox=[item], state={keys.STATUS: "done"}, release=True)
     calls = await _commands(redis_client)
     assert "time" not in calls
-    # state, the item (with the requests: keys.OUTBOX_BODY), its claim (status, deadline,
-    # no count): three
+    # state, the item (with the requests: keys.OUTBOX_BODY), its claim (the status with
+    # its deadline, no count): three
     assert calls["hset"] == 3
-    until = await redis_client.hget(keys.outbox("th_o"), keys.outbox_field("o1", "c"))
+    claim = await redis_client.hgetall(keys.outbox("th_o"))
+    [(field, status)] = claim.items()
+    assert field == keys.outbox_field("o1", keys.OUTBOX_STATUS).encode()
+    sending, _, until = status.decode().partition(":")
     due = await redis_client.zscore(store.shared.outbox_retry("th_o"), "th_o|o1")
-    assert until is not None
+    assert sending == "sending"
     assert due == int(until)  # recovered when the claim runs out
     seconds, micros = await redis_client.time()
     assert 0 < int(until) - (seconds * 1000 + micros // 1000) <= _Dispatcher.claim_ms
