@@ -278,12 +278,14 @@ if needed > 1 then
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
 if code == 1 then
-  -- Answered: nothing binds to the call's hash any more, and the record says the arguments
-  -- it is the hash of. The record's last field (RequestRecord.stored) is cut off in the same
-  -- HSET (a hash-table value a size class or two smaller); a record in another form is kept.
+  -- Answered: nothing binds to the call's id and hash any more; the record says the
+  -- arguments the hash is of, the log's approval_request the id. Its last fields
+  -- (RequestRecord.stored) are cut off in the same HSET (a hash-table value two size
+  -- classes smaller); a record in another form is kept as it is.
   local fields, hash = {rid .. ':status', 'answered'}, str(rec.arguments_hash)
   if hash then
     local tail = ',"arguments_hash":"' .. hash .. '"}'
+    if str(rec.call_id) then tail = ',"call_id":"' .. rec.call_id .. '"' .. tail end
     if string.sub(got[1], -#tail) == tail then
       fields[3], fields[4] = rid, string.sub(got[1], 1, -#tail - 1) .. '}'
     end

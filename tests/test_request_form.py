@@ -1,5 +1,6 @@
 """What a request's stored form leaves out, and how it reads back whole: an approval's text
-where it is its call's, its creation time as milliseconds, and, once answered, its hash."""
+where it is its call's, its creation time as milliseconds, and, once answered, its call's
+id and hash."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic_core import from_json
 
-from model.events import Approved, Rejected, UserMessage, arguments_hash
+from model.events import ApprovalRequest, Approved, Rejected, UserMessage, arguments_hash
 from model.records import OutboxItem, RequestRecord, approval_text
 from store import keys
 from store.errors import NotAllowed
@@ -30,13 +31,14 @@ ASKED = RequestRecord(
     requester="rest:alice",
     created=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
 )
+ASKED_HASH = arguments_hash(CALL).encode()
 
 
 def test_an_approval_that_says_its_call_is_stored_without_its_text() -> None:
     stored = ASKED.stored()
     assert b"Approval needed" not in stored
     assert b'"created":1767323045678' in stored  # milliseconds, not ISO 8601
-    assert stored.endswith(b',"arguments_hash":"' + arguments_hash(CALL).encode() + b'"}')
+    assert stored.endswith(b',"call_id":"c1","arguments_hash":"' + ASKED_HASH + b'"}')
     assert RequestRecord.load(stored, request_id="rq_1", thread_id="t1") == ASKED
     # A tool's note makes it say more than its call: kept.
     noted = ASKED.model_copy(update={"text": ASKED.text + "\nDeploys are logged."})
@@ -63,10 +65,17 @@ async def _asked(store: ThreadStore, record: RequestRecord) -> None:
     await store.append_inbound("t1", UserMessage(channel="rest", sender="a", text="x"), create=NEW)
     lease = await store.acquire("t1", "w1", ttl_ms=10_000)
     assert lease is not None
-    await store.commit(lease, ttl_ms=10_000, requests=[record], release=True)
+    event = ApprovalRequest(
+        request_id=record.request_id,
+        text=record.text,
+        tool="deploy",
+        arguments=CALL,
+        call_id="c1",
+    )
+    await store.commit(lease, ttl_ms=10_000, events=[event], requests=[record], release=True)
 
 
-async def test_an_answer_cuts_the_calls_hash_off_its_request_and_readers_derive_it(
+async def test_an_answer_cuts_the_calls_id_and_hash_off_its_request_and_readers_find_them(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
     await _asked(store, ASKED)
@@ -75,10 +84,14 @@ async def test_an_answer_cuts_the_calls_hash_off_its_request_and_readers_derive_
     stored = await redis_client.hget(keys.requests("t1"), "rq_1")
     assert stored is not None
     assert b"arguments_hash" not in stored
+    assert b"call_id" not in stored
     assert from_json(stored)["arguments"] == CALL  # what the hash is of
-    view = await store.request("rq_1")
+    view = await store.request("rq_1")  # with the log: the call id is its approval_request's
     assert (view.request, view.status) == (ASKED, "answered")
     assert [r.request for r in (await store.thread("t1")).requests] == [ASKED]
+    # A reader that reads no log (routing, the open question) has all but the call id.
+    (bare,) = await store.request_views([("rq_1", "t1")])
+    assert bare.request == ASKED.model_copy(update={"call_id": None})
     # The approval still carries the hash it bound to.
     assert isinstance(view.response, Approved)
     assert view.response.arguments_hash == ASKED.arguments_hash
@@ -87,7 +100,8 @@ async def test_an_answer_cuts_the_calls_hash_off_its_request_and_readers_derive_
 async def test_a_rejection_cuts_it_too_and_a_refused_answer_cuts_nothing(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
-    await _asked(store, ASKED.model_copy(update={"approvers": ["rest:bob"]}))
+    record = ASKED.model_copy(update={"approvers": ["rest:bob"]})
+    await _asked(store, record)
     before = await redis_client.hget(keys.requests("t1"), "rq_1")
     with pytest.raises(NotAllowed):
         await store.answer("rq_1", Approved(request_id="rq_1", channel="rest", responder="eve"))
@@ -96,4 +110,4 @@ async def test_a_rejection_cuts_it_too_and_a_refused_answer_cuts_nothing(
     stored = await redis_client.hget(keys.requests("t1"), "rq_1")
     assert stored is not None
     assert b"arguments_hash" not in stored
-    assert (await store.request("rq_1")).request.arguments_hash == ASKED.arguments_hash
+    assert (await store.request("rq_1")).request == record
