@@ -405,6 +405,9 @@ class ThreadStore(ThreadReads):
         tid = lease.thread_id
         held = lease.held
         state = dict(state or {}) if release else held.changed(state or {})
+        for name, value in keys.UNWRITTEN.items():
+            if name not in held.state and str(state.get(name)) == value:
+                del state[name]
         renew = not release and held.renew_due(ttl_ms)
         sent = time.monotonic()
         questions = [r.request_id for r in requests if r.kind == "question"]
