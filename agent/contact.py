@@ -105,7 +105,7 @@ class Contact:
         rid = request_id_for(self.thread_id)
         policy = tool.approval
         shown = call_text(tool.name, arguments)
-        text = approval_text(tool.name, arguments)
+        text = approval_text(shown)
         # What an approver may do beside approve / reject: edit some arguments, grant a scope.
         offers: dict[str, Any] = {
             "editable": list(policy.editable) if policy else [],

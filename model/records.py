@@ -112,11 +112,12 @@ def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
     return f"{tool}({args})"
 
 
-def approval_text(tool: str, arguments: Mapping[str, Any]) -> str:
-    """What an approval asks when its tool adds no note (agent.contact). A record whose text
-    is this is stored without it and read back with it (``RequestRecord.stored``): changing
-    the wording changes how those records read, so a new wording needs a marker of its own."""
-    return f"Approval needed: {call_text(tool, arguments)}"
+def approval_text(shown: str) -> str:
+    """What an approval of the call ``shown`` (``call_text``) asks when its tool adds no note
+    (agent.contact). A record whose text is this is stored without it and read back with it
+    (``RequestRecord.stored``): changing the wording changes how those records read, so a
+    new wording needs a marker of its own."""
+    return f"Approval needed: {shown}"
 
 
 def _placed(raw: str | bytes, ids: dict[str, str]) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def _words(record: dict[str, Any], answered: bool = False) -> dict[str, Any]:
     tool, arguments = record.get("tool"), record.get("arguments")
     if isinstance(tool, str) and isinstance(arguments, dict):
         if "text" not in record:
-            record["text"] = approval_text(tool, arguments)
+            record["text"] = approval_text(call_text(tool, arguments))
         if answered and "arguments_hash" not in record and record.get("kind") == "approval":
             record["arguments_hash"] = arguments_hash(arguments)
     return record
@@ -214,7 +215,7 @@ class RequestRecord(_Frozen):
         return body[:-1] + b',"arguments_hash":' + to_json(self.arguments_hash) + b"}"
 
     def _says_its_call(self) -> bool:
-        return self.text == approval_text(self.tool or "", self.arguments or {})
+        return self.text == approval_text(call_text(self.tool or "", self.arguments or {}))
 
     @classmethod
     def load(

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from pydantic_core import from_json
 
 from model.events import ApprovalRequest, Approved, Rejected, UserMessage, arguments_hash
-from model.records import OutboxItem, RequestRecord, approval_text
+from model.records import OutboxItem, RequestRecord, approval_text, call_text
 from store import keys
 from store.errors import NotAllowed
 from store.threads import ThreadStore
@@ -22,7 +22,7 @@ ASKED = RequestRecord(
     request_id="rq_1",
     thread_id="t1",
     kind="approval",
-    text=approval_text("deploy", CALL),
+    text=approval_text(call_text("deploy", CALL)),
     tool="deploy",
     arguments=CALL,
     call_id="c1",
