@@ -26,14 +26,16 @@ from model.events import (
     utcnow,
 )
 from model.ids import new_id, request_id_for
-from model.records import ApprovalBrief, Origin, OutboxItem, OutboxKind, RequestRecord
+from model.records import (
+    ApprovalBrief,
+    Origin,
+    OutboxItem,
+    OutboxKind,
+    RequestRecord,
+    approval_text,
+    call_text,
+)
 from store.timers import timer_id
-
-
-def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
-    """``deploy(tag='v1.2.3', env='production')``: how a call reads to a human."""
-    args = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-    return f"{tool}({args})"
 
 
 @dataclass
@@ -103,7 +105,7 @@ class Contact:
         rid = request_id_for(self.thread_id)
         policy = tool.approval
         shown = call_text(tool.name, arguments)
-        text = f"Approval needed: {shown}"
+        text = approval_text(shown)
         # What an approver may do beside approve / reject: edit some arguments, grant a scope.
         offers: dict[str, Any] = {
             "editable": list(policy.editable) if policy else [],

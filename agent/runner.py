@@ -15,7 +15,7 @@ from typing import Any, assert_never
 
 from agent import edits, grants, longrun, prompts, summaries
 from agent.briefs import WITHDRAWN, asked_by, offered_at
-from agent.contact import Contact, call_text
+from agent.contact import Contact
 from agent.errors import LLMFailed, ShuttingDown, ToolFailed
 from agent.escalation import Escalation, OfferStage, Remind, TimerMoot
 from agent.handoff import to_parent
@@ -56,7 +56,7 @@ from model.events import (
     UserMessage,
 )
 from model.ids import new_id
-from model.records import Origin, Status
+from model.records import Origin, Status, call_text
 from store import keys
 from store.streams import Entry, WorkStream
 from store.threads import Lease, ThreadStore

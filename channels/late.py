@@ -4,9 +4,8 @@ decides nothing and starts no conversation."""
 
 from __future__ import annotations
 
-from agent.contact import call_text
 from model.events import Approved, Rejected
-from model.records import RequestView
+from model.records import RequestView, call_text
 
 
 def late_reply(view: RequestView) -> str:

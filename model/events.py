@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -24,9 +25,11 @@ def utcnow() -> datetime:
 
 def stamp() -> datetime:
     """When an event happens: now, to the millisecond, so that its stored form is a number
-    of milliseconds (model.forms), not a 27-character string."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+    of milliseconds (model.forms), not a 27-character string. Made from the clock's
+    milliseconds (the float's error, under 0.3 µs this century, rounds away to the
+    microsecond), not by ``replace``: its keyword parsing cost more than the rest, once for
+    every event, request and outbox item."""
+    return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, UTC)
 
 
 def arguments_hash(arguments: JsonObject) -> str:

@@ -9,7 +9,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
 
-from model.events import Event, JsonObject, MessageKind, TaggedResponse, utcnow
+from model.events import (
+    Event,
+    JsonObject,
+    MessageKind,
+    TaggedResponse,
+    arguments_hash,
+    stamp,
+)
 from model.forms import stored_serializer
 
 Status = Literal["idle", "running", "awaiting_human", "waiting", "done", "failed", "cancelled"]
@@ -99,11 +106,39 @@ class ThreadState(_Frozen):
 RequestStatus = Literal["pending", "answered", "expired", "withdrawn"]
 
 
+def call_text(tool: str, arguments: Mapping[str, Any]) -> str:
+    """``deploy(tag='v1.2.3', env='production')``: how a call reads to a human."""
+    args = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    return f"{tool}({args})"
+
+
+def approval_text(shown: str) -> str:
+    """What an approval of the call ``shown`` (``call_text``) asks when its tool adds no note
+    (agent.contact). A record whose text is this is stored without it and read back with it
+    (``RequestRecord.stored``): changing the wording changes how those records read, so a
+    new wording needs a marker of its own."""
+    return f"Approval needed: {shown}"
+
+
 def _placed(raw: str | bytes, ids: dict[str, str]) -> dict[str, Any]:
     """A stored record's JSON with the ids its place names (the hash's key and field) put
     back: the stored form leaves them out; forms written before carry them, and keep them."""
     data: dict[str, Any] = from_json(raw)
     return {**ids, **data}
+
+
+def _words(record: dict[str, Any], answered: bool = False) -> dict[str, Any]:
+    """A stored record's JSON with what ``RequestRecord.stored`` and scripts.ANSWER leave
+    out put back: an approval's text where it is its call's ``approval_text``, and, once it
+    is ``answered``, the call's hash (of the arguments asked, which the record keeps; one
+    answered before 0.3 had none, and reads with it now)."""
+    tool, arguments = record.get("tool"), record.get("arguments")
+    if isinstance(tool, str) and isinstance(arguments, dict):
+        if "text" not in record:
+            record["text"] = approval_text(call_text(tool, arguments))
+        if answered and "arguments_hash" not in record and record.get("kind") == "approval":
+            record["arguments_hash"] = arguments_hash(arguments)
+    return record
 
 
 class RequestRecord(_Frozen):
@@ -138,7 +173,9 @@ class RequestRecord(_Frozen):
         target = f"{channel}:{responder}"
         return self.people.get(target, target)
 
-    created: datetime = Field(default_factory=utcnow)
+    created: datetime = Field(default_factory=stamp)
+    """To the millisecond, so that it is stored as a number (model.forms.stored_stamp); a
+    record stored before says it in ISO 8601."""
     deadline: datetime | None = None
     """After this, the request expires unanswered and the agent is told."""
 
@@ -160,13 +197,34 @@ class RequestRecord(_Frozen):
 
     def stored(self) -> bytes:
         """The stored form (``store.keys.requests``): defaults left out (readers fill them
-        in, scripts.ANSWER too), and the ids the key and field name already say."""
-        return _REQUEST_FORM.to_json(self, exclude_defaults=True, exclude=self._PLACED)
+        in, scripts.ANSWER too), and the ids the key and field name already say. So is an
+        approval's text where it is ``approval_text`` of its call (some 66 B), and the call's
+        id and hash go last: scripts.ANSWER cuts them off once the request is answered, as
+        nothing binds to them then (``load`` derives the hash again; the id is the
+        ``approval_request`` event's, store.reads): a record that then takes a smaller size
+        class in a hash table (bench: 384 -> 160 B)."""
+        exclude = set(self._PLACED)
+        if self.tool is not None and self.arguments is not None and self._says_its_call():
+            exclude.add("text")
+        if self.arguments_hash is None:
+            return _REQUEST_FORM.to_json(self, exclude_defaults=True, exclude=exclude)
+        exclude.update(("call_id", "arguments_hash"))
+        body = _REQUEST_FORM.to_json(self, exclude_defaults=True, exclude=exclude)
+        if self.call_id is not None:
+            body = body[:-1] + b',"call_id":' + to_json(self.call_id) + b"}"
+        return body[:-1] + b',"arguments_hash":' + to_json(self.arguments_hash) + b"}"
+
+    def _says_its_call(self) -> bool:
+        return self.text == approval_text(call_text(self.tool or "", self.arguments or {}))
 
     @classmethod
-    def load(cls, raw: str | bytes, *, request_id: str, thread_id: str) -> RequestRecord:
-        """A record as stored at ``request_id`` of ``thread_id``'s requests hash, in any form."""
-        return cls.model_validate(_placed(raw, {"request_id": request_id, "thread_id": thread_id}))
+    def load(
+        cls, raw: str | bytes, *, request_id: str, thread_id: str, answered: bool = False
+    ) -> RequestRecord:
+        """A record as stored at ``request_id`` of ``thread_id``'s requests hash, in any form
+        (``answered``: its status says so, so its stored form may lack the call's hash)."""
+        data = _placed(raw, {"request_id": request_id, "thread_id": thread_id})
+        return cls.model_validate(_words(data, answered))
 
 
 class RequestView(_Frozen):
@@ -222,7 +280,8 @@ class OutboxItem(_Frozen):
     """For an approval: arguments the approver may change (an Edit action where it exists)."""
     grants: list[str] = Field(default_factory=list)
     """For an approval: scopes it may be approved for (an "Approve for this thread" action)."""
-    created: datetime = Field(default_factory=utcnow)
+    created: datetime = Field(default_factory=stamp)
+    """As a request's: stored as milliseconds (16 B fewer than ISO 8601)."""
     brief: ApprovalBrief | None = None
     """For an approval: who asked, why, quorum and deadline (older items: None)."""
 
@@ -273,7 +332,7 @@ class OutboxItem(_Frozen):
         if isinstance(data.get("to"), str):  # a plain recipient (``stored``); else an object
             data["to"] = Origin.of(data["to"])
         if "text" not in data:
-            asked: dict[str, Any] = from_json((requests or {})[data["request_id"]])
+            asked = _words(from_json((requests or {})[data["request_id"]]))
             data.update({f: asked[f] for f in cls._ASKED if f in asked})
             if isinstance(data.get("brief"), dict) and "requester" in asked:
                 data["brief"] = {**data["brief"], "requester": asked["requester"]}
@@ -281,8 +340,8 @@ class OutboxItem(_Frozen):
 
 
 # ``created`` always written: its default is the clock's, which a dump may read unchanged.
-_REQUEST_FORM = stored_serializer(RequestRecord, ("created",))
-_OUTBOX_FORM = stored_serializer(OutboxItem, ("created",))
+_REQUEST_FORM = stored_serializer(RequestRecord, ("created",), stamps=("created",))
+_OUTBOX_FORM = stored_serializer(OutboxItem, ("created",), stamps=("created",))
 
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "unknown"]
 

@@ -305,5 +305,5 @@ def _failure(
 def _attempt(claim: Claim | None) -> str:
     """OUTBOX_SETTLE's attempt argument: what the claim wrote that the settle may delete."""
     if claim is not None and claim.direct:
-        return "2"  # a commit's own claim: no count, no deadline (store.threads)
+        return "2"  # a commit's own claim: no count, its deadline in the status (store.threads)
     return "1" if claim is not None and claim.attempt == 1 else "0"

@@ -12,7 +12,15 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic_core import from_json
 
-from model.events import RESPONSE, Answered, Approved, Event, Rejected, load_events
+from model.events import (
+    RESPONSE,
+    Answered,
+    ApprovalRequest,
+    Approved,
+    Event,
+    Rejected,
+    load_events,
+)
 from model.ids import thread_of_request
 from model.records import (
     DeliveryStatus,
@@ -81,13 +89,28 @@ def request_view(
     given = int(text(approvals)) if approvals is not None else 0
     if approvals is None and isinstance(response, Approved):
         given = 1  # a single approval answers at once and writes no count (scripts.ANSWER)
+    settled = cast(RequestStatus, text(status) if status is not None else "pending")
+    request = RequestRecord.load(
+        record, request_id=rid, thread_id=tid, answered=settled == "answered"
+    )
+    if request.call_id is None and request.kind == "approval":
+        # answered: its call id is its approval_request's (scripts.ANSWER), where ``log`` has it
+        request = request.model_copy(update={"call_id": asked_call(log, rid)})
     return RequestView(
-        request=RequestRecord.load(record, request_id=rid, thread_id=tid),
-        status=cast(RequestStatus, text(status) if status is not None else "pending"),
+        request=request,
+        status=settled,
         response=response,
         sent=text(sent) if sent is not None else None,
         approvals_given=given,
     )
+
+
+def asked_call(log: Sequence[Event], rid: str) -> str | None:
+    """The call id of approval ``rid`` as its ``approval_request`` in ``log`` says it."""
+    for event in log:
+        if isinstance(event, ApprovalRequest) and event.request_id == rid:
+            return event.call_id
+    return None
 
 
 def answer_in(log: Sequence[Event], rid: str) -> Approved | Rejected | Answered | None:
@@ -191,12 +214,16 @@ def outbox_of(
         found = field(oid, keys.OUTBOX_PROVIDER_ID)
         return oid if found is None and status == "sent" else found
 
+    def status(oid: str) -> str:
+        # 'sending:<deadline>': a commit's own claim (keys.sending_until)
+        return (field(oid, keys.OUTBOX_STATUS) or "pending").partition(":")[0]
+
     views = [
         OutboxView(
             item=OutboxItem.load(v, outbox_id=k, thread_id=thread_id, requests=requests),
-            status=cast(DeliveryStatus, field(k, keys.OUTBOX_STATUS) or "pending"),
-            attempts=attempts(k, field(k, keys.OUTBOX_STATUS) or "pending"),
-            provider_id=provider_id(k, field(k, keys.OUTBOX_STATUS) or "pending"),
+            status=cast(DeliveryStatus, status(k)),
+            attempts=attempts(k, status(k)),
+            provider_id=provider_id(k, status(k)),
             error=field(k, keys.OUTBOX_ERROR),
             reported=[s for s in (field(k, keys.OUTBOX_PROVIDER_STATUS) or "").split(",") if s],
         )

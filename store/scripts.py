@@ -297,7 +297,21 @@ if needed > 1 then
   end
   if redis.call('HINCRBY', KEYS[1], rid .. ':approvals', 1) < needed then code = 3 end
 end
-if code == 1 then redis.call('HSET', KEYS[1], rid .. ':status', 'answered') end
+if code == 1 then
+  -- Answered: nothing binds to the call's id and hash any more; the record says the
+  -- arguments the hash is of, the log's approval_request the id. Its last fields
+  -- (RequestRecord.stored) are cut off in the same HSET (a hash-table value two size
+  -- classes smaller); a record in another form is kept as it is.
+  local fields, hash = {rid .. ':status', 'answered'}, str(rec.arguments_hash)
+  if hash then
+    local tail = ',"arguments_hash":"' .. hash .. '"}'
+    if str(rec.call_id) then tail = ',"call_id":"' .. rec.call_id .. '"' .. tail end
+    if string.sub(got[1], -#tail) == tail then
+      fields[3], fields[4] = rid, string.sub(got[1], 1, -#tail - 1) .. '}'
+    end
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
+end
 redis.call('RPUSH', KEYS[2], event)  -- the store tells the change feed (store.changes)
 if KEYS[4] then
   if code == 1 then
@@ -514,13 +528,16 @@ local got = redis.call('HMGET', KEYS[1], id, id .. ':s', id .. ':a', id .. ':c')
 local item = got[1]
 if not item then item = redis.call('HGET', KEYS[2], 'o:' .. id) end
 if not item then return {'missing'} end
-local status = got[2] or 'pending'
--- A commit's own claim wrote no count: its first attempt.
+local status, claimed = got[2] or 'pending', got[4]
+-- A commit's own claim: 'sending:<deadline>' (store.keys.sending_until), and no count (its
+-- first attempt).
+local sep = string.find(status, ':', 1, true)
+if sep then status, claimed = string.sub(status, 1, sep - 1), string.sub(status, sep + 1) end
 local attempts = tonumber(got[3] or (status == 'sending' and '1' or '0'))
 if status == 'sent' or status == 'failed' or status == 'unknown' then return {'done'} end
 local verdict = 'go'
 if status == 'sending' then
-  if (tonumber(got[4] or '0') or 0) > now then return {'busy'} end  -- '': settled
+  if (tonumber(claimed or '0') or 0) > now then return {'busy'} end  -- '': settled
   verdict = 'stale'
 end
 redis.call('HSET', KEYS[1], id .. ':s', 'sending', id .. ':c', now + tonumber(ARGV[2]),
@@ -544,17 +561,15 @@ OUTBOX_SETTLE = """
 -- is an attempt count of one, which readers assume for a settled item without one: fields
 -- the hash that outlives the thread does without (store.reads). So is a provider id that is
 -- the item's own id (REST, a handoff): readers of a sent item assume it. A commit's own
--- claim wrote no count, and its dead deadline is written over with '' in the one HSET
--- (read only while 'sending'): no HDEL, a command a delivery fewer, for some 12 bytes; a
--- retry writes the count it did without.
+-- claim wrote no count, and its deadline in the status this HSET writes over
+-- (store.keys.OUTBOX_CLAIM_UNTIL): no field to delete (an earlier version's commit wrote
+-- one, left dead: read only while 'sending'); a retry writes the count it did without.
 local fields = {ARGV[1] .. ':s', ARGV[2]}
 if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] then fields[3], fields[4] = ARGV[1] .. ':p', ARGV[3] end
 if ARGV[4] ~= '' then fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':e', ARGV[4] end
 -- A retry follows an attempt: without a count, it was a commit's own claim's first.
 if ARGV[2] == 'pending' and redis.call('HEXISTS', KEYS[1], ARGV[1] .. ':a') == 0 then
   fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':a', '1'
-elseif ARGV[6] == '2' and ARGV[2] ~= 'pending' then
-  fields[#fields + 1], fields[#fields + 2] = ARGV[1] .. ':c', ''
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[2] ~= 'pending' and ARGV[6] ~= '2' then

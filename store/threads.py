@@ -280,8 +280,10 @@ class ThreadStore(ThreadReads):
             raise RequestNotFound(request_id)
         if code in (1, 3):  # stored: an answer, or an approval short of its quorum
             self.announcer.now(tid)
-        record = RequestRecord.load(raw, request_id=request_id, thread_id=tid)
         detail = text(detail)
+        # The record as it was before this answer; code 0: as answered (its status in detail)
+        answered = code == 0 and detail == "answered"
+        record = RequestRecord.load(raw, request_id=request_id, thread_id=tid, answered=answered)
         _raise_refusal(request_id, int(code), detail, response)
         await reporting.decided(self.redis, record, response)
         return record
@@ -419,6 +421,9 @@ class ThreadStore(ThreadReads):
         tid = lease.thread_id
         held = lease.held
         state = dict(state or {}) if release else held.changed(state or {})
+        for name, value in keys.UNWRITTEN.items():
+            if name not in held.state and str(state.get(name)) == value:
+                del state[name]
         renew = not release and held.renew_due(ttl_ms)
         sent = time.monotonic()
         questions = [r.request_id for r in requests if r.kind == "question"]
@@ -474,9 +479,8 @@ class ThreadStore(ThreadReads):
             stored = o.stored(asked.get(o.request_id) if o.request_id else None)
             flat_req += [keys.outbox_body(o.outbox_id), stored]  # the long value (keys.outbox)
             if direct:  # claimed for this process's dispatcher: its first attempt (no count
-                # written: keys.OUTBOX_ATTEMPTS), until
-                until = keys.outbox_field(o.outbox_id, keys.OUTBOX_CLAIM_UNTIL)
-                flat_out += [status_field, "sending", until, claimed_until]
+                # written: keys.OUTBOX_ATTEMPTS), until (keys.OUTBOX_CLAIM_UNTIL)
+                flat_out += [status_field, keys.sending_until(claimed_until)]
             else:
                 flat_out += [status_field, "pending"]
         args += [len(flat_req), *flat_req, len(flat_out), *flat_out]

@@ -68,6 +68,21 @@ async def test_a_mid_run_commit_writes_the_state_fields_that_changed(
     assert (state.status, state.steps, state.errors) == ("running", 1, 0)
 
 
+async def test_no_errors_field_is_written_until_the_thread_errs(
+    store: ThreadStore, redis_client: aioredis.Redis
+) -> None:
+    lease = await _leased(store, "th_e")
+    for errors, release, stored in ((0, False, None), (0, True, None)):
+        await store.commit(lease, ttl_ms=TTL, state={keys.ERRORS: errors}, release=release)
+        assert await redis_client.hget(keys.state("th_e"), keys.ERRORS) == stored
+    for errors, stored in ((1, b"1"), (0, b"0")):  # once written, it is kept up to date
+        again = await store.acquire("th_e", "w", TTL)
+        assert again is not None
+        await store.commit(again, ttl_ms=TTL, state={keys.ERRORS: errors}, release=True)
+        assert await redis_client.hget(keys.state("th_e"), keys.ERRORS) == stored
+    assert (await store.thread("th_e")).state.errors == 0
+
+
 async def test_the_lease_is_renewed_once_half_of_it_has_passed_in_server_time(
     store: ThreadStore, redis_client: aioredis.Redis
 ) -> None:
@@ -125,12 +140,15 @@ async def test_an_item_claimed_for_this_process_is_written_with_its_deadline_and
     await store.commit(lease, ttl_ms=TTL, outbox=[item], state={keys.STATUS: "done"}, release=True)
     calls = await _commands(redis_client)
     assert "time" not in calls
-    # state, the item (with the requests: keys.OUTBOX_BODY), its claim (status, deadline,
-    # no count): three
+    # state, the item (with the requests: keys.OUTBOX_BODY), its claim (the status with
+    # its deadline, no count): three
     assert calls["hset"] == 3
-    until = await redis_client.hget(keys.outbox("th_o"), keys.outbox_field("o1", "c"))
+    claim = await redis_client.hgetall(keys.outbox("th_o"))
+    [(field, status)] = claim.items()
+    assert field == keys.outbox_field("o1", keys.OUTBOX_STATUS).encode()
+    sending, _, until = status.decode().partition(":")
     due = await redis_client.zscore(store.shared.outbox_retry("th_o"), "th_o|o1")
-    assert until is not None
+    assert sending == "sending"
     assert due == int(until)  # recovered when the claim runs out
     seconds, micros = await redis_client.time()
     assert 0 < int(until) - (seconds * 1000 + micros // 1000) <= _Dispatcher.claim_ms

@@ -114,10 +114,13 @@ async def test_a_commit_claims_its_new_items_for_its_own_dispatcher(
     assert await redis_client.xlen(store.shared.outbox("t1")) == 0
     due = await _recovery(store, redis_client, "t1", "o1")
     assert due is not None
-    until = await redis_client.hget(keys.outbox("t1"), keys.outbox_field("o1", "c"))
-    assert until is not None
+    # The claim's deadline is in its status (keys.sending_until), beside no count.
+    fields = await redis_client.hgetall(keys.outbox("t1"))
+    [(field, status)] = fields.items()
+    assert field == keys.outbox_field("o1", keys.OUTBOX_STATUS).encode()
+    sending, _, until = status.decode().partition(":")
+    assert sending == "sending"
     assert abs(int(until) - due) < 5_000  # server time on both, or this host's for the entry
-    assert await redis_client.hget(keys.outbox("t1"), keys.outbox_field("o1", "a")) is None
 
 
 async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_commands(
@@ -143,15 +146,11 @@ async def test_a_handed_item_is_sent_and_settled_without_reads_or_stream_command
     out = (await store.thread("t2")).outbox[0]
     assert (out.status, out.attempts, out.provider_id) == ("sent", 1, "p-o2")
     assert await _recovery(store, redis_client, "t2", "o2") is None
-    # The claim wrote no count (a first attempt's) and its dead deadline is written over
-    # (read only while 'sending'): the settle deletes nothing.
+    # The claim wrote no count (a first attempt's) and its deadline in the status, which
+    # the settle writes over: it deletes nothing, and leaves no dead field.
     assert "hdel" not in calls
     fields = await redis_client.hgetall(keys.outbox("t2"))
-    assert {k.decode(): v.decode() for k, v in fields.items()} == {
-        "o2:c": "",
-        "o2:p": "p-o2",
-        "o2:s": "sent",
-    }
+    assert {k.decode(): v.decode() for k, v in fields.items()} == {"o2:p": "p-o2", "o2:s": "sent"}
 
 
 async def test_an_item_whose_process_died_is_sent_by_another_once_its_claim_runs_out(
@@ -186,12 +185,17 @@ async def test_a_died_claim_is_not_sent_again_where_a_repeat_is_unsafe(
     assert [(f.outbox_id, f.outcome) for f in failures] == [("o4", "unknown")]  # rerouted
 
 
+@pytest.mark.parametrize("earlier", [False, True])
 async def test_a_pointer_meeting_a_live_claim_stays_pending(
-    store: ThreadStore, redis_client: aioredis.Redis
+    store: ThreadStore, redis_client: aioredis.Redis, earlier: bool
 ) -> None:
     store.direct = Died(claim_ms=60_000)
     await _committed_item(store, "t5", "o5")
     store.direct = None
+    if earlier:  # as an earlier version's commit claimed it: its deadline in a field
+        status = await redis_client.hget(keys.outbox("t5"), "o5:s")
+        sending, _, until = (status or b"").decode().partition(":")
+        await redis_client.hset(keys.outbox("t5"), mapping={"o5:s": sending, "o5:c": until})
     # A recovery entry moved early (a host clock ahead): the claim's holder may yet be dead.
     await store.outbox_stream.ensure_group()
     await store.outbox_stream.add({"t": "t5", "o": "o5"})

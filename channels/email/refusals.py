@@ -18,13 +18,12 @@ import secrets
 import aiosmtplib
 import redis.asyncio as aioredis
 
-from agent.contact import call_text
 from channels.email import keys
 from channels.email.compose import Outgoing, reply_subject
 from channels.email.parse import ParsedMail
 from channels.email.sender import EmailSender
 from channels.late import late_reply
-from model.records import RequestRecord, RequestView
+from model.records import RequestRecord, RequestView, call_text
 from store.errors import ThreadNotFound
 
 log = logging.getLogger("switchboard.email")

@@ -18,7 +18,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from agent.contact import call_text
 from agent.steps import ASK, DONE
 from channels.pagelinks import PATH, PageLinks
 from model.events import (
@@ -38,7 +37,7 @@ from model.events import (
     ToolResult,
     UserMessage,
 )
-from model.records import RequestView, ThreadView
+from model.records import RequestView, ThreadView, call_text
 from store.errors import ThreadNotFound
 from store.port import ChannelPort
 

@@ -10,7 +10,6 @@ import asyncio
 import logging
 
 from agent.config import Registry
-from agent.contact import call_text
 from agent.routing import own
 from agent.tools import Agent
 from channels.late import late_reply
@@ -19,7 +18,7 @@ from channels.sms.parse import Decision, InboundSms, StatusReport
 from channels.sms.state import Pending, SmsState
 from model.events import UserMessage, decided
 from model.ids import thread_id_for
-from model.records import Origin
+from model.records import Origin, call_text
 from store.errors import (
     AlreadyCounted,
     GrantNotOffered,
