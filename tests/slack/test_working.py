@@ -105,7 +105,20 @@ async def test_the_working_note_rides_with_the_message(
 
     async def counted(self: AbstractConnection, command: Any) -> None:
         first = command if isinstance(command, bytes) else b"".join(command[:1])
-        if b"\r\nPUBLISH\r\n" not in first[:40]:  # the change feed's, batched on its own
+        head = first[:40].upper()
+        # Not counted: the change feed's PUBLISH (batched on its own), and the handshake of
+        # a connection the pool opens mid-test (HELLO, CLIENT SETINFO, SELECT): a machine
+        # under load may need one more, which is no round trip of the message's.
+        if not any(
+            w in head
+            for w in (
+                b"\r\nPUBLISH\r\n",
+                b"\r\nHELLO\r\n",
+                b"\r\nCLIENT\r\n",
+                b"\r\nSELECT\r\n",
+                b"\r\nAUTH\r\n",
+            )
+        ):
             sent[0] += 1
         await original(self, command)
 
