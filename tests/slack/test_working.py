@@ -92,6 +92,10 @@ async def test_a_thread_reply_in_a_dm_without_the_ai_surface_gets_the_reaction(
     assert [c["timestamp"] for c in slack_kit.fake.called("reactions.add")] == [ts]
 
 
+DM_CHANNELS = ("D0ALICE", "D0ALICF", "D0ALICG")
+"""Three conversations of one person, each started once."""
+
+
 async def test_the_working_note_rides_with_the_message(
     slack_kit: SlackKit, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,23 +133,32 @@ async def test_the_working_note_rides_with_the_message(
     await slack_kit.event({**event, "channel": "D0OTHER", "ts": slack_kit.fake.next_ts()})
     await slack_kit.settle()
     monkeypatch.setattr(AbstractConnection, "_send_packed_command", counted)
-    root = slack_kit.fake.next_ts()
-    assert (await slack_kit.event(mention("status?", root))).status_code == 200
-    await slack_kit.settle()
-    assert sent[0] == 2
+
+    async def fewest(events: list[dict[str, Any]]) -> int:
+        """The fewest writes any of these messages cost: a write of something else running
+        in the process (a periodic task landing inside one message's window, on a loaded
+        machine) adds to one of them, a change of the message's path to all."""
+        counts = []
+        for each in events:
+            sent[0] = 0
+            assert (await slack_kit.event(each)).status_code == 200
+            await slack_kit.settle()
+            counts.append(sent[0])
+        return min(counts)
+
+    roots = [slack_kit.fake.next_ts() for _ in range(3)]
+    assert await fewest([mention("status?", r) for r in roots]) == 2
+    root = roots[-1]
     assert slack_kit.fake.reactions[(GENERAL, root)] == {"eyes"}
 
-    sent[0] = 0
-    dm = slack_kit.fake.next_ts()
-    assert (await slack_kit.event({**event, "channel": "D0ALICE", "ts": dm})).status_code == 200
-    await slack_kit.settle()
-    assert sent[0] == 3
-
-    sent[0] = 0  # the DM's conversation goes on: is it the answer to an open question?
-    more = slack_kit.fake.next_ts()
-    assert (await slack_kit.event({**event, "channel": "D0ALICE", "ts": more})).status_code == 200
-    await slack_kit.settle()
-    assert sent[0] == 3
+    # A DM starting a conversation, then (the same DM) one that goes on with it: is it the
+    # answer to an open question?
+    dms = [slack_kit.fake.next_ts() for _ in range(3)]
+    starts = [{**event, "channel": c, "ts": t} for c, t in zip(DM_CHANNELS, dms, strict=True)]
+    assert await fewest(starts) == 3
+    dm = dms[0]
+    more = [{**event, "channel": "D0ALICE", "ts": slack_kit.fake.next_ts()} for _ in range(3)]
+    assert await fewest(more) == 3
     monkeypatch.undo()
     assert await redis_client.smembers(keys.working(thread_of(GENERAL, root))) == {
         f"{GENERAL}|{root}".encode()
