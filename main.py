@@ -197,7 +197,7 @@ def api_jobs(
     inherited: server.Inherited | None,
 ) -> list[Coroutine[Any, Any, None]]:
     """The HTTP server and the channels' listeners; in a sibling API process (``inherited``)
-    the server on the first one's socket, and only what runs in every process."""
+    the servers on the first one's sockets, and only what runs in every process."""
     settings = services.settings
     access = Access.from_settings(settings)
     app = create_app(
@@ -210,7 +210,13 @@ def api_jobs(
     host = listen_host(settings)
     if not access.token_required:
         log.warning("no SWITCHBOARD_API_TOKEN: the API listens on loopback only (%s)", host)
+    shared = {f"{c.name}.{i}": each for c in channels for i, each in enumerate(c.shared)}
+    # Bound before any job exists (a port in use ends the start here) and a sibling starts.
+    sockets = inherited.shared if inherited else {n: each.bind() for n, each in shared.items()}
     jobs = [listen(stop) for c in channels for listen in c.per_process]
+    # Not supervised: closing an asyncio server closes its socket, which nothing here could
+    # bind again for the other processes; an SMTP session's errors end that session only.
+    jobs += [each.serve(sockets[name], stop) for name, each in shared.items()]
     if inherited is not None:
         return [
             server.serve_http(app, host, settings.port, stop, inherited.sock),
@@ -227,6 +233,7 @@ def api_jobs(
         [sys.executable, str(MAIN), server.SIBLING_ROLE],
         settings.switchboard_api_processes - 1,
         {**os.environ, "REDIS_URL": redis_url},
+        sockets,
     )
     return [server.serve_shared(app, host, settings.port, stop, siblings), *jobs]
 

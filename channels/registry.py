@@ -3,7 +3,9 @@
 A channel is a package under channels/ with ``build(services) -> Channel | None``: None when
 its settings are absent (the channel is simply off). The service mounts each channel's HTTP
 routes in the API process(es), hands its sender to the outbox in the worker process, and runs
-its long-lived listeners (an SMTP server, a Socket Mode connection) beside the API, once.
+its long-lived tasks beside the API: a listening socket of its own (the SMTP port) is bound
+once and served by every API process, as the HTTP port is; a connection out (Socket Mode)
+runs once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +49,20 @@ class Services:
     registry: Registry
 
 
+class SharedListener(Protocol):
+    """A port of a channel's own (SMTP), bound once, by the first API process, and served by
+    each process that serves HTTP on the socket it was handed: the kernel gives each new
+    connection to whichever process accepts it first, so the load spreads over the cores."""
+
+    def bind(self) -> socket.socket:
+        """The listening socket; a port that cannot be had raises ConfigError."""
+        ...
+
+    async def serve(self, sock: socket.socket, stop: asyncio.Event) -> None:
+        """Serve on ``sock`` until the service stops, then close it (this process's copy)."""
+        ...
+
+
 @dataclass
 class Channel:
     name: str
@@ -55,7 +72,9 @@ class Channel:
         default_factory=list
     )
     """Long-running inbound tasks, each given the service's stop event; run once, in the
-    first API process however many serve HTTP (an SMTP port is bound once)."""
+    first API process however many serve HTTP (a Socket Mode connection is opened once)."""
+    shared: list[SharedListener] = field(default_factory=list)
+    """Ports of its own, served in every process that serves HTTP (``SharedListener``)."""
     per_process: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )

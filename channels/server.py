@@ -4,7 +4,8 @@ With one process (the default) uvicorn binds the port itself. With more
 (SWITCHBOARD_API_PROCESSES), the first process binds it as uvicorn would (so a port in use
 fails the same way), serves on it, and keeps the others serving on the same socket, which
 they inherit (``Siblings``): the kernel hands each new connection to whichever process
-accepts it first, so the webhooks spread over the cores. A sibling is a new interpreter
+accepts it first, so the webhooks spread over the cores. The channels' own ports (SMTP) are
+bound by the first process too and handed on the same way. A sibling is a new interpreter
 (``main.py`` with a hidden role), not a fork: the first process has threads and an event
 loop running by then, which a fork would copy half-way.
 """
@@ -82,19 +83,26 @@ async def serve_shared(
 
 @dataclass(frozen=True)
 class Inherited:
-    """What a sibling is handed: the listening socket, and its end of a pipe from the first
-    process, which reads as closed once that process is gone, however it ended."""
+    """What a sibling is handed: the listening socket, the channels' own listening sockets
+    by name (``shared``), and its end of a pipe from the first process, which reads as
+    closed once that process is gone, however it ended."""
 
     sock: socket.socket
     parent: int
+    shared: Mapping[str, socket.socket]
 
     @classmethod
     def from_args(cls, argv: Sequence[str]) -> Inherited:
         parser = argparse.ArgumentParser(prog=f"main.py {SIBLING_ROLE}")
         parser.add_argument("--socket-fd", type=int, required=True)
         parser.add_argument("--parent-fd", type=int, required=True)
+        parser.add_argument("--shared", action="append", default=[], metavar="NAME=FD")
         args = parser.parse_args(argv)
-        return cls(socket.socket(fileno=args.socket_fd), args.parent_fd)
+        shared = {}
+        for each in args.shared:
+            name, _, fd = each.rpartition("=")
+            shared[name] = socket.socket(fileno=int(fd))
+        return cls(socket.socket(fileno=args.socket_fd), args.parent_fd, shared)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Stop this process when the first one is gone, even killed: no sibling outlives it."""
@@ -115,10 +123,17 @@ class Siblings:
     started again when it dies (logged; sooner or later, by ``RESTART_*``), and stopped
     with it: SIGTERM, and they finish their requests in flight as the first one does."""
 
-    def __init__(self, command: Sequence[str], count: int, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        count: int,
+        env: Mapping[str, str],
+        shared: Mapping[str, socket.socket] | None = None,
+    ) -> None:
         self.command = list(command)
         self.count = count
         self.env = dict(env)
+        self.shared = dict(shared or {})
 
     async def run(self, sock: socket.socket, stop: asyncio.Event) -> None:
         # The write end stays here, unshared (os.pipe's ends are not inherited); when this
@@ -127,16 +142,16 @@ class Siblings:
         argv = [
             *self.command,
             *("--socket-fd", str(sock.fileno()), "--parent-fd", str(read_end)),
+            *(f"--shared={name}={s.fileno()}" for name, s in self.shared.items()),
         ]
+        fds = (sock.fileno(), read_end, *(s.fileno() for s in self.shared.values()))
         try:
-            await asyncio.gather(
-                *(self._keep(argv, (sock.fileno(), read_end), stop) for _ in range(self.count))
-            )
+            await asyncio.gather(*(self._keep(argv, fds, stop) for _ in range(self.count)))
         finally:
             os.close(read_end)
             os.close(write_end)
 
-    async def _keep(self, argv: list[str], fds: tuple[int, int], stop: asyncio.Event) -> None:
+    async def _keep(self, argv: list[str], fds: tuple[int, ...], stop: asyncio.Event) -> None:
         """One sibling's place: a process in it for as long as the service runs."""
         loop = asyncio.get_running_loop()
         delay = RESTART_FIRST_S

@@ -124,7 +124,7 @@ def test_two_processes_serve_count_together_restart_and_stop_together(tmp_path: 
 
 
 @pytest.mark.timeout(180)
-def test_smtp_listens_once_and_the_sibling_ends_with_a_killed_first_process(
+def test_both_processes_take_mail_and_the_sibling_ends_with_a_killed_first_process(
     tmp_path: Path, redis_url: str
 ) -> None:
     redis.Redis.from_url(redis_url).flushall()
@@ -139,21 +139,18 @@ def test_smtp_listens_once_and_the_sibling_ends_with_a_killed_first_process(
         "SWITCHBOARD_CONFIG": str(tmp_path / "switchboard.toml"),
     }
     with _two(tmp_path, env) as service:
-        [sibling] = _siblings(service)
+        first, [sibling] = service.process.pid, _siblings(service)
         shared = _metrics_dir(service)
-        with _stopped(service.process.pid):
+        with _stopped(first):
             _start_threads(service.base, 1)  # the sibling is up, its channels built
-        mail = EmailMessage()
-        mail["From"], mail["To"], mail["Subject"] = ALICE, AGENT, "deploy"
-        mail["Message-ID"] = "<one@example.com>"
-        mail.set_content("deploy v1.2.3 to production")
-        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
-            client.send_message(mail)
+            _send_mail(smtp_port, "<one@example.com>")  # the sibling's, on the first's port
+        with _stopped(sibling):
+            _send_mail(smtp_port, "<two@example.com>")  # the first process's
         log = service.log()
-        assert log.count("SMTP server listening") == 1
-        assert " ERROR " not in log  # a second bind of the SMTP port would have logged one
+        assert log.count(f"SMTP server listening on 127.0.0.1:{smtp_port}") == 2
+        assert " ERROR " not in log
         assert _alive(sibling)
-        assert len(httpx.get(f"{service.base}/v1/threads").json()) == 2
+        assert len(httpx.get(f"{service.base}/v1/threads").json()) == 3
 
         # No orphan, even after a SIGKILL: the sibling sees its pipe from the first close.
         service.process.kill()
@@ -164,6 +161,56 @@ def test_smtp_listens_once_and_the_sibling_ends_with_a_killed_first_process(
     shutil.rmtree(shared)
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+@pytest.mark.timeout(120)
+def test_an_smtp_port_in_use_ends_the_start_with_what_to_change(
+    tmp_path: Path, processes: str
+) -> None:
+    with _taken_port() as port:
+        done = _start(tmp_path, processes, EMAIL_DOMAIN="sb.test", SMTP_LISTEN=f"127.0.0.1:{port}")
+    assert done.returncode == 2, done.stderr
+    assert f"switchboard: SMTP_LISTEN=127.0.0.1:{port}: cannot listen there" in done.stderr
+    assert os.strerror(errno.EADDRINUSE).lower() in done.stderr.lower()
+    assert "started, serving on the same socket" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "never awaited" not in done.stderr
+
+
+@contextmanager
+def _taken_port() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def _start(tmp_path: Path, processes: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``main.py api`` in the foreground, until it ends by itself."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "api"],
+        cwd=ROOT,
+        env={
+            **clean_env(),
+            "PORT": str(free_port()),
+            "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
+            "SWITCHBOARD_API_PROCESSES": processes,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _send_mail(port: int, message_id: str) -> None:
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = ALICE, AGENT, "deploy"
+    mail["Message-ID"] = message_id
+    mail.set_content("deploy v1.2.3 to production")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.send_message(mail)
+
+
 def _pending(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("switchboard_requests_pending{")]
 
@@ -171,23 +218,8 @@ def _pending(text: str) -> list[str]:
 @pytest.mark.parametrize("processes", ["1", "2"])
 @pytest.mark.timeout(120)
 def test_a_port_in_use_ends_the_start_as_with_one_process(tmp_path: Path, processes: str) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "main.py"), "api"],
-            cwd=ROOT,
-            env={
-                **clean_env(),
-                "PORT": str(port),
-                "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
-                "SWITCHBOARD_API_PROCESSES": processes,
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    with _taken_port() as port:
+        done = _start(tmp_path, processes, PORT=str(port))
     assert done.returncode == STARTUP_FAILURE, done.stderr  # uvicorn's, as before
     assert os.strerror(errno.EADDRINUSE).lower() in done.stderr.lower()
     assert "started, serving on the same socket" not in done.stderr  # no sibling started

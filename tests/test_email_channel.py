@@ -67,12 +67,13 @@ async def test_on_with_a_domain_and_serving_smtp(
     assert channel.sender is None  # no relay configured: receive only
     assert channel.mount is not None
     stop = asyncio.Event()
-    [listen] = channel.listeners
-    task = asyncio.create_task(listen(stop))
+    assert channel.listeners == []  # the port is bound once and served by each API process
+    [listener] = channel.shared
+    task = asyncio.create_task(listener.serve(listener.bind(), stop))
     try:
 
         def send() -> None:
-            for _ in range(100):  # the listener binds as soon as the task runs
+            for _ in range(100):  # bound already; accepting as soon as the task runs
                 try:
                     with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
                         client.send_message(mail("hello"))

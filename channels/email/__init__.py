@@ -64,7 +64,7 @@ def build(services: Services, settings: EmailSettings | None = None) -> Channel 
     def mount(app: FastAPI) -> None:
         app.include_router(router(services.port, parts.keyring, services.redis))
 
-    return Channel(name="email", sender=parts.sender, mount=mount, listeners=[parts.server.run])
+    return Channel(name="email", sender=parts.sender, mount=mount, shared=[parts.server])
 
 
 def assemble(services: Services, settings: EmailSettings, domain: str) -> EmailParts:

@@ -4,6 +4,10 @@ aiosmtpd's ``Controller`` would run the server in a thread with a loop of its ow
 Redis client the handler uses belongs to the service's loop: sharing it across loops breaks.
 So the protocol class is served with ``loop.create_server`` on the running loop, the way the
 controller does it inside its thread, and nothing loop-bound is shared.
+
+The port is bound once (``bind``) and served on that socket (``serve``) by every API process
+(channels/registry.py ``SharedListener``): a mail's SMTP work is a millisecond of CPU, more
+than one core's worth at a thousand mails a second.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import asyncio
 import hmac
 import logging
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from agent.errors import ConfigError
 from channels.email.inbound import Inbound
 from telemetry import logs, metrics
 
@@ -148,10 +154,27 @@ class SmtpServer:
             loop=self._loop,
         )
 
-    async def start(self) -> None:
+    def bind(self) -> socket.socket:
+        """The listening socket on ``host:port``, one address as the HTTP port is bound (a
+        name is resolved to its first); ``port`` then says which, when 0 asked for any."""
+        try:
+            family, _, _, _, address = socket.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            sock = socket.create_server(address, family=family, backlog=BACKLOG)
+        except OSError as exc:
+            raise ConfigError(
+                f"SMTP_LISTEN={self.host}:{self.port}: cannot listen there: {exc}"
+            ) from exc
+        self.port = int(sock.getsockname()[1])
+        return sock
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Accept mail on ``sock`` (bound elsewhere), or on a socket bound here."""
         loop = self._loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        sock = self.bind() if sock is None else sock
+        self._server = await loop.create_server(self._protocol, sock=sock)
+        self.port = int(sock.getsockname()[1])
         log.info("SMTP server listening on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:
@@ -160,13 +183,17 @@ class SmtpServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """The channel's listener: serve until the service stops."""
-        await self.start()
+    async def serve(self, sock: socket.socket, stop: asyncio.Event) -> None:
+        """The channel's shared listener: serve on ``sock`` until the service stops."""
+        await self.start(sock)
         try:
             await stop.wait()
         finally:
             await self.stop()
+
+
+BACKLOG = 100
+"""Connections the kernel queues before one is accepted (asyncio's default)."""
 
 
 def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
