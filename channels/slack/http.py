@@ -16,7 +16,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from channels import lean
-from channels.slack.events import message_events
+from channels.slack.events import BotIdentity, message_events
 from channels.slack.messages import Messages
 
 PATH = "/slack/events"
@@ -28,7 +28,8 @@ def mount(
     app: FastAPI, bolt: AsyncApp, signing_secret: str, messages: Messages, path: str = PATH
 ) -> None:
     verifier = SignatureVerifier(signing_secret)
-    lean.serve(app, "POST", path, message_events(verifier, messages, MAX_BODY))
+    identity = BotIdentity(bolt.client, messages)
+    lean.serve(app, "POST", path, message_events(verifier, messages, identity, MAX_BODY))
 
     async def slack_events(request: Request) -> Response:
         """Slack's Events API and interactivity requests (signed by Slack)."""

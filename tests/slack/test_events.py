@@ -1,8 +1,10 @@
 """The lean route for humans' messages (channels/slack/events.py): it serves the common case
-without bolt once bolt has learned who the bot is, and hands bolt everything else."""
+without bolt, from the first message (one auth.test tells it who the bot is), and hands bolt
+everything else."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -36,12 +38,12 @@ async def texts(store: ThreadStore, tid: str) -> list[str]:
     return [e.text for e in [*view.events, *view.inbox] if isinstance(e, UserMessage)]
 
 
-async def test_after_bolts_first_event_messages_skip_bolt(
+async def test_messages_skip_bolt_from_the_first(
     slack_kit: SlackKit, store: ThreadStore, dispatched: list[str]
 ) -> None:
     first = slack_kit.fake.next_ts()
     assert (await slack_kit.event(mention("deploy v1", first))).status_code == 200
-    assert dispatched == ["app_mention"]  # bolt's auth.test tells us the bot's id
+    assert dispatched == []  # the lean route's own auth.test told it the bot's id
 
     second = slack_kit.fake.next_ts()
     r = await slack_kit.event(mention("deploy v2", second))
@@ -58,11 +60,45 @@ async def test_after_bolts_first_event_messages_skip_bolt(
     for close in slack_kit.channel.closers:  # the reactions, under way after the acks
         await close()
 
-    assert dispatched == ["app_mention"]
+    assert dispatched == []
     assert await texts(store, thread_of(GENERAL, second)) == ["deploy v2", "and v3"]
     assert len(slack_kit.fake.called("auth.test")) == 1
     reacted = {c["timestamp"] for c in slack_kit.fake.called("reactions.add")}
     assert {first, second, reply} <= reacted
+
+
+async def test_messages_at_once_on_a_new_process_share_one_auth_test(
+    slack_kit: SlackKit, store: ThreadStore, dispatched: list[str]
+) -> None:
+    """Before the first answer, each message declined to bolt made bolt call auth.test
+    itself: a burst on a new process was a burst of auth.test calls and of bolt requests."""
+    stamps = [slack_kit.fake.next_ts() for _ in range(8)]
+    sent = [slack_kit.event(mention(f"deploy v{n}", ts)) for n, ts in enumerate(stamps)]
+    assert [r.status_code for r in await asyncio.gather(*sent)] == [200] * 8
+    assert dispatched == []
+    assert len(slack_kit.fake.called("auth.test")) == 1
+    assert len(await store.thread_ids()) == 8
+
+
+async def test_a_message_goes_to_bolt_while_auth_test_fails(
+    slack_kit: SlackKit, store: ThreadStore, dispatched: list[str]
+) -> None:
+    slack_kit.fake.fail("auth.test", 500)  # the lean route's call; bolt's own one succeeds
+    first = slack_kit.fake.next_ts()
+    assert (await slack_kit.event(mention("deploy v1", first))).status_code == 200
+    assert dispatched == ["app_mention"]
+    second = slack_kit.fake.next_ts()
+    assert (await slack_kit.event(mention("deploy v2", second))).status_code == 200
+    assert dispatched == ["app_mention"]  # bolt's listener told the lean route the bot's id
+    assert len(await store.thread_ids()) == 2
+
+
+async def test_a_forged_message_makes_no_call_to_slack(
+    slack_kit: SlackKit, dispatched: list[str]
+) -> None:
+    forged = await slack_kit.event(mention("x", slack_kit.fake.next_ts()), secret="wrong")
+    assert forged.status_code == 401
+    assert slack_kit.fake.called("auth.test") == []  # bolt refused it before authorizing
 
 
 async def test_everything_but_a_humans_message_still_goes_to_bolt(
@@ -85,5 +121,5 @@ async def test_everything_but_a_humans_message_still_goes_to_bolt(
     assert big.status_code == 413
 
     ignored, refused = ["message"] * 3, ["app_mention"] * 2
-    assert dispatched == ["app_mention", *ignored, *refused, "url_verification"]
+    assert dispatched == [*ignored, *refused, "url_verification"]
     assert len(await store.thread_ids()) == 1
