@@ -160,7 +160,11 @@ def _environment(root: Path) -> jinja2.Environment:
     return env
 
 
+@cache
 def template(prompt: str, root: Path = PROMPTS_DIR) -> jinja2.Template:
+    # Kept here too: Environment.get_template looks in its own cache under a lock, with a
+    # weak reference to the loader in the key, on every render and snapshot. The environment
+    # never reloads a template (auto_reload=False), so neither does this.
     try:
         return _environment(root).get_template(f"{prompt}.j2")
     except jinja2.TemplateNotFound:
