@@ -46,6 +46,8 @@ def assigned(agent: Agent, thread_id: str, events: Sequence[Event]) -> str:
 
 def for_thread(agent: Agent, thread_id: str, events: Sequence[Event]) -> Agent:
     """The agent as this thread runs it: ``prompt`` set to the thread's version."""
+    if not agent.prompt_weights:  # one version: every thread's (no look at its steps, no draw)
+        return agent
     return version(agent, assigned(agent, thread_id, events))
 
 
