@@ -215,8 +215,9 @@ def warm(agent: Agent, root: Path = PROMPTS_DIR) -> None:
     worker's start-up. The first render of a version does what every later one reuses:
     it compiles the templates its template imports (``config.load`` only compiles the
     template itself), decides whether the system block reads the thread, counts the
-    response schema and the system block. For deploybot/v1 that is some 25 to 40 ms of CPU,
-    otherwise paid by the first thread a process runs, in its latency."""
+    response schema and the system block. For deploybot/v1 that is some 20 ms of CPU (a
+    bench worker process's fixed cost fell from ~31 to ~11 ms with it), otherwise paid by
+    the first thread a process runs, in its latency."""
     message = UserMessage(channel="warm", sender="warm", text="")
     for prompt in prompts.weights(agent):
         render(prompts.version(agent, prompt), [message], root)
