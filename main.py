@@ -175,6 +175,7 @@ def worker_jobs(
         store.outbox_stream, OutboxStore(client), senders, name=worker.name
     )
     worker.deliver_with(dispatcher)
+    worker.warm()  # before collector.settle(): what it compiles is kept for good
     # Every worker process keeps the schedules' clock: a tick is started once however many.
     scheduler = Scheduler(store, services.registry.schedules)
     return [worker.run(stop), dispatcher.run(stop), scheduler.run(stop)]

@@ -46,7 +46,13 @@ def assigned(agent: Agent, thread_id: str, events: Sequence[Event]) -> str:
 
 def for_thread(agent: Agent, thread_id: str, events: Sequence[Event]) -> Agent:
     """The agent as this thread runs it: ``prompt`` set to the thread's version."""
-    prompt = assigned(agent, thread_id, events)
+    if not agent.prompt_weights:  # one version: every thread's (no look at its steps, no draw)
+        return agent
+    return version(agent, assigned(agent, thread_id, events))
+
+
+def version(agent: Agent, prompt: str) -> Agent:
+    """The agent with ``prompt`` as the version it runs (the agent itself if it is its own)."""
     return agent if prompt == agent.prompt else _variant(agent, prompt)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 from agent import edits
 from agent.context import PROMPTS_DIR, render
@@ -149,15 +150,23 @@ def plan(
     ``origin`` is the thread's own ``channel:address``, the last place a request can go;
     ``copies``, the origin's further places (a trigger's or schedule's ``report_to``).
     """
-    waited = next_wait(events)
-    if waited is not None:
+    # Each pass below looks for some kind of event and can only act on a thread that has
+    # one: the kinds the thread holds, looked up once, skip the passes that would find
+    # nothing (most threads have no started call, failed delivery, timer or grant). plan
+    # runs before every step of every run: some 15 -> 6 µs a call on a five-event thread.
+    held = 0
+    for kind in {type(e) for e in events}:
+        held |= _passes(kind)
+    if held & _WAIT and (waited := next_wait(events)) is not None:
         return waited
-    reroute = next_reroute(events, origin, copies)
-    if reroute is not None:
-        return reroute
-    escalation = next_escalation(events, origin)
-    if escalation is not None:
-        return escalation
+    if held & _REROUTE:
+        reroute = next_reroute(events, origin, copies)
+        if reroute is not None:
+            return reroute
+    if held & _ESCALATE:
+        escalation = next_escalation(events, origin)
+        if escalation is not None:
+            return escalation
     approvals: dict[str, ApprovalRequest] = {}
     settled: set[str] = set()
     for e in events:
@@ -166,7 +175,7 @@ def plan(
         elif isinstance(e, ToolResult | ToolError) and e.call_id:
             settled.add(e.call_id)
     approvers: dict[str, dict[str, None]] = {}
-    for e in events:
+    for e in events if approvals else ():  # each case below is about a known request
         if isinstance(e, Approved | Rejected) and e.request_id in approvals:
             request = approvals[e.request_id]
             if request.call_id in settled or request.call_id in ledger:
@@ -188,13 +197,14 @@ def plan(
             if request.call_id not in settled and request.call_id not in ledger:
                 return RecordExpiry(request)
 
-    steps = {e.call_id: e for e in events if isinstance(e, AgentStep) and e.call_id}
-    for e in events:  # a call a grant covered, recorded but not run (its run stopped)
-        if isinstance(e, GrantUsed) and e.call_id in steps.keys() - settled - ledger.keys():
-            return RunGranted(e, steps[e.call_id])
+    if held & _GRANT:
+        steps = {e.call_id: e for e in events if isinstance(e, AgentStep) and e.call_id}
+        for e in events:  # a call a grant covered, recorded but not run (its run stopped)
+            if isinstance(e, GrantUsed) and e.call_id in steps.keys() - settled - ledger.keys():
+                return RunGranted(e, steps[e.call_id])
 
     asked: ApprovalRequest | None = None
-    for e in events:  # an approval still open, and a human message that came after it
+    for e in events if approvals else ():  # an approval still open, and a message after it
         if isinstance(e, ApprovalRequest):
             asked = e
         elif (
@@ -218,6 +228,23 @@ def plan(
     if isinstance(last, SystemNote) and last.kind == "timeout":
         return Decide()
     return Idle()
+
+
+# The passes of plan that only a thread holding some kind of event needs, by the kinds
+# that call for each (next_wait: a cancel, a started call, its result or its timeout).
+_WAIT, _REROUTE, _ESCALATE, _GRANT = 1, 2, 4, 8
+_PASSES: tuple[tuple[int, tuple[type[Event], ...]], ...] = (
+    (_WAIT, (CancelRequested, CallReported, CallDue, ToolStarted)),
+    (_REROUTE, (DeliveryFailed,)),
+    (_ESCALATE, (ApprovalDue,)),
+    (_GRANT, (GrantUsed,)),
+)
+
+
+@cache
+def _passes(kind: type[Event]) -> int:
+    """The passes an event of this class calls for (``isinstance``'s sense: subclasses too)."""
+    return sum(flag for flag, kinds in _PASSES if issubclass(kind, kinds))
 
 
 def _completes_only(approval: Approved) -> bool:

@@ -532,8 +532,11 @@ class Run(Waits):
 
     def _recover_unknown_outcomes(self) -> bool:
         """Calls recorded as started but never finished: a worker died mid-call. Ask, don't redo."""
+        started = [cid for cid, s in self.ledger.items() if s == "started"]
+        if not started:  # nearly every run: nothing to look for in the events
+            return False
         waiting = started_calls(self.events)  # those wait for a result: not interrupted
-        unknown = [cid for cid, s in self.ledger.items() if s == "started" and cid not in waiting]
+        unknown = [cid for cid in started if cid not in waiting]
         calls = {e.call_id: e for e in self.events if isinstance(e, AgentStep) and e.call_id}
         unknown = [cid for cid in unknown if not self._start_again(calls.get(cid))]
         if not unknown:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent import context
 from agent.config import Registry
 from agent.contact import Contact
 from agent.errors import ShuttingDown
@@ -88,6 +89,18 @@ class Worker:
         self.timers = Timers(store.redis)
         # An abandoned entry waits out a lease anyway: half of one more is no harm.
         self.pace = SweepPace(min(self.ttl_ms / 2000, self.settings.maintenance_s))
+
+    def warm(self) -> None:
+        """Do at start-up what the first run of each agent would otherwise do on its first
+        thread (``context.warm``). A failure here would be that first run's too, which
+        handles it as it always has; so it is logged, and the start goes on."""
+        for agent in self.registry.agents.values():
+            try:
+                context.warm(agent)
+            except Exception:
+                log.warning(
+                    "could not render agent %s's context at start-up", agent.name, exc_info=True
+                )
 
     def deliver_with(self, outbox: Handoff) -> None:
         """Hand the outbox items this worker's commits make to ``outbox``, the dispatcher

@@ -63,6 +63,7 @@ async def serve(url: str, port: int, concurrency: int) -> None:
     )
     worker.deliver_with(dispatcher)
     tokens.counter()  # loaded at start-up, as main.py does (it logs which counter it uses)
+    worker.warm()  # as main.py does
     collector.settle()  # as main.py does once its start-up is done
     sender._sock.sendto(f"ready - {time.process_time()} 0".encode(), sender._to)
     await asyncio.gather(worker.run(stop), dispatcher.run(stop))

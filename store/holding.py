@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from model.records import ThreadMeta
 from store import keys
 from telemetry import tracing
 
@@ -56,17 +57,18 @@ class MetaCache:
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
-        self._metas: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._metas: OrderedDict[str, tuple[dict[str, str], ThreadMeta]] = OrderedDict()
+        """Each meta as read, and as parsed from it (frozen: one object serves every lease)."""
 
-    def get(self, thread_id: str) -> dict[str, str] | None:
-        meta = self._metas.get(thread_id)
-        if meta is None or (keys.META_TRACE not in meta and tracing.enabled()):
+    def get(self, thread_id: str) -> tuple[dict[str, str], ThreadMeta] | None:
+        cached = self._metas.get(thread_id)
+        if cached is None or (keys.META_TRACE not in cached[0] and tracing.enabled()):
             return None
         self._metas.move_to_end(thread_id)
-        return meta
+        return cached
 
-    def put(self, thread_id: str, meta: dict[str, str]) -> None:
-        self._metas[thread_id] = meta
+    def put(self, thread_id: str, meta: dict[str, str], parsed: ThreadMeta) -> None:
+        self._metas[thread_id] = (meta, parsed)
         self._metas.move_to_end(thread_id)
         if len(self._metas) > self.size:
             self._metas.popitem(last=False)

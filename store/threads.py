@@ -332,7 +332,8 @@ class ThreadStore(ThreadReads):
     # ---- the lease holder's side ----------------------------------------------------------
     async def acquire(self, thread_id: str, owner: str, ttl_ms: int) -> Lease | None:
         """Take the thread's lease (None if another worker holds it) and load the thread."""
-        known = self.metas.get(thread_id)
+        cached = self.metas.get(thread_id)
+        known = cached[0] if cached is not None else None
         now_ms = self.clock.now_ms()
         sent = time.monotonic()
         reply = await scripts.call(
@@ -362,8 +363,12 @@ class ThreadStore(ThreadReads):
             self.clock.sample(int(reply[-1]), received)
         token, state_flat, events, ledger_flat, meta_flat, base, body, server_ms = reply
         state = flat_hash(state_flat)
-        meta = known if known is not None else flat_hash(meta_flat)
-        self.metas.put(thread_id, meta)
+        if cached is not None:
+            meta, parsed = cached  # parsed when first read, not again on every acquire
+        else:
+            meta = flat_hash(meta_flat)
+            parsed = meta_of(meta, thread_id)
+        self.metas.put(thread_id, meta, parsed)
         ledger = flat_hash(ledger_flat)  # a thread from before keys.LAYOUT; else in the state
         ledger.update((f[len(keys.LEDGER) :], v) for f, v in state.items() if _in_ledger(f))
         unpublished = state.get(keys.UNPUBLISHED)
@@ -371,7 +376,7 @@ class ThreadStore(ThreadReads):
             thread_id=thread_id,
             token=int(token),
             owner=owner,
-            meta=meta_of(meta, thread_id),
+            meta=parsed,
             state=state_of(state),
             events=load_events(events),
             ledger=ledger,

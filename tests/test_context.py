@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
+import redis.asyncio as aioredis
 
 from agent.config import Registry
-from agent.context import render, visible_events
+from agent.context import _environment, render, visible_events, warm
+from agent.llm import LLM
+from agent.worker import Worker
 from model.events import (
     AgentStep,
     Answered,
@@ -23,6 +27,7 @@ from model.events import (
     ToolResult,
     UserMessage,
 )
+from store.threads import ThreadStore
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -148,3 +153,42 @@ def test_a_system_block_that_reads_only_the_agent_is_the_same_for_every_thread(
     first, later = render(agent, THREAD[:1]), render(agent, THREAD)
     assert first.messages[0] == later.messages[0]
     assert first.tokens < later.tokens  # counted when read, the thread included
+
+
+def test_warm_compiles_the_templates_a_prompt_imports_before_any_thread(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A worker's start-up (``Worker.warm``) does the first render's compiling, of every
+    prompt version of the agent, so no thread's first message waits for it."""
+    (tmp_path / "deploybot").mkdir()
+    (tmp_path / "deploybot" / "part.j2").write_text("{% macro n(e) %}{{ e.type }}{% endmacro %}")
+    source = (
+        "{% block system %}s{% endblock %}{% block thread %}{% import 'deploybot/part.j2' as"
+        " part %}{% for e in events %}{{ part.n(e) }}{% endfor %}{% endblock %}"
+    )
+    for version in ("a", "b"):
+        (tmp_path / "deploybot" / f"{version}.j2").write_text(source)
+    agent = replace(
+        registry.agents["deploybot"],
+        prompt="deploybot/a",
+        prompt_weights={"deploybot/a": 1, "deploybot/b": 1},
+    )
+    warm(agent, root=tmp_path)
+    loaded = {name for _, name in _environment(tmp_path).cache or {}}
+    assert {"deploybot/a.j2", "deploybot/b.j2", "deploybot/part.j2"} <= loaded
+    assert render(agent, THREAD[:1], root=tmp_path).messages[1]["content"] == "user_message"
+
+
+def test_a_worker_that_cannot_warm_an_agent_starts_anyway(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What fails to render at start-up fails the agent's first run as it always did; the
+    worker is not kept from starting by it."""
+    agent = replace(registry.agents["deploybot"], prompt="deploybot/missing")
+    worker = Worker(
+        ThreadStore(aioredis.Redis()),  # nothing is sent: warm renders only
+        Registry({"deploybot": agent}, "deploybot"),
+        cast(LLM, None),
+    )
+    worker.warm()
+    assert "could not render agent deploybot's context at start-up" in caplog.text
